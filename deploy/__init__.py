@@ -1,0 +1,2 @@
+"""Partitioned artifacts, the SNN->ANN bridge, the hybrid-chip runtime and the energy
+profiler. Imports ``ann`` and ``neuro``; never ``hybrid``."""

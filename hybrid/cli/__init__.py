@@ -1,0 +1,22 @@
+"""The ``hybrid`` command line. Subcommands live in small modules beside this one;
+they import only click at module level, heavy imports happen inside commands, so
+``hybrid --help`` is instant."""
+from __future__ import annotations
+
+import logging
+
+import click
+
+from hybrid.cli.doctor import demo, doctor
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Hybrid SNN/ANN action recognition on compressed video, for simulated Loihi 2."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(doctor)
+main.add_command(demo)
