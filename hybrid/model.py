@@ -1,0 +1,110 @@
+"""The composed hybrid model: two STMs (spiking partition, ``neuro``) turn the MV and
+residual P-frame sequences into membrane-potential maps, which go with the I-frames
+into the dense partition (``ann``).
+
+    iframe   (B, S, 3, H, W)      ------------------------------------------> DenseModel -> logits
+    mv       (B, S, T, 2, H, W) -> STM_mv  -> v (B, S, C, h, w) -----------/
+    residual (B, S, T, 3, H, W) -> STM_res -> v (B, S, C, h, w) ----------/
+
+One :class:`HybridConfig` names everything; ``forward_features`` of the STMs is the
+partition boundary that ``deploy`` cuts at.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ann.config import VARIANTS, DenseConfig
+from ann.model import DenseModel
+from neuro.stm import STM, STMConfig
+
+MODALITIES = ("i", "mv", "r")
+
+
+@dataclass
+class HybridConfig:
+    variant: str = "tiny"            # dense-partition variant, a key of ann.config.VARIANTS
+    num_classes: int = 8             # classifier outputs
+    segments: int = 3                # TSN segments per clip (one GOP each)
+    timesteps: int = 11              # P-frames per GOP = STM timesteps
+    size: tuple[int, int] = (56, 56)  # (H, W) of the I-frame, MV and residual crops
+    quant: str = "float"             # STM quantisation mode: "float" (fast) or "qat" (Loihi fixed point)
+    modalities: tuple[str, ...] = MODALITIES  # any non-empty subset of ("i", "mv", "r")
+    stm: dict = field(default_factory=dict)    # STMConfig overrides shared by both STMs
+    dense: dict = field(default_factory=dict)  # DenseConfig overrides (ablation switches)
+
+    def __post_init__(self):
+        self.size = tuple(self.size)
+        self.modalities = tuple(self.modalities)
+        assert self.variant in VARIANTS, f"variant {self.variant!r} not in {sorted(VARIANTS)}"
+        assert self.modalities and set(self.modalities) <= set(MODALITIES), (
+            f"modalities {self.modalities} must be a non-empty subset of {MODALITIES}")
+        assert self.segments >= 1 and self.timesteps >= 1, "segments and timesteps must be >= 1"
+
+    def stm_config(self, in_channels: int) -> STMConfig:
+        return STMConfig(in_channels=in_channels, quant=self.quant, **self.stm)
+
+    def dense_config(self) -> DenseConfig:
+        """The variant, sized for this config's inputs and its STMs' output maps."""
+        stm = STM(self.stm_config(2))  # cheap: sizes only
+        return dataclasses.replace(
+            VARIANTS[self.variant], num_classes=self.num_classes, segments=self.segments,
+            image_size=self.size, stm_size=stm.out_size(*self.size),
+            stm_channels=stm.cfg.widths[-1], modalities=self.modalities, **self.dense)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HybridConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        assert not unknown, f"unknown HybridConfig fields {sorted(unknown)}"
+        return cls(**d)
+
+
+class _NoSTM(nn.Module):
+    """Stands in for the STM of a modality the config leaves out."""
+
+    def forward(self, x):
+        return None, []
+
+
+class _STMBranch(nn.Module):
+    """Runs an STM over (B, S, T, C, H, W) and returns (B, S, C', h, w) + spike counts."""
+
+    def __init__(self, cfg: STMConfig):
+        super().__init__()
+        self.stm = STM(cfg)
+
+    def forward(self, x):
+        B, S, T, C, H, W = x.shape
+        x = x.reshape(B * S, T, C, H, W).permute(0, 2, 3, 4, 1)  # (B*S, C, H, W, T)
+        out = self.stm(x)
+        v = out.v
+        return v.reshape(B, S, *v.shape[1:]), out.spikes
+
+
+class HybridModel(nn.Module):
+    def __init__(self, cfg: HybridConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.stm_mv = _STMBranch(cfg.stm_config(2)) if "mv" in cfg.modalities else _NoSTM()
+        self.stm_res = _STMBranch(cfg.stm_config(3)) if "r" in cfg.modalities else _NoSTM()
+        self.dense = DenseModel(cfg.dense_config())
+
+    def forward_spiking(self, mv, residual):
+        """The spiking partition: membrane-potential maps and per-layer spike counts."""
+        v_mv, spikes_mv = self.stm_mv(mv)
+        v_res, spikes_res = self.stm_res(residual)
+        return v_mv, v_res, {"mv": spikes_mv, "r": spikes_res}
+
+    def forward(self, iframe, mv, residual):
+        """iframe (B, S, 3, H, W), mv (B, S, T, 2, H, W), residual (B, S, T, 3, H, W)
+        -> logits (B, num_classes). Left-out modalities may be None."""
+        v_mv, v_res, _ = self.forward_spiking(mv, residual)
+        iframe = iframe if "i" in self.cfg.modalities else None
+        return self.dense(iframe, v_mv, v_res)

@@ -1,0 +1,264 @@
+"""Training of the composed hybrid model: TSN-style segments, Adam with weight decay, a
+warm-up + cosine learning-rate schedule, atomic per-epoch checkpoints, ``--resume``,
+a metrics CSV and plot, and DistributedDataParallel when started by ``torchrun``.
+
+Under ``torchrun`` every rank runs :func:`train`; rank 0 alone writes files. The backend
+is nccl on GPUs and gloo on CPUs.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from hybrid import checkpoint
+from hybrid.model import HybridConfig, HybridModel
+
+log = logging.getLogger(__name__)
+CKPT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.csv"
+METRIC_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30             # total epochs (a resumed run continues up to this)
+    batch_size: int = 8          # clips per step and per process
+    lr: float = 1e-3             # peak learning rate (Adam)
+    weight_decay: float = 1e-4   # AdamW-style decoupled weight decay
+    warmup_epochs: int = 1       # linear warm-up before the cosine decay
+    grad_clip: float = 5.0       # max global grad norm (0 = off)
+    workers: int = 0             # DataLoader worker processes per training process
+    seed: int = 0                # seeds python, numpy, torch and the samplers
+    fold: int = 1                # split file number (trainlist0N / testlist0N)
+
+
+class Dist:
+    """What this process knows of the torchrun world (a single process when not under it)."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.enabled = self.world > 1
+        if torch.cuda.is_available():
+            self.device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, *values: float) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        if self.enabled:
+            dist.all_reduce(t)
+        return t.tolist()
+
+    def barrier(self):
+        if self.enabled:
+            dist.barrier()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_factor(epoch: int, cfg: TrainConfig) -> float:
+    """Multiplier of the peak lr at ``epoch``: linear warm-up, then half a cosine."""
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    span = max(1, cfg.epochs - cfg.warmup_epochs)
+    return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig):
+    """Adam with decoupled weight decay on weights only (not on biases, norms, neuron
+    thresholds and leaks, which have their own valid ranges)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, cfg))
+    return opt, sched
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def run_epoch(model, loader, device, optimizer=None, grad_clip: float = 0.0,
+              progress: Callable = contextlib.nullcontext, label: str = "") -> tuple[float, int, int]:
+    """One pass; trains when ``optimizer`` is given. Returns (summed loss, correct, count)."""
+    train = optimizer is not None
+    model.train(train)
+    loss_sum, correct, count = 0.0, 0, 0
+    with torch.set_grad_enabled(train), progress(loader, label) as bar:
+        for batch in bar:
+            b = _to(batch, device)
+            logits = model(b["iframe"], b["mv"], b["residual"])  # (B, K)
+            loss = nn.functional.cross_entropy(logits, b["label"])
+            if train:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                optimizer.step()
+            n = b["label"].numel()
+            loss_sum += loss.item() * n
+            correct += int((logits.argmax(1) == b["label"]).sum())
+            count += n
+    return loss_sum, correct, count
+
+
+def _progress_none(it, label):
+    return contextlib.nullcontext(it)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def plot_metrics(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [int(r["epoch"]) for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a.plot(ep, [float(r["train_loss"]) for r in rows], label="train")
+    a.plot(ep, [float(r["val_loss"]) for r in rows], label="held-out")
+    a.set(xlabel="epoch", ylabel="loss", title="loss")
+    b.plot(ep, [float(r["train_acc"]) for r in rows], label="train")
+    b.plot(ep, [float(r["val_acc"]) for r in rows], label="held-out")
+    b.set(xlabel="epoch", ylabel="top-1", title="accuracy", ylim=(0, 1))
+    for ax in (a, b):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridConfig,
+          cfg: TrainConfig, resume: bool = False, progress: Callable = _progress_none,
+          echo: Callable[[str], None] = log.info, on_epoch_end: Callable | None = None) -> dict:
+    """Train ``HybridModel(model_cfg)`` on ``datasets = (train_ds, val_ds)``.
+
+    Writes ``run_dir/checkpoint.pt`` (atomically, every epoch), ``metrics.csv`` and, at the
+    end, ``metrics.png``. With ``resume`` the run continues from its checkpoint (its
+    model config wins over ``model_cfg``; ``cfg.epochs`` may extend the run). Returns the
+    last epoch's metrics. ``on_epoch_end(epoch)`` is called after each saved epoch.
+    """
+    run_dir = Path(run_dir)
+    ctx = Dist()
+    ckpt_path = run_dir / CKPT_NAME
+    state = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise checkpoint.CheckpointError(f"{ckpt_path}: --resume given but there is no "
+                                             "checkpoint in this run folder")
+        state = checkpoint.load(ckpt_path)
+        model_cfg = HybridConfig.from_dict(state["model_config"])
+        if state["classes"] != list(classes):
+            raise checkpoint.CheckpointError(
+                f"{ckpt_path}: checkpoint classes {state['classes'][:5]}... differ from the "
+                f"dataset's {list(classes)[:5]}...")
+    elif ckpt_path.is_file():
+        raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue that run, or "
+                              "choose another output folder")
+    assert model_cfg.num_classes == len(classes), (
+        f"model has {model_cfg.num_classes} outputs but the dataset {len(classes)} classes")
+
+    seed_everything(cfg.seed)
+    model = HybridModel(model_cfg).to(ctx.device)
+    optimizer, scheduler = make_optimizer(model, cfg)
+    start = 0
+    rows = read_metrics(run_dir / METRICS_NAME) if ctx.main else []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start = int(state["epoch"])
+        rows = [r for r in rows if int(r["epoch"]) <= start]  # drop rows of unsaved epochs
+        echo(f"resuming {run_dir} after epoch {start}")
+    net = nn.parallel.DistributedDataParallel(model) if ctx.enabled else model
+
+    train_ds, val_ds = datasets
+    sampler = DistributedSampler(train_ds, ctx.world, ctx.rank, shuffle=True, seed=cfg.seed)
+    val_sampler = DistributedSampler(val_ds, ctx.world, ctx.rank, shuffle=False)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                        drop_last=len(train_ds) >= cfg.batch_size * ctx.world, generator=gen,
+                        persistent_workers=cfg.workers > 0)
+    val_loader = DataLoader(val_ds, cfg.batch_size, sampler=val_sampler,
+                            num_workers=cfg.workers)
+    if ctx.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    last = {}
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)
+        # every epoch draws fresh segments and augmentations, reproducibly
+        seed_everything(cfg.seed * 1000 + epoch * 10 + ctx.rank)
+        lr = optimizer.param_groups[0]["lr"]
+        tl, tc, tn = run_epoch(net, loader, ctx.device, optimizer, cfg.grad_clip, progress,
+                               f"epoch {epoch + 1}/{cfg.epochs}")
+        vl, vc, vn = run_epoch(net, val_loader, ctx.device, progress=progress,
+                               label="held-out")
+        tl, tc, tn, vl, vc, vn = ctx.all_sum(tl, tc, tn, vl, vc, vn)
+        scheduler.step()
+        last = {"epoch": epoch + 1, "lr": lr, "train_loss": tl / max(tn, 1),
+                "train_acc": tc / max(tn, 1), "val_loss": vl / max(vn, 1),
+                "val_acc": vc / max(vn, 1), "seconds": time.perf_counter() - t0}
+        if ctx.main:
+            checkpoint.save(ckpt_path, model_config=model_cfg.to_dict(),
+                            train_config=dataclasses.asdict(cfg), classes=list(classes),
+                            epoch=epoch + 1, model=model.state_dict(),
+                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                            metrics=last)
+            rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()})
+            write_metrics(run_dir / METRICS_NAME, rows)
+            echo(f"epoch {epoch + 1}/{cfg.epochs}: loss {last['train_loss']:.3f} "
+                 f"acc {last['train_acc']:.3f} | held-out loss {last['val_loss']:.3f} "
+                 f"acc {last['val_acc']:.3f} | {last['seconds']:.1f}s")
+        ctx.barrier()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1)
+    if ctx.main and rows:
+        plot_metrics(rows, run_dir / "metrics.png")
+    return last
