@@ -1,0 +1,37 @@
+"""Local spatial encoder: one learnable conv cutting a map into a grid x grid of patches.
+
+Any input size works: the map is zero-padded (bottom/right) up to the next multiple of
+`grid` per side, then a conv with kernel = stride = padded size / grid cuts it into
+exactly grid x grid non-overlapping patches covering every pixel. Sizes are fixed at
+construction (kernel and padding are computed from them), so nothing is inferred at the
+first call. At 224x224 with grid 4 this is the plain 56x56-patch embedding, no padding.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def patch_geometry(size: int, grid: int) -> tuple[int, int]:
+    """(kernel = stride, zero padding) cutting `size` pixels into `grid` patches."""
+    k = math.ceil(size / grid)
+    return k, k * grid - size
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, in_chans: int, size: tuple[int, int], grid: int, dim: int):
+        super().__init__()
+        (kh, ph), (kw, pw) = patch_geometry(size[0], grid), patch_geometry(size[1], grid)
+        self.size, self.grid = tuple(size), grid
+        self.pad = (0, pw, 0, ph)  # F.pad order: left, right, top, bottom
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=(kh, kw), stride=(kh, kw))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert tuple(x.shape[-2:]) == self.size, (
+            f"patch embedding built for maps of {self.size}, got {tuple(x.shape[-2:])}"
+        )
+        x = F.pad(x, self.pad)  # (B, C, grid*kh, grid*kw)
+        return self.proj(x)  # (B, D, grid, grid): the initial feature maps
