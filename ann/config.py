@@ -12,6 +12,11 @@ ENCODERS = ("unified", "separate", "cross")
 POOLINGS = ("gap", "cls")
 
 
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(f"DenseConfig: {message}")
+
+
 @dataclass(frozen=True)
 class DenseConfig:
     num_classes: int = 101  # classifier outputs (UCF-101)
@@ -35,31 +40,28 @@ class DenseConfig:
 
     def __post_init__(self):
         mods = tuple(self.modalities)
-        assert mods, "modalities must be a non-empty subset of ('i', 'mv', 'r')"
-        assert set(mods) <= set(MODALITIES), f"unknown modalities {set(mods) - set(MODALITIES)}"
-        assert len(set(mods)) == len(mods), f"duplicate modalities in {mods}"
+        _require(bool(mods), "modalities must be a non-empty subset of ('i', 'mv', 'r')")
+        _require(set(mods) <= set(MODALITIES),
+                 f"unknown modalities {sorted(set(mods) - set(MODALITIES))}")
+        _require(len(set(mods)) == len(mods), f"duplicate modalities in {mods}")
         # canonical order, so ('r', 'i') and ('i', 'r') build the same model
         object.__setattr__(self, "modalities", tuple(m for m in MODALITIES if m in mods))
         object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
         object.__setattr__(self, "stm_size", tuple(int(v) for v in self.stm_size))
-        assert self.encoder in ENCODERS, f"encoder {self.encoder!r} not in {ENCODERS}"
-        assert self.pooling in POOLINGS, f"pooling {self.pooling!r} not in {POOLINGS}"
-        assert self.encoder != "cross" or len(self.modalities) >= 2, (
-            "encoder='cross' attends between modalities: it needs at least two, "
-            f"got {self.modalities}"
-        )
-        assert self.width % self.heads == 0, (
-            f"width {self.width} is not divisible by heads {self.heads}"
-        )
+        _require(self.encoder in ENCODERS, f"encoder {self.encoder!r} not in {ENCODERS}")
+        _require(self.pooling in POOLINGS, f"pooling {self.pooling!r} not in {POOLINGS}")
+        _require(self.encoder != "cross" or len(self.modalities) >= 2,
+                 "encoder='cross' attends between modalities: it needs at least two, "
+                 f"got {self.modalities}")
         for name in ("num_classes", "segments", "stm_channels", "grid", "width", "depth",
                      "heads", "filters", "rrdb_growth"):
-            assert getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}"
-        assert len(self.image_size) == 2 and min(self.image_size) >= 1, (
-            f"image_size must be (H, W) >= 1, got {self.image_size}"
-        )
-        assert len(self.stm_size) == 2 and min(self.stm_size) >= 1, (
-            f"stm_size must be (h, w) >= 1, got {self.stm_size}"
-        )
+            _require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _require(self.width % self.heads == 0,
+                 f"width {self.width} is not divisible by heads {self.heads}")
+        _require(self.mlp_ratio > 0, f"mlp_ratio must be > 0, got {self.mlp_ratio}")
+        for name in ("image_size", "stm_size"):
+            v = getattr(self, name)
+            _require(len(v) == 2 and min(v) >= 1, f"{name} must be two sizes >= 1, got {v}")
 
     @property
     def tokens(self) -> int:

@@ -1,8 +1,10 @@
 """Local spatial encoder: one learnable conv cutting a map into a grid x grid of patches.
 
-Any input size works: the map is zero-padded (bottom/right) up to the next multiple of
-`grid` per side, then a conv with kernel = stride = padded size / grid cuts it into
-exactly grid x grid non-overlapping patches covering every pixel. Sizes are fixed at
+Any input size works: the map is zero-padded (split evenly between both ends) up to the
+next multiple of `grid` per side, then a conv with kernel = stride = padded size / grid
+cuts it into exactly grid x grid non-overlapping patches covering every pixel (the
+padding is at most grid - 1 pixels per side; with grid 4 every patch holds real pixels
+once a side has >= 6 pixels or exactly 4). Sizes are fixed at
 construction (kernel and padding are computed from them), so nothing is inferred at the
 first call. At 224x224 with grid 4 this is the plain 56x56-patch embedding, no padding.
 """
@@ -26,7 +28,7 @@ class PatchEmbed(nn.Module):
         super().__init__()
         (kh, ph), (kw, pw) = patch_geometry(size[0], grid), patch_geometry(size[1], grid)
         self.size, self.grid = tuple(size), grid
-        self.pad = (0, pw, 0, ph)  # F.pad order: left, right, top, bottom
+        self.pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)  # left, right, top, bottom
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=(kh, kw), stride=(kh, kw))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
