@@ -38,7 +38,7 @@ class DenseModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         D, F, M, S, N = cfg.width, cfg.filters, len(cfg.modalities), cfg.segments, cfg.tokens
-        # local spatial encoders: one learnable conv per modality -> (B*S, D, g, g)
+        # local spatial encoders: one learnable conv per modality -> (B*S, N, D)
         self.embed = nn.ModuleDict(
             {m: PatchEmbed(cfg.in_shape(m)[0], cfg.in_shape(m)[1:], cfg.grid, D)
              for m in cfg.modalities}
@@ -78,11 +78,10 @@ class DenseModel(nn.Module):
         cfg, g = self.cfg, self.cfg.grid
         xs = {m: self._check(m, inputs[m]) for m in cfg.modalities}
         B, S = next(iter(xs.values())).shape[:2]
-        initial = {m: self.embed[m](x.flatten(0, 1)) for m, x in xs.items()}  # (B*S, D, g, g)
-        tok = torch.stack(
-            [f.flatten(2).transpose(1, 2).reshape(B, S, g * g, -1) for f in initial.values()],
-            dim=1,
-        )  # (B, M, S, N, D)
+        emb = {m: self.embed[m](x.flatten(0, 1)) for m, x in xs.items()}  # (B*S, N, D)
+        # the initial feature maps, for the mixer's skip: (B*S, D, g, g)
+        initial = {m: t.transpose(1, 2).reshape(B * S, -1, g, g) for m, t in emb.items()}
+        tok = torch.stack([t.reshape(B, S, g * g, -1) for t in emb.values()], 1)  # (B,M,S,N,D)
         tok = tok + self.pos_space + self.pos_time + self.pos_modality
         M, D = tok.shape[1], tok.shape[-1]
         tok = self.encoder(tok.reshape(B, M, S * g * g, D))  # (B, M, S*N, D)

@@ -100,12 +100,15 @@ def test_patch_embed_cuts_non_overlapping_patches_of_real_pixels(hw):
     embed = PatchEmbed(2, hw, 4, 8)
     x = torch.randn(1, 2, H, W)
     base = embed(x)
-    assert base.shape == (1, 8, 4, 4)
+    assert base.shape == (1, 16, 8)
+    conv = torch.nn.functional.conv2d(torch.nn.functional.pad(x, embed.pad),
+                                      embed.proj.weight, embed.proj.bias, stride=embed.kernel)
+    torch.testing.assert_close(base, conv.flatten(2).transpose(1, 2))  # the conv it stands for
     reached = torch.zeros(4, 4, dtype=torch.long)
     for r, c in itertools.product(range(H), range(W)):
         y = x.clone()
         y[0, :, r, c] += 1.0
-        changed = (embed(y) - base).abs().sum(1)[0] > 1e-6  # (4, 4)
+        changed = ((embed(y) - base).abs().sum(-1) > 1e-6).reshape(4, 4)
         assert changed.sum() == 1, f"pixel ({r}, {c}) changed {int(changed.sum())} patches"
         reached += changed
     assert (reached > 0).all(), f"patches holding only padding: {reached.tolist()}"
