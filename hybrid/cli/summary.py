@@ -1,0 +1,109 @@
+"""``hybrid summary``: parameters and MACs per component of a variant, like torchinfo."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _parse_size(value: str | None, option: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    try:
+        hw = tuple(int(p) for p in parts)
+    except ValueError:
+        hw = ()
+    if len(hw) == 1:
+        hw = hw * 2
+    if len(hw) != 2 or min(hw) < 1:
+        raise click.BadParameter(f"expected HxW with positive integers (e.g. 224x224), got "
+                                 f"{value!r}", param_hint=option)
+    return hw
+
+
+def _fmt(n: int) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return str(n)
+
+
+def render_table(title: str, rep: dict) -> str:
+    """A torchinfo-like table of ``ann.counting.totals`` output (any extra rows too)."""
+    rows = [(c["name"], c["params"], c["macs"], c.get("acs", 0)) for c in rep["components"]]
+    show_acs = any(r[3] for r in rows)
+    head = ["Component", "Params", "MACs"] + (["ACs"] if show_acs else [])
+    cells = [[n, f"{p:,}", f"{m:,}"] + ([f"{a:,}"] if show_acs else []) for n, p, m, a in rows]
+    total = ["Total", f"{rep['params']:,}", f"{rep['macs']:,}"]
+    total += [f"{rep['acs']:,}"] if show_acs else []
+    widths = [max(len(r[i]) for r in [head, total, *cells]) for i in range(len(head))]
+    line = "=" * (sum(widths) + 3 * (len(widths) - 1))
+
+    def fmt(r):
+        return "   ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                          for i, (c, w) in enumerate(zip(r, widths)))
+
+    out = [title, line, fmt(head), line, *map(fmt, cells), line, fmt(total), line,
+           f"Total params: {_fmt(rep['params'])}",
+           f"Total mult-adds per video: {_fmt(rep['macs'])}"]
+    if show_acs:
+        out.append(f"Total accumulates per video: {_fmt(rep['acs'])}")
+    return "\n".join(out)
+
+
+@click.command()
+@click.option("--variant", default="base", show_default=True,
+              help="Dense-partition variant: tiny, base or large.")
+@click.option("--size", metavar="HxW", help="I-frame input size [default: the variant's].")
+@click.option("--stm-size", metavar="hxw",
+              help="STM map size [default: the variant's, scaled with --size].")
+@click.option("--stm-channels", type=click.IntRange(min=1),
+              help="STM output channels C [default: the variant's].")
+@click.option("--segments", type=click.IntRange(min=1),
+              help="Segments S per video [default: the variant's].")
+@click.option("--classes", type=click.IntRange(min=1), help="Classifier outputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def summary(variant, size, stm_size, stm_channels, segments, classes, as_json) -> None:
+    """Parameters and MACs per component of the dense partition, per video.
+
+    MACs are counted analytically (ann/counting.py; cross-checked against torch's
+    FlopCounterMode in the tests) for one video of S segments.
+    """
+    import dataclasses
+
+    from ann.config import VARIANTS
+    from ann.counting import count, totals
+
+    if variant not in VARIANTS:
+        raise click.BadParameter(f"unknown variant {variant!r}; choose from "
+                                 f"{', '.join(VARIANTS)}", param_hint="--variant")
+    cfg = VARIANTS[variant]
+    changes = {}
+    hw = _parse_size(size, "--size")
+    if hw is not None:
+        changes["image_size"] = hw
+        (H0, W0), (h0, w0) = cfg.image_size, cfg.stm_size
+        changes["stm_size"] = (max(1, round(hw[0] * h0 / H0)), max(1, round(hw[1] * w0 / W0)))
+    if stm_size is not None:
+        changes["stm_size"] = _parse_size(stm_size, "--stm-size")
+    for key, value in (("stm_channels", stm_channels), ("segments", segments),
+                       ("num_classes", classes)):
+        if value is not None:
+            changes[key] = value
+    try:
+        cfg = dataclasses.replace(cfg, **changes)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    rep = {"variant": variant, "config": dataclasses.asdict(cfg), **totals(count(cfg))}
+    if as_json:
+        click.echo(json.dumps(rep, indent=2))
+        return
+    H, W = cfg.image_size
+    h, w = cfg.stm_size
+    click.echo(render_table(
+        f"DenseModel '{variant}': I-frame {H}x{W}, STM {cfg.stm_channels}x{h}x{w}, "
+        f"{cfg.segments} segments, width {cfg.width}, depth {cfg.depth}, heads {cfg.heads}, "
+        f"filters {cfg.filters}, encoder {cfg.encoder}, modalities {'+'.join(cfg.modalities)}",
+        rep,
+    ))

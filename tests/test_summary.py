@@ -1,0 +1,51 @@
+"""`hybrid summary`: the table, the JSON, and its agreement with the model."""
+import dataclasses
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ann.config import VARIANTS
+from ann.model import DenseModel
+from hybrid.cli import main
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_summary_json_totals_match_the_model(variant):
+    res = CliRunner().invoke(main, ["summary", "--variant", variant, "--size", "57x45",
+                                    "--segments", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output)
+    assert isinstance(rep["params"], int) and isinstance(rep["macs"], int)
+    assert rep["params"] == sum(c["params"] for c in rep["components"])
+    assert rep["macs"] == sum(c["macs"] for c in rep["components"])
+    assert {"name", "params", "macs"} <= set(rep["components"][0])
+    cfg = VARIANTS[variant]
+    assert rep["config"]["image_size"] == [57, 45] and rep["config"]["segments"] == 2
+    # the STM size follows --size at the variant's ratio
+    assert rep["config"]["stm_size"] == [round(57 * cfg.stm_size[0] / cfg.image_size[0]),
+                                         round(45 * cfg.stm_size[1] / cfg.image_size[1])]
+    with torch.device("meta"):
+        model = DenseModel(dataclasses.replace(
+            cfg, image_size=(57, 45), stm_size=tuple(rep["config"]["stm_size"]), segments=2))
+    assert rep["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_summary_table_lists_components():
+    res = CliRunner().invoke(main, ["summary", "--variant", "tiny"])
+    assert res.exit_code == 0, res.output
+    for name in ("embed.i", "embed.mv", "embed.r", "encoder.unified", "mixer", "rrdb", "head",
+                 "Total"):
+        assert name in res.output
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--variant", "huge"], "unknown variant"),
+    (["--size", "12x"], "HxW"),
+    (["--stm-size", "0x4"], "HxW"),
+    (["--segments", "0"], "segments"),
+])
+def test_summary_bad_input_is_a_clear_error(args, msg):
+    res = CliRunner().invoke(main, ["summary", *args])
+    assert res.exit_code == 2 and msg in res.output, res.output
