@@ -57,6 +57,7 @@ class STMOutput:
     v: torch.Tensor  # (B, C_out, H', W') last layer's membrane potential after the last step
     v_seq: torch.Tensor | None  # (B, C_out, H', W', T) at every step, if requested
     spikes: list[torch.Tensor]  # per layer: (B, T) spike counts per timestep
+    spike_maps: list[torch.Tensor] | None = None  # per layer (B, C, H, W, T), if requested
 
 
 class Block(nn.Module):
@@ -115,7 +116,8 @@ class STM(nn.Module):
     def in_scale(self) -> float:
         return float(2 ** self.cfg.input_frac_bits)
 
-    def forward(self, x: torch.Tensor, return_v_seq: bool = False) -> STMOutput:
+    def forward(self, x: torch.Tensor, return_v_seq: bool = False,
+                return_spike_maps: bool = False) -> STMOutput:
         assert x.ndim == 5 and x.shape[1] == self.cfg.in_channels, (
             f"STM expects (B, {self.cfg.in_channels}, H, W, T), got {tuple(x.shape)}")
         if self.cfg.quant == "float":
@@ -123,11 +125,13 @@ class STM(nn.Module):
         else:
             h = quant.quantize_input(x.double(), self.cfg.input_frac_bits, self.cfg.input_bits)
             scale = self.in_scale
-        counts = []
+        counts, maps = [], []
         for blk in self.blocks:
             h, v, v_scale = blk(h, scale)  # h: spikes (B, C, H', W', T)
             counts.append(h.detach().sum(dim=(1, 2, 3)))  # (B, T)
+            maps.append(h.detach())
             scale = 1.0  # spikes are unit messages
         if v_scale is not None:
             v = (v / v_scale).float()
-        return STMOutput(v=v[..., -1], v_seq=v if return_v_seq else None, spikes=counts)
+        return STMOutput(v=v[..., -1], v_seq=v if return_v_seq else None, spikes=counts,
+                         spike_maps=maps if return_spike_maps else None)
