@@ -8,6 +8,7 @@ import logging
 import click
 
 from hybrid.cli.doctor import demo, doctor
+from hybrid.cli.stm import stm
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +21,4 @@ def main(verbose: int) -> None:
 
 main.add_command(doctor)
 main.add_command(demo)
+main.add_command(stm)
