@@ -32,6 +32,7 @@ from neuro.export import export_stm, read_network
 from neuro.runner import LavaRunner, _lava_conv_weight
 from neuro.stm import STM, STMConfig
 from neuro.verify import random_mv
+
 from lava.proc.conv import utils as conv_utils
 
 

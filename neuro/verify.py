@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +24,14 @@ def random_mv(n: int, channels: int, h: int, w: int, steps: int, seed: int,
 
 
 def verify(stm: STM, x: np.ndarray, path: str | os.PathLike | None = None,
-           batches: int = 2) -> dict:
+           batches: int = 2, progress: Callable[[int], None] | None = None) -> dict:
     """Export ``stm``, run ``x`` (N, C, H, W, T) through the quantised torch model and
     through Lava (one compiled network, ``batches`` run calls), and compare.
 
     ``exact`` is True only if every layer's spikes agree at every neuron and step and
     the last layer's voltages agree at every step (Lava steps aligned as documented in
-    :mod:`neuro.runner`)."""
+    :mod:`neuro.runner`). ``progress(n)`` is called after each run call with the
+    number of sequences it ran."""
     n, _, h, w, steps = x.shape
     mode = stm.cfg.quant
     stm.set_quant("qat")
@@ -46,7 +48,12 @@ def verify(stm: STM, x: np.ndarray, path: str | os.PathLike | None = None,
         v_scale = read_network(path).layers[-1].v_scale
         with LavaRunner(path, steps=steps, record=True) as runner:
             t0 = time.perf_counter()
-            parts = [runner.run(c) for c in np.array_split(x, batches) if len(c)]
+            parts = []
+            for chunk in np.array_split(x, batches):
+                if len(chunk):
+                    parts.append(runner.run(chunk))
+                    if progress is not None:
+                        progress(len(chunk))
             lava_s = time.perf_counter() - t0
             compile_s = runner.compile_s
     layers, exact = [], True

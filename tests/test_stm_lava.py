@@ -123,3 +123,27 @@ def test_cli_stm_verify_checkpoint_and_bad_input(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     res = CliRunner().invoke(main, ["stm", "verify", "--checkpoint", str(bad)])
     assert res.exit_code == 1 and "bad.pt" in res.output
+
+
+def test_cli_stm_verify_extract_input(tmp_path):
+    """--input reads a `hybrid extract` file: per GOP 'mv' (G, 11, H, W, 2) pixels."""
+    import h5py
+
+    from hybrid.cli import main
+
+    rng = np.random.default_rng(0)
+    mv = (rng.normal(0, 3, (3, 11, 8, 8, 2)) * (rng.random((3, 11, 8, 8, 1)) < 0.4))
+    path = tmp_path / "clip.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"format": "hybrid-compressed-video", "version": 1})
+        f["mv"] = mv.astype(np.float32)
+        f["residual"] = np.zeros((3, 11, 8, 8, 3), np.int16)
+    res = CliRunner().invoke(main, ["stm", "verify", "--input", str(path), "--steps", "4",
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output)
+    assert rep["exact"] and rep["sequences"] == 3 and rep["input_shape"] == [2, 8, 8, 4]
+    with h5py.File(path, "a") as f:
+        f.attrs["version"] = 7
+    res = CliRunner().invoke(main, ["stm", "verify", "--input", str(path), "--steps", "4"])
+    assert res.exit_code == 1 and "clip.h5" in res.output and "version 7" in res.output
