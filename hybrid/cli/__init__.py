@@ -9,6 +9,7 @@ import click
 
 from hybrid.cli.doctor import demo, doctor
 from hybrid.cli.summary import summary
+from hybrid.cli.stm import stm
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,3 +23,4 @@ def main(verbose: int) -> None:
 main.add_command(doctor)
 main.add_command(demo)
 main.add_command(summary)
+main.add_command(stm)

@@ -1,0 +1,126 @@
+"""``hybrid stm verify``: the quantised torch STM against Lava's fixed-point simulation."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _size(ctx, param, value: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected HxW such as 56x56, got {value!r}") from None
+    if h < 1 or w < 1:
+        raise click.BadParameter(f"sizes must be positive, got {value!r}")
+    return h, w
+
+
+def _read_extract(path: str, channels: int, steps: int, sequences: int):
+    """(N, C, H, W, T) float32 from a `hybrid extract` file: per GOP, 'mv'
+    (G, 11, H, W, 2) or 'residual' (G, 11, H, W, 3); format 'hybrid-compressed-video' v1."""
+    import h5py
+    import numpy as np
+
+    key = "mv" if channels == 2 else "residual"
+    try:
+        with h5py.File(path, "r") as f:
+            fmt, ver = f.attrs.get("format"), f.attrs.get("version")
+            if fmt != "hybrid-compressed-video" or ver != 1:
+                raise click.ClickException(
+                    f"{path}: format {fmt!r} version {ver}, expected a "
+                    "'hybrid-compressed-video' version 1 file from `hybrid extract`")
+            if key not in f:
+                raise click.ClickException(f"{path}: no '{key}' dataset")
+            a = f[key][:sequences]
+    except OSError as e:
+        raise click.ClickException(f"{path}: not a readable HDF5 file ({e})") from e
+    if a.ndim != 5 or a.shape[-1] != channels:
+        raise click.ClickException(f"{path}: '{key}' has shape {a.shape}, expected "
+                                   f"(G, T, H, W, {channels})")
+    if steps > a.shape[1]:
+        raise click.BadParameter(f"--steps {steps} exceeds the file's {a.shape[1]} P-frames")
+    return np.ascontiguousarray(a[:, :steps].transpose(0, 4, 2, 3, 1), dtype=np.float32)
+
+
+@click.group()
+def stm() -> None:
+    """The Spiking Temporal Modulator (spiking partition)."""
+
+
+@stm.command()
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
+              help="An STM to check: an export from neuro.export (.h5) or a torch file "
+                   "holding {'config': STMConfig fields, 'state_dict': ...}. "
+                   "Default: random weights.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for the random STM and the random inputs.")
+@click.option("--size", default="16x16", show_default=True, callback=_size,
+              help="Input size HxW.")
+@click.option("--steps", type=click.IntRange(1, 1000), default=11, show_default=True,
+              help="Timesteps (P-frames) per sequence.")
+@click.option("--channels", type=click.Choice(["2", "3"]), default="2", show_default=True,
+              help="Input channels: 2 (MV) or 3 (residual).")
+@click.option("--sequences", type=click.IntRange(1, 10000), default=4, show_default=True,
+              help="Random sparse MV-like sequences streamed through one compiled network.")
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
+              help="Use the GOPs of a `hybrid extract` file (its 'mv' for 2 channels, "
+                   "'residual' for 3) instead of random inputs; --size is then the file's.")
+@click.option("--input-scale", type=float, default=1.0, show_default=True,
+              help="Multiply --input values by this before the STM (MV are in pixels).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def verify(checkpoint, seed, size, steps, channels, sequences, input_path, input_scale,
+           as_json) -> None:
+    """Run the same inputs through the quantised torch STM and Lava fixed_pt.
+
+    Exit status 0 only when spikes (every layer, neuron, step) and the output
+    membrane potentials agree exactly.
+    """
+    import torch
+
+    import neuro  # noqa: F401  (applies the lava compatibility layer first)
+    from neuro import verify as ver
+    from neuro.export import StmFileError, load_stm
+    from neuro.stm import STM, STMConfig
+
+    torch.manual_seed(seed)
+    if checkpoint is None:
+        model = STM(STMConfig(in_channels=int(channels)))
+    elif checkpoint.endswith((".h5", ".hdf5")):
+        try:
+            model = load_stm(checkpoint)
+        except StmFileError as e:
+            raise click.ClickException(str(e)) from e
+    else:
+        try:
+            ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            model = STM(STMConfig(**ck["config"]))
+            model.load_state_dict(ck["state_dict"])
+        except Exception as e:  # noqa: BLE001  any unreadable checkpoint is a user error
+            raise click.ClickException(f"{checkpoint}: not an STM checkpoint ({e})") from e
+    if model.cfg.in_channels != int(channels) and checkpoint is not None:
+        click.echo(f"note: the checkpoint's STM takes {model.cfg.in_channels} channels",
+                   err=True)
+    if input_path is not None:
+        x = _read_extract(input_path, model.cfg.in_channels, steps, sequences) * input_scale
+    else:
+        x = ver.random_mv(sequences, model.cfg.in_channels, *size, steps, seed)
+    batches = min(len(x), max(2, len(x) // 4))
+    if as_json:
+        rep = ver.verify(model, x, batches=batches)
+    else:
+        with click.progressbar(length=len(x), label="torch vs Lava fixed_pt") as bar:
+            rep = ver.verify(model, x, batches=batches, progress=bar.update)
+    if as_json:
+        click.echo(json.dumps(rep, indent=2))
+    else:
+        for layer in rep["layers"]:
+            mark = "==" if layer["spikes_equal"] else "!="
+            click.echo(f"layer {layer['layer']}: spikes torch {layer['spikes_torch']} {mark} "
+                       f"lava {layer['spikes_lava']}")
+        click.echo(f"max |v| difference: {rep['max_v_diff']:g} (float units)")
+        click.echo(f"torch {rep['torch_s']:.3f} s, Lava compile {rep['lava_compile_s']:.2f} s, "
+                   f"Lava {rep['lava_per_sequence_s']:.3f} s per sequence")
+        click.echo("EXACT" if rep["exact"] else "MISMATCH")
+    if not rep["exact"]:
+        raise SystemExit(1)

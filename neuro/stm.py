@@ -1,0 +1,137 @@
+"""The Spiking Temporal Modulator (STM): three conv-LIF blocks over the P-frame sequence.
+
+A block is a SLAYER synapse (``slayer.synapse.Conv``, NCHWT layout, one timestep per
+P-frame) followed by the project's soft-reset LIF (:mod:`neuro.neuron`). The output is
+the last layer's analog membrane potential after the last step (optionally every step)
+plus per-layer spike counts per timestep (for the energy profiler).
+
+Two numeric modes (``STMConfig.quant``):
+- ``"float"``: float32 dynamics, fastest, for training;
+- ``"qat"``: Loihi-2 fixed point emulated exactly (float64 tensors holding integers,
+  straight-through gradients): bit-exact to the Lava ``fixed_pt`` simulation of the
+  exported network, and trainable (quantisation-aware).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from neuro import quant
+from neuro.neuron import SoftLIF
+
+from lava.lib.dl import slayer
+
+
+@dataclass
+class STMConfig:
+    in_channels: int = 2  # 2 for motion vectors, 3 for residuals
+    widths: tuple[int, int, int] = (8, 16, 16)  # output channels of the three conv-LIF layers
+    kernels: tuple[int, int, int] = (3, 3, 3)  # square kernel sizes (odd; padding k // 2)
+    strides: tuple[int, int, int] = (2, 1, 1)  # spatial strides; 56x56 in -> 28x28 out
+    threshold: float = 1.0  # initial threshold of every layer (float units)
+    leak: float = 0.25  # initial voltage leak of every layer, in (0, 1); decay = 1 - leak
+    surrogate_width: float = 0.5  # width of the arctan surrogate gradient
+    weight_scale: float = 3.0  # multiplies SLAYER's default init (3: every layer spikes)
+    quant: str = "float"  # "float" (fast) or "qat" (exact Loihi-2 fixed point, STE grads)
+    input_frac_bits: int = 3  # fixed point: input x -> round(x * 2**bits) graded messages
+    input_bits: int = 8  # fixed point: signed width of the graded input messages
+
+    def __post_init__(self):
+        self.widths, self.kernels, self.strides = (
+            tuple(int(v) for v in f) for f in (self.widths, self.kernels, self.strides))
+        for name in ("widths", "kernels", "strides"):
+            val = getattr(self, name)
+            assert len(val) == 3, f"STMConfig.{name} needs 3 values (one per layer), got {val}"
+            assert all(v > 0 for v in val), f"STMConfig.{name} must be positive, got {val}"
+        assert all(k % 2 == 1 for k in self.kernels), f"kernels must be odd, got {self.kernels}"
+        assert self.in_channels in (2, 3), (
+            f"in_channels must be 2 (MV) or 3 (R), got {self.in_channels}")
+        assert self.quant in ("float", "qat"), f"quant must be 'float' or 'qat', got {self.quant!r}"
+        assert 1 < self.input_bits <= 24, f"input_bits must be in 2..24, got {self.input_bits}"
+
+
+@dataclass
+class STMOutput:
+    v: torch.Tensor  # (B, C_out, H', W') last layer's membrane potential after the last step
+    v_seq: torch.Tensor | None  # (B, C_out, H', W', T) at every step, if requested
+    spikes: list[torch.Tensor]  # per layer: (B, T) spike counts per timestep
+    spike_maps: list[torch.Tensor] | None = None  # per layer (B, C, H, W, T), if requested
+
+
+class Block(nn.Module):
+    """SLAYER conv synapse followed by the soft-reset LIF."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int, cfg: STMConfig):
+        super().__init__()
+        self.quant = cfg.quant
+        self.synapse = slayer.synapse.Conv(
+            c_in, c_out, k, stride=stride, padding=k // 2,
+            weight_scale=cfg.weight_scale, pre_hook_fx=self._weight_hook)
+        self.neuron = SoftLIF(cfg.threshold, cfg.leak, cfg.surrogate_width)
+
+    def _weight_hook(self, w: torch.Tensor) -> torch.Tensor:
+        if self.quant == "float":
+            return w
+        return quant.weight_mantissa(w, quant.weight_exponent(w)).double()
+
+    def weight_exp(self) -> int:
+        return quant.weight_exponent(self.synapse.weight)
+
+    def forward(self, x: torch.Tensor, in_scale: float):
+        """x (B, C_in, H, W, T): floats, or integer messages (qat) worth ``x / in_scale``."""
+        a = self.synapse(x)  # (B, C_out, H', W', T)
+        v_scale = None
+        if self.quant != "float":
+            v_scale = quant.voltage_scale(self.weight_exp(), in_scale)
+        s, v = self.neuron(a, v_scale)
+        return s, v, v_scale
+
+
+class STM(nn.Module):
+    """Three conv-LIF blocks. ``forward(x)``: x float32 (B, C_in, H, W, T) -> STMOutput."""
+
+    def __init__(self, cfg: STMConfig):
+        super().__init__()
+        self.cfg = cfg
+        chans = (cfg.in_channels, *cfg.widths)
+        self.blocks = nn.ModuleList(
+            Block(chans[i], chans[i + 1], cfg.kernels[i], cfg.strides[i], cfg) for i in range(3))
+
+    def set_quant(self, mode: str) -> None:
+        """Switch between ``"float"`` and ``"qat"`` (the parameters are shared)."""
+        assert mode in ("float", "qat"), f"quant must be 'float' or 'qat', got {mode!r}"
+        self.cfg.quant = mode
+        for b in self.blocks:
+            b.quant = mode
+
+    def out_size(self, h: int, w: int) -> tuple[int, int]:
+        """Output spatial size for an (h, w) input."""
+        for k, s in zip(self.cfg.kernels, self.cfg.strides):
+            h, w = (h + 2 * (k // 2) - k) // s + 1, (w + 2 * (k // 2) - k) // s + 1
+        return h, w
+
+    @property
+    def in_scale(self) -> float:
+        return float(2 ** self.cfg.input_frac_bits)
+
+    def forward(self, x: torch.Tensor, return_v_seq: bool = False,
+                return_spike_maps: bool = False) -> STMOutput:
+        assert x.ndim == 5 and x.shape[1] == self.cfg.in_channels, (
+            f"STM expects (B, {self.cfg.in_channels}, H, W, T), got {tuple(x.shape)}")
+        if self.cfg.quant == "float":
+            h, scale = x, 1.0
+        else:
+            h = quant.quantize_input(x.double(), self.cfg.input_frac_bits, self.cfg.input_bits)
+            scale = self.in_scale
+        counts, maps = [], []
+        for blk in self.blocks:
+            h, v, v_scale = blk(h, scale)  # h: spikes (B, C, H', W', T)
+            counts.append(h.detach().sum(dim=(1, 2, 3)))  # (B, T)
+            maps.append(h.detach())
+            scale = 1.0  # spikes are unit messages
+        if v_scale is not None:
+            v = (v / v_scale).float()
+        return STMOutput(v=v[..., -1], v_seq=v if return_v_seq else None, spikes=counts,
+                         spike_maps=maps if return_spike_maps else None)
