@@ -176,7 +176,8 @@ def plot_metrics(rows: list[dict], path: Path) -> None:
 
 def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridConfig,
           cfg: TrainConfig, resume: bool = False, progress: Callable = _progress_none,
-          echo: Callable[[str], None] = log.info, on_epoch_end: Callable | None = None) -> dict:
+          echo: Callable[[str], None] = log.info,
+          on_epoch_end: Callable | None = None) -> tuple[HybridModel, dict]:
     """Train ``HybridModel(model_cfg)`` on ``datasets = (train_ds, val_ds)``.
 
     Writes ``run_dir/checkpoint.pt`` (atomically, every epoch), ``metrics.csv`` and, at the
@@ -261,4 +262,4 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
             on_epoch_end(epoch + 1)
     if ctx.main and rows:
         plot_metrics(rows, run_dir / "metrics.png")
-    return last
+    return model, last

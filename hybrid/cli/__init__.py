@@ -9,6 +9,7 @@ import click
 
 from hybrid.cli.doctor import demo, doctor
 from hybrid.cli.summary import summary
+from hybrid.cli.train import evaluate, predict, train
 from hybrid.cli.stm import stm
 
 
@@ -24,3 +25,6 @@ main.add_command(doctor)
 main.add_command(demo)
 main.add_command(summary)
 main.add_command(stm)
+main.add_command(train)
+main.add_command(evaluate)
+main.add_command(predict)

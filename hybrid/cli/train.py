@@ -85,7 +85,7 @@ def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, 
     click.echo(f"{len(train_ds)} training and {len(val_ds)} held-out videos, "
                f"{len(classes)} classes", err=True)
     try:
-        last = run_train((train_ds, val_ds), classes, run_dir, mcfg, tcfg, resume=resume,
+        _, last = run_train((train_ds, val_ds), classes, run_dir, mcfg, tcfg, resume=resume,
                          progress=_progress, echo=lambda m: click.echo(m, err=True))
     except (CheckpointError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,158 @@
+"""The composed model end to end: composition, training (loss goes down, resume, DDP),
+checkpoint errors, eval and predict through the CLI. Data: a small synthetic set."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from hybrid import checkpoint
+from hybrid.cli import main
+from hybrid.data.dataset import CompressedVideoDataset
+from hybrid.data.splits import load_split
+from hybrid.model import HybridConfig, HybridModel
+from hybrid.train import TrainConfig, train
+
+SIZE = 32
+TINY_STM = {"widths": (4, 4, 4)}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    out = tmp_path_factory.mktemp("synth")
+    make_dataset(out, classes=3, per_class=4, seed=0,
+                 cfg=SynthConfig(size=(64, 48), frames=24))
+    return out
+
+
+def _datasets(data, segments=1):
+    items, classes = load_split(data, "train")
+    test_items, _ = load_split(data, "test")
+    return (CompressedVideoDataset(data, items, segments, train=True, crop=SIZE, seed=0),
+            CompressedVideoDataset(data, test_items, segments, train=False, crop=SIZE)), classes
+
+
+def _cfg(classes, **kw):
+    return HybridConfig(num_classes=len(classes), segments=1, size=(SIZE, SIZE), stm=TINY_STM,
+                        **kw)
+
+
+@pytest.mark.parametrize("mods", [("i", "mv", "r"), ("i",), ("mv", "r"), ("mv",)])
+def test_composed_model_shapes_and_grads(mods):
+    cfg = HybridConfig(num_classes=5, segments=2, size=(SIZE, SIZE), stm=TINY_STM,
+                       modalities=mods)
+    model = HybridModel(cfg)
+    B, S, T = 2, 2, 11
+    x = torch.randn(B, S, 3, SIZE, SIZE)
+    mv, r = torch.randn(B, S, T, 2, SIZE, SIZE) * 0.3, torch.randn(B, S, T, 3, SIZE, SIZE)
+    y = model(x, mv, r)
+    assert y.shape == (B, 5) and torch.isfinite(y).all()
+    y.square().sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient for {missing}"
+
+
+def test_config_round_trip():
+    cfg = _cfg(["a", "b"], modalities=("mv", "r"))
+    assert HybridConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(AssertionError, match="unknown"):
+        HybridConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_two_epochs_lower_the_loss(data, tmp_path):
+    (train_ds, val_ds), classes = _datasets(data)
+    _, m1 = train((train_ds, val_ds), classes, tmp_path / "a", _cfg(classes),
+                  TrainConfig(epochs=1, batch_size=3, lr=3e-3, warmup_epochs=0))
+    model, m2 = train((train_ds, val_ds), classes, tmp_path / "a", _cfg(classes),
+                      TrainConfig(epochs=3, batch_size=3, lr=3e-3, warmup_epochs=0),
+                      resume=True)
+    assert m2["train_loss"] < m1["train_loss"], (m1, m2)
+    rows = list(csv.DictReader(open(tmp_path / "a" / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert (tmp_path / "a" / "metrics.png").stat().st_size > 0
+
+
+def test_killed_run_resumes_without_losing_epochs(data, tmp_path):
+    (train_ds, val_ds), classes = _datasets(data)
+    run = tmp_path / "run"
+    tcfg = TrainConfig(epochs=3, batch_size=4)
+
+    def kill(epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt  # stands in for SIGKILL after epoch 2's checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        train((train_ds, val_ds), classes, run, _cfg(classes), tcfg, on_epoch_end=kill)
+    assert checkpoint.load(run / "checkpoint.pt")["epoch"] == 2
+    assert not list(run.glob(".*.tmp")), "no temporary files left behind"
+    with pytest.raises(FileExistsError, match="--resume"):
+        train((train_ds, val_ds), classes, run, _cfg(classes), tcfg)
+    train((train_ds, val_ds), classes, run, _cfg(classes), tcfg, resume=True)
+    ck = checkpoint.load(run / "checkpoint.pt")
+    assert ck["epoch"] == 3 and ck["classes"] == classes
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"\x80\x02not a checkpoint at all")
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt.pt"):
+        checkpoint.load(bad)
+    other = tmp_path / "v99.pt"
+    torch.save({"format": checkpoint.FORMAT, "version": 99}, other)
+    with pytest.raises(checkpoint.CheckpointError, match="version 99"):
+        checkpoint.load(other)
+    with pytest.raises(checkpoint.CheckpointError, match="no such"):
+        checkpoint.load(tmp_path / "missing.pt")
+    res = CliRunner().invoke(main, ["eval", str(other), str(tmp_path)])
+    assert res.exit_code != 0 and "version 99" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.slow
+def test_cli_train_eval_predict(data, tmp_path):
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", str(data), "-o", str(run), "--epochs", "1",
+                                  "--segments", "1", "--size", str(SIZE),
+                                  "--batch-size", "4"])
+    assert r.exit_code == 0, r.output
+    ck = run / "checkpoint.pt"
+    r = CliRunner().invoke(main, ["eval", str(ck), str(data), "--views", "2x3", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert 0 <= res["top1"] <= res["top5"] <= 1
+    assert set(res["per_class"]) == set(load_split(data, "test")[1])
+    assert Path(res["plot"]).stat().st_size > 0
+    video = next(Path(data).glob("*/*.avi"))
+    r = CliRunner().invoke(main, ["predict", str(ck), str(video), "--top", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    top = json.loads(r.stdout)["top"]
+    assert len(top) == 2 and top[0]["probability"] >= top[1]["probability"]
+    r = CliRunner().invoke(main, ["predict", str(ck), str(tmp_path / "nope.avi")])
+    assert r.exit_code != 0 and "nope.avi" in r.output
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_agree(data, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    worker = Path(__file__).with_name("ddp_worker.py")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(worker), str(data), str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    p0 = torch.load(tmp_path / "rank0.pt")
+    p1 = torch.load(tmp_path / "rank1.pt")
+    torch.manual_seed(0)  # as train() seeds before building the model
+    init = HybridModel(_cfg(load_split(data, "train")[1])).state_dict()
+    for k in p0:
+        assert torch.equal(p0[k], p1[k]), f"ranks disagree on {k}"
+    moved = [k for k in p0 if p0[k].is_floating_point() and not torch.equal(p0[k], init[k])]
+    assert moved, "training changed no parameter"
