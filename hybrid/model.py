@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 from ann.config import VARIANTS, DenseConfig
@@ -31,7 +30,7 @@ class HybridConfig:
     segments: int = 3                # TSN segments per clip (one GOP each)
     timesteps: int = 11              # P-frames per GOP = STM timesteps
     size: tuple[int, int] = (56, 56)  # (H, W) of the I-frame, MV and residual crops
-    quant: str = "float"             # STM quantisation mode: "float" (fast) or "qat" (Loihi fixed point)
+    quant: str = "float"             # STM numerics: "float" (fast) or "qat" (Loihi fixed point)
     modalities: tuple[str, ...] = MODALITIES  # any non-empty subset of ("i", "mv", "r")
     stm: dict = field(default_factory=dict)    # STMConfig overrides shared by both STMs
     dense: dict = field(default_factory=dict)  # DenseConfig overrides (ablation switches)

@@ -96,7 +96,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
     """Adam with decoupled weight decay on weights only (not on biases, norms, neuron
     thresholds and leaks, which have their own valid ranges)."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         (decay if p.ndim >= 2 else no_decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
@@ -109,7 +109,8 @@ def _to(batch: dict, device) -> dict:
 
 
 def run_epoch(model, loader, device, optimizer=None, grad_clip: float = 0.0,
-              progress: Callable = contextlib.nullcontext, label: str = "") -> tuple[float, int, int]:
+              progress: Callable = contextlib.nullcontext,
+              label: str = "") -> tuple[float, int, int]:
     """One pass; trains when ``optimizer`` is given. Returns (summed loss, correct, count)."""
     train = optimizer is not None
     model.train(train)

@@ -107,7 +107,6 @@ def evaluate(checkpoint, data, views, split, fold, plot, as_json):
     """Multi-view evaluation of CHECKPOINT on DATA: top-1, top-5, per-class accuracy and
     a confusion-matrix plot."""
     from hybrid.checkpoint import CheckpointError
-    from hybrid.data.transforms import CropConfig
     from hybrid.evaluate import evaluate as run_eval
     from hybrid.evaluate import load_model, plot_confusion
 
