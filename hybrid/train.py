@@ -108,8 +108,12 @@ def _to(batch: dict, device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def _progress_none(it, label):
+    return contextlib.nullcontext(it)
+
+
 def run_epoch(model, loader, device, optimizer=None, grad_clip: float = 0.0,
-              progress: Callable = contextlib.nullcontext,
+              progress: Callable = _progress_none,
               label: str = "") -> tuple[float, int, int]:
     """One pass; trains when ``optimizer`` is given. Returns (summed loss, correct, count)."""
     train = optimizer is not None
@@ -131,10 +135,6 @@ def run_epoch(model, loader, device, optimizer=None, grad_clip: float = 0.0,
             correct += int((logits.argmax(1) == b["label"]).sum())
             count += n
     return loss_sum, correct, count
-
-
-def _progress_none(it, label):
-    return contextlib.nullcontext(it)
 
 
 def read_metrics(path: Path) -> list[dict]:
