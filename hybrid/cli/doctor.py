@@ -39,8 +39,22 @@ def doctor(as_json: bool) -> None:
 @click.command()
 @click.option("-o", "--out", type=click.Path(file_okay=False), default="demo-out",
               show_default=True, help="Folder for the demo's outputs.")
-def demo(out: str) -> None:
-    """The main job on built-in defaults: a tiny end-to-end smoke run."""
-    from hybrid.demo import run_demo
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Training epochs [default: the demo's].")
+@click.option("--smoke", is_flag=True, help="Only the quick PyAV + torch + Lava smoke run.")
+def demo(out: str, epochs: int | None, smoke: bool) -> None:
+    """The main job on built-in defaults: synthesise an action dataset, train the tiny
+    hybrid model on CPU, evaluate it and predict a video (re-running resumes)."""
+    import dataclasses
 
-    run_demo(out, echo=click.echo)
+    from hybrid.demo import DemoConfig, run_demo, run_smoke
+
+    if smoke:
+        run_smoke(out, echo=click.echo)
+        return
+    cfg = DemoConfig() if epochs is None else dataclasses.replace(DemoConfig(), epochs=epochs)
+
+    def progress(it, label):
+        return click.progressbar(it, label=label, file=click.get_text_stream("stderr"))
+
+    run_demo(out, cfg, echo=click.echo, progress=progress)
