@@ -33,6 +33,14 @@ def build_encoder(cfg: DenseConfig) -> nn.Module:
     return UnifiedEncoder(*args)
 
 
+def _init_linear(module: nn.Module) -> None:
+    """ViT initialisation of every Linear (transformer, pooling, head); convs keep
+    PyTorch's default."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        nn.init.zeros_(module.bias)
+
+
 class DenseModel(nn.Module):
     def __init__(self, cfg: DenseConfig):
         super().__init__()
@@ -59,6 +67,7 @@ class DenseModel(nn.Module):
         self.pool = ClassTokenPool(F) if cfg.pooling == "cls" else GlobalAvgPool()
         self.head_norm = nn.LayerNorm(F)
         self.head = nn.Linear(F, cfg.num_classes)
+        self.apply(_init_linear)
 
     def _check(self, m: str, x: torch.Tensor | None) -> torch.Tensor:
         want = (self.cfg.segments, *self.cfg.in_shape(m))
