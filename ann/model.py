@@ -42,6 +42,10 @@ def _init_linear(module: nn.Module) -> None:
 
 
 class DenseModel(nn.Module):
+    """``forward(iframe, mv, residual) -> logits (B, num_classes)``; iframe (B, S, 3, H, W),
+    mv and residual (B, S, C, h, w) with sizes from the config; a modality not in
+    ``cfg.modalities`` may be None. ``forward_features`` -> (B, F), ``forward_head``."""
+
     def __init__(self, cfg: DenseConfig):
         super().__init__()
         self.cfg = cfg
@@ -87,6 +91,9 @@ class DenseModel(nn.Module):
         cfg, g = self.cfg, self.cfg.grid
         xs = {m: self._check(m, inputs[m]) for m in cfg.modalities}
         B, S = next(iter(xs.values())).shape[:2]
+        assert all(x.shape[0] == B for x in xs.values()), (
+            f"batch sizes differ between modalities: {({m: x.shape[0] for m, x in xs.items()})}"
+        )
         emb = {m: self.embed[m](x.flatten(0, 1)) for m, x in xs.items()}  # (B*S, N, D)
         # the initial feature maps, for the mixer's skip: (B*S, D, g, g)
         initial = {m: t.transpose(1, 2).reshape(B * S, -1, g, g) for m, t in emb.items()}

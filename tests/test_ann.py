@@ -123,6 +123,8 @@ def test_absent_modality_may_be_none_present_one_may_not():
         model(xs["i"], None, None)
     with pytest.raises(AssertionError, match="expected"):
         model(xs["i"][:, :, :, :-1], None, xs["r"])
+    with pytest.raises(AssertionError, match="batch sizes differ"):
+        model(xs["i"], None, xs["r"][:1])
 
 
 @pytest.mark.parametrize("bad", [
