@@ -73,6 +73,16 @@ def test_analytic_macs_match_flop_counter_odd_sizes(name, switches):
     assert abs(ours - torch_count) <= 0.01 * torch_count, (ours, torch_count)
 
 
+@pytest.mark.parametrize(("name", "switches"), CASES, ids=IDS)
+def test_analytic_macs_match_flop_counter_per_component(name, switches):
+    cfg = small(name, **switches)
+    theirs = flop_counter_macs(cfg, per_component=True)
+    for c in count(cfg):
+        assert abs(c.macs - theirs[c.name]) <= 0.01 * max(theirs[c.name], 1), (
+            c.name, c.macs, theirs[c.name])
+    assert sum(theirs.values()) == flop_counter_macs(cfg), "components must cover the model"
+
+
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_analytic_macs_match_flop_counter_default_sizes(name):
     """Every variant at its own size (base/large: 224x224, 8 segments), on meta."""
