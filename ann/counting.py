@@ -127,9 +127,15 @@ def totals(components: list[Component]) -> dict:
     }
 
 
-def flop_counter_macs(cfg: DenseConfig) -> int:
+# component name prefix -> DenseModel submodule (for FlopCounterMode's per-module counts)
+_MODULE_OF = {"embed": "embed", "pos_embed": None, "encoder": "encoder", "mixer": "mixer",
+              "rrdb": "decoder", "pool": "pool", "head": "head"}
+
+
+def flop_counter_macs(cfg: DenseConfig, per_component: bool = False) -> int | dict[str, int]:
     """MACs of one video's forward pass as torch's FlopCounterMode sees them (FLOPs / 2),
-    built and run on the meta device so nothing is allocated or computed."""
+    built and run on the meta device so nothing is allocated or computed. With
+    `per_component`, a dict keyed like ``count(cfg)``'s names."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -140,4 +146,15 @@ def flop_counter_macs(cfg: DenseConfig) -> int:
         args = {m: torch.empty(1, cfg.segments, *cfg.in_shape(m)) for m in cfg.modalities}
     with FlopCounterMode(display=False) as fc:
         model(args.get("i"), args.get("mv"), args.get("r"))
-    return fc.get_total_flops() // 2
+    if not per_component:
+        return fc.get_total_flops() // 2
+    by_module = {k: sum(v.values()) // 2 for k, v in fc.get_flop_counts().items()}
+    out = {}
+    for c in count(cfg):
+        prefix, _, rest = c.name.partition(".")
+        module = _MODULE_OF[prefix]
+        # ModuleDicts (embed, mixer) are never called themselves: read their entries
+        names = {"embed": [f"embed.{rest}"], "mixer": [f"mixer.{m}" for m in cfg.modalities],
+                 None: []}.get(module, [module])
+        out[c.name] = sum(by_module.get(f"DenseModel.{n}", 0) for n in names)
+    return out

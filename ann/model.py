@@ -33,7 +33,19 @@ def build_encoder(cfg: DenseConfig) -> nn.Module:
     return UnifiedEncoder(*args)
 
 
+def _init_linear(module: nn.Module) -> None:
+    """ViT initialisation of every Linear (transformer, pooling, head); convs keep
+    PyTorch's default."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        nn.init.zeros_(module.bias)
+
+
 class DenseModel(nn.Module):
+    """``forward(iframe, mv, residual) -> logits (B, num_classes)``; iframe (B, S, 3, H, W),
+    mv and residual (B, S, C, h, w) with sizes from the config; a modality not in
+    ``cfg.modalities`` may be None. ``forward_features`` -> (B, F), ``forward_head``."""
+
     def __init__(self, cfg: DenseConfig):
         super().__init__()
         self.cfg = cfg
@@ -59,6 +71,7 @@ class DenseModel(nn.Module):
         self.pool = ClassTokenPool(F) if cfg.pooling == "cls" else GlobalAvgPool()
         self.head_norm = nn.LayerNorm(F)
         self.head = nn.Linear(F, cfg.num_classes)
+        self.apply(_init_linear)
 
     def _check(self, m: str, x: torch.Tensor | None) -> torch.Tensor:
         want = (self.cfg.segments, *self.cfg.in_shape(m))
@@ -78,6 +91,9 @@ class DenseModel(nn.Module):
         cfg, g = self.cfg, self.cfg.grid
         xs = {m: self._check(m, inputs[m]) for m in cfg.modalities}
         B, S = next(iter(xs.values())).shape[:2]
+        assert all(x.shape[0] == B for x in xs.values()), (
+            f"batch sizes differ between modalities: {({m: x.shape[0] for m, x in xs.items()})}"
+        )
         emb = {m: self.embed[m](x.flatten(0, 1)) for m, x in xs.items()}  # (B*S, N, D)
         # the initial feature maps, for the mixer's skip: (B*S, D, g, g)
         initial = {m: t.transpose(1, 2).reshape(B * S, -1, g, g) for m, t in emb.items()}

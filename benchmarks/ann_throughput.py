@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -78,7 +79,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+          f"load average {load} (other processes share the CPU when it exceeds threads)")
     for r in rows:
         print(f"{r['variant']:>6}: batch {r['batch']}, S {r['segments']}, "
               f"{r['image_size'][0]}x{r['image_size'][1]}, {r['params'] / 1e6:.2f} M params, "
