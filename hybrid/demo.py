@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class DemoConfig:
     classes: int = 8            # synthetic classes (pairs share appearance, differ in motion)
-    per_class: int = 16         # videos per class (every 4th is held out)
+    per_class: int = 24         # videos per class (every 4th is held out)
     video_size: tuple[int, int] = (128, 96)  # (W, H) of the synthetic videos
     frames: int = 36            # frames per video (3 GOPs)
-    epochs: int = 12            # training epochs
+    epochs: int = 15            # training epochs
     batch_size: int = 8         # clips per step
     lr: float = 2e-3            # peak learning rate
     segments: int = 3           # TSN segments per clip
