@@ -8,6 +8,7 @@ import logging
 import click
 
 from hybrid.cli.doctor import demo, doctor
+from hybrid.cli.video import extract, inspect, synth
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +21,6 @@ def main(verbose: int) -> None:
 
 main.add_command(doctor)
 main.add_command(demo)
+main.add_command(synth)
+main.add_command(inspect)
+main.add_command(extract)

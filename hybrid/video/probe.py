@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from hybrid.video.errors import (
     EmptyVideoError,
     NotAVideoError,
@@ -78,19 +80,44 @@ class VideoInfo:
     types: str = ""  # one letter per decoded frame: I, P, B, ...
     corrupt: int = 0  # frames the decoder flagged as corrupt
     gops: list[int] = field(default_factory=list)  # frames per GOP (split at I-frames)
+    mv_stats: dict = field(default_factory=dict)  # block vectors, content motion dst - src
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "container": self.container, "codec": self.codec,
+                "width": self.width, "height": self.height, "frames": self.frames,
+                "frames_declared": self.frames_declared, "gops": len(self.gops),
+                "gop_sizes": self.gops, "frame_types": self.types,
+                "corrupt_frames": self.corrupt, "motion_vectors": self.mv_stats}
 
     @property
     def frames(self) -> int:
         return len(self.types)
 
 
-def probe(path: str | Path, with_types: bool = True) -> VideoInfo:
+def _mv_stats(vecs: list) -> dict:
+    if not vecs:
+        return {"vectors": 0}
+    v = np.concatenate(vecs)
+    d = np.stack([v["dst_x"] - v["src_x"], v["dst_y"] - v["src_y"]], 1).astype(np.float64)
+    mag = np.hypot(d[:, 0], d[:, 1])
+    return {"vectors": int(len(v)), "frames_with_vectors": len(vecs),
+            "block_sizes": sorted({f"{a}x{b}" for a, b in zip(v["w"].tolist(),
+                                                              v["h"].tolist())}),
+            "moving_fraction": float((mag > 0).mean()), "mean_x": float(d[:, 0].mean()),
+            "mean_y": float(d[:, 1].mean()), "mean_magnitude": float(mag.mean()),
+            "max_magnitude": float(mag.max())}
+
+
+def probe(path: str | Path, with_types: bool = True, with_mvs: bool = False) -> VideoInfo:
     """Codec, size and (when ``with_types``) the frame type of every frame, decoded
-    without converting pixels."""
+    without converting pixels; ``with_mvs`` adds statistics of the exported vectors."""
     import av
 
     with open_video(path) as c:
         vs = c.streams.video[0]
+        if with_mvs:
+            vs.codec_context.options = {"flags2": "+export_mvs"}
+        vecs = []
         cc = vs.codec_context
         info = VideoInfo(str(path), c.format.name, cc.name, cc.width, cc.height,
                          int(vs.frames or 0))
@@ -100,9 +127,14 @@ def probe(path: str | Path, with_types: bool = True) -> VideoInfo:
                 for frame in c.decode(vs):
                     letters.append(av.video.frame.PictureType(frame.pict_type).name[:1])
                     info.corrupt += bool(frame.is_corrupt)
+                    sd = frame.side_data.get("MOTION_VECTORS") if with_mvs else None
+                    if sd is not None:
+                        vecs.append(sd.to_ndarray())
             except av.error.FFmpegError:
                 info.corrupt += 1
             info.types = "".join(letters)
             starts = [i for i, t in enumerate(info.types) if t == "I"] + [len(info.types)]
             info.gops = [b - a for a, b in zip(starts, starts[1:])]
+        if with_mvs:
+            info.mv_stats = _mv_stats(vecs)
     return info
