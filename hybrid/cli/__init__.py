@@ -8,7 +8,7 @@ import logging
 import click
 
 from hybrid.cli.doctor import demo, doctor
-from hybrid.cli.video import extract, inspect, synth
+from hybrid.cli.video import extract, inspect, prepare, synth
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,3 +24,4 @@ main.add_command(demo)
 main.add_command(synth)
 main.add_command(inspect)
 main.add_command(extract)
+main.add_command(prepare)

@@ -107,3 +107,54 @@ def extract(video, out, accumulate, coviar, as_json):
                                "shapes": shapes}, indent=2))
     else:
         click.echo(f"{out}: " + ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items()))
+
+
+@click.command()
+@click.argument("data", type=click.Path(exists=True))
+@click.option("-o", "--out", type=click.Path(dir_okay=False), required=True,
+              help="HDF5 cache to write (or resume).")
+@click.option("--size", callback=_size, default="340x256", show_default=True,
+              help="Transcode size WIDTHxHEIGHT (videos already MPEG-4 GOP 12 at this "
+                   "size are used as they are).")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
+              help="Worker processes for transcoding and extraction.")
+@click.option("--accumulate/--no-accumulate", default=True, show_default=True)
+@click.option("--coviar/--subpixel", default=True, show_default=True)
+@click.option("--compress/--no-compress", default=True, show_default=True,
+              help="gzip chunks (smaller) or raw (fastest reads).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def prepare(data, out, size, workers, accumulate, coviar, compress, as_json):
+    """Transcode and extract every video of DATA (UCF-101, HMDB-51 or folder-per-class)
+    into the HDF5 cache OUT, in parallel. Re-running skips finished videos; bad videos
+    are reported and skipped (exit status 1 if any, after the rest is done)."""
+    from hybrid.data.cache import PrepareConfig
+    from hybrid.data.cache import prepare as run
+    from hybrid.data.splits import SplitError
+    from hybrid.video.extract import FormatError
+
+    cfg = PrepareConfig(size=size, accumulate=accumulate, coviar=coviar, compress=compress)
+    state = {}
+
+    def start(n):
+        state["bar"] = click.progressbar(length=n, label="prepare",
+                                         file=click.get_text_stream("stderr"))
+        state["bar"].__enter__()
+
+    try:
+        summary = run(data, out, cfg, workers, progress=lambda k: state["bar"].update(k),
+                      on_start=start)
+    except (SplitError, FormatError, ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"{out}: {summary['prepared']} prepared, {summary['already_done']} "
+                   f"already done, {len(summary['failed'])} failed, of "
+                   f"{summary['videos']} videos")
+    for bad in summary["failed"]:
+        click.echo(f"skipped: {bad['error']}", err=True)
+    if summary["failed"]:
+        raise SystemExit(1)

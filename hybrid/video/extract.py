@@ -3,7 +3,7 @@ cache: per GOP, ``iframe`` (G, H, W, 3) uint8 RGB, ``mv`` (G, 11, H, W, 2) float
 (x then y, content motion ``dst - src``), ``residual`` (G, 11, H, W, 3) int16 RGB units
 (residuals are integers in every mode), ``p_frames`` (G,) int16: how many of the 11
 P-frame slots are real; the rest of a short final GOP is zero. Unnormalised. Chunked one
-GOP per chunk and lzf-compressed, so reading one GOP touches one chunk."""
+GOP per chunk and gzip-compressed, so reading one GOP touches one chunk."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,12 +45,18 @@ def mode_attrs(accumulate: bool, coviar: bool) -> dict:
             "residual_units": "RGB intensity, frame - reference"}
 
 
-def write_group(group, arrays: dict) -> None:
-    """Write one video's arrays into an open h5py group."""
+def write_group(group, arrays: dict, mv_dtype=np.float32, compression: str | None = "gzip",
+                level: int = 1) -> None:
+    """Write one video's arrays into an open h5py group, one chunk per GOP. ``mv_dtype``
+    float16 is exact for MPEG-4's half-pel values up to 2048 px and reads faster.
+    gzip level 1 reads faster than lzf here (measured: MV 2 ms vs 10 ms for 3 GOPs)."""
     for name, a in arrays.items():
-        chunks = (1,) + a.shape[1:] if a.ndim > 1 else None
-        group.create_dataset(name, data=a, chunks=chunks,
-                             compression="lzf" if a.ndim > 1 else None)
+        if name == "mv":
+            a = a.astype(mv_dtype)
+        big = a.ndim > 1 and compression is not None
+        group.create_dataset(name, data=a, chunks=(1,) + a.shape[1:] if a.ndim > 1 else None,
+                             compression=compression if big else None,
+                             compression_opts=level if big and compression == "gzip" else None)
 
 
 def check_format(f, path: str | Path) -> None:
