@@ -119,18 +119,19 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
         for k in [k for k in vids if k.endswith(".part")]:
             del vids[k]  # half-written by a killed run
         todo = [(r, lab) for r, lab in all_items if key_of(r) not in vids]
-        labels = dict(all_items)
-        if on_start:
-            on_start(len(todo))
-        failed, done = [], 0
-        jobs = [(str(root), r, cfg) for r, _ in todo]
-        if workers <= 1:
-            results = map(_work, jobs)
-            pool = None
-        else:
-            pool = mp.get_context("spawn").Pool(workers)
-            results = pool.imap_unordered(_work, jobs)
-        try:
+    labels = dict(all_items)
+    if on_start:
+        on_start(len(todo))
+    failed, done = [], 0
+    jobs = [(str(root), r, cfg) for r, _ in todo]
+    # fork, created before the file is reopened: workers never touch HDF5, and unlike
+    # spawn/forkserver it leaves the process's default start method unset (lava sets it
+    # at import and fails if something fixed it before).
+    pool = mp.get_context("fork").Pool(workers) if workers > 1 and len(jobs) > 1 else None
+    results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
+    try:
+        with h5py.File(out, "a") as f:
+            vids = f["videos"]
             for rel, arrays, err in results:
                 if err is not None:
                     log.info("skipped %s", err)
@@ -144,13 +145,14 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
                     done += 1
                 if progress:
                     progress(1)
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
-        return {"cache": str(out), "videos": len(all_items), "prepared": done,
-                "already_done": len(all_items) - len(todo), "failed": failed,
-                "classes": [str(c) for c in f.attrs["classes"]]}
+            classes = [str(c) for c in f.attrs["classes"]]
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return {"cache": str(out), "videos": len(all_items), "prepared": done,
+            "already_done": len(all_items) - len(todo), "failed": failed,
+            "classes": classes}
 
 
 class CacheReader:
