@@ -36,6 +36,7 @@ from hybrid.video.errors import (
     TruncatedVideoError,
     UnsupportedStreamError,
 )
+from hybrid.video.fields import FastTracer, Tracer, grid_field, mv_field
 from hybrid.video.probe import open_video
 
 GOP_SIZE = 12  # 1 I-frame + 11 P-frames
@@ -66,88 +67,10 @@ class GOP:
         return self.mv.shape[0]
 
 
-def mv_field(vectors: np.ndarray | None, h: int, w: int, coviar: bool = True) -> np.ndarray:
-    """Per-pixel motion field (H, W, 2) of one P-frame from FFmpeg's exported vectors
-    (a structured array: ``source, w, h, src_x, src_y, dst_x, dst_y, motion_x, ...``).
-    int32 ``dst - src`` in CoViAR mode, float32 ``-motion / motion_scale`` otherwise."""
-    field = np.zeros((h, w, 2), np.int32 if coviar else np.float32)
-    if vectors is None or len(vectors) == 0:
-        return field
-    vectors = vectors[vectors["source"] < 0]  # past reference (all vectors of a P-frame)
-    ix = (vectors["dst_x"] - vectors["src_x"]).astype(np.int32)
-    iy = (vectors["dst_y"] - vectors["src_y"]).astype(np.int32)
-    if coviar:
-        vx, vy = ix, iy
-    else:
-        scale = vectors["motion_scale"].astype(np.float32)
-        vx = -vectors["motion_x"] / scale
-        vy = -vectors["motion_y"] / scale
-    bw_all, bh_all = vectors["w"].astype(np.int32), vectors["h"].astype(np.int32)
-    for bw, bh in sorted(set(zip(bw_all.tolist(), bh_all.tolist()))):
-        sel = (bw_all == bw) & (bh_all == bh)
-        dx, dy = vectors["dst_x"][sel].astype(np.int32), vectors["dst_y"][sel].astype(np.int32)
-        cx = dx[:, None, None] + np.arange(-(bw // 2), bw // 2)[None, None, :]  # (n, 1, bw)
-        cy = dy[:, None, None] + np.arange(-(bh // 2), bh // 2)[None, :, None]  # (n, bh, 1)
-        px, py = cx - ix[sel][:, None, None], cy - iy[sel][:, None, None]
-        ok = ((cx >= 0) & (cx < w) & (px >= 0) & (px < w)
-              & (cy >= 0) & (cy < h) & (py >= 0) & (py < h))  # (n, bh, bw)
-        n = ok.shape[0]
-        cxb, cyb = np.broadcast_to(cx, ok.shape)[ok], np.broadcast_to(cy, ok.shape)[ok]
-        which = np.broadcast_to(np.arange(n)[:, None, None], ok.shape)[ok]
-        field[cyb, cxb, 0] = vx[sel][which]
-        field[cyb, cxb, 1] = vy[sel][which]
-    return field
-
-
-class _Tracer:
-    """Turns a GOP's decoded frames and fields into MV and residual, accumulated or not."""
-
-    def __init__(self, iframe: np.ndarray, accumulate: bool, coviar: bool) -> None:
-        h, w, _ = iframe.shape
-        self.h, self.w, self.accumulate, self.coviar = h, w, accumulate, coviar
-        self.iframe = iframe
-        self.flat_i = iframe.reshape(-1, 3).astype(np.int16)
-        self.prev = self.flat_i  # previous decoded frame, flat
-        self.yy, self.xx = np.mgrid[0:h, 0:w].astype(np.int32)
-        dt = np.int32 if coviar else np.float32
-        self.ax, self.ay = self.xx.astype(dt), self.yy.astype(dt)  # accu_src (x, y)
-
-    def step(self, frame: np.ndarray, field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        w, h = self.w, self.h
-        cur = frame.reshape(-1, 3).astype(np.int16)
-        if self.coviar:
-            sx, sy = self.xx - field[..., 0], self.yy - field[..., 1]  # in frame by design
-            src = (sy * w + sx).ravel()
-            if self.accumulate:
-                self.ax = self.ax.ravel()[src].reshape(h, w)
-                self.ay = self.ay.ravel()[src].reshape(h, w)
-                mv = np.stack([self.xx - self.ax, self.yy - self.ay], -1)
-                ref = self.flat_i[(self.ay * w + self.ax).ravel()]
-            else:
-                mv = field
-                ref = self.prev[src]
-        else:
-            fx = np.clip(self.xx - field[..., 0], 0, w - 1)
-            fy = np.clip(self.yy - field[..., 1], 0, h - 1)
-            rx, ry = np.rint(fx).astype(np.int32), np.rint(fy).astype(np.int32)
-            src = (ry * w + rx).ravel()
-            if self.accumulate:
-                self.ax = self.ax.ravel()[src].reshape(h, w) + (fx - rx)
-                self.ay = self.ay.ravel()[src].reshape(h, w) + (fy - ry)
-                mv = np.stack([self.xx - self.ax, self.yy - self.ay], -1)
-                bx = np.clip(np.rint(self.ax), 0, w - 1).astype(np.int32)
-                by = np.clip(np.rint(self.ay), 0, h - 1).astype(np.int32)
-                ref = self.flat_i[(by * w + bx).ravel()]
-            else:
-                mv = field
-                ref = self.prev[src]
-        self.prev = cur
-        res = (cur - ref).reshape(h, w, 3)
-        return mv.astype(np.float32), res.astype(np.float32)
-
-
-def _decode(path: Path, gop_size: int) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
-    """Yields (frame type, RGB (H, W, 3) uint8, exported vectors or None) per frame, and
+def _decode(path: Path, gop_size: int,
+            fmt: str = "rgb24") -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+    """Yields (frame type, (H, W, 3|4) uint8 in ``fmt``, exported vectors or None) per
+    frame (contiguous), and
     raises typed errors for unsupported, corrupt and truncated streams."""
     import av
 
@@ -169,7 +92,7 @@ def _decode(path: Path, gop_size: int) -> Iterator[tuple[str, np.ndarray, np.nda
                 if frame.is_corrupt:
                     corrupt_at = n
                 sd = frame.side_data.get("MOTION_VECTORS")
-                yield kind, frame.to_ndarray(format="rgb24"), (
+                yield kind, np.ascontiguousarray(frame.to_ndarray(format=fmt)), (
                     None if sd is None else sd.to_ndarray())
                 n += 1
         except av.error.FFmpegError as e:
@@ -190,35 +113,54 @@ def read_gops(path: str | Path, accumulate: bool = True, coviar: bool = True,
     may have fewer. Raises a :class:`~hybrid.video.errors.VideoError` naming ``path``
     for bad input (a GOP already yielded stays valid)."""
     path = Path(path)
-    cur: dict | None = None
+    cur: _Gop | None = None
     n = 0
-
-    def close(c: dict) -> GOP:
-        h, w, _ = c["iframe"].shape
-        mv = np.stack(c["mv"]) if c["mv"] else np.zeros((0, h, w, 2), np.float32)
-        res = np.stack(c["res"]) if c["res"] else np.zeros((0, h, w, 3), np.float32)
-        return GOP(c["index"], c["start"], c["iframe"], mv, res)
-
-    for kind, rgb, vectors in _decode(path, gop_size):
+    fmt = "rgba" if coviar else "rgb24"  # the fast path gathers RGBA pixels as uint32
+    for kind, img, vectors in _decode(path, gop_size, fmt):
         if kind == "I":
             if cur is not None:
-                yield close(cur)
-            cur = {"index": 0 if cur is None else cur["index"] + 1, "start": n,
-                   "iframe": rgb, "mv": [], "res": [],
-                   "tracer": _Tracer(rgb, accumulate, coviar)}
+                yield cur.close()
+            cur = _Gop(0 if cur is None else cur.index + 1, n, img, accumulate, coviar,
+                       gop_size - 1)
         else:
             if cur is None:
                 raise UnsupportedStreamError(path, "stream does not start with an I-frame")
-            if len(cur["mv"]) >= gop_size - 1:
+            if cur.p >= gop_size - 1:
                 raise UnsupportedStreamError(
-                    path, f"GOP at frame {cur['start']} has more than {gop_size - 1} "
+                    path, f"GOP at frame {cur.start} has more than {gop_size - 1} "
                           f"P-frames (not GOP {gop_size}): transcode it first")
-            h, w, _ = rgb.shape
-            mv, res = cur["tracer"].step(rgb, mv_field(vectors, h, w, coviar))
-            cur["mv"].append(mv)
-            cur["res"].append(res)
+            cur.add(img, vectors)
         n += 1
     if n < gop_size:
         raise TooShortVideoError(path, f"{n} frames, fewer than one GOP ({gop_size})")
     if cur is not None:
-        yield close(cur)
+        yield cur.close()
+
+
+class _Gop:
+    """A GOP being decoded: outputs preallocated for ``slots`` P-frames."""
+
+    def __init__(self, index: int, start: int, img: np.ndarray, accumulate: bool,
+                 coviar: bool, slots: int) -> None:
+        h, w, _ = img.shape
+        self.index, self.start, self.coviar, self.p = index, start, coviar, 0
+        self.iframe = np.ascontiguousarray(img[..., :3])
+        self.mv = np.empty((slots, h, w, 2), np.float32)
+        self.res = np.empty((slots, h, w, 3), np.float32)
+        self.tracer = (FastTracer(img, accumulate) if coviar
+                       else Tracer(img, accumulate, coviar=False))
+
+    def add(self, img: np.ndarray, vectors: np.ndarray | None) -> None:
+        h, w, _ = img.shape
+        if self.coviar:
+            field = grid_field(vectors, h, w)
+            if field is None:  # a block off the 8-px grid: the reference painter
+                field = mv_field(vectors, h, w, coviar=True).astype(np.int16)
+            self.tracer.step(img, field, self.mv[self.p], self.res[self.p])
+        else:
+            self.mv[self.p], self.res[self.p] = self.tracer.step(
+                img, mv_field(vectors, h, w, coviar=False))
+        self.p += 1
+
+    def close(self) -> GOP:
+        return GOP(self.index, self.start, self.iframe, self.mv[:self.p], self.res[:self.p])
