@@ -96,11 +96,39 @@ class Tracer:
         return mv.astype(np.float32), res.astype(np.float32)
 
 
+def pack(ix: np.ndarray, iy: np.ndarray, w: int) -> np.ndarray:
+    """Pack integer ``dst - src`` x, y and the flat offset ``y * W + x`` into int64:
+    viewed as int16 (..., 4): [x, y, offset lo, offset hi]; as int32 (..., 2): offset
+    at [..., 1]."""
+    out = np.zeros(np.shape(ix) + (4,), np.int16)
+    out[..., 0], out[..., 1] = ix, iy
+    out.view(np.int32)[..., 1] = np.asarray(iy, np.int32) * w + ix
+    return out.view(np.int64)[..., 0]
+
+
+def unpack(packed: np.ndarray) -> np.ndarray:
+    """(..., ) int64 from :func:`pack` -> (..., 2) int32 x, y."""
+    return packed.view(np.int16).reshape(packed.shape + (4,))[..., :2].astype(np.int32)
+
+
+_CELL_OF = {}  # (h, w) -> (H*W,) flat cell index of each pixel
+
+
+def _cell_of(h: int, w: int) -> np.ndarray:
+    if (h, w) not in _CELL_OF:
+        wc = -(-w // CELL)
+        yy, xx = np.mgrid[0:h, 0:w]
+        _CELL_OF[(h, w)] = ((yy // CELL) * wc + xx // CELL).astype(np.int32).ravel()
+    return _CELL_OF[(h, w)]
+
+
 def grid_field(vectors: np.ndarray | None, h: int, w: int) -> np.ndarray | None:
-    """CoViAR's per-pixel field, (H, W, 2) int16 ``dst - src``, painted per 8x8 cell;
-    None when a block is off the 8-pixel grid (then use :func:`mv_field`)."""
+    """CoViAR's per-pixel field painted per 8x8 cell, as (H, W) int64 packed by
+    :func:`pack`; None when a block is off the 8-pixel grid (then pack the output of
+    :func:`mv_field`)."""
     hc, wc = -(-h // CELL), -(-w // CELL)
-    cells = np.zeros((hc, wc, 2), np.int16)
+    cells = np.zeros(hc * wc, np.int64)
+    m = 0
     if vectors is not None and len(vectors):
         v = vectors[vectors["source"] < 0]
         bw, bh = v["w"].astype(np.int32), v["h"].astype(np.int32)
@@ -108,38 +136,43 @@ def grid_field(vectors: np.ndarray | None, h: int, w: int) -> np.ndarray | None:
         y0 = v["dst_y"].astype(np.int32) - bh // 2
         if ((x0 | y0 | bw | bh) & (CELL - 1)).any():
             return None
-        ix = (v["dst_x"] - v["src_x"]).astype(np.int16)
-        iy = (v["dst_y"] - v["src_y"]).astype(np.int16)
+        ix = v["dst_x"].astype(np.int32) - v["src_x"]
+        iy = v["dst_y"].astype(np.int32) - v["src_y"]
+        val = pack(ix, iy, w)
         for nx, ny in sorted(set(zip((bw // CELL).tolist(), (bh // CELL).tolist()))):
             sel = (bw == nx * CELL) & (bh == ny * CELL)
+            vs, cy0, cx0 = val[sel], y0[sel] // CELL, x0[sel] // CELL
             for i in range(ny):
                 for j in range(nx):
-                    cy, cx = y0[sel] // CELL + i, x0[sel] // CELL + j
+                    cy, cx = cy0 + i, cx0 + j
                     ok = (cy >= 0) & (cy < hc) & (cx >= 0) & (cx < wc)
-                    cells[cy[ok], cx[ok], 0] = ix[sel][ok]
-                    cells[cy[ok], cx[ok], 1] = iy[sel][ok]
+                    cells[cy[ok] * wc + cx[ok]] = vs[ok]
         m = int(max(np.abs(ix).max(initial=0), np.abs(iy).max(initial=0)))
-    else:
-        m = 0
-    field = np.broadcast_to(cells[:, None, :, None, :], (hc, CELL, wc, CELL, 2))
-    field = np.ascontiguousarray(field.reshape(hc * CELL, wc * CELL, 2)[:h, :w])
+    field = cells[_cell_of(h, w)].reshape(h, w)
     if m:  # pixels whose source leaves the frame get no vector: only near the border
+        f16 = field.view(np.int16).reshape(h, w, 4)
         for axis, size in ((1, w), (0, h)):
             k = min(m, size)
             for band in (slice(0, k), slice(size - k, size)):
                 sl = (slice(None), band) if axis == 1 else (band, slice(None))
                 pos = np.arange(size)[band]
                 pos = pos[None, :] if axis == 1 else pos[:, None]
-                src = pos - field[sl + (1 - axis,)]  # x for the column band, y for rows
+                src = pos - f16[sl + (1 - axis,)]  # x for the column band, y for rows
                 bad = (src < 0) | (src >= size)
                 if bad.any():
-                    sub = field[sl]
-                    sub[bad] = 0
+                    field[sl][bad] = 0
     return field
 
 
+def with_offsets(field: np.ndarray) -> np.ndarray:
+    """(H, W, 2) integer field from :func:`mv_field` -> packed like grid_field."""
+    return pack(field[..., 0], field[..., 1], field.shape[1])
+
+
 class FastTracer:
-    """CoViAR integer-pixel mode on RGBA frames; writes into caller-provided outputs."""
+    """CoViAR integer-pixel mode on RGBA frames; writes into caller-provided outputs.
+    State per pixel, packed in one int64 for a single gather a frame: the flat index of
+    the I-frame pixel it traces to (int32) and the accumulated MV (2 x int16)."""
 
     def __init__(self, iframe_rgba: np.ndarray, accumulate: bool) -> None:
         h, w, _ = iframe_rgba.shape
@@ -147,27 +180,32 @@ class FastTracer:
         self.ref = iframe_rgba.reshape(-1).view(np.uint32)  # (N,) packed RGBA
         self.prev = self.ref
         self.idx = np.arange(h * w, dtype=np.int32)
-        self.acc_src = self.idx  # flat accu_src: pixel of the I-frame each pixel traces to
-        self.acc_mv = np.zeros((h * w, 2), np.int16)  # accumulated MV, packed (x, y)
+        self.state = np.zeros((h * w, 4), np.int16)  # [src lo, src hi, mv x, mv y]
+        self.state.view(np.int32)[:, 0] = self.idx
 
     def step(self, rgba: np.ndarray, field: np.ndarray, mv_out: np.ndarray,
              res_out: np.ndarray) -> None:
-        """rgba (H, W, 4) uint8 contiguous, field (H, W, 2) int16 -> mv_out (H, W, 2) and
-        res_out (H, W, 3) float32."""
-        n, w = self.n, self.w
-        f = field.reshape(n, 2)
-        src = self.idx - (f[:, 1].astype(np.int32) * w + f[:, 0])
+        """rgba (H, W, 4) uint8 contiguous, field (H, W) int64 from grid_field ->
+        mv_out (H, W, 2) and res_out (H, W, 3) float32."""
+        n = self.n
+        f = field.reshape(n).view(np.int16).reshape(n, 4)
+        src = self.idx - field.reshape(n).view(np.int32).reshape(n, 2)[:, 1]
+        mv = mv_out.reshape(n, 2)
         if self.accumulate:
-            self.acc_src = self.acc_src[src]
-            acc = self.acc_mv.reshape(-1).view(np.uint32)[src].view(np.int16).reshape(n, 2)
-            acc += f
-            self.acc_mv = acc
-            mv_out.reshape(n, 2)[...] = acc
-            ref = self.ref[self.acc_src]
+            st = self.state.view(np.int64)[:, 0][src].view(np.int16).reshape(n, 4)
+            for c in range(2):  # per channel: long inner loops (a (N, 2) loop is slow)
+                np.add(st[:, 2 + c], f[:, c], out=st[:, 2 + c], casting="unsafe")
+                mv[:, c] = st[:, 2 + c]
+            self.state = st
+            ref = self.ref[st.view(np.int32)[:, 0]]
         else:
-            mv_out.reshape(n, 2)[...] = f
+            for c in range(2):
+                mv[:, c] = f[:, c]
             ref = self.prev[src]
         cur = rgba.reshape(n, 4)
-        np.subtract(cur[:, :3], ref.view(np.uint8).reshape(n, 4)[:, :3],
-                    out=res_out.reshape(n, 3), dtype=np.float32)
+        d = cur.astype(np.int16)
+        d -= ref.view(np.uint8).reshape(n, 4)
+        res = res_out.reshape(n, 3)
+        for c in range(3):
+            res[:, c] = d[:, c]
         self.prev = rgba.reshape(-1).view(np.uint32)

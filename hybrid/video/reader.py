@@ -36,7 +36,7 @@ from hybrid.video.errors import (
     TruncatedVideoError,
     UnsupportedStreamError,
 )
-from hybrid.video.fields import FastTracer, Tracer, grid_field, mv_field
+from hybrid.video.fields import FastTracer, Tracer, grid_field, mv_field, with_offsets
 from hybrid.video.probe import open_video
 
 GOP_SIZE = 12  # 1 I-frame + 11 P-frames
@@ -155,7 +155,7 @@ class _Gop:
         if self.coviar:
             field = grid_field(vectors, h, w)
             if field is None:  # a block off the 8-px grid: the reference painter
-                field = mv_field(vectors, h, w, coviar=True).astype(np.int16)
+                field = with_offsets(mv_field(vectors, h, w, coviar=True))
             self.tracer.step(img, field, self.mv[self.p], self.res[self.p])
         else:
             self.mv[self.p], self.res[self.p] = self.tracer.step(
