@@ -157,6 +157,10 @@ def _bad(kind: str, tmp: Path, good: Path) -> Path:
             out.mux(st.encode(None))
     elif kind == "truncated":
         p.write_bytes(data[:len(data) * 6 // 10])
+    elif kind in ("truncated_mp4", "truncated_m4v"):
+        p = tmp / f"t.{kind[-3:]}"
+        encode_mpeg4(square_frames(24, 2, 2), p, EncodeConfig(size=(W, H)))
+        p.write_bytes(p.read_bytes()[:p.stat().st_size * 6 // 10])
     elif kind == "corrupt":
         b = bytearray(data)
         for i in np.random.default_rng(1).integers(len(b) // 3, len(b) * 2 // 3, 50):
@@ -169,7 +173,8 @@ def _bad(kind: str, tmp: Path, good: Path) -> Path:
 
 BAD = {"missing": E.VideoNotFoundError, "empty": E.EmptyVideoError,
        "not_video": E.NotAVideoError, "audio_only": E.NoVideoStreamError,
-       "truncated": E.TruncatedVideoError, "corrupt": E.CorruptVideoError,
+       "truncated": E.TruncatedVideoError, "truncated_mp4": E.TruncatedVideoError,
+       "truncated_m4v": E.TruncatedVideoError, "corrupt": E.CorruptVideoError,
        "too_short": E.TooShortVideoError}
 
 
