@@ -35,12 +35,12 @@ class Motion:
 
 
 MOTIONS = [  # consecutive pairs share an appearance
-    Motion("move_right", vx=3), Motion("move_left", vx=-3),
-    Motion("move_up", vy=-3), Motion("move_down", vy=3),
+    Motion("move_right", vx=2), Motion("move_left", vx=-2),
+    Motion("move_up", vy=-2), Motion("move_down", vy=2),
     Motion("rotate_cw", spin=9), Motion("rotate_ccw", spin=-9),
     Motion("zoom_in", zoom=1.05), Motion("zoom_out", zoom=1 / 1.05),
-    Motion("fast_right", vx=5), Motion("slow_right", vx=1),
-    Motion("diag_down_right", vx=3, vy=3), Motion("diag_up_left", vx=-3, vy=-3),
+    Motion("fast_right", vx=4), Motion("slow_right", vx=1),
+    Motion("diag_down_right", vx=2, vy=2), Motion("diag_up_left", vx=-2, vy=-2),
 ]
 MAX_CLASSES = len(MOTIONS)
 _HUES = [(230, 80, 60), (60, 120, 230), (60, 200, 90), (230, 200, 50), (200, 80, 220),
@@ -51,7 +51,7 @@ _HUES = [(230, 80, 60), (60, 120, 230), (60, 200, 90), (230, 200, 50), (200, 80,
 class SynthConfig:
     size: tuple[int, int] = (128, 96)  # (width, height) of the videos
     frames: int = 36  # frames per video (3 GOPs of 12)
-    radius: int = 0  # object half-size in px at scale 1; 0: 15 % of the smaller side
+    radius: int = 0  # object half-size in px at scale 1; 0: 18 % of the smaller side
     jitter: float = 0.2  # probability of a 1 px camera shake per frame
     noise: float = 2.0  # std of per-pixel Gaussian noise (intensity units)
     distractor: bool = True  # a small square moving at random over the scene
@@ -61,7 +61,7 @@ class SynthConfig:
         w, h = self.size
         assert w >= 32 and h >= 32, f"size must be at least 32x32, got {w}x{h}"
         if self.radius == 0:
-            object.__setattr__(self, "radius", max(4, round(0.15 * min(w, h))))
+            object.__setattr__(self, "radius", max(4, round(0.18 * min(w, h))))
         assert 4 * self.radius <= min(w, h), (
             f"size {w}x{h} too small for an object of radius {self.radius}")
         assert self.frames >= GOP, f"frames must be >= one GOP ({GOP}), got {self.frames}"
@@ -101,8 +101,9 @@ def render_video(label: int, seed: int, cfg: SynthConfig = SynthConfig()) -> lis
     frames, shift = [], np.zeros(2, int)
     for t in range(cfg.frames):
         k = t % GOP
-        if k == 0:  # new GOP: the object's state is drawn afresh, independent of class
-            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        if k == 0:  # new GOP: the object's state is drawn afresh, independent of class,
+            # near the centre so that it stays in view (and in crops) during the GOP
+            cx, cy = rng.uniform(0.35, 0.65) * w, rng.uniform(0.35, 0.65) * h
             ang = rng.uniform(0, 2 * math.pi)
             s0 = rng.uniform(0.8, 1.2)
         px, py = cx + m.vx * k, cy + m.vy * k
