@@ -110,3 +110,10 @@ def test_cli_bad_input_exits_nonzero_without_traceback(tmp_path, cmd):
 def test_cli_bad_size_is_usage_error(tmp_path):
     res = CliRunner().invoke(main, ["synth", str(tmp_path), "--size", "65x48"])
     assert res.exit_code == 2 and "even" in res.output
+
+
+def test_help_lists_video_commands():
+    res = CliRunner().invoke(main, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("synth", "inspect", "extract", "prepare"):
+        assert cmd in res.output
