@@ -30,9 +30,9 @@ def ucf(tmp_path_factory):
     from hybrid.video.transcode import EncodeConfig, encode_mpeg4
 
     encode_mpeg4(render_video(2, 5, SynthConfig(size=SIZE, frames=30)),
-                 root / "move_up" / "move_up_short.avi", EncodeConfig(size=SIZE))
+                 root / "zoom_in" / "zoom_in_short.avi", EncodeConfig(size=SIZE))
     with open(root / "testlist01.txt", "a") as f:
-        f.write("move_up/move_up_short.avi\n")
+        f.write("zoom_in/zoom_in_short.avi\n")
     return root
 
 
@@ -51,9 +51,9 @@ def test_ucf_split(ucf):
     assert detect_layout(ucf) == "ucf101"
     train, classes = load_split(ucf, "train")
     test, _ = load_split(ucf, "test")
-    assert classes == ["move_right", "move_left", "move_up"]
+    assert classes == ["move_up", "move_down", "zoom_in"]
     assert len(train) == 9 and len(test) == 4
-    assert ("move_left/move_left_003.avi", 1) in test
+    assert ("move_down/move_down_003.avi", 1) in test
     assert not {r for r, _ in train} & {r for r, _ in test}
     with pytest.raises(SplitError, match="testlist02"):
         load_split(ucf, "test", fold=2)
@@ -125,14 +125,14 @@ def test_pad_short_gop_repeats_last():
 
 def test_cache_roundtrip_matches_extraction(ucf, cache):
     reader = CacheReader(cache)
-    direct = extract_arrays(ucf / "move_left/move_left_001.avi")
-    got = reader.gops("move_left/move_left_001.avi", [1, 0, 1])
+    direct = extract_arrays(ucf / "move_down/move_down_001.avi")
+    got = reader.gops("move_down/move_down_001.avi", [1, 0, 1])
     for k in ("iframe", "mv", "residual", "p_frames"):
         np.testing.assert_array_equal(got[k], direct[k][[1, 0, 1]], err_msg=k)
-    assert reader.num_gops("move_up/move_up_short.avi") == 3
-    assert reader.gops("move_up/move_up_short.avi", [2])["p_frames"].tolist() == [5]
+    assert reader.num_gops("zoom_in/zoom_in_short.avi") == 3
+    assert reader.gops("zoom_in/zoom_in_short.avi", [2])["p_frames"].tolist() == [5]
     items, classes = load_split(cache, "test")
-    assert items == load_split(ucf, "test")[0] and classes[2] == "move_up"
+    assert items == load_split(ucf, "test")[0] and classes[2] == "zoom_in"
 
 
 def test_dataset_from_cache_equals_from_videos(ucf, cache):
@@ -176,7 +176,7 @@ def test_dataset_train_flip_negates_mv_x(cache):
 def test_prepare_resumes_and_skips_bad_video(ucf, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(ucf, root)
-    bad = root / "move_left" / "move_left_000.avi"
+    bad = root / "move_down" / "move_down_000.avi"
     data = bad.read_bytes()
     bad.write_bytes(data[:len(data) // 2])
     out = tmp_path / "c.h5"
@@ -186,12 +186,12 @@ def test_prepare_resumes_and_skips_bad_video(ucf, tmp_path):
     assert res.exit_code == 1 and "Traceback" not in res.output
     summary = json.loads(res.stdout)
     assert summary["prepared"] == 12 and [f["path"] for f in summary["failed"]] == [
-        "move_left/move_left_000.avi"]
+        "move_down/move_down_000.avi"]
     assert str(bad) in summary["failed"][0]["error"]
     # simulate a killed run: one video half-written, one missing
     with h5py.File(out, "a") as f:
-        f["videos"].move("move_up|move_up_001.avi", "move_up|move_up_001.avi.part")
-        del f["videos"]["move_right|move_right_002.avi"]
+        f["videos"].move("zoom_in|zoom_in_001.avi", "zoom_in|zoom_in_001.avi.part")
+        del f["videos"]["move_up|move_up_002.avi"]
     bad.write_bytes(data)  # repaired
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output

@@ -26,9 +26,9 @@ def synth_root(tmp_path_factory):
 def test_synth_layout_and_splits(synth_root):
     root, summary = synth_root
     assert summary["classes"] == [m.name for m in MOTIONS[:4]] and summary["videos"] == 8
-    assert (root / "classInd.txt").read_text().splitlines()[1] == "2 move_left"
+    assert (root / "classInd.txt").read_text().splitlines()[1] == "2 move_down"
     train = (root / "trainlist01.txt").read_text().splitlines()
-    assert train[0] == "move_right/move_right_000.avi 1" and len(train) == 8
+    assert train[0] == "move_up/move_up_000.avi 1" and len(train) == 8
     assert all((root / line.split()[0]).is_file() for line in train)
 
 
@@ -41,23 +41,24 @@ def test_synth_is_deterministic_and_seed_matters():
 
 
 def test_synth_same_appearance_pair_differs_in_motion(tmp_path):
-    """move_right vs move_left: same shape/colour distribution; mean accumulated MV x
-    of the moving object has opposite signs."""
+    """move_up vs move_down: same shape/colour distribution; the accumulated MV y of
+    the moving object has opposite signs."""
     make_dataset(tmp_path, classes=2, per_class=2, seed=0,
                  cfg=SynthConfig(noise=0, jitter=0, distractor=False))
     signs = []
-    for name in ("move_right", "move_left"):
+    for name in ("move_up", "move_down"):
         for i in range(2):
             g = next(read_gops(tmp_path / name / f"{name}_{i:03d}.avi"))
-            moving = g.mv[10][..., 0][np.abs(g.mv[10][..., 0]) > 5]
+            moving = g.mv[10][..., 1][np.abs(g.mv[10][..., 1]) > 5]
             assert moving.size > 100, f"{name}: object motion too weak to learn"
             signs.append(np.sign(np.median(moving)))
-    assert signs == [1, 1, -1, -1]
+    assert signs == [-1, -1, 1, 1]
 
 
 def test_inspect_json(synth_root):
     root, _ = synth_root
-    res = CliRunner().invoke(main, ["inspect", str(root / "move_up/move_up_000.avi"), "--json"])
+    res = CliRunner().invoke(main, ["inspect", str(root / "move_up/move_up_000.avi"),
+                                    "--json"])
     assert res.exit_code == 0, res.output
     info = json.loads(res.output)
     assert info["codec"] == "mpeg4" and (info["width"], info["height"]) == (64, 48)

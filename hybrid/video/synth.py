@@ -1,11 +1,13 @@
 """A synthetic action dataset of real MPEG-4 videos whose classes differ by motion.
 
 Classes come in pairs that share one appearance (object shape and colour) and differ
-only in motion: right/left, up/down, clockwise/anticlockwise rotation, zoom in/out,
-fast/slow, and two diagonals. At every GOP start (an I-frame) the object's position,
-angle and scale are drawn afresh from the same distribution for both classes of a pair,
-so an I-frame alone cannot tell the pair apart (chance is 50 % within a pair); the
-accumulated motion over the GOP's 11 P-frames can. Each video also has a textured
+only in motion: up/down, zoom in/out, rotating/holding still, fast/slow sideways,
+diagonal up/down, sideways/vertical. Left/right sense is random per GOP where it
+applies, so every class survives the horizontal-flip augmentation. At every GOP start
+(an I-frame) the object's position, angle and scale are drawn afresh from the same
+distribution for both classes of a pair, so an I-frame alone cannot tell the pair
+apart (chance is 50 % within a pair); the accumulated motion over the GOP's 11 P-frames
+can. Each video also has a textured
 static background, a distractor square moving at random, camera jitter (whole-frame
 1 px shifts) and Gaussian noise. Everything is deterministic given the seed.
 
@@ -32,15 +34,18 @@ class Motion:
     vy: float = 0.0  # translation, px per frame (y down)
     spin: float = 0.0  # rotation, degrees per frame (positive: clockwise on screen)
     zoom: float = 1.0  # scale factor per frame
+    mirror: bool = False  # random left/right sense per GOP (vx and spin change sign)
 
 
-MOTIONS = [  # consecutive pairs share an appearance
-    Motion("move_right", vx=2), Motion("move_left", vx=-2),
+# Consecutive pairs share an appearance. Every class is invariant under a horizontal
+# flip (the training augmentation): no class differs from another only by left/right.
+MOTIONS = [
     Motion("move_up", vy=-2), Motion("move_down", vy=2),
-    Motion("rotate_cw", spin=9), Motion("rotate_ccw", spin=-9),
     Motion("zoom_in", zoom=1.05), Motion("zoom_out", zoom=1 / 1.05),
-    Motion("fast_right", vx=4), Motion("slow_right", vx=1),
-    Motion("diag_down_right", vx=2, vy=2), Motion("diag_up_left", vx=-2, vy=-2),
+    Motion("rotate", spin=9, mirror=True), Motion("hold"),
+    Motion("fast_sideways", vx=4, mirror=True), Motion("slow_sideways", vx=1, mirror=True),
+    Motion("diag_up", vx=2, vy=-2, mirror=True), Motion("diag_down", vx=2, vy=2, mirror=True),
+    Motion("sideways", vx=2, mirror=True), Motion("vertical", vy=2, mirror=True),
 ]
 MAX_CLASSES = len(MOTIONS)
 _HUES = [(230, 80, 60), (60, 120, 230), (60, 200, 90), (230, 200, 50), (200, 80, 220),
@@ -106,8 +111,9 @@ def render_video(label: int, seed: int, cfg: SynthConfig = SynthConfig()) -> lis
             cx, cy = rng.uniform(0.35, 0.65) * w, rng.uniform(0.35, 0.65) * h
             ang = rng.uniform(0, 2 * math.pi)
             s0 = rng.uniform(0.8, 1.2)
-        px, py = cx + m.vx * k, cy + m.vy * k
-        a = ang + math.radians(m.spin) * k
+            sense = -1.0 if m.mirror and rng.random() < 0.5 else 1.0
+        px, py = cx + sense * m.vx * k, cy + m.vy * k
+        a = ang + sense * math.radians(m.spin) * k
         s = s0 * m.zoom**k
         dx = (xx - px + w / 2) % w - w / 2  # wrap around the frame
         dy = (yy - py + h / 2) % h - h / 2
