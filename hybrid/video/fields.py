@@ -111,17 +111,6 @@ def unpack(packed: np.ndarray) -> np.ndarray:
     return packed.view(np.int16).reshape(packed.shape + (4,))[..., :2].astype(np.int32)
 
 
-_CELL_OF = {}  # (h, w) -> (H*W,) flat cell index of each pixel
-
-
-def _cell_of(h: int, w: int) -> np.ndarray:
-    if (h, w) not in _CELL_OF:
-        wc = -(-w // CELL)
-        yy, xx = np.mgrid[0:h, 0:w]
-        _CELL_OF[(h, w)] = ((yy // CELL) * wc + xx // CELL).astype(np.int32).ravel()
-    return _CELL_OF[(h, w)]
-
-
 def grid_field(vectors: np.ndarray | None, h: int, w: int) -> np.ndarray | None:
     """CoViAR's per-pixel field painted per 8x8 cell, as (H, W) int64 packed by
     :func:`pack`; None when a block is off the 8-pixel grid (then pack the output of
@@ -148,7 +137,9 @@ def grid_field(vectors: np.ndarray | None, h: int, w: int) -> np.ndarray | None:
                     ok = (cy >= 0) & (cy < hc) & (cx >= 0) & (cx < wc)
                     cells[cy[ok] * wc + cx[ok]] = vs[ok]
         m = int(max(np.abs(ix).max(initial=0), np.abs(iy).max(initial=0)))
-    field = cells[_cell_of(h, w)].reshape(h, w)
+    rows = np.repeat(cells.reshape(hc, wc), CELL, axis=1)[:, :w]  # (hc, W)
+    field = np.ascontiguousarray(  # each cell row repeated 8 times: (H, W)
+        np.broadcast_to(rows[:, None, :], (hc, CELL, w)).reshape(hc * CELL, w)[:h])
     if m:  # pixels whose source leaves the frame get no vector: only near the border
         f16 = field.view(np.int16).reshape(h, w, 4)
         for axis, size in ((1, w), (0, h)):
