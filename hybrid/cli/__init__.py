@@ -11,6 +11,7 @@ from hybrid.cli.doctor import demo, doctor
 from hybrid.cli.summary import summary
 from hybrid.cli.train import evaluate, predict, train
 from hybrid.cli.stm import stm
+from hybrid.cli.video import extract, inspect, prepare, synth
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,3 +29,7 @@ main.add_command(stm)
 main.add_command(train)
 main.add_command(evaluate)
 main.add_command(predict)
+main.add_command(synth)
+main.add_command(inspect)
+main.add_command(extract)
+main.add_command(prepare)

@@ -1,0 +1,160 @@
+"""``hybrid synth``, ``hybrid inspect``, ``hybrid extract`` and ``hybrid prepare``."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _size(ctx, param, value: str | None):
+    if value is None:
+        return None
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT like 340x256, got {value!r}") from None
+    if w < 16 or h < 16 or w % 2 or h % 2:
+        raise click.BadParameter(f"width and height must be even and >= 16, got {value}")
+    return (w, h)
+
+
+def _user_error(e: Exception) -> click.ClickException:
+    return click.ClickException(str(e))
+
+
+@click.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--classes", type=click.IntRange(2, 12), default=8, show_default=True,
+              help="Number of motion classes (pairs share an appearance).")
+@click.option("--per-class", type=click.IntRange(1), default=12, show_default=True,
+              help="Videos per class.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--size", callback=_size, default="128x96", show_default=True,
+              help="Video size WIDTHxHEIGHT.")
+@click.option("--frames", type=click.IntRange(12), default=36, show_default=True,
+              help="Frames per video (12 per GOP).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def synth(out, classes, per_class, seed, size, frames, as_json):
+    """Write a synthetic action dataset of MPEG-4 videos to OUT (folder per class,
+    UCF-style classInd.txt / trainlist01.txt / testlist01.txt)."""
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    cfg = SynthConfig(size=size, frames=frames)
+    with click.progressbar(length=classes * per_class, label="synth",
+                           file=click.get_text_stream("stderr")) as bar:
+        summary = make_dataset(out, classes, per_class, seed, cfg, progress=bar.update)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"{summary['videos']} videos ({summary['train']} train, "
+                   f"{summary['test']} test) of {classes} classes in {out}")
+
+
+@click.command()
+@click.argument("video", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def inspect(video, as_json):
+    """Codec, size, frame count, GOP structure, frame types and motion-vector
+    statistics of VIDEO."""
+    from hybrid.video.errors import VideoError
+    from hybrid.video.probe import probe
+
+    try:
+        info = probe(video, with_types=True, with_mvs=True).as_dict()
+    except VideoError as e:
+        raise _user_error(e) from None
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"{info['path']}: {info['codec']} in {info['container']}, "
+               f"{info['width']}x{info['height']}, {info['frames']} frames "
+               f"({info['frames_declared']} declared), {info['corrupt_frames']} corrupt")
+    click.echo(f"GOPs: {info['gops']} of sizes {info['gop_sizes']}")
+    click.echo(f"frame types: {info['frame_types']}")
+    mv = info["motion_vectors"]
+    if mv.get("vectors"):
+        click.echo(f"motion vectors: {mv['vectors']} in {mv['frames_with_vectors']} frames, "
+                   f"blocks {', '.join(mv['block_sizes'])}, "
+                   f"moving {mv['moving_fraction']:.1%}, mean ({mv['mean_x']:.2f}, "
+                   f"{mv['mean_y']:.2f}) px, mean |mv| {mv['mean_magnitude']:.2f}, "
+                   f"max {mv['max_magnitude']:.1f}")
+    else:
+        click.echo("motion vectors: none")
+
+
+@click.command()
+@click.argument("video", type=click.Path())
+@click.option("-o", "--out", type=click.Path(dir_okay=False), required=True,
+              help="Output HDF5 file.")
+@click.option("--accumulate/--no-accumulate", default=True, show_default=True,
+              help="Trace MV and residual back to the GOP's I-frame (CoViAR).")
+@click.option("--coviar/--subpixel", default=True, show_default=True,
+              help="CoViAR's integer-pixel motion (exact) or sub-pixel motion.")
+@click.option("--json", "as_json", is_flag=True, help="Print the shapes as JSON.")
+def extract(video, out, accumulate, coviar, as_json):
+    """Write VIDEO's per-GOP I-frames, motion vectors and residuals to an HDF5 file:
+    iframe (G, H, W, 3) uint8, mv (G, 11, H, W, 2), residual (G, 11, H, W, 3),
+    p_frames (G,). VIDEO must be MPEG-4 GOP 12 without B-frames (see prepare)."""
+    from hybrid.video.errors import VideoError
+    from hybrid.video.extract import write_extract
+
+    try:
+        shapes = write_extract(video, out, accumulate, coviar)
+    except VideoError as e:
+        raise _user_error(e) from None
+    if as_json:
+        click.echo(json.dumps({"out": out, "accumulate": accumulate, "coviar": coviar,
+                               "shapes": shapes}, indent=2))
+    else:
+        click.echo(f"{out}: " + ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items()))
+
+
+@click.command()
+@click.argument("data", type=click.Path(exists=True))
+@click.option("-o", "--out", type=click.Path(dir_okay=False), required=True,
+              help="HDF5 cache to write (or resume).")
+@click.option("--size", callback=_size, default="340x256", show_default=True,
+              help="Transcode size WIDTHxHEIGHT (videos already MPEG-4 GOP 12 at this "
+                   "size are used as they are).")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
+              help="Worker processes for transcoding and extraction.")
+@click.option("--accumulate/--no-accumulate", default=True, show_default=True)
+@click.option("--coviar/--subpixel", default=True, show_default=True)
+@click.option("--compress/--no-compress", default=True, show_default=True,
+              help="gzip chunks (smaller) or raw (fastest reads).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def prepare(data, out, size, workers, accumulate, coviar, compress, as_json):
+    """Transcode and extract every video of DATA (UCF-101, HMDB-51 or folder-per-class)
+    into the HDF5 cache OUT, in parallel. Re-running skips finished videos; bad videos
+    are reported and skipped (exit status 1 if any, after the rest is done)."""
+    from hybrid.data.cache import PrepareConfig
+    from hybrid.data.cache import prepare as run
+    from hybrid.data.splits import SplitError
+    from hybrid.video.extract import FormatError
+
+    cfg = PrepareConfig(size=size, accumulate=accumulate, coviar=coviar, compress=compress)
+    state = {}
+
+    def start(n):
+        state["bar"] = click.progressbar(length=n, label="prepare",
+                                         file=click.get_text_stream("stderr"))
+        state["bar"].__enter__()
+
+    try:
+        summary = run(data, out, cfg, workers, progress=lambda k: state["bar"].update(k),
+                      on_start=start)
+    except (SplitError, FormatError, ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"{out}: {summary['prepared']} prepared, {summary['already_done']} "
+                   f"already done, {len(summary['failed'])} failed, of "
+                   f"{summary['videos']} videos")
+    for bad in summary["failed"]:
+        click.echo(f"skipped: {bad['error']}", err=True)
+    if summary["failed"]:
+        raise SystemExit(1)

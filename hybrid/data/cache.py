@@ -1,0 +1,203 @@
+"""The HDF5 dataset cache written by ``hybrid prepare`` and read by the Dataset.
+
+Design: one HDF5 file holds, per video, the extracted modalities in the layout of
+``hybrid.video.extract`` (``iframe`` uint8, ``mv`` float16 (exact for half-pel values),
+``residual`` int16, ``p_frames``, one gzip-1-compressed chunk per GOP), so a training
+sample reads only the GOPs it samples (milliseconds for small videos) and never decodes
+video. Layout::
+
+    /                 attrs: format, version, kind="cache", accumulate, coviar, mode,
+                      size (W, H of the transcoded videos), classes, layout, root
+    /splits/<split><fold>   str rows "relpath<TAB>label" (train1, test1, ...)
+    /videos/<key>     group (key = relpath with "/" -> "|"); attrs path, label;
+                      datasets iframe, mv, residual, p_frames
+
+Workers transcode (when needed) and extract in separate processes; only the parent
+writes the file. A video is written under ``<key>.part`` and renamed when complete, and
+the file is flushed after each video, so a re-run skips finished videos and drops any
+half-written one. Bad videos are reported and skipped.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hybrid.data.splits import available_folds, detect_layout, load_split
+from hybrid.video.extract import FORMAT, VERSION, check_format, mode_attrs, write_group
+
+log = logging.getLogger(__name__)
+
+
+def key_of(rel: str) -> str:
+    return rel.replace("/", "|")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    size: tuple[int, int] = (340, 256)  # (width, height) videos are transcoded to
+    accumulate: bool = True  # CoViAR accumulation back to the I-frame
+    coviar: bool = True  # integer-pixel (CoViAR) or sub-pixel motion
+    compress: bool = True  # gzip-1 chunks (about 3x smaller); False reads fastest
+
+
+def _work(args: tuple[str, str, PrepareConfig]) -> tuple[str, dict | None, str | None]:
+    """In a worker: transcode ``root/rel`` when not in form, extract. Returns
+    (rel, arrays, None) or (rel, None, error message)."""
+    from hybrid.video.errors import VideoError
+    from hybrid.video.extract import extract_arrays
+    from hybrid.video.transcode import EncodeConfig, is_coviar_form, transcode
+
+    root, rel, cfg = args
+    src = Path(root) / rel
+    try:
+        if is_coviar_form(src, cfg.size):
+            return rel, extract_arrays(src, cfg.accumulate, cfg.coviar), None
+        with tempfile.TemporaryDirectory() as tmp:
+            dst = Path(tmp) / "v.avi"
+            transcode(src, dst, EncodeConfig(size=cfg.size), force=True)
+            return rel, extract_arrays(dst, cfg.accumulate, cfg.coviar), None
+    except VideoError as e:
+        return rel, None, str(e)
+    except Exception as e:  # noqa: BLE001  (an FFmpeg surprise must not stop the dataset)
+        return rel, None, f"{src}: unexpected {type(e).__name__}: {e}"
+
+
+def _init_file(f, root: Path, cfg: PrepareConfig) -> list[tuple[str, int]]:
+    """Write (or check) the header and splits; returns every (rel, label) to prepare."""
+    import h5py
+
+    layout = detect_layout(root)
+    splits, classes = {}, None
+    for fold in available_folds(root):
+        for split in ("train", "test"):
+            items, classes = load_split(root, split, fold)
+            splits[f"{split}{fold}"] = items
+    want = {"accumulate": cfg.accumulate, "coviar": cfg.coviar, "size": list(cfg.size)}
+    if "format" in f.attrs:
+        check_format(f, f.filename)
+        have = {"accumulate": bool(f.attrs["accumulate"]), "coviar": bool(f.attrs["coviar"]),
+                "size": [int(v) for v in f.attrs["size"]]}
+        if have != want:
+            raise ValueError(f"{f.filename}: cache was made with {have}, asked for {want}; "
+                             f"use another output file")
+    else:
+        f.attrs.update({"format": FORMAT, "version": VERSION, "kind": "cache",
+                        "layout": layout, "root": str(root), "size": list(cfg.size),
+                        **mode_attrs(cfg.accumulate, cfg.coviar)})
+    f.attrs["classes"] = classes
+    sp = f.require_group("splits")
+    for name, items in splits.items():
+        if name in sp:
+            del sp[name]
+        sp.create_dataset(name, data=[f"{r}\t{lab}" for r, lab in items],
+                          dtype=h5py.string_dtype())
+    f.require_group("videos")
+    labels = {}
+    for items in splits.values():
+        labels.update(dict(items))
+    return sorted(labels.items())
+
+
+def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfig(),
+            workers: int = 2, progress: Callable[[int], None] | None = None,
+            on_start: Callable[[int], None] | None = None) -> dict:
+    """Transcode and extract every video of the dataset at ``root`` into the cache
+    ``out``. Resumable; bad videos are reported in the result (``failed``) and skipped."""
+    import h5py
+
+    root, out = Path(root), Path(out)
+    with h5py.File(out, "a") as f:
+        all_items = _init_file(f, root, cfg)
+        vids = f["videos"]
+        for k in [k for k in vids if k.endswith(".part")]:
+            del vids[k]  # half-written by a killed run
+        todo = [(r, lab) for r, lab in all_items if key_of(r) not in vids]
+    labels = dict(all_items)
+    if on_start:
+        on_start(len(todo))
+    failed, done = [], 0
+    jobs = [(str(root), r, cfg) for r, _ in todo]
+    # fork, created before the file is reopened: workers never touch HDF5, and unlike
+    # spawn/forkserver it leaves the process's default start method unset (lava sets it
+    # at import and fails if something fixed it before).
+    pool = mp.get_context("fork").Pool(workers) if workers > 1 and len(jobs) > 1 else None
+    results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
+    try:
+        with h5py.File(out, "a") as f:
+            vids = f["videos"]
+            for rel, arrays, err in results:
+                if err is not None:
+                    log.info("skipped %s", err)
+                    failed.append({"path": rel, "error": err})
+                else:
+                    g = vids.create_group(key_of(rel) + ".part")
+                    g.attrs.update({"path": rel, "label": labels[rel]})
+                    write_group(g, arrays, np.float16, "gzip" if cfg.compress else None)
+                    vids.move(key_of(rel) + ".part", key_of(rel))
+                    f.flush()
+                    done += 1
+                if progress:
+                    progress(1)
+            classes = [str(c) for c in f.attrs["classes"]]
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return {"cache": str(out), "videos": len(all_items), "prepared": done,
+            "already_done": len(all_items) - len(todo), "failed": failed,
+            "classes": classes}
+
+
+class CacheReader:
+    """Reads GOPs from a cache; opens the file lazily per process (DataLoader workers)."""
+
+    def __init__(self, path: str | Path) -> None:
+        import h5py
+
+        self.path = str(path)
+        with h5py.File(self.path, "r") as f:
+            check_format(f, self.path)
+            if f.attrs.get("kind") != "cache":
+                raise ValueError(f"{self.path}: an extract file, not a prepare cache")
+            self.attrs = {k: f.attrs[k] for k in ("accumulate", "coviar", "size")}
+        self._f, self._pid = None, None
+
+    def _file(self):
+        import h5py
+
+        if self._f is None or self._pid != os.getpid():
+            self._f, self._pid = h5py.File(self.path, "r"), os.getpid()
+        return self._f
+
+    def __getstate__(self):
+        return {**self.__dict__, "_f": None, "_pid": None}
+
+    def has(self, rel: str) -> bool:
+        return key_of(rel) in self._file()["videos"]
+
+    def num_gops(self, rel: str) -> int:
+        return int(self._group(rel)["p_frames"].shape[0])
+
+    def _group(self, rel: str):
+        vids = self._file()["videos"]
+        if key_of(rel) not in vids:
+            raise KeyError(f"{self.path}: no video {rel!r} (bad video skipped by prepare, "
+                           f"or prepare not finished)")
+        return vids[key_of(rel)]
+
+    def gops(self, rel: str, idx: list[int]) -> dict[str, np.ndarray]:
+        """The arrays of GOPs ``idx`` (any order, repeats allowed) of video ``rel``."""
+        g = self._group(rel)
+        uniq = sorted(set(idx))
+        pos = [uniq.index(i) for i in idx]
+        out = {k: np.stack([g[k][i] for i in uniq])[pos]
+               for k in ("iframe", "mv", "residual", "p_frames")}
+        out["mv"] = out["mv"].astype(np.float32)
+        return out

@@ -1,0 +1,127 @@
+"""A torch Dataset of compressed-video samples: per video, ``segments`` GOPs sampled TSN
+style, each an I-frame and its 11 accumulated P-frame MV fields and residuals,
+normalised, cropped and resized identically across modalities.
+
+A short GOP (the end of a video) is padded to 11 P-frames by repeating its last
+P-frame (for accumulated modalities: the motion froze); a GOP without P-frames gets
+zeros for MV and residual before normalisation.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from hybrid.data.cache import CacheReader
+from hybrid.data.splits import detect_layout
+from hybrid.data.transforms import (
+    CropConfig,
+    Normalization,
+    apply_box,
+    crop_box,
+    sample_segments,
+)
+from hybrid.video.reader import P_PER_GOP
+
+DEFAULT_CROP = CropConfig()
+COVIAR_NORM = Normalization()
+
+
+def pad_p_frames(a: np.ndarray, p: int) -> np.ndarray:
+    """(11, ...) slots of which the first ``p`` are real -> repeat slot p-1 after them."""
+    if 0 < p < a.shape[0]:
+        a = a.copy()
+        a[p:] = a[p - 1]
+    elif p == 0:
+        a = np.zeros_like(a)
+    return a
+
+
+class CompressedVideoDataset(Dataset):
+    """``source``: a dataset folder (UCF-101, HMDB-51 or folder-per-class; videos are read
+    and, when not MPEG-4 GOP 12, transcoded on the fly at ``video_size``) or a cache
+    ``.h5`` made by ``hybrid prepare`` (fast). ``items``: (relative path, label) as from
+    :func:`hybrid.data.splits.load_split`.
+
+    ``__getitem__`` returns ``iframe`` (S, 3, C, C), ``mv`` (S, 11, 2, C, C),
+    ``residual`` (S, 11, 3, C, C), all float32 normalised, and ``label`` int64, with
+    S = ``segments``, C = ``crop.size``."""
+
+    def __init__(self, source: str | Path, items: list[tuple[str, int]], segments: int = 3,
+                 train: bool = True, crop: CropConfig | int = DEFAULT_CROP,
+                 norm: Normalization = COVIAR_NORM, accumulate: bool = True,
+                 coviar: bool = True, video_size: tuple[int, int] | None = None,
+                 seed: int | None = None) -> None:
+        assert segments >= 1, f"segments must be >= 1, got {segments}"
+        self.source, self.items = Path(source), list(items)
+        self.segments, self.train = segments, train
+        self.crop = CropConfig(size=crop) if isinstance(crop, int) else crop
+        self.norm, self.video_size = norm, video_size
+        self.accumulate, self.coviar = accumulate, coviar
+        self.rng = random.Random(seed)
+        self.cache = None
+        if detect_layout(self.source) == "cache":
+            self.cache = CacheReader(self.source)
+            a = self.cache.attrs
+            if (bool(a["accumulate"]), bool(a["coviar"])) != (accumulate, coviar):
+                raise ValueError(f"{source}: cache holds accumulate={bool(a['accumulate'])}, "
+                                 f"coviar={bool(a['coviar'])}; asked for "
+                                 f"accumulate={accumulate}, coviar={coviar}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _from_video(self, rel: str) -> dict[str, np.ndarray]:
+        from hybrid.data.cache import PrepareConfig, _work
+
+        size = self.video_size
+        if size is None:  # keep the video's own size when it is already in form
+            from hybrid.video.probe import probe
+
+            info = probe(self.source / rel, with_types=False)
+            size = (info.width, info.height)
+        rel_, arrays, err = _work((str(self.source), rel,
+                                   PrepareConfig(size, self.accumulate, self.coviar)))
+        if err is not None:
+            raise RuntimeError(err)
+        return arrays
+
+    def load(self, rel: str, n_segments: int) -> tuple[dict[str, np.ndarray], list[int]]:
+        """Raw arrays of the sampled GOPs (S leading) and their indices."""
+        if self.cache is not None:
+            n = self.cache.num_gops(rel)
+            idx = sample_segments(n, n_segments, self.train, self.rng)
+            return self.cache.gops(rel, idx), idx
+        arrays = self._from_video(rel)
+        idx = sample_segments(len(arrays["p_frames"]), n_segments, self.train, self.rng)
+        return {k: v[idx] for k, v in arrays.items()}, idx
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rel, label = self.items[i]
+        a, _ = self.load(rel, self.segments)
+        s = self.segments
+        mv = np.stack([pad_p_frames(a["mv"][k], int(a["p_frames"][k])) for k in range(s)])
+        res = np.stack([pad_p_frames(a["residual"][k], int(a["p_frames"][k]))
+                        for k in range(s)])
+        h, w = a["iframe"].shape[1:3]
+        top, left, ch, cw, flip = crop_box(h, w, self.crop, self.train, self.rng)
+        win = (slice(None), slice(None), slice(top, top + ch), slice(left, left + cw))
+        box = (0, 0, ch, cw, flip)  # the crop is taken on the arrays below
+        c, t = self.crop.size, s * P_PER_GOP
+
+        def chw(x: np.ndarray, n: int) -> torch.Tensor:  # (n, h, w, k) -> (n, k, h, w)
+            return torch.from_numpy(np.ascontiguousarray(x.reshape((n,) + x.shape[-3:])
+                                                         .transpose(0, 3, 1, 2)))
+
+        iframe = chw(self.norm.iframe(a["iframe"][:, top:top + ch, left:left + cw]), s)
+        mv_t = chw(self.norm.mv(mv[win]), t)
+        res_t = chw(self.norm.residual(res[win]), t)
+        return {
+            "iframe": apply_box(iframe, box, c),  # (S, 3, C, C)
+            "mv": apply_box(mv_t, box, c, is_mv=True).reshape(s, P_PER_GOP, 2, c, c),
+            "residual": apply_box(res_t, box, c).reshape(s, P_PER_GOP, 3, c, c),
+            "label": torch.tensor(label, dtype=torch.int64),
+        }

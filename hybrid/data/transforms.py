@@ -1,0 +1,105 @@
+"""Input normalisation (CoViAR's, configurable), TSN segment sampling, and the geometric
+augmentations applied identically to every modality of a sample: scale jitter with a
+random crop (training) or a centre crop (evaluation), resize, horizontal flip (which
+negates motion x)."""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """CoViAR's input scaling (``dataset.py``/``transforms.py`` of pytorch-coviar):
+    I-frame ``(x/255 - mean) / std``; MV ``clip(trunc(mv * 127.5 / mv_bound) + 128,
+    0, 255) / 255 - 0.5``; residual ``(clip(r + 128, 0, 255) / 255 - 0.5) / std``."""
+
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB, ImageNet
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)  # RGB, ImageNet
+    mv_bound: float = 20.0  # |MV| in px that maps to the ends of the uint8 range
+    quantize: bool = True  # round through uint8 exactly as CoViAR; False keeps floats
+
+    def iframe(self, x: np.ndarray) -> np.ndarray:
+        """(..., 3) uint8 RGB -> float32."""
+        m, s = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        return (x.astype(np.float32) / 255.0 - m) / s
+
+    def mv(self, x: np.ndarray) -> np.ndarray:
+        """(..., 2) float px -> float32, in [-0.5, 0.5]."""
+        v = x * (127.5 / self.mv_bound)
+        if self.quantize:
+            v = np.trunc(v)
+        return (np.clip(v + 128.0, 0, 255) / 255.0 - 0.5).astype(np.float32)
+
+    def residual(self, x: np.ndarray) -> np.ndarray:
+        """(..., 3) RGB residual units -> float32."""
+        s = np.asarray(self.std, np.float32)
+        return ((np.clip(x.astype(np.float32) + 128.0, 0, 255) / 255.0 - 0.5) / s)
+
+
+def sample_segments(n: int, segments: int, train: bool,
+                    rng: random.Random | None = None) -> list[int]:
+    """TSN sampling of ``segments`` indices from ``n`` GOPs: split them into equal
+    segments and take a random one from each (training) or each segment's middle
+    (evaluation). Fewer GOPs than segments: indices repeat, in order."""
+    assert n >= 1, "a video needs at least one GOP"
+    rng = rng or random
+    out = []
+    for k in range(segments):
+        lo, hi = n * k / segments, n * (k + 1) / segments
+        a, b = int(math.floor(lo)), max(int(math.floor(lo)), int(math.ceil(hi)) - 1)
+        out.append(min(n - 1, rng.randint(a, b) if train else (a + b) // 2))
+    return out
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    size: int = 56  # output side (square), px
+    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # crop side / short side (train)
+    eval_fraction: float = 0.875  # centre crop side / short side (eval), as 224/256
+    flip: bool = True  # random horizontal flip in training
+
+
+def crop_box(h: int, w: int, cfg: CropConfig, train: bool,
+             rng: random.Random | None = None) -> tuple[int, int, int, int, bool]:
+    """(top, left, height, width, flip) of the crop: multi-scale jitter (aspect change
+    of at most one scale step, as CoViAR's GroupMultiScaleCrop) at a random place in
+    training; the centre crop without flip in evaluation."""
+    rng = rng or random
+    short = min(h, w)
+    if not train:
+        side = max(1, int(short * cfg.eval_fraction))
+        return (h - side) // 2, (w - side) // 2, side, side, False
+    i = rng.randrange(len(cfg.scales))
+    j = min(len(cfg.scales) - 1, max(0, i + rng.choice((-1, 0, 1))))
+    ch, cw = max(1, int(short * cfg.scales[i])), max(1, int(short * cfg.scales[j]))
+    top, left = rng.randint(0, h - ch), rng.randint(0, w - cw)
+    return top, left, ch, cw, cfg.flip and rng.random() < 0.5
+
+
+def apply_box(x: torch.Tensor, box: tuple[int, int, int, int, bool], size: int,
+              is_mv: bool = False) -> torch.Tensor:
+    """Crop ``x`` (N, C, H, W) to ``box``, resize bilinearly to (size, size), flip.
+    MV values are not rescaled with the resize (as CoViAR); a flip negates MV x, which
+    must be channel 0 when ``is_mv``."""
+    top, left, ch, cw, flip = box
+    x = x[..., top:top + ch, left:left + cw]
+    if (ch, cw) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    if flip:
+        x = x.flip(-1)
+        if is_mv:
+            x[:, 0].neg_()
+    return x
+
+
+def hflip_mv(mv: np.ndarray) -> np.ndarray:
+    """Horizontal flip of a (..., H, W, 2) MV field: mirror columns, negate x."""
+    out = mv[..., ::-1, :].copy()
+    out[..., 0] = -out[..., 0]
+    return out

@@ -1,0 +1,93 @@
+"""The per-video HDF5 layout shared by ``hybrid extract`` files and the ``hybrid prepare``
+cache: per GOP, ``iframe`` (G, H, W, 3) uint8 RGB, ``mv`` (G, 11, H, W, 2) float32 pixels
+(x then y, content motion ``dst - src``), ``residual`` (G, 11, H, W, 3) int16 RGB units
+(residuals are integers in every mode), ``p_frames`` (G,) int16: how many of the 11
+P-frame slots are real; the rest of a short final GOP is zero. Unnormalised. Chunked one
+GOP per chunk and gzip-compressed, so reading one GOP touches one chunk."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hybrid.video.reader import P_PER_GOP, read_gops
+
+FORMAT = "hybrid-compressed-video"
+VERSION = 1
+
+
+class FormatError(Exception):
+    """An HDF5 file that is not ours, or of another format version."""
+
+
+def extract_arrays(path: str | Path, accumulate: bool = True, coviar: bool = True) -> dict:
+    """All GOPs of a video as stacked, zero-padded arrays (see the module docstring)."""
+    iframes, mvs, ress, ps = [], [], [], []
+    for g in read_gops(path, accumulate=accumulate, coviar=coviar):
+        h, w, _ = g.iframe.shape
+        mv = np.zeros((P_PER_GOP, h, w, 2), np.float32)
+        res = np.zeros((P_PER_GOP, h, w, 3), np.int16)
+        mv[:g.p_frames] = g.mv
+        res[:g.p_frames] = g.residual
+        iframes.append(g.iframe)
+        mvs.append(mv)
+        ress.append(res)
+        ps.append(g.p_frames)
+    return {"iframe": np.stack(iframes), "mv": np.stack(mvs), "residual": np.stack(ress),
+            "p_frames": np.asarray(ps, np.int16)}
+
+
+def mode_attrs(accumulate: bool, coviar: bool) -> dict:
+    return {"accumulate": bool(accumulate), "coviar": bool(coviar),
+            "mode": ("accumulated" if accumulate else "per-frame")
+            + (", coviar integer-pixel" if coviar else ", sub-pixel"),
+            "mv_units": "pixels, x then y, content motion dst - src",
+            "residual_units": "RGB intensity, frame - reference"}
+
+
+def write_group(group, arrays: dict, mv_dtype=np.float32, compression: str | None = "gzip",
+                level: int = 1) -> None:
+    """Write one video's arrays into an open h5py group, one chunk per GOP. ``mv_dtype``
+    float16 is exact for MPEG-4's half-pel values up to 2048 px and reads faster.
+    gzip level 1 reads faster than lzf here (measured: MV 2 ms vs 10 ms for 3 GOPs)."""
+    for name, a in arrays.items():
+        if name == "mv":
+            a = a.astype(mv_dtype)
+        big = a.ndim > 1 and compression is not None
+        group.create_dataset(name, data=a, chunks=(1,) + a.shape[1:] if a.ndim > 1 else None,
+                             compression=compression if big else None,
+                             compression_opts=level if big and compression == "gzip" else None)
+
+
+def check_format(f, path: str | Path) -> None:
+    fmt, ver = f.attrs.get("format"), f.attrs.get("version")
+    if fmt != FORMAT:
+        raise FormatError(f"{path}: not a {FORMAT} file (format attribute {fmt!r})")
+    if int(ver) != VERSION:
+        raise FormatError(f"{path}: format version {ver}, this code reads version {VERSION}")
+
+
+def write_extract(video: str | Path, out: str | Path, accumulate: bool = True,
+                  coviar: bool = True) -> dict:
+    """``hybrid extract``: one video into ``out`` (written to a temporary name, then
+    renamed, so a failure leaves no half file). Returns the arrays' shapes."""
+    import h5py
+
+    arrays = extract_arrays(video, accumulate, coviar)
+    out = Path(out)
+    tmp = out.with_name(out.name + ".part")
+    with h5py.File(tmp, "w") as f:
+        f.attrs.update({"format": FORMAT, "version": VERSION, "kind": "extract",
+                        "source": str(video), **mode_attrs(accumulate, coviar)})
+        write_group(f, arrays)
+    tmp.replace(out)
+    return {k: list(v.shape) for k, v in arrays.items()}
+
+
+def read_extract(path: str | Path) -> tuple[dict, dict]:
+    """(arrays, attributes) of a file written by :func:`write_extract`."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        check_format(f, path)
+        return {k: f[k][()] for k in ("iframe", "mv", "residual", "p_frames")}, dict(f.attrs)

@@ -1,0 +1,166 @@
+"""The compressed-domain reader: per GOP, the I-frame and, per P-frame, the per-pixel
+motion field and the residual, accumulated back to the I-frame as in CoViAR or not.
+
+Conventions (all modes):
+- ``mv[..., 0]`` is x, ``mv[..., 1]`` is y, in pixels, the content's motion ``dst - src``
+  (a square moving +4 px right per frame has mv x = +4 at the P-frame after it moved).
+- ``residual`` is in RGB intensity units: ``frame_t - reference`` (float32, -255..255).
+
+CoViAR mode (``coviar=True``) reproduces CoViAR's ``coviar_data_loader.c`` exactly:
+- per-pixel field of a P-frame: ``dst - src`` of the exported block vector (sub-pel
+  truncated by FFmpeg), written on every pixel of the block where both that pixel and its
+  source pixel lie inside the frame; 0 elsewhere (intra blocks, out of bounds);
+- accumulation keeps ``accu_src``, a map from each pixel of the current frame to a pixel
+  of the GOP's I-frame: identity at the I-frame, then per P-frame
+  ``accu_src[p] = accu_src_prev[p - field[p]]`` (one gather a frame: linear time);
+  accumulated MV = ``p - accu_src[p]``, accumulated residual =
+  ``frame_t[p] - iframe[accu_src[p]]``;
+- without accumulation: the frame's own field and ``frame_t[p] - frame_{t-1}[p - field[p]]``.
+(CoViAR works in BGR; the values per channel are the same, we store RGB.)
+
+Sub-pixel mode (``coviar=False``): the field holds ``-motion / motion_scale`` (half-pel for
+MPEG-4) instead of the truncated integer; ``accu_src`` is kept in float (nearest-pixel
+gather plus the fractional remainder), and pixels are fetched at the nearest position.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hybrid.video.errors import (
+    CorruptVideoError,
+    TooShortVideoError,
+    TruncatedVideoError,
+    UnsupportedStreamError,
+)
+from hybrid.video.fields import FastTracer, Tracer, grid_field, mv_field, with_offsets
+from hybrid.video.probe import open_video
+
+GOP_SIZE = 12  # 1 I-frame + 11 P-frames
+P_PER_GOP = GOP_SIZE - 1
+
+
+@dataclass
+class GOP:
+    """One group of pictures, starting at an I-frame."""
+
+    index: int  # GOP number in the video, from 0
+    start: int  # frame number of the I-frame
+    iframe: np.ndarray  # (H, W, 3) uint8 RGB
+    mv: np.ndarray  # (P, H, W, 2) float32 pixels, x then y, content motion dst - src
+    residual: np.ndarray  # (P, H, W, 3) float32 RGB units
+
+    def __post_init__(self) -> None:
+        p = self.mv.shape[0]
+        assert self.iframe.ndim == 3 and self.iframe.shape[2] == 3, (
+            f"iframe must be (H, W, 3), got {self.iframe.shape}")
+        assert self.mv.shape[1:] == self.iframe.shape[:2] + (2,), (
+            f"mv {self.mv.shape} does not match iframe {self.iframe.shape}")
+        assert self.residual.shape == (p,) + self.iframe.shape, (
+            f"residual {self.residual.shape} does not match mv {self.mv.shape}")
+
+    @property
+    def p_frames(self) -> int:
+        return self.mv.shape[0]
+
+
+def _decode(path: Path, gop_size: int,
+            fmt: str = "rgb24") -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+    """Yields (frame type, (H, W, 3|4) uint8 in ``fmt``, exported vectors or None) per
+    frame (contiguous), and
+    raises typed errors for unsupported, corrupt and truncated streams."""
+    import av
+
+    with open_video(path) as c:
+        vs = c.streams.video[0]
+        vs.codec_context.options = {"flags2": "+export_mvs"}
+        declared = int(vs.frames or 0)
+        n, corrupt_at = 0, None
+        try:
+            for frame in c.decode(vs):
+                if corrupt_at is not None:
+                    raise CorruptVideoError(path, f"frame {corrupt_at} is corrupt "
+                                                  f"(damaged data in the stream)")
+                kind = av.video.frame.PictureType(frame.pict_type).name[:1]
+                if kind not in "IP":
+                    raise UnsupportedStreamError(
+                        path, f"frame {n} is a {kind}-frame; the reader needs I/P frames only "
+                              f"(MPEG-4 GOP {gop_size}, no B-frames): transcode it first")
+                if frame.is_corrupt:
+                    corrupt_at = n
+                sd = frame.side_data.get("MOTION_VECTORS")
+                yield kind, np.ascontiguousarray(frame.to_ndarray(format=fmt)), (
+                    None if sd is None else sd.to_ndarray())
+                n += 1
+        except av.error.FFmpegError as e:
+            raise CorruptVideoError(path, f"decoding failed after {n} frames: {e}") from e
+        if corrupt_at is not None or (declared and n < declared):
+            raise TruncatedVideoError(path, f"stream ends early: {n} frames decoded"
+                                            + (f" of {declared} declared" if declared else
+                                               ", the last one incomplete"))
+
+
+def read_gops(path: str | Path, accumulate: bool = True, coviar: bool = True,
+              gop_size: int = GOP_SIZE) -> Iterator[GOP]:
+    """Yield the video's GOPs in order: I-frame, per-P-frame MV field and residual.
+
+    ``accumulate``: trace MV and residual back to the GOP's I-frame (CoViAR) or give
+    each P-frame's own. ``coviar``: CoViAR's integer-pixel definition (exact) or the
+    sub-pixel one. A GOP has at most ``gop_size - 1`` P-frames; the last one of a video
+    may have fewer. Raises a :class:`~hybrid.video.errors.VideoError` naming ``path``
+    for bad input (a GOP already yielded stays valid)."""
+    path = Path(path)
+    cur: _Gop | None = None
+    n = 0
+    fmt = "rgba" if coviar else "rgb24"  # the fast path gathers RGBA pixels as uint32
+    for kind, img, vectors in _decode(path, gop_size, fmt):
+        if kind == "I":
+            if cur is not None:
+                yield cur.close()
+            cur = _Gop(0 if cur is None else cur.index + 1, n, img, accumulate, coviar,
+                       gop_size - 1)
+        else:
+            if cur is None:
+                raise UnsupportedStreamError(path, "stream does not start with an I-frame")
+            if cur.p >= gop_size - 1:
+                raise UnsupportedStreamError(
+                    path, f"GOP at frame {cur.start} has more than {gop_size - 1} "
+                          f"P-frames (not GOP {gop_size}): transcode it first")
+            cur.add(img, vectors)
+        n += 1
+    if n < gop_size:
+        raise TooShortVideoError(path, f"{n} frames, fewer than one GOP ({gop_size})")
+    if cur is not None:
+        yield cur.close()
+
+
+class _Gop:
+    """A GOP being decoded: outputs preallocated for ``slots`` P-frames."""
+
+    def __init__(self, index: int, start: int, img: np.ndarray, accumulate: bool,
+                 coviar: bool, slots: int) -> None:
+        h, w, _ = img.shape
+        self.index, self.start, self.coviar, self.p = index, start, coviar, 0
+        self.iframe = np.ascontiguousarray(img[..., :3])
+        self.mv = np.empty((slots, h, w, 2), np.float32)
+        self.res = np.empty((slots, h, w, 3), np.float32)
+        self.tracer = (FastTracer(img, accumulate) if coviar
+                       else Tracer(img, accumulate, coviar=False))
+
+    def add(self, img: np.ndarray, vectors: np.ndarray | None) -> None:
+        h, w, _ = img.shape
+        if self.coviar:
+            field = grid_field(vectors, h, w)
+            if field is None:  # a block off the 8-px grid: the reference painter
+                field = with_offsets(mv_field(vectors, h, w, coviar=True))
+            self.tracer.step(img, field, self.mv[self.p], self.res[self.p])
+        else:
+            self.mv[self.p], self.res[self.p] = self.tracer.step(
+                img, mv_field(vectors, h, w, coviar=False))
+        self.p += 1
+
+    def close(self) -> GOP:
+        return GOP(self.index, self.start, self.iframe, self.mv[:self.p], self.res[:self.p])

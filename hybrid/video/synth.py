@@ -1,0 +1,167 @@
+"""A synthetic action dataset of real MPEG-4 videos whose classes differ by motion.
+
+Classes come in pairs that share one appearance (object shape and colour) and differ
+only in motion: up/down, zoom in/out, rotating/holding still, fast/slow sideways,
+diagonal up/down, sideways/vertical. Left/right sense is random per GOP where it
+applies, so every class survives the horizontal-flip augmentation. At every GOP start
+(an I-frame) the object's position, angle and scale are drawn afresh from the same
+distribution for both classes of a pair, so an I-frame alone cannot tell the pair
+apart (chance is 50 % within a pair); the accumulated motion over the GOP's 11 P-frames
+can. Each video also has a textured
+static background, a distractor square moving at random, camera jitter (whole-frame
+1 px shifts) and Gaussian noise. Everything is deterministic given the seed.
+
+Layout written (UCF-101 style, so ``hybrid.data.splits.load_split`` reads it):
+``OUT/<class>/<class>_NNN.avi``, ``OUT/classInd.txt``, ``OUT/trainlist01.txt``,
+``OUT/testlist01.txt``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hybrid.video.transcode import GOP, EncodeConfig, encode_mpeg4
+
+
+@dataclass(frozen=True)
+class Motion:
+    name: str  # class name (folder name)
+    vx: float = 0.0  # translation, px per frame (x right)
+    vy: float = 0.0  # translation, px per frame (y down)
+    spin: float = 0.0  # rotation, degrees per frame (positive: clockwise on screen)
+    zoom: float = 1.0  # scale factor per frame
+    mirror: bool = False  # random left/right sense per GOP (vx and spin change sign)
+
+
+# Consecutive pairs share an appearance. Every class is invariant under a horizontal
+# flip (the training augmentation): no class differs from another only by left/right.
+MOTIONS = [
+    Motion("move_up", vy=-2), Motion("move_down", vy=2),
+    Motion("zoom_in", zoom=1.05), Motion("zoom_out", zoom=1 / 1.05),
+    Motion("rotate", spin=9, mirror=True), Motion("hold"),
+    Motion("fast_sideways", vx=4, mirror=True), Motion("slow_sideways", vx=1, mirror=True),
+    Motion("diag_up", vx=2, vy=-2, mirror=True), Motion("diag_down", vx=2, vy=2, mirror=True),
+    Motion("sideways", vx=2, mirror=True), Motion("vertical", vy=2, mirror=True),
+]
+MAX_CLASSES = len(MOTIONS)
+_HUES = [(230, 80, 60), (60, 120, 230), (60, 200, 90), (230, 200, 50), (200, 80, 220),
+         (70, 210, 210)]  # one object colour per pair
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    size: tuple[int, int] = (128, 96)  # (width, height) of the videos
+    frames: int = 36  # frames per video (3 GOPs of 12)
+    radius: int = 0  # object half-size in px at scale 1; 0: 18 % of the smaller side
+    jitter: float = 0.2  # probability of a 1 px camera shake per frame
+    noise: float = 2.0  # std of per-pixel Gaussian noise (intensity units)
+    distractor: bool = True  # a small square moving at random over the scene
+    test_every: int = 4  # every n-th video of a class goes to the test list
+
+    def __post_init__(self) -> None:
+        w, h = self.size
+        assert w >= 32 and h >= 32, f"size must be at least 32x32, got {w}x{h}"
+        if self.radius == 0:
+            object.__setattr__(self, "radius", max(4, round(0.18 * min(w, h))))
+        assert 4 * self.radius <= min(w, h), (
+            f"size {w}x{h} too small for an object of radius {self.radius}")
+        assert self.frames >= GOP, f"frames must be >= one GOP ({GOP}), got {self.frames}"
+
+
+def _inside(shape: int, ox: np.ndarray, oy: np.ndarray, r: float) -> np.ndarray:
+    ax, ay = np.abs(ox), np.abs(oy)
+    if shape == 0:  # square
+        return (ax < r) & (ay < r)
+    if shape == 1:  # disc
+        return ox**2 + oy**2 < r**2
+    if shape == 2:  # diamond
+        return ax + ay < r * 1.2
+    if shape == 3:  # ring
+        d = ox**2 + oy**2
+        return (d < r**2) & (d > (0.35 * r) ** 2)
+    if shape == 4:  # cross
+        return ((ax < r) & (ay < r * 0.45)) | ((ay < r) & (ax < r * 0.45))
+    return (ay < r) & (ax < (oy + r) * 0.6)  # triangle
+
+
+def render_video(label: int, seed: int, cfg: SynthConfig = SynthConfig()) -> list[np.ndarray]:
+    """The RGB frames ((H, W, 3) uint8) of one video of class ``label``."""
+    assert 0 <= label < MAX_CLASSES, f"label {label} outside 0..{MAX_CLASSES - 1}"
+    rng = np.random.default_rng([seed, label])
+    m, group = MOTIONS[label], label // 2
+    w, h = cfg.size
+    r = cfg.radius
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cells = rng.uniform(0.3, 1.3, (h // 8 + 1, w // 8 + 1, 1)) * rng.uniform(70, 130, 3)
+    bg = np.kron(cells, np.ones((8, 8, 1)))[:h, :w]  # (H, W, 3) blocky static texture
+    tex = np.kron(rng.uniform(0.35, 1.15, (8, 8, 1)), np.ones((4, 4, 1)))  # (32, 32, 1)
+    tex = tex * np.asarray(_HUES[group % len(_HUES)])  # (32, 32, 3)
+    dtex = np.kron(rng.uniform(40, 220, (3, 3, 3)), np.ones((4, 4, 1)))  # (12, 12, 3)
+    dpos = rng.uniform(0, [w, h])
+    dvel = rng.uniform(-2, 2, 2)
+    frames, shift = [], np.zeros(2, int)
+    for t in range(cfg.frames):
+        k = t % GOP
+        if k == 0:  # new GOP: the object's state is drawn afresh, independent of class,
+            # near the centre so that it stays in view (and in crops) during the GOP
+            cx, cy = rng.uniform(0.35, 0.65) * w, rng.uniform(0.35, 0.65) * h
+            ang = rng.uniform(0, 2 * math.pi)
+            s0 = rng.uniform(0.8, 1.2)
+            sense = -1.0 if m.mirror and rng.random() < 0.5 else 1.0
+        px, py = cx + sense * m.vx * k, cy + m.vy * k
+        a = ang + sense * math.radians(m.spin) * k
+        s = s0 * m.zoom**k
+        dx = (xx - px + w / 2) % w - w / 2  # wrap around the frame
+        dy = (yy - py + h / 2) % h - h / 2
+        ox = (math.cos(a) * dx + math.sin(a) * dy) / s  # object coordinates
+        oy = (-math.sin(a) * dx + math.cos(a) * dy) / s
+        img = bg.copy()
+        inside = _inside(group % 6, ox, oy, r)
+        ti = np.clip((oy[inside] * (16 / r) + 16).astype(int), 0, 31)
+        tj = np.clip((ox[inside] * (16 / r) + 16).astype(int), 0, 31)
+        img[inside] = tex[ti, tj]
+        if cfg.distractor:
+            d = dpos + dvel * t
+            ddx = ((xx - d[0] + w / 2) % w - w / 2 + 6).astype(int)
+            ddy = ((yy - d[1] + h / 2) % h - h / 2 + 6).astype(int)
+            din = (ddx >= 0) & (ddx < 12) & (ddy >= 0) & (ddy < 12)
+            img[din] = dtex[ddy[din], ddx[din]]
+        if rng.random() < cfg.jitter:
+            shift = np.clip(shift + rng.integers(-1, 2, 2), -2, 2)
+        img = np.roll(img, tuple(shift), axis=(1, 0))
+        img = img + rng.normal(0, cfg.noise, img.shape)
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+    return frames
+
+
+def make_dataset(out: str | Path, classes: int = 8, per_class: int = 12, seed: int = 0,
+                 cfg: SynthConfig = SynthConfig(),
+                 progress: Callable[[int], None] | None = None) -> dict:
+    """Write ``classes * per_class`` MPEG-4 videos (GOP 12, no B-frames) and UCF-style
+    split files under ``out``. Returns a summary dict."""
+    assert 2 <= classes <= MAX_CLASSES, f"classes must be in 2..{MAX_CLASSES}, got {classes}"
+    assert per_class >= 1, f"per_class must be >= 1, got {per_class}"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [m.name for m in MOTIONS[:classes]]
+    train, test = [], []
+    enc = EncodeConfig(size=cfg.size)
+    for c, name in enumerate(names):
+        (out / name).mkdir(exist_ok=True)
+        for i in range(per_class):
+            rel = f"{name}/{name}_{i:03d}.avi"
+            frames = render_video(c, seed * 100_003 + c * 1009 + i, cfg)
+            encode_mpeg4(frames, out / rel, enc)
+            (test if i % cfg.test_every == cfg.test_every - 1 else train).append((rel, c))
+            if progress:
+                progress(1)
+    (out / "classInd.txt").write_text("".join(f"{c + 1} {n}\n" for c, n in enumerate(names)))
+    (out / "trainlist01.txt").write_text("".join(f"{p} {c + 1}\n" for p, c in train))
+    (out / "testlist01.txt").write_text("".join(f"{p}\n" for p, _ in test))
+    return {"out": str(out), "classes": names, "videos": classes * per_class,
+            "train": len(train), "test": len(test), "size": list(cfg.size),
+            "frames": cfg.frames, "seed": seed}

@@ -1,0 +1,209 @@
+"""Splits, transforms, the HDF5 cache (``hybrid prepare``) and the torch Dataset."""
+import json
+import random
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from hybrid.cli import main
+from hybrid.data.cache import CacheReader
+from hybrid.data.dataset import CompressedVideoDataset, pad_p_frames
+from hybrid.data.splits import SplitError, detect_layout, load_split
+from hybrid.data.transforms import CropConfig, Normalization, hflip_mv, sample_segments
+from hybrid.video.extract import extract_arrays
+from hybrid.video.synth import SynthConfig, make_dataset
+
+SIZE = (64, 48)
+
+
+@pytest.fixture(scope="module")
+def ucf(tmp_path_factory):
+    """A UCF-style synthetic dataset: 3 classes x 4 videos of 24 frames (2 GOPs) + one
+    with a short final GOP."""
+    root = tmp_path_factory.mktemp("ucf")
+    make_dataset(root, classes=3, per_class=4, seed=1, cfg=SynthConfig(size=SIZE, frames=24))
+    from hybrid.video.synth import render_video
+    from hybrid.video.transcode import EncodeConfig, encode_mpeg4
+
+    encode_mpeg4(render_video(2, 5, SynthConfig(size=SIZE, frames=30)),
+                 root / "zoom_in" / "zoom_in_short.avi", EncodeConfig(size=SIZE))
+    with open(root / "testlist01.txt", "a") as f:
+        f.write("zoom_in/zoom_in_short.avi\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(ucf, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cache") / "c.h5"
+    res = CliRunner().invoke(main, ["prepare", str(ucf), "-o", str(out), "--size", "64x48",
+                                    "--workers", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["prepared"] == 13 and summary["failed"] == []
+    return out
+
+
+def test_ucf_split(ucf):
+    assert detect_layout(ucf) == "ucf101"
+    train, classes = load_split(ucf, "train")
+    test, _ = load_split(ucf, "test")
+    assert classes == ["move_up", "move_down", "zoom_in"]
+    assert len(train) == 9 and len(test) == 4
+    assert ("move_down/move_down_003.avi", 1) in test
+    assert not {r for r, _ in train} & {r for r, _ in test}
+    with pytest.raises(SplitError, match="testlist02"):
+        load_split(ucf, "test", fold=2)
+
+
+def test_hmdb_split(tmp_path):
+    for cls in ("wave", "clap"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / f"{cls}_test_split1.txt").write_text(
+            f"{cls}_a.avi 1\n{cls}_b.avi 2\n{cls}_c.avi 0\n")
+    assert detect_layout(tmp_path) == "hmdb51"
+    train, classes = load_split(tmp_path, "train")
+    test, _ = load_split(tmp_path, "test")
+    assert classes == ["clap", "wave"]
+    assert train == [("clap/clap_a.avi", 0), ("wave/wave_a.avi", 1)]
+    assert test == [("clap/clap_b.avi", 0), ("wave/wave_b.avi", 1)]
+
+
+def test_folder_split(tmp_path):
+    for cls in ("b", "a"):
+        (tmp_path / cls).mkdir()
+        for i in range(4):
+            (tmp_path / cls / f"{i}.mp4").write_bytes(b"x")
+    (tmp_path / "a" / "notes.txt").write_text("not a video")
+    train, classes = load_split(tmp_path, "train")
+    test, _ = load_split(tmp_path, "test")
+    assert classes == ["a", "b"] and len(train) == 6 and test == [("a/3.mp4", 0), ("b/3.mp4", 1)]
+    with pytest.raises(SplitError, match="no class folders"):
+        load_split(tmp_path / "a", "train")
+
+
+def test_coviar_normalization_values():
+    n = Normalization()
+    mv = np.array([0.0, 20.0, -20.0, 100.0, 3.9])
+    # CoViAR: clip(trunc(mv * 127.5 / 20) + 128, 0, 255) / 255 - 0.5
+    expect = np.array([128, 255, 1, 255, 24 + 128]) / 255 - 0.5
+    np.testing.assert_allclose(n.mv(mv), expect, atol=1e-6)
+    np.testing.assert_allclose(n.residual(np.zeros((1, 3)))[0],
+                               (128 / 255 - 0.5) / np.array(n.std), rtol=1e-4)
+    np.testing.assert_allclose(n.iframe(np.full((1, 3), 255, np.uint8))[0],
+                               (1 - np.array(n.mean)) / np.array(n.std), rtol=1e-6)
+
+
+def test_hflip_negates_mv_x():
+    mv = np.zeros((4, 6, 2), np.float32)
+    mv[1, 0] = (3, 2)
+    f = hflip_mv(mv)
+    assert f[1, 5].tolist() == [-3, 2] and f[1, 0].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("n,s", [(10, 3), (2, 3), (1, 4), (3, 3)])
+def test_segment_sampling(n, s):
+    rng = random.Random(0)
+    ev = sample_segments(n, s, train=False)
+    assert len(ev) == s and ev == sorted(ev) and all(0 <= i < n for i in ev)
+    for _ in range(20):
+        tr = sample_segments(n, s, train=True, rng=rng)
+        assert len(tr) == s and tr == sorted(tr) and all(0 <= i < n for i in tr)
+    if n >= s:
+        assert len(set(ev)) == s
+
+
+def test_pad_short_gop_repeats_last():
+    a = np.arange(11 * 2, dtype=np.float32).reshape(11, 2)
+    p = pad_p_frames(a, 4)
+    assert (p[4:] == a[3]).all() and (p[:4] == a[:4]).all()
+    assert (pad_p_frames(a, 0) == 0).all() and (pad_p_frames(a, 11) == a).all()
+
+
+def test_cache_roundtrip_matches_extraction(ucf, cache):
+    reader = CacheReader(cache)
+    direct = extract_arrays(ucf / "move_down/move_down_001.avi")
+    got = reader.gops("move_down/move_down_001.avi", [1, 0, 1])
+    for k in ("iframe", "mv", "residual", "p_frames"):
+        np.testing.assert_array_equal(got[k], direct[k][[1, 0, 1]], err_msg=k)
+    assert reader.num_gops("zoom_in/zoom_in_short.avi") == 3
+    assert reader.gops("zoom_in/zoom_in_short.avi", [2])["p_frames"].tolist() == [5]
+    items, classes = load_split(cache, "test")
+    assert items == load_split(ucf, "test")[0] and classes[2] == "zoom_in"
+
+
+def test_dataset_from_cache_equals_from_videos(ucf, cache):
+    items, _ = load_split(ucf, "test")
+    kw = dict(segments=3, train=False, crop=CropConfig(size=32))
+    a = CompressedVideoDataset(cache, items, **kw)
+    b = CompressedVideoDataset(ucf, items, **kw)
+    for i in (0, len(items) - 1):  # the last is the short video
+        x, y = a[i], b[i]
+        assert x["iframe"].shape == (3, 3, 32, 32) and x["mv"].shape == (3, 11, 2, 32, 32)
+        assert x["residual"].shape == (3, 11, 3, 32, 32) and x["label"].dtype == torch.int64
+        for k in x:
+            assert torch.equal(x[k], y[k]), k
+            assert torch.isfinite(x[k].float()).all()
+
+
+def test_dataset_train_flip_negates_mv_x(cache):
+    items, _ = load_split(cache, "train")
+    crop = CropConfig(size=48, scales=(1.0,))  # full-height crop: only the place varies
+    ds = CompressedVideoDataset(cache, items[:1], segments=1, train=True, crop=crop, seed=0)
+    ds_noflip = CompressedVideoDataset(cache, items[:1], segments=1, train=True,
+                                       crop=CropConfig(size=48, scales=(1.0,), flip=False))
+    seen = set()
+    for k in range(30):  # same seed: same GOP and crop place; only the flip differs
+        ds.rng.seed(k)
+        state = ds.rng.getstate()
+        x = ds[0]
+        ds_noflip.rng.setstate(state)
+        y = ds_noflip[0]
+        flipped = not torch.equal(x["iframe"], y["iframe"])
+        seen.add(flipped)
+        if flipped:
+            mx, my = x["mv"][0, :, 0], y["mv"][0, :, 0]
+            # normalised MV x is centred at 0 (value 128 -> 0.002); flip mirrors and negates
+            assert torch.allclose(mx, -my.flip(-1), atol=1e-6)
+            assert torch.allclose(x["mv"][0, :, 1], y["mv"][0, :, 1].flip(-1), atol=1e-6)
+            assert torch.allclose(x["iframe"], y["iframe"].flip(-1))
+    assert seen == {True, False}
+
+
+def test_prepare_resumes_and_skips_bad_video(ucf, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(ucf, root)
+    bad = root / "move_down" / "move_down_000.avi"
+    data = bad.read_bytes()
+    bad.write_bytes(data[:len(data) // 2])
+    out = tmp_path / "c.h5"
+    args = ["prepare", str(root), "-o", str(out), "--size", "64x48", "--workers", "1",
+            "--json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    summary = json.loads(res.stdout)
+    assert summary["prepared"] == 12 and [f["path"] for f in summary["failed"]] == [
+        "move_down/move_down_000.avi"]
+    assert str(bad) in summary["failed"][0]["error"]
+    # simulate a killed run: one video half-written, one missing
+    with h5py.File(out, "a") as f:
+        f["videos"].move("zoom_in|zoom_in_001.avi", "zoom_in|zoom_in_001.avi.part")
+        del f["videos"]["move_up|move_up_002.avi"]
+    bad.write_bytes(data)  # repaired
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["prepared"] == 3 and summary["already_done"] == 10
+    with h5py.File(out, "r") as f:
+        assert len(f["videos"]) == 13 and not any(k.endswith(".part") for k in f["videos"])
+
+
+def test_prepare_rejects_other_version_and_mode(ucf, tmp_path):
+    out = tmp_path / "c.h5"
+    with h5py.File(out, "w") as f:
+        f.attrs.update({"format": "hybrid-compressed-video", "version": 7})
+    res = CliRunner().invoke(main, ["prepare", str(ucf), "-o", str(out), "--size", "64x48"])
+    assert res.exit_code == 1 and "version 7" in res.output and "Traceback" not in res.output
