@@ -6,9 +6,12 @@ Default STM (STMConfig()), 2x56x56 input, 11 steps. Prints JSON with:
 - lava_per_sequence_s: Lava ``fixed_pt`` per sequence, streaming --sequences sequences
   through one compiled network (compile time reported apart);
 - ratios lava / torch;
-- breakdown: the numpy work the Lava process models do per sequence, timed in this
-  process (Lava's own ``conv`` utility and the LIF update), so the rest of the Lava
-  time is messaging / synchronisation between its processes;
+- both Conv ProcessModels: Lava's own (scipy ``convolve2d`` per channel pair) and
+  neuro's exact im2col one (``--conv``);
+- breakdown: compute time spent inside the Lava worker processes (timers wrapped
+  around the conv function and the LIF update, summed over processes, per sequence),
+  and the same numpy work timed in this process; the rest of the Lava time is
+  messaging / synchronisation between its processes;
 - cProfile's top functions of the host side of ``LavaRunner.run``.
 
     PYTHONPATH=$PWD python benchmarks/stm_lava.py [--sequences 8] [--out stm_lava.json]
@@ -34,6 +37,45 @@ from neuro.stm import STM, STMConfig
 from neuro.verify import random_mv
 
 from lava.proc.conv import utils as conv_utils
+
+
+def install_compute_timers(folder: Path) -> None:
+    """Wrap the Lava models' compute (conv, LIF update) with timers that each forked
+    worker process writes to ``folder/<what>-<pid>.json`` (every call; tiny files)."""
+    import os
+
+    from neuro.lava_procs import fast_conv, soft_lif
+
+    from lava.proc.conv import models as conv_models
+
+    def timed(fn, what):
+        acc = {"s": 0.0, "calls": 0}
+
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            out = fn(*a, **k)
+            acc["s"] += time.perf_counter() - t0
+            acc["calls"] += 1
+            (folder / f"{what}-{os.getpid()}.json").write_text(json.dumps(acc))
+            return out
+        return wrapper
+
+    conv_models.utils = type(conv_models.utils)("timed_utils")
+    conv_models.utils.__dict__.update(conv_utils.__dict__)
+    conv_models.utils.conv = timed(conv_utils.conv, "conv_lava")
+    fast_conv.conv_im2col = timed(fast_conv.conv_im2col, "conv_im2col")
+    model = soft_lif.PySoftResetLIFModelFixed
+    model.subthr_dynamics = timed(model.subthr_dynamics, "lif")
+
+
+def read_compute_timers(folder: Path) -> dict:
+    out: dict = {}
+    for f in folder.glob("*.json"):
+        what = f.name.split("-")[0]
+        acc = json.loads(f.read_text())
+        out[what] = out.get(what, 0.0) + acc["s"]
+        f.unlink()
+    return out
 
 
 def best_of(fn, repeats: int = 5) -> float:
@@ -94,43 +136,56 @@ def main() -> None:
         torch_qat = best_of(lambda: stm(x1))
         out = stm(torch.from_numpy(x), return_spike_maps=True)
         stm.set_quant("float")
+    lava: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = export_stm(stm, Path(tmp) / "stm.h5", (S, S))
         net = read_network(path)
-        with LavaRunner(path, steps=T) as runner:
-            runner.run(x[:1])  # warm up
-            prof = cProfile.Profile()
-            t0 = time.perf_counter()
-            prof.enable()
-            res = runner.run(x)
-            prof.disable()
-            lava_s = (time.perf_counter() - t0) / args.sequences
-            compile_s = runner.compile_s
-    exact = bool(np.array_equal(out.v.numpy(), res.v)) and all(
-        np.array_equal(a.numpy(), b) for a, b in zip(out.spikes, res.spike_counts))
+        timers = Path(tmp) / "timers"
+        timers.mkdir()
+        install_compute_timers(timers)
+        for conv in ("lava", "im2col"):
+            with LavaRunner(path, steps=T, conv=conv) as runner:
+                runner.run(x[:1])  # warm up
+                read_compute_timers(timers)
+                prof = cProfile.Profile()
+                t0 = time.perf_counter()
+                prof.enable()
+                res = runner.run(x)
+                prof.disable()
+                per_seq = (time.perf_counter() - t0) / args.sequences
+                compute = read_compute_timers(timers)
+            exact = bool(np.array_equal(out.v.numpy(), res.v)) and all(
+                np.array_equal(a.numpy(), b) for a, b in zip(out.spikes, res.spike_counts))
+            lava[conv] = {
+                "lava_compile_s": runner.compile_s,
+                "lava_per_sequence_s": per_seq,
+                "lava_per_step_ms": 1000 * per_seq / T,
+                "ratio_lava_over_torch_float": per_seq / torch_float,
+                "ratio_lava_over_torch_qat": per_seq / torch_qat,
+                "matches_torch_qat_exactly": exact,
+                "in_lava_conv_s_per_sequence": sum(v for k, v in compute.items()
+                                                   if k.startswith("conv")) / args.sequences,
+                "in_lava_lif_s_per_sequence": compute.get("lif", 0.0) / args.sequences,
+            }
+            buf = io.StringIO()
+            pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(8)
+            lava[conv]["host_profile"] = buf.getvalue().splitlines()[:22]
     xq = np.clip(np.round(x[0] * 2**net.in_frac_bits), -128, 127)
     work = numpy_work_per_sequence(net, xq, T)
-    buf = io.StringIO()
-    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(12)
     rep = {
         "config": {"input": [2, S, S, T], "widths": list(stm.cfg.widths),
                    "kernels": list(stm.cfg.kernels), "strides": list(stm.cfg.strides),
                    "sequences": args.sequences, "torch_threads": torch.get_num_threads()},
         "torch_float_s": torch_float,
         "torch_qat_s": torch_qat,
-        "lava_compile_s": compile_s,
-        "lava_per_sequence_s": lava_s,
-        "lava_per_step_ms": 1000 * lava_s / T,
-        "ratio_lava_over_torch_float": lava_s / torch_float,
-        "ratio_lava_over_torch_qat": lava_s / torch_qat,
-        "lava_matches_torch_qat": exact,
-        **work,
-        "numpy_work_share_of_lava_time": (work["lava_conv_numpy_s"] + work["lif_numpy_s"])
-        / lava_s,
+        "numpy_in_this_process": work,
+        "lava": {k: {kk: vv for kk, vv in v.items() if kk != "host_profile"}
+                 for k, v in lava.items()},
     }
     print(json.dumps(rep, indent=2))
-    print("host-side cProfile of LavaRunner.run (cumulative):")
-    print("\n".join(buf.getvalue().splitlines()[:40]))
+    for conv, r in lava.items():
+        print(f"host-side cProfile of LavaRunner.run, conv={conv} (cumulative):")
+        print("\n".join(r["host_profile"]))
     if args.out:
         args.out.write_text(json.dumps(rep, indent=2))
 

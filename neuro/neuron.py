@@ -52,14 +52,15 @@ def lif_dynamics(
     12-bit ``dv``; the surrogate sees ``(v - threshold) / v_scale`` (float units).
     Returns ``(spikes, v)``, both (..., T); ``v`` is the post-reset voltage.
     """
-    v = torch.zeros_like(a[..., 0])
+    a_t = a.movedim(-1, 0).contiguous()  # (T, ...): contiguous per-step slices (fast)
+    v = torch.zeros_like(a_t[0])
     spikes, vs = [], []
-    for t in range(a.shape[-1]):
+    for t in range(a_t.shape[0]):
         if v_scale is None:
-            v = (1 - decay) * v + a[..., t]
+            v = (1 - decay) * v + a_t[t]
             s = ATanSpike.apply(v - threshold, width)
         else:
-            v = torch.clamp(quant.decay_voltage(v, decay) + a[..., t], -quant.V_MAX, quant.V_MAX)
+            v = torch.clamp(quant.decay_voltage(v, decay) + a_t[t], -quant.V_MAX, quant.V_MAX)
             s = ATanSpike.apply((v - threshold) / v_scale, width)
         v = v - threshold * s
         spikes.append(s)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuro.export import StmNetwork, read_network
+from neuro.lava_procs.fast_conv import PyConvModelFixedIm2col
 from neuro.lava_procs.soft_lif import SoftResetLIF
 
 from lava.magma.core.run_conditions import RunSteps
@@ -38,10 +40,18 @@ from lava.proc.io.injector import Injector, PyLoihiInjectorModel
 log = logging.getLogger(__name__)
 
 
-def run_cfg() -> Loihi2SimCfg:
-    """Loihi-2 bit-accurate simulation; the host I/O processes have no tagged models."""
-    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={
-        Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel})
+CONV_MODELS = ("lava", "im2col")  # Lava's PyConvModelFixed, or neuro's exact im2col one
+
+
+def run_cfg(conv: str = "lava") -> Loihi2SimCfg:
+    """Loihi-2 bit-accurate simulation; the host I/O processes have no tagged models.
+    ``conv="im2col"`` swaps Lava's scipy-based Conv model for the exact, faster
+    :class:`neuro.lava_procs.fast_conv.PyConvModelFixedIm2col`."""
+    assert conv in CONV_MODELS, f"conv must be one of {CONV_MODELS}, got {conv!r}"
+    models = {Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel}
+    if conv == "im2col":
+        models[Conv] = PyConvModelFixedIm2col
+    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
 
 
 @dataclass
@@ -74,9 +84,13 @@ class LavaRunner:
     The runtime is stopped on ``close()``/exit, also on errors and KeyboardInterrupt.
     """
 
-    def __init__(self, path: str | os.PathLike, steps: int, record: bool = False):
+    def __init__(self, path: str | os.PathLike, steps: int, record: bool = False,
+                 conv: str = "lava"):
         """``path``: an :func:`neuro.export.export_stm` file; ``steps``: T per sequence;
-        ``record``: also return every layer's spikes and the last layer's v per step."""
+        ``record``: also return every layer's spikes and the last layer's v per step;
+        ``conv``: the Conv ProcessModel, ``"lava"`` (Lava's own) or ``"im2col"``."""
+        assert conv in CONV_MODELS, f"conv must be one of {CONV_MODELS}, got {conv!r}"
+        self.conv = conv
         assert steps > 0, f"steps must be positive, got {steps}"
         self.net: StmNetwork = read_network(path)
         self.steps = steps
@@ -87,7 +101,7 @@ class LavaRunner:
         self.build_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         try:
-            self.inj.create_runtime(run_cfg=run_cfg())
+            self.inj.create_runtime(run_cfg=run_cfg(self.conv))
             self._runtime_started = True
         except BaseException:
             self.close()
@@ -139,8 +153,23 @@ class LavaRunner:
                   if self.record else None)
         v_int = np.zeros((n, *net.layers[-1].shape), np.int64)
         v_seq = np.zeros((*v_int.shape, T), np.int64) if self.record else None
-        self.inj.run(condition=RunSteps(num_steps=total, blocking=False),
-                     run_cfg=run_cfg())
+        try:
+            self.inj.run(condition=RunSteps(num_steps=total, blocking=False),
+                         run_cfg=run_cfg(self.conv))
+            self._stream(xq, n, total, counts, spikes, v_int, v_seq, zero)
+            self.inj.wait()
+        except BaseException:
+            # Mid-run, Lava's processes block in their channels and cannot take a stop
+            # command: end them at once (also on KeyboardInterrupt), then re-raise.
+            self._terminate()
+            raise
+        v_float = (v_int / net.layers[-1].v_scale).astype(np.float32)
+        return RunResult(v=v_float, spike_counts=counts, spikes=spikes, v_int=v_int,
+                         v_seq_int=v_seq)
+
+    def _stream(self, xq, n, total, counts, spikes, v_int, v_seq, zero) -> None:
+        """Feed the injector one frame per Lava step and collect the taps' outputs."""
+        T, n_layers = self.steps, len(self.net.layers)
         for g in range(1, total + 1):  # Lava time step
             i = g - 1
             self.inj.send(_to_whc(xq[i // T, ..., i % T]) if i < n * T else zero)
@@ -153,15 +182,33 @@ class LavaRunner:
                     if spikes is not None:
                         spikes[k - 1][j // T, ..., j % T] = s
             v = self.v_tap.receive()
-            j = g - 1 - len(net.layers)
+            j = g - 1 - n_layers
             if 0 <= j < n * T and v_seq is not None:
                 v_seq[j // T, ..., j % T] = v.transpose(2, 1, 0)
             if 0 <= j < n * T and j % T == T - 1:
                 v_int[j // T] = v.transpose(2, 1, 0)
-        self.inj.wait()
-        v_float = (v_int / net.layers[-1].v_scale).astype(np.float32)
-        return RunResult(v=v_float, spike_counts=counts, spikes=spikes, v_int=v_int,
-                         v_seq_int=v_seq)
+
+    def _terminate(self) -> None:
+        """End the runtime's OS processes now (for an interrupted run) and release its
+        shared memory. Uses Lava 0.10 runtime internals, guarded."""
+        self._runtime_started = False
+        rt = getattr(self.inj, "_runtime", None)
+        mi = getattr(rt, "_messaging_infrastructure", None)
+        for actor in getattr(mi, "actors", []):  # multiprocessing.Process subclasses
+            if actor.is_alive():
+                actor.terminate()
+                multiprocessing.Process.join(actor, 5)
+            if actor.is_alive():
+                actor.kill()
+                multiprocessing.Process.join(actor, 5)
+        if getattr(mi, "_smm", None) is not None:
+            mi._smm.shutdown()
+        wd = getattr(rt, "_watchdog_manager", None)
+        if wd is not None:
+            wd.stop()
+        if rt is not None:  # so that Runtime.__del__ does not try a stop() that would hang
+            rt._is_started = False
+            rt._is_running = False
 
     def close(self) -> None:
         """Stop the Lava runtime (idempotent)."""

@@ -24,7 +24,8 @@ def random_mv(n: int, channels: int, h: int, w: int, steps: int, seed: int,
 
 
 def verify(stm: STM, x: np.ndarray, path: str | os.PathLike | None = None,
-           batches: int = 2, progress: Callable[[int], None] | None = None) -> dict:
+           batches: int = 2, progress: Callable[[int], None] | None = None,
+           conv: str = "lava") -> dict:
     """Export ``stm``, run ``x`` (N, C, H, W, T) through the quantised torch model and
     through Lava (one compiled network, ``batches`` run calls), and compare.
 
@@ -46,7 +47,7 @@ def verify(stm: STM, x: np.ndarray, path: str | os.PathLike | None = None,
         path = Path(path) if path is not None else Path(tmp) / "stm.h5"
         export_stm(stm, path, (h, w))
         v_scale = read_network(path).layers[-1].v_scale
-        with LavaRunner(path, steps=steps, record=True) as runner:
+        with LavaRunner(path, steps=steps, record=True, conv=conv) as runner:
             t0 = time.perf_counter()
             parts = []
             for chunk in np.array_split(x, batches):
@@ -77,6 +78,7 @@ def verify(stm: STM, x: np.ndarray, path: str | os.PathLike | None = None,
         "max_v_seq_diff_int": max_v_seq_diff_int,
         "layers": layers,
         "sequences": int(n),
+        "conv_model": conv,
         "input_shape": list(x.shape[1:]),
         "output_shape": list(out.v.shape[1:]),
         "torch_s": torch_s,

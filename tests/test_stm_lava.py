@@ -25,12 +25,14 @@ def randomise_neurons(stm: STM, seed: int) -> None:
             b.neuron.leak_raw.add_(torch.randn((), generator=g))
 
 
-@pytest.mark.parametrize("seed,hw,steps,channels,strides,batches", [
-    (0, (8, 8), 4, 2, (1, 2, 1), 2),
-    (1, (10, 6), 5, 3, (2, 1, 1), 3),
-    (2, (9, 9), 3, 2, (1, 1, 2), 1),
+@pytest.mark.parametrize("seed,hw,steps,channels,strides,batches,conv", [
+    (0, (8, 8), 4, 2, (1, 2, 1), 2, "lava"),
+    (1, (10, 6), 5, 3, (2, 1, 1), 3, "lava"),
+    (2, (9, 9), 3, 2, (1, 1, 2), 1, "lava"),
+    (3, (10, 6), 4, 2, (2, 1, 1), 2, "im2col"),
 ])
-def test_torch_qat_and_lava_fixed_pt_agree_exactly(seed, hw, steps, channels, strides, batches):
+def test_torch_qat_and_lava_fixed_pt_agree_exactly(seed, hw, steps, channels, strides, batches,
+                                                   conv):
     torch.manual_seed(seed)
     stm = STM(STMConfig(in_channels=channels, widths=(4, 6, 5), strides=strides))
     randomise_neurons(stm, seed)
@@ -38,12 +40,28 @@ def test_torch_qat_and_lava_fixed_pt_agree_exactly(seed, hw, steps, channels, st
     leaks = {round(float(b.neuron.leak.detach()), 4) for b in stm.blocks}
     assert len(thresholds) == 3 and len(leaks) == 3, "layers must differ for this test"
     x = random_mv(5, channels, *hw, steps, seed)
-    rep = verify(stm, x, batches=batches)
+    rep = verify(stm, x, batches=batches, conv=conv)
     for layer in rep["layers"]:
         assert layer["spikes_torch"] > 0, f"layer {layer['layer']} never spiked: a weak test"
         assert layer["mismatched_spikes"] == 0, rep
     assert rep["max_v_diff"] == 0.0 and rep["max_v_seq_diff_int"] == 0.0, rep
     assert rep["exact"] is True
+
+
+@pytest.mark.parametrize("hw,c_in,c_out,k,stride", [
+    ((8, 8), 2, 4, 3, 1), ((10, 6), 3, 5, 3, 2), ((9, 7), 4, 3, 5, 2), ((6, 6), 1, 1, 1, 1)])
+def test_im2col_conv_equals_lava_conv(hw, c_in, c_out, k, stride):
+    from neuro.lava_procs.fast_conv import conv_im2col
+
+    from lava.proc.conv import utils
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, (*hw, c_in))
+    w = rng.integers(-128, 128, (c_out, k, k, c_in))
+    p = k // 2
+    ref = utils.conv(x, w, np.array([k, k]), np.array([stride] * 2), np.array([p, p]),
+                     np.array([1, 1]), 1)
+    assert np.array_equal(conv_im2col(x, w, (stride, stride), (p, p)), ref)
 
 
 def test_stream_many_sequences_one_compiled_network(tmp_path):
@@ -68,7 +86,8 @@ def test_stream_many_sequences_one_compiled_network(tmp_path):
     assert all(np.array_equal(a.numpy(), b) for a, b in zip(out.spikes, together.spike_counts))
 
 
-def test_runtime_stopped_on_keyboard_interrupt(tmp_path):
+@pytest.mark.parametrize("at", [1, 4, 9])
+def test_runtime_stopped_on_keyboard_interrupt(tmp_path, at):
     stm = STM(STMConfig(widths=(2, 2, 2)))
     path = export_stm(stm, tmp_path / "stm.h5", (6, 6))
     x = random_mv(2, 2, 6, 6, 3, seed=0)
@@ -80,13 +99,13 @@ def test_runtime_stopped_on_keyboard_interrupt(tmp_path):
 
             def send(data):
                 calls["n"] += 1
-                if calls["n"] == 4:
+                if calls["n"] == at:
                     raise KeyboardInterrupt
                 real_send(data)
 
             r.inj.send = send
             r.run(x)
-    assert calls["n"] == 4
+    assert calls["n"] == at
     assert multiprocessing.active_children() == [], "Lava processes left running"
 
 
