@@ -40,12 +40,12 @@ def main() -> None:
     out = Path(args.out)
     torch.set_num_threads(2)
     base = dataclasses.replace(DemoConfig(), epochs=args.epochs)
-    data = make_data(out, base, print)
+    _, cache = make_data(out, base, print)
     results = {}
     for name, mods in [("I+MV+R", ("i", "mv", "r")), ("I only", ("i",))]:
         cfg = dataclasses.replace(base, modalities=mods)
         t0 = time.perf_counter()
-        res = train_eval(data, out / name.replace("+", "_").replace(" ", "_"), cfg, print)
+        res = train_eval(cache, out / name.replace("+", "_").replace(" ", "_"), cfg, print)
         conf = np.asarray(res["confusion"])
         results[name] = {"top1": res["top1"], "top5": res["top5"],
                          "within_pair": within_pair(conf), "per_class": res["per_class"],
