@@ -103,8 +103,8 @@ class LavaRunner:
         try:
             self.inj.create_runtime(run_cfg=run_cfg(self.conv))
             self._runtime_started = True
-        except BaseException:
-            self.close()
+        except BaseException:  # compile errors, Ctrl-C while starting: leave nothing behind
+            self._terminate()
             raise
         self.compile_s = time.perf_counter() - t0
         log.info("Lava STM built in %.2f s, compiled in %.2f s", self.build_s, self.compile_s)

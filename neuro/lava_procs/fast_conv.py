@@ -39,6 +39,15 @@ def conv_im2col(x_whc: np.ndarray, weight: np.ndarray, stride, padding) -> np.nd
 @requires(CPU)
 @tag("fixed_pt")
 class PyConvModelFixedIm2col(PyConvModelFixed):
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        # One BLAS thread per Lava process: the processes already run side by side,
+        # and oversubscribed BLAS threads made each step several times slower.
+        # (threadpoolctl comes with scikit-learn, a lava-nc requirement.)
+        from threadpoolctl import threadpool_limits
+
+        self._blas_limit = threadpool_limits(limits=1)
+
     def run_spk(self) -> None:
         self.a_out.send(self.a_buf)
         s_in = self.s_in.recv()
