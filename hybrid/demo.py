@@ -92,9 +92,10 @@ def train_eval(data: Path, run: Path, cfg: DemoConfig, echo: Callable[[str], Non
     return res
 
 
-def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(),
+def run_demo(out: str | Path, cfg: DemoConfig | None = None,
              echo: Callable[[str], None] = log.info, progress: Callable | None = None) -> dict:
     """Synthesise, train, evaluate, predict; re-running resumes where it stopped."""
+    cfg = cfg or DemoConfig()
     from hybrid.evaluate import load_model, predict_scores
 
     out = Path(out)

@@ -8,9 +8,9 @@ import logging
 import click
 
 from hybrid.cli.doctor import demo, doctor
+from hybrid.cli.stm import stm
 from hybrid.cli.summary import summary
 from hybrid.cli.train import evaluate, predict, train
-from hybrid.cli.stm import stm
 from hybrid.cli.video import extract, inspect, prepare, synth
 
 
