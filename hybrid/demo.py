@@ -22,7 +22,7 @@ class DemoConfig:
     per_class: int = 24         # videos per class (every 4th is held out)
     video_size: tuple[int, int] = (128, 96)  # (W, H) of the synthetic videos
     frames: int = 36            # frames per video (3 GOPs)
-    epochs: int = 15            # training epochs
+    epochs: int = 40            # training epochs
     batch_size: int = 8         # clips per step
     lr: float = 2e-3            # peak learning rate
     segments: int = 3           # TSN segments per clip
