@@ -112,6 +112,21 @@ class STM(nn.Module):
             h, w = (h + 2 * (k // 2) - k) // s + 1, (w + 2 * (k // 2) - k) // s + 1
         return h, w
 
+    def layer_counts(self, h: int, w: int) -> list[dict]:
+        """Per layer, for an (h, w) input and one timestep: ``params``, ``out`` (C, H', W'),
+        ``dense_ops`` (MACs of the conv if every input were dense: a spiking layer's
+        ACs are this times its input's firing rate, border effects aside) and
+        ``analog_input`` (layer 1 sees MV/residual values: MACs, not ACs)."""
+        out, chans = [], (self.cfg.in_channels, *self.cfg.widths)
+        for i, blk in enumerate(self.blocks):
+            k, s = self.cfg.kernels[i], self.cfg.strides[i]
+            h, w = (h + 2 * (k // 2) - k) // s + 1, (w + 2 * (k // 2) - k) // s + 1
+            out.append({"params": sum(p.numel() for p in blk.parameters()),
+                        "out": (chans[i + 1], h, w),
+                        "dense_ops": h * w * chans[i + 1] * chans[i] * k * k,
+                        "analog_input": i == 0})
+        return out
+
     @property
     def in_scale(self) -> float:
         return float(2 ** self.cfg.input_frac_bits)

@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from ann.config import VARIANTS
 from ann.model import DenseModel
 from hybrid.cli import main
+from hybrid.model import HybridConfig
+from neuro.stm import STM
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -29,14 +31,21 @@ def test_summary_json_totals_match_the_model(variant):
     with torch.device("meta"):
         model = DenseModel(dataclasses.replace(
             cfg, image_size=(57, 45), stm_size=tuple(rep["config"]["stm_size"]), segments=2))
-    assert rep["params"] == sum(p.numel() for p in model.parameters())
+    rows = {c["name"]: c for c in rep["components"]}
+    dense = sum(c["params"] for n, c in rows.items() if not n.startswith("stm."))
+    assert dense == sum(p.numel() for p in model.parameters())
+    for m, c_in in (("mv", 2), ("r", 3)):  # the STMs the composed model builds
+        base = HybridConfig().stm_config(c_in)
+        stm = STM(dataclasses.replace(base, widths=(*base.widths[:2], cfg.stm_channels)))
+        assert rows[f"stm.{m}"]["params"] == sum(p.numel() for p in stm.parameters())
+        assert rows[f"stm.{m}"]["macs"] > 0  # its first layer sees analog values
 
 
 def test_summary_table_lists_components():
     res = CliRunner().invoke(main, ["summary", "--variant", "tiny"])
     assert res.exit_code == 0, res.output
-    for name in ("embed.i", "embed.mv", "embed.r", "encoder.unified", "mixer", "rrdb", "head",
-                 "Total"):
+    for name in ("stm.mv", "stm.r", "embed.i", "embed.mv", "embed.r", "encoder.unified",
+                 "mixer", "rrdb", "head", "Total"):
         assert name in res.output
 
 

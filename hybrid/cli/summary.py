@@ -65,10 +65,12 @@ def render_table(title: str, rep: dict) -> str:
 @click.option("--classes", type=click.IntRange(min=1), help="Classifier outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def summary(variant, size, stm_size, stm_channels, segments, classes, as_json) -> None:
-    """Parameters and MACs per component of the dense partition, per video.
+    """Parameters and MACs per component of the hybrid model, per video: the two STMs
+    (spiking partition) and the dense partition.
 
     MACs are counted analytically (ann/counting.py; cross-checked against torch's
-    FlopCounterMode in the tests) for one video of S segments.
+    FlopCounterMode in the tests) for one video of S segments. An STM counts MACs for its
+    first layer (analog input); its spiking layers' ACs need measured firing rates.
     """
     import dataclasses
 
@@ -95,7 +97,12 @@ def summary(variant, size, stm_size, stm_channels, segments, classes, as_json) -
         cfg = dataclasses.replace(cfg, **changes)
     except ValueError as e:
         raise click.ClickException(str(e)) from e
-    rep = {"variant": variant, "config": dataclasses.asdict(cfg), **totals(count(cfg))}
+    comps = count(cfg)
+    stm_note = ""
+    if set(cfg.modalities) & {"mv", "r"}:
+        stm_rows, stm_note = _stm_components(cfg)
+        comps = stm_rows + comps
+    rep = {"variant": variant, "config": dataclasses.asdict(cfg), **totals(comps)}
     if as_json:
         click.echo(json.dumps(rep, indent=2))
         return
@@ -106,4 +113,37 @@ def summary(variant, size, stm_size, stm_channels, segments, classes, as_json) -
         f"{cfg.segments} segments, width {cfg.width}, depth {cfg.depth}, heads {cfg.heads}, "
         f"filters {cfg.filters}, encoder {cfg.encoder}, modalities {'+'.join(cfg.modalities)}",
         rep,
-    ))
+    ) + stm_note)
+
+
+def _stm_components(cfg) -> tuple[list, str]:
+    """Rows for the two STMs (the spiking partition) as the composed model builds them
+    (hybrid.model.HybridConfig's STM settings), sized so their output maps are the dense
+    partition's ``stm_size``: parameters, and the MACs of each STM's first layer, which
+    sees analog MV/residual values (S segments x 11 timesteps). The two spiking layers'
+    ACs depend on firing rates, which only a run on data measures."""
+    import dataclasses
+    import math
+
+    from ann.counting import Component
+    from hybrid.model import HybridConfig
+    from neuro.stm import STM
+
+    rows, notes = [], []
+    hcfg = HybridConfig(timesteps=11)
+    for m, c_in in (("mv", 2), ("r", 3)):
+        if m not in cfg.modalities:
+            continue
+        base = hcfg.stm_config(c_in)
+        scfg = dataclasses.replace(base, widths=(*base.widths[:2], cfg.stm_channels))
+        stm = STM(scfg)
+        stride = math.prod(scfg.strides)
+        h, w = cfg.stm_size[0] * stride, cfg.stm_size[1] * stride
+        layers = stm.layer_counts(h, w)
+        steps = cfg.segments * hcfg.timesteps
+        rows.append(Component(f"stm.{m}", sum(x["params"] for x in layers),
+                              layers[0]["dense_ops"] * steps))
+        spiking = sum(x["dense_ops"] for x in layers[1:]) * steps
+        notes.append(f"stm.{m}: input {c_in}x{h}x{w}, {hcfg.timesteps} steps; its spiking "
+                     f"layers' ACs = firing rate x {spiking:,} (at rate 1)")
+    return rows, "\n" + "\n".join(notes)
