@@ -57,7 +57,7 @@ def make_data(out: Path, cfg: DemoConfig, echo: Callable[[str], None]) -> tuple[
                          SynthConfig(size=cfg.video_size, frames=cfg.frames))
         echo(f"[1/4] synthetic dataset: {s['videos']} MPEG-4 videos, {cfg.classes} classes "
              f"({s['train']} train / {s['test']} held out)")
-    r = prepare(data, cache, PrepareConfig(size=cfg.video_size, compress=False), workers=2)
+    r = prepare(data, cache, PrepareConfig(size=cfg.video_size), workers=2)
     if r["failed"]:
         raise RuntimeError(f"{len(r['failed'])} synthetic videos failed to extract: "
                            f"{r['failed'][:2]}")
