@@ -137,6 +137,11 @@ def test_cli_train_eval_predict(data, tmp_path):
     assert len(top) == 2 and top[0]["probability"] >= top[1]["probability"]
     r = CliRunner().invoke(main, ["predict", str(ck), str(tmp_path / "nope.avi")])
     assert r.exit_code != 0 and "nope.avi" in r.output
+    # the trained residual STM runs bit-exactly on the simulated Loihi 2 (Lava fixed_pt)
+    r = CliRunner().invoke(main, ["stm", "verify", "--checkpoint", str(ck), "--channels", "3",
+                                  "--size", "12x12", "--sequences", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["exact"] is True
 
 
 @pytest.mark.slow

@@ -43,6 +43,44 @@ def _read_extract(path: str, channels: int, steps: int, sequences: int):
     return np.ascontiguousarray(a[:, :steps].transpose(0, 4, 2, 3, 1), dtype=np.float32)
 
 
+def _load_stm(path: str, channels: int):
+    """The STM of a file: a neuro.export .h5, a hybrid training checkpoint (its MV STM
+    for 2 channels, its residual STM for 3) or a torch file {config, state_dict}."""
+    import torch
+
+    from hybrid.checkpoint import FORMAT, CheckpointError
+    from hybrid.evaluate import load_model
+    from neuro.export import StmFileError, load_stm
+    from neuro.stm import STM, STMConfig
+
+    if path.endswith((".h5", ".hdf5")):
+        try:
+            return load_stm(path)
+        except StmFileError as e:
+            raise click.ClickException(str(e)) from e
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  any unreadable checkpoint is a user error
+        raise click.ClickException(f"{path}: not an STM checkpoint ({e})") from e
+    if isinstance(ck, dict) and ck.get("format") == FORMAT:
+        try:
+            model, _, _ = load_model(path)
+        except CheckpointError as e:
+            raise click.ClickException(str(e)) from e
+        branch = model.stm_mv if channels == 2 else model.stm_res
+        if not hasattr(branch, "stm"):
+            kind = "MV" if channels == 2 else "residual"
+            raise click.ClickException(f"{path}: this model has no {kind} STM (modalities "
+                                       f"{model.cfg.modalities})")
+        return branch.stm
+    try:
+        model = STM(STMConfig(**ck["config"]))
+        model.load_state_dict(ck["state_dict"])
+    except Exception as e:  # noqa: BLE001
+        raise click.ClickException(f"{path}: not an STM checkpoint ({e})") from e
+    return model
+
+
 @click.group()
 def stm() -> None:
     """The Spiking Temporal Modulator (spiking partition)."""
@@ -50,7 +88,8 @@ def stm() -> None:
 
 @stm.command()
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
-              help="An STM to check: an export from neuro.export (.h5) or a torch file "
+              help="An STM to check: an export from neuro.export (.h5), a `hybrid train` "
+                   "checkpoint (its MV or residual STM, by --channels) or a torch file "
                    "holding {'config': STMConfig fields, 'state_dict': ...}. "
                    "Default: random weights.")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -83,24 +122,11 @@ def verify(checkpoint, seed, size, steps, channels, sequences, input_path, input
 
     import neuro  # noqa: F401  (applies the lava compatibility layer first)
     from neuro import verify as ver
-    from neuro.export import StmFileError, load_stm
     from neuro.stm import STM, STMConfig
 
     torch.manual_seed(seed)
-    if checkpoint is None:
-        model = STM(STMConfig(in_channels=int(channels)))
-    elif checkpoint.endswith((".h5", ".hdf5")):
-        try:
-            model = load_stm(checkpoint)
-        except StmFileError as e:
-            raise click.ClickException(str(e)) from e
-    else:
-        try:
-            ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            model = STM(STMConfig(**ck["config"]))
-            model.load_state_dict(ck["state_dict"])
-        except Exception as e:  # noqa: BLE001  any unreadable checkpoint is a user error
-            raise click.ClickException(f"{checkpoint}: not an STM checkpoint ({e})") from e
+    model = STM(STMConfig(in_channels=int(channels))) if checkpoint is None \
+        else _load_stm(checkpoint, int(channels))
     if model.cfg.in_channels != int(channels) and checkpoint is not None:
         click.echo(f"note: the checkpoint's STM takes {model.cfg.in_channels} channels",
                    err=True)
