@@ -15,15 +15,6 @@ from neuro.stm import STM, STMConfig
 SMALL = dict(widths=(4, 6, 5), strides=(1, 2, 1))
 
 
-def randomise_neurons(stm: STM, seed: int) -> None:
-    """Different learned thresholds and leaks per layer."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for b in stm.blocks:
-            b.neuron.threshold_raw.add_(0.5 * torch.randn((), generator=g))
-            b.neuron.leak_raw.add_(torch.randn((), generator=g))
-
-
 def test_config_validation_names_the_field():
     with pytest.raises(AssertionError, match="widths"):
         STMConfig(widths=(4, 4))
@@ -164,7 +155,7 @@ def test_toy_direction_task_learns(one_thread):
 
 
 @pytest.fixture
-def exported(tmp_path):
+def exported(tmp_path, randomise_neurons):
     torch.manual_seed(3)
     stm = STM(STMConfig(**SMALL))
     randomise_neurons(stm, 3)

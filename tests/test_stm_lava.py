@@ -17,14 +17,6 @@ from neuro.verify import random_mv, verify
 pytestmark = pytest.mark.slow
 
 
-def randomise_neurons(stm: STM, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for b in stm.blocks:
-            b.neuron.threshold_raw.add_(0.5 * torch.randn((), generator=g))
-            b.neuron.leak_raw.add_(torch.randn((), generator=g))
-
-
 @pytest.mark.parametrize("seed,hw,steps,channels,strides,batches,conv", [
     (0, (8, 8), 4, 2, (1, 2, 1), 2, "lava"),
     (1, (10, 6), 5, 3, (2, 1, 1), 3, "lava"),
@@ -32,7 +24,7 @@ def randomise_neurons(stm: STM, seed: int) -> None:
     (3, (10, 6), 4, 2, (2, 1, 1), 2, "im2col"),
 ])
 def test_torch_qat_and_lava_fixed_pt_agree_exactly(seed, hw, steps, channels, strides, batches,
-                                                   conv):
+                                                   conv, randomise_neurons):
     torch.manual_seed(seed)
     stm = STM(STMConfig(in_channels=channels, widths=(4, 6, 5), strides=strides))
     randomise_neurons(stm, seed)
