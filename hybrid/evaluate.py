@@ -18,6 +18,7 @@ import torch
 
 from hybrid import checkpoint
 from hybrid.model import HybridConfig, HybridModel
+from hybrid.video.errors import VideoError
 
 log = logging.getLogger(__name__)
 CROPS = (1, 3, 5)
@@ -77,14 +78,21 @@ def predict_scores(model: HybridModel, sample: dict, n_crops: int = 1) -> torch.
 
 def evaluate(model: HybridModel, dataset, classes: list[str], n_crops: int = 1,
              progress: Callable | None = None) -> dict:
-    """top-1, top-5, per-class accuracy and the confusion matrix over ``dataset``."""
+    """top-1, top-5, per-class accuracy and the confusion matrix over ``dataset``;
+    videos that cannot be read are reported (``skipped``) and left out."""
     K = len(classes)
     conf = np.zeros((K, K), np.int64)
     top5 = 0
+    skipped: list[str] = []
     it = range(len(dataset))
     with (progress(it, "evaluating") if progress else contextlib.nullcontext(it)) as bar:
         for i in bar:
-            sample = dataset[i]
+            try:
+                sample = dataset[i]
+            except (VideoError, RuntimeError, OSError, ValueError) as exc:
+                log.warning("skipping a video that cannot be read: %s", exc)
+                skipped.append(str(exc))
+                continue
             p = predict_scores(model, sample, n_crops)
             label = int(sample["label"])
             conf[label, int(p.argmax())] += 1
@@ -93,7 +101,7 @@ def evaluate(model: HybridModel, dataset, classes: list[str], n_crops: int = 1,
     per_class = {c: (float(conf[k, k] / conf[k].sum()) if conf[k].sum() else None)
                  for k, c in enumerate(classes)}
     return {"top1": float(np.trace(conf) / max(n, 1)), "top5": top5 / max(n, 1),
-            "videos": n, "per_class": per_class, "confusion": conf.tolist(),
+            "videos": n, "skipped": skipped, "per_class": per_class, "confusion": conf.tolist(),
             "classes": list(classes)}
 
 

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from hybrid import checkpoint
 from hybrid.model import HybridConfig, HybridModel
+from hybrid.video.errors import VideoError
 
 log = logging.getLogger(__name__)
 CKPT_NAME = "checkpoint.pt"
@@ -78,6 +79,33 @@ class Dist:
             dist.barrier()
 
 
+class SkipBadVideos(Dataset):
+    """Wraps a dataset so that a video that cannot be read is reported (a warning naming
+    the file, once per process) and left out of its batch instead of ending the run."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.reported: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        try:
+            return self.dataset[i]
+        except (VideoError, RuntimeError, OSError, ValueError) as exc:
+            if i not in self.reported:
+                self.reported.add(i)
+                log.warning("skipping a video that cannot be read: %s", exc)
+            return None
+
+
+def collate_readable(batch: list):
+    """default_collate of the samples that could be read; None when none could."""
+    batch = [b for b in batch if b is not None]
+    return default_collate(batch) if batch else None
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -121,6 +149,8 @@ def run_epoch(model, loader, device, optimizer=None, grad_clip: float = 0.0,
     loss_sum, correct, count = 0.0, 0, 0
     with torch.set_grad_enabled(train), progress(loader, label) as bar:
         for batch in bar:
+            if batch is None:  # every video of this batch was unreadable (reported)
+                continue
             b = _to(batch, device)
             logits = model(b["iframe"], b["mv"], b["residual"])  # (B, K)
             loss = nn.functional.cross_entropy(logits, b["label"])
@@ -220,15 +250,15 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
         echo(f"resuming {run_dir} after epoch {start}")
     net = nn.parallel.DistributedDataParallel(model) if ctx.enabled else model
 
-    train_ds, val_ds = datasets
+    train_ds, val_ds = SkipBadVideos(datasets[0]), SkipBadVideos(datasets[1])
     sampler = DistributedSampler(train_ds, ctx.world, ctx.rank, shuffle=True, seed=cfg.seed)
     val_sampler = DistributedSampler(val_ds, ctx.world, ctx.rank, shuffle=False)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
                         drop_last=len(train_ds) >= cfg.batch_size * ctx.world, generator=gen,
-                        persistent_workers=cfg.workers > 0)
+                        persistent_workers=cfg.workers > 0, collate_fn=collate_readable)
     val_loader = DataLoader(val_ds, cfg.batch_size, sampler=val_sampler,
-                            num_workers=cfg.workers)
+                            num_workers=cfg.workers, collate_fn=collate_readable)
     if ctx.main:
         run_dir.mkdir(parents=True, exist_ok=True)
     last = {}

@@ -101,6 +101,27 @@ def test_killed_run_resumes_without_losing_epochs(data, tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
 
 
+def test_corrupt_video_is_reported_and_skipped(data, tmp_path, caplog):
+    import shutil
+
+    from hybrid.evaluate import evaluate
+
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    items, classes = load_split(copy, "train")
+    bad = copy / items[0][0]
+    bad.write_bytes(b"this is not a video" * 10)
+    (train_ds, val_ds), _ = _datasets(copy)
+    with caplog.at_level("WARNING"):
+        model, m = train((train_ds, val_ds), classes, tmp_path / "run", _cfg(classes),
+                         TrainConfig(epochs=1, batch_size=4))
+    assert m["epoch"] == 1
+    assert any(bad.name in r.getMessage() for r in caplog.records), "bad video not reported"
+    ds = CompressedVideoDataset(copy, items[:3], 1, train=False, crop=SIZE)
+    res = evaluate(model.eval(), ds, classes)
+    assert res["videos"] == 2 and len(res["skipped"]) == 1 and bad.name in res["skipped"][0]
+
+
 def test_bad_checkpoints_give_clear_errors(tmp_path):
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"\x80\x02not a checkpoint at all")

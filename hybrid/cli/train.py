@@ -130,6 +130,8 @@ def evaluate(checkpoint, data, views, split, fold, plot, as_json):
         click.echo(json.dumps({k: v for k, v in res.items() if k != "confusion"} |
                               {"confusion": res["confusion"], "plot": str(plot)}, indent=2))
     else:
+        for msg in res["skipped"]:
+            click.echo(f"skipped: {msg}", err=True)
         click.echo(f"{res['videos']} videos, views {s}x{c}: top-1 {res['top1']:.4f}, "
                    f"top-5 {res['top5']:.4f}; confusion matrix in {plot}")
         for name, acc in res["per_class"].items():
