@@ -106,6 +106,22 @@ def collate_readable(batch: list):
     return default_collate(batch) if batch else None
 
 
+def seed_worker(worker_id: int) -> None:
+    """DataLoader worker init: each worker (and each epoch's workers) draws its own
+    segments and augmentations instead of repeating its siblings' random stream."""
+    from torch.utils.data import get_worker_info
+
+    from hybrid.data.dataset import CompressedVideoDataset
+
+    seed = torch.initial_seed() % 2**32  # base seed of this epoch + worker id
+    random.seed(seed)
+    np.random.seed(seed)
+    inner = get_worker_info().dataset
+    inner = getattr(inner, "dataset", inner)  # through SkipBadVideos
+    if isinstance(inner, CompressedVideoDataset):
+        inner.rng = random.Random(seed)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -256,7 +272,7 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
                         drop_last=len(train_ds) >= cfg.batch_size * ctx.world, generator=gen,
-                        persistent_workers=cfg.workers > 0, collate_fn=collate_readable)
+                        collate_fn=collate_readable, worker_init_fn=seed_worker)
     val_loader = DataLoader(val_ds, cfg.batch_size, sampler=val_sampler,
                             num_workers=cfg.workers, collate_fn=collate_readable)
     if ctx.main:
