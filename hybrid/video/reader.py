@@ -36,7 +36,14 @@ from hybrid.video.errors import (
     TruncatedVideoError,
     UnsupportedStreamError,
 )
-from hybrid.video.fields import FastTracer, Tracer, grid_field, mv_field, with_offsets
+from hybrid.video.fields import (
+    CELL,
+    FastTracer,
+    Tracer,
+    grid_cells,
+    mv_field,
+    with_offsets,
+)
 from hybrid.video.probe import open_video
 
 GOP_SIZE = 12  # 1 I-frame + 11 P-frames
@@ -153,10 +160,10 @@ class _Gop:
     def add(self, img: np.ndarray, vectors: np.ndarray | None) -> None:
         h, w, _ = img.shape
         if self.coviar:
-            field = grid_field(vectors, h, w)
+            field, cell = grid_cells(vectors, h, w), CELL
             if field is None:  # a block off the 8-px grid: the reference painter
-                field = with_offsets(mv_field(vectors, h, w, coviar=True))
-            self.tracer.step(img, field, self.mv[self.p], self.res[self.p])
+                field, cell = with_offsets(mv_field(vectors, h, w, coviar=True)), 1
+            self.tracer.step(img, field, self.mv[self.p], self.res[self.p], cell)
         else:
             self.mv[self.p], self.res[self.p] = self.tracer.step(
                 img, mv_field(vectors, h, w, coviar=False))
