@@ -162,9 +162,9 @@ def with_offsets(field: np.ndarray) -> np.ndarray:
 
 class FastTracer:
     """CoViAR integer-pixel mode on RGBA frames; writes into caller-provided outputs.
-    State per pixel: the flat index of the I-frame pixel it traces to and the
-    accumulated MV x, y (int32 each), double-buffered; one fused compiled pass a frame
-    (:func:`hybrid.video.trace_kernel.trace_step`)."""
+    State per pixel: the I-frame pixel it traces to, x and y packed in a uint32 (the
+    accumulated MV is the pixel's position minus it), double-buffered; one fused
+    compiled pass a frame (:func:`hybrid.video.trace_kernel.trace_step`)."""
 
     def __init__(self, iframe_rgba: np.ndarray, accumulate: bool) -> None:
         h, w, c = iframe_rgba.shape
@@ -174,9 +174,10 @@ class FastTracer:
         self.h, self.w, self.n, self.accumulate = h, w, h * w, accumulate
         self.ref = iframe_rgba.reshape(-1).view(np.uint32)  # (N,) packed RGBA
         self.prev = self.ref
-        self.state = (np.arange(h * w, dtype=np.int32),  # (N,) I-frame pixel traced to
-                      np.zeros(h * w, np.int32), np.zeros(h * w, np.int32))  # MV x, y
-        self.spare = tuple(np.empty_like(a) for a in self.state)
+        assert h < 1 << 16 and w < 1 << 16, f"frame {h}x{w} too large for 16-bit x, y"
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.uint32)
+        self.src = ((yy << 16) | xx).reshape(-1)  # (N,) uint32 I-frame (x, y) traced to
+        self.spare = np.empty_like(self.src)
 
     def step(self, rgba: np.ndarray, field: np.ndarray, mv_out: np.ndarray,
              res_out: np.ndarray, cell: int = 1) -> None:
@@ -198,8 +199,8 @@ class FastTracer:
         cur = rgba.reshape(-1).view(np.uint32)
         trace_step(cur, self.ref if self.accumulate else self.prev,
                    np.ascontiguousarray(field).reshape(-1), cell.bit_length() - 1,
-                   *self.state, *self.spare, self.accumulate, mv_out.reshape(-1),
+                   self.src, self.spare, self.accumulate, mv_out.reshape(-1),
                    res_out.reshape(-1), h, w)
         if self.accumulate:
-            self.state, self.spare = self.spare, self.state
+            self.src, self.spare = self.spare, self.src
         self.prev = cur

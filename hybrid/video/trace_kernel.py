@@ -47,13 +47,13 @@ def paint_cells(source, bw, bh, src_x, src_y, dst_x, dst_y, w, cell,
 
 
 @njit(cache=True, nogil=True)
-def trace_step(cur, ref, field, shift, src0, ax0, ay0, src1, ax1, ay1, accumulate, mv, res,
-               h, w):  # pragma: no cover - compiled
+def trace_step(cur, ref, field, shift, src0, src1, accumulate, mv, res, h,
+               w):  # pragma: no cover - compiled
     """cur, ref (N,) uint32 RGBA pixels (ref: the I-frame if ``accumulate`` else the
     previous frame); field (ceil(H / 2**shift) * ceil(W / 2**shift),) int64 packed
-    (x in bits 0-15, y in 16-31); state (N,) int32 each: src0 I-frame index, ax0/ay0
-    accumulated MV, read, and src1/ax1/ay1 written (if ``accumulate``);
-    -> mv (2N,) and res (3N,) float32, pixel-major."""
+    (x in bits 0-15, y in 16-31); state: src0 (N,) uint32, the I-frame pixel each pixel
+    traces to (x in bits 0-15, y in 16-31), read, and src1 written (if ``accumulate``);
+    -> mv (2N,) and res (3N,) float32, pixel-major. Accumulated MV = p - src (CoViAR)."""
     wc = U(((w - 1) >> shift) + 1)
     for y in range(h):
         frow = U(y >> shift) * wc
@@ -67,12 +67,11 @@ def trace_step(cur, ref, field, shift, src0, ax0, ay0, src1, ax1, ay1, accumulat
             p = U(y * w + x)
             s = U(sy * w + sx)
             if accumulate:
-                a = U(src0[s])
-                fx += ax0[s]
-                fy += ay0[s]
-                src1[p] = a
-                ax1[p] = fx
-                ay1[p] = fy
+                st = src0[s]
+                src1[p] = st
+                ax, ay = np.int32(st & 0xFFFF), np.int32(st >> 16)
+                fx, fy = x - ax, y - ay
+                a = U(ay * w + ax)
             else:
                 a = s
             mv[U(2) * p] = fx
