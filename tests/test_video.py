@@ -228,3 +228,39 @@ def test_grid_field_zeroes_pixels_whose_source_leaves_the_frame():
     assert (g[0:16, 0:5] == 0).all() and (g[0:16, 5:16] == [5, 0]).all()
     # source row = row + 3 must lie inside the 48 rows: rows 45..47 get no vector
     assert (g[32:45, 48:64] == [0, -3]).all() and (g[45:48, 48:64] == 0).all()
+
+
+@pytest.mark.parametrize("accumulate", [True, False])
+def test_fast_tracer_per_pixel_field_equals_cells(accumulate):
+    """The tracer's per-pixel input (the off-grid fallback) gives what the per-cell one
+    gives, and both equal the reference Tracer, on random frames and vectors that reach
+    off the frame."""
+    from hybrid.video.fields import CELL, FastTracer, Tracer, grid_cells, grid_field, unpack
+
+    rng = np.random.default_rng(0)
+    h, w = 40, 52  # not multiples of 8: partial cells on the right and bottom
+    frames = rng.integers(0, 256, (4, h, w, 4), dtype=np.uint8)
+    fast_c, fast_p = FastTracer(frames[0], accumulate), FastTracer(frames[0], accumulate)
+    ref = Tracer(np.ascontiguousarray(frames[0, ..., :3]), accumulate, coviar=True)
+    dt = [("source", "i4"), ("w", "u1"), ("h", "u1"), ("src_x", "i2"), ("src_y", "i2"),
+          ("dst_x", "i2"), ("dst_y", "i2"), ("motion_x", "i4"), ("motion_y", "i4"),
+          ("motion_scale", "u2")]
+    for t in range(1, 4):
+        vec = np.zeros(12, dt)
+        vec["source"], vec["w"], vec["h"] = -1, 16, 16
+        vec["dst_x"] = rng.integers(0, 4, 12) * 16 + 8
+        vec["dst_y"] = rng.integers(0, 3, 12) * 16 + 8
+        vec["src_x"] = vec["dst_x"] - rng.integers(-9, 10, 12)
+        vec["src_y"] = vec["dst_y"] - rng.integers(-9, 10, 12)
+        outs = []
+        for tracer, field, cell in ((fast_c, grid_cells(vec, h, w), CELL),
+                                    (fast_p, grid_field(vec, h, w), 1)):
+            mv, res = np.empty((h, w, 2), np.float32), np.empty((h, w, 3), np.float32)
+            tracer.step(frames[t], field, mv, res, cell)
+            outs.append((mv, res))
+        mv_r, res_r = ref.step(np.ascontiguousarray(frames[t, ..., :3]),
+                               unpack(grid_field(vec, h, w)))
+        for mv, res in outs:
+            np.testing.assert_array_equal(mv, mv_r)
+            np.testing.assert_array_equal(res, res_r)
+        assert np.abs(mv_r).max() > 0

@@ -3,11 +3,13 @@ that turn them into MV and residual, accumulated back to the I-frame (CoViAR) or
 See ``hybrid.video.reader`` for the definitions.
 
 Two implementations of CoViAR's integer-pixel mode: :func:`mv_field` + :class:`Tracer`
-(the reference, any block layout, also the sub-pixel mode), and :func:`grid_field` +
+(the reference, any block layout, also the sub-pixel mode), and :func:`grid_cells` +
 :class:`FastTracer` (MPEG-4: blocks on the 8-pixel grid, so the field is painted per
-8x8 cell and expanded once; accumulation carries the accumulated MV itself,
-``acc[p] = field[p] + acc_prev[p - field[p]]``, one packed gather a frame, and the
-residual gathers RGBA pixels as uint32). Tests check both give identical results.
+8x8 cell and never expanded; accumulation carries the accumulated MV itself,
+``acc[p] = field[p] + acc_prev[p - field[p]]``, and the residual gathers RGBA pixels
+as uint32, all in one compiled pass a frame: :mod:`hybrid.video.trace_kernel`).
+:func:`grid_field` expands the cells per pixel (for tests and the per-pixel path).
+Tests check both give identical results.
 """
 from __future__ import annotations
 
@@ -111,35 +113,33 @@ def unpack(packed: np.ndarray) -> np.ndarray:
     return packed.view(np.int16).reshape(packed.shape + (4,))[..., :2].astype(np.int32)
 
 
+def grid_cells(vectors: np.ndarray | None, h: int, w: int) -> np.ndarray | None:
+    """CoViAR's field per 8x8 cell, (ceil(H/8), ceil(W/8)) int64 packed by :func:`pack`,
+    before dropping pixels whose source leaves the frame; None when a block is off the
+    8-pixel grid (then pack the output of :func:`mv_field`)."""
+    from hybrid.video.trace_kernel import paint_cells
+
+    cells = np.zeros((-(-h // CELL), -(-w // CELL)), np.int64)  # (hc, wc)
+    if vectors is None or len(vectors) == 0:
+        return cells
+    v = vectors
+    ok = paint_cells(v["source"], v["w"], v["h"], v["src_x"], v["src_y"], v["dst_x"],
+                     v["dst_y"], w, CELL, cells)
+    return cells if ok else None
+
+
 def grid_field(vectors: np.ndarray | None, h: int, w: int) -> np.ndarray | None:
     """CoViAR's per-pixel field painted per 8x8 cell, as (H, W) int64 packed by
     :func:`pack`; None when a block is off the 8-pixel grid (then pack the output of
-    :func:`mv_field`)."""
-    hc, wc = -(-h // CELL), -(-w // CELL)
-    cells = np.zeros(hc * wc, np.int64)
-    m = 0
-    if vectors is not None and len(vectors):
-        v = vectors[vectors["source"] < 0]
-        bw, bh = v["w"].astype(np.int32), v["h"].astype(np.int32)
-        x0 = v["dst_x"].astype(np.int32) - bw // 2
-        y0 = v["dst_y"].astype(np.int32) - bh // 2
-        if ((x0 | y0 | bw | bh) & (CELL - 1)).any():
-            return None
-        ix = v["dst_x"].astype(np.int32) - v["src_x"]
-        iy = v["dst_y"].astype(np.int32) - v["src_y"]
-        val = pack(ix, iy, w)
-        for nx, ny in sorted(set(zip((bw // CELL).tolist(), (bh // CELL).tolist()))):
-            sel = (bw == nx * CELL) & (bh == ny * CELL)
-            vs, cy0, cx0 = val[sel], y0[sel] // CELL, x0[sel] // CELL
-            for i in range(ny):
-                for j in range(nx):
-                    cy, cx = cy0 + i, cx0 + j
-                    ok = (cy >= 0) & (cy < hc) & (cx >= 0) & (cx < wc)
-                    cells[cy[ok] * wc + cx[ok]] = vs[ok]
-        m = int(max(np.abs(ix).max(initial=0), np.abs(iy).max(initial=0)))
-    rows = np.repeat(cells.reshape(hc, wc), CELL, axis=1)[:, :w]  # (hc, W)
+    :func:`mv_field`). (The reader's tracer takes :func:`grid_cells` directly.)"""
+    cells = grid_cells(vectors, h, w)
+    if cells is None:
+        return None
+    hc, wc = cells.shape
+    rows = np.repeat(cells, CELL, axis=1)[:, :w]  # (hc, W)
     field = np.ascontiguousarray(  # each cell row repeated 8 times: (H, W)
         np.broadcast_to(rows[:, None, :], (hc, CELL, w)).reshape(hc * CELL, w)[:h])
+    m = int(np.abs(unpack(cells)).max(initial=0))
     if m:  # pixels whose source leaves the frame get no vector: only near the border
         f16 = field.view(np.int16).reshape(h, w, 4)
         for axis, size in ((1, w), (0, h)):
@@ -162,41 +162,45 @@ def with_offsets(field: np.ndarray) -> np.ndarray:
 
 class FastTracer:
     """CoViAR integer-pixel mode on RGBA frames; writes into caller-provided outputs.
-    State per pixel, packed in one int64 for a single gather a frame: the flat index of
-    the I-frame pixel it traces to (int32) and the accumulated MV (2 x int16)."""
+    State per pixel: the I-frame pixel it traces to, x and y packed in a uint32 (the
+    accumulated MV is the pixel's position minus it), double-buffered; one fused
+    compiled pass a frame (:func:`hybrid.video.trace_kernel.trace_step`)."""
 
     def __init__(self, iframe_rgba: np.ndarray, accumulate: bool) -> None:
-        h, w, _ = iframe_rgba.shape
+        h, w, c = iframe_rgba.shape
+        assert c == 4 and iframe_rgba.dtype == np.uint8 and iframe_rgba.flags.c_contiguous, (
+            f"I-frame must be contiguous (H, W, 4) uint8 RGBA, got {iframe_rgba.shape} "
+            f"{iframe_rgba.dtype}")
         self.h, self.w, self.n, self.accumulate = h, w, h * w, accumulate
         self.ref = iframe_rgba.reshape(-1).view(np.uint32)  # (N,) packed RGBA
         self.prev = self.ref
-        self.idx = np.arange(h * w, dtype=np.int32)
-        self.state = np.zeros((h * w, 4), np.int16)  # [src lo, src hi, mv x, mv y]
-        self.state.view(np.int32)[:, 0] = self.idx
+        assert h < 1 << 16 and w < 1 << 16, f"frame {h}x{w} too large for 16-bit x, y"
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.uint32)
+        self.src = ((yy << 16) | xx).reshape(-1)  # (N,) uint32 I-frame (x, y) traced to
+        self.spare = np.empty_like(self.src)
 
     def step(self, rgba: np.ndarray, field: np.ndarray, mv_out: np.ndarray,
-             res_out: np.ndarray) -> None:
-        """rgba (H, W, 4) uint8 contiguous, field (H, W) int64 from grid_field ->
-        mv_out (H, W, 2) and res_out (H, W, 3) float32."""
-        n = self.n
-        f = field.reshape(n).view(np.int16).reshape(n, 4)
-        src = self.idx - field.reshape(n).view(np.int32).reshape(n, 2)[:, 1]
-        mv = mv_out.reshape(n, 2)
+             res_out: np.ndarray, cell: int = 1) -> None:
+        """rgba (H, W, 4) uint8 contiguous, field packed by :func:`pack`, per pixel
+        (H, W) with ``cell=1`` or per cell from :func:`grid_cells` with ``cell=CELL``
+        -> mv_out (H, W, 2) and res_out (H, W, 3) float32, contiguous."""
+        from hybrid.video.trace_kernel import trace_step
+
+        h, w = self.h, self.w
+        assert rgba.shape == (h, w, 4) and rgba.flags.c_contiguous, (
+            f"frame {rgba.shape} must be contiguous ({h}, {w}, 4)")
+        assert cell in (1, CELL), f"cell must be 1 or {CELL}, got {cell}"
+        assert field.dtype == np.int64 and field.shape == (-(-h // cell), -(-w // cell)), (
+            f"field {field.dtype} {field.shape} does not match frame {rgba.shape} "
+            f"at cell {cell}")
+        assert mv_out.shape == (h, w, 2) and res_out.shape == (h, w, 3) and (
+            mv_out.flags.c_contiguous and res_out.flags.c_contiguous), (
+            f"outputs {mv_out.shape}, {res_out.shape} must be contiguous ({h}, {w}, 2|3)")
+        cur = rgba.reshape(-1).view(np.uint32)
+        trace_step(cur, self.ref if self.accumulate else self.prev,
+                   np.ascontiguousarray(field).reshape(-1), cell.bit_length() - 1,
+                   self.src, self.spare, self.accumulate, mv_out.reshape(-1),
+                   res_out.reshape(-1), h, w)
         if self.accumulate:
-            st = self.state.view(np.int64)[:, 0][src].view(np.int16).reshape(n, 4)
-            for c in range(2):  # per channel: long inner loops (a (N, 2) loop is slow)
-                np.add(st[:, 2 + c], f[:, c], out=st[:, 2 + c], casting="unsafe")
-                mv[:, c] = st[:, 2 + c]
-            self.state = st
-            ref = self.ref[st.view(np.int32)[:, 0]]
-        else:
-            for c in range(2):
-                mv[:, c] = f[:, c]
-            ref = self.prev[src]
-        cur = rgba.reshape(n, 4)
-        d = cur.astype(np.int16)
-        d -= ref.view(np.uint8).reshape(n, 4)
-        res = res_out.reshape(n, 3)
-        for c in range(3):
-            res[:, c] = d[:, c]
-        self.prev = rgba.reshape(-1).view(np.uint32)
+            self.src, self.spare = self.spare, self.src
+        self.prev = cur

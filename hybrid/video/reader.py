@@ -25,6 +25,7 @@ gather plus the fractional remainder), and pixels are fetched at the nearest pos
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,14 @@ from hybrid.video.errors import (
     TruncatedVideoError,
     UnsupportedStreamError,
 )
-from hybrid.video.fields import FastTracer, Tracer, grid_field, mv_field, with_offsets
+from hybrid.video.fields import (
+    CELL,
+    FastTracer,
+    Tracer,
+    grid_cells,
+    mv_field,
+    with_offsets,
+)
 from hybrid.video.probe import open_video
 
 GOP_SIZE = 12  # 1 I-frame + 11 P-frames
@@ -78,13 +86,14 @@ def _decode(path: Path, gop_size: int,
         vs = c.streams.video[0]
         vs.codec_context.options = {"flags2": "+export_mvs"}
         declared = int(vs.frames or 0)
+        kinds = {int(t): t.name[:1] for t in av.video.frame.PictureType}  # once, not a frame
         n, corrupt_at = 0, None
         try:
             for frame in c.decode(vs):
                 if corrupt_at is not None:
                     raise CorruptVideoError(path, f"frame {corrupt_at} is corrupt "
                                                   f"(damaged data in the stream)")
-                kind = av.video.frame.PictureType(frame.pict_type).name[:1]
+                kind = kinds.get(frame.pict_type, "?")
                 if kind not in "IP":
                     raise UnsupportedStreamError(
                         path, f"frame {n} is a {kind}-frame; the reader needs I/P frames only "
@@ -111,8 +120,14 @@ def read_gops(path: str | Path, accumulate: bool = True, coviar: bool = True,
     each P-frame's own. ``coviar``: CoViAR's integer-pixel definition (exact) or the
     sub-pixel one. A GOP has at most ``gop_size - 1`` P-frames; the last one of a video
     may have fewer. Raises a :class:`~hybrid.video.errors.VideoError` naming ``path``
-    for bad input (a GOP already yielded stays valid)."""
-    path = Path(path)
+    for bad input (a GOP already yielded stays valid). In CoViAR mode a second thread
+    traces frame t while frame t+1 decodes (both release the GIL)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="hybrid-trace") as pool:
+        yield from _read_gops(Path(path), accumulate, coviar, gop_size, pool)
+
+
+def _read_gops(path: Path, accumulate: bool, coviar: bool, gop_size: int,
+               pool: ThreadPoolExecutor) -> Iterator[GOP]:
     cur: _Gop | None = None
     n = 0
     fmt = "rgba" if coviar else "rgb24"  # the fast path gathers RGBA pixels as uint32
@@ -121,7 +136,7 @@ def read_gops(path: str | Path, accumulate: bool = True, coviar: bool = True,
             if cur is not None:
                 yield cur.close()
             cur = _Gop(0 if cur is None else cur.index + 1, n, img, accumulate, coviar,
-                       gop_size - 1)
+                       gop_size - 1, pool)
         else:
             if cur is None:
                 raise UnsupportedStreamError(path, "stream does not start with an I-frame")
@@ -138,12 +153,15 @@ def read_gops(path: str | Path, accumulate: bool = True, coviar: bool = True,
 
 
 class _Gop:
-    """A GOP being decoded: outputs preallocated for ``slots`` P-frames."""
+    """A GOP being decoded: outputs preallocated for ``slots`` P-frames; in CoViAR mode
+    at most one P-frame is being traced on ``pool`` at a time."""
 
     def __init__(self, index: int, start: int, img: np.ndarray, accumulate: bool,
-                 coviar: bool, slots: int) -> None:
+                 coviar: bool, slots: int, pool: ThreadPoolExecutor) -> None:
         h, w, _ = img.shape
         self.index, self.start, self.coviar, self.p = index, start, coviar, 0
+        self.pool, self.pending = pool, None
+        self.pending: Future | None
         self.iframe = np.ascontiguousarray(img[..., :3])
         self.mv = np.empty((slots, h, w, 2), np.float32)
         self.res = np.empty((slots, h, w, 3), np.float32)
@@ -153,14 +171,22 @@ class _Gop:
     def add(self, img: np.ndarray, vectors: np.ndarray | None) -> None:
         h, w, _ = img.shape
         if self.coviar:
-            field = grid_field(vectors, h, w)
+            field, cell = grid_cells(vectors, h, w), CELL
             if field is None:  # a block off the 8-px grid: the reference painter
-                field = with_offsets(mv_field(vectors, h, w, coviar=True))
-            self.tracer.step(img, field, self.mv[self.p], self.res[self.p])
+                field, cell = with_offsets(mv_field(vectors, h, w, coviar=True)), 1
+            self.wait()
+            self.pending = self.pool.submit(self.tracer.step, img, field, self.mv[self.p],
+                                            self.res[self.p], cell)
         else:
             self.mv[self.p], self.res[self.p] = self.tracer.step(
                 img, mv_field(vectors, h, w, coviar=False))
         self.p += 1
 
+    def wait(self) -> None:
+        if self.pending is not None:
+            self.pending.result()  # re-raises what the tracer raised
+            self.pending = None
+
     def close(self) -> GOP:
+        self.wait()
         return GOP(self.index, self.start, self.iframe, self.mv[:self.p], self.res[:self.p])
