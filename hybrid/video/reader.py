@@ -160,8 +160,8 @@ class _Gop:
                  coviar: bool, slots: int, pool: ThreadPoolExecutor) -> None:
         h, w, _ = img.shape
         self.index, self.start, self.coviar, self.p = index, start, coviar, 0
-        self.pool, self.pending = pool, None
-        self.pending: Future | None
+        self.pool = pool
+        self.pending: Future | None = None
         self.iframe = np.ascontiguousarray(img[..., :3])
         self.mv = np.empty((slots, h, w, 2), np.float32)
         self.res = np.empty((slots, h, w, 3), np.float32)
