@@ -33,13 +33,10 @@ class DemoConfig:
 
 def datasets(root: Path, segments: int, size: int, seed: int = 0):
     """(train, held-out) datasets and class names of a dataset folder or cache."""
-    from hybrid.data.dataset import CompressedVideoDataset
-    from hybrid.data.splits import load_split
+    from hybrid.data.dataset import open_split
 
-    items, classes = load_split(root, "train")
-    test_items, _ = load_split(root, "test")
-    return (CompressedVideoDataset(root, items, segments, train=True, crop=size, seed=seed),
-            CompressedVideoDataset(root, test_items, segments, train=False, crop=size)), classes
+    train_ds, classes = open_split(root, "train", segments, True, size, seed=seed)
+    return (train_ds, open_split(root, "test", segments, False, size)[0]), classes
 
 
 def make_data(out: Path, cfg: DemoConfig, echo: Callable[[str], None]) -> tuple[Path, Path]:

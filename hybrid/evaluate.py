@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from hybrid import checkpoint
+from hybrid.data.dataset import UNREADABLE
 from hybrid.model import HybridConfig, HybridModel
-from hybrid.video.errors import VideoError
 
 log = logging.getLogger(__name__)
 CROPS = (1, 3, 5)
@@ -89,7 +89,7 @@ def evaluate(model: HybridModel, dataset, classes: list[str], n_crops: int = 1,
         for i in bar:
             try:
                 sample = dataset[i]
-            except (VideoError, RuntimeError, OSError, ValueError) as exc:
+            except UNREADABLE as exc:
                 log.warning("skipping a video that cannot be read: %s", exc)
                 skipped.append(str(exc))
                 continue

@@ -54,11 +54,11 @@ class HybridConfig:
 
     def dense_config(self) -> DenseConfig:
         """The variant, sized for this config's inputs and its STMs' output maps."""
-        stm = STM(self.stm_config(2))  # cheap: sizes only
+        stm = self.stm_config(2)
         return dataclasses.replace(
             VARIANTS[self.variant], num_classes=self.num_classes, segments=self.segments,
-            image_size=self.size, stm_size=stm.out_size(*self.size),
-            stm_channels=stm.cfg.widths[-1], modalities=self.modalities, **self.dense)
+            image_size=self.size, stm_size=stm.layer_sizes(*self.size)[-1],
+            stm_channels=stm.widths[-1], modalities=self.modalities, **self.dense)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -26,8 +26,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from hybrid import checkpoint
+from hybrid.data.dataset import UNREADABLE
 from hybrid.model import HybridConfig, HybridModel
-from hybrid.video.errors import VideoError
 
 log = logging.getLogger(__name__)
 CKPT_NAME = "checkpoint.pt"
@@ -93,7 +93,7 @@ class SkipBadVideos(Dataset):
     def __getitem__(self, i: int):
         try:
             return self.dataset[i]
-        except (VideoError, RuntimeError, OSError, ValueError) as exc:
+        except UNREADABLE as exc:
             if i not in self.reported:
                 self.reported.add(i)
                 log.warning("skipping a video that cannot be read: %s", exc)

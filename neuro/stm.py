@@ -51,6 +51,14 @@ class STMConfig:
         assert self.quant in ("float", "qat"), f"quant must be 'float' or 'qat', got {self.quant!r}"
         assert 1 < self.input_bits <= 24, f"input_bits must be in 2..24, got {self.input_bits}"
 
+    def layer_sizes(self, h: int, w: int) -> list[tuple[int, int]]:
+        """Each layer's output (H', W') for an (h, w) input (padding k // 2)."""
+        sizes = []
+        for k, s in zip(self.kernels, self.strides):
+            h, w = (h + 2 * (k // 2) - k) // s + 1, (w + 2 * (k // 2) - k) // s + 1
+            sizes.append((h, w))
+        return sizes
+
 
 @dataclass
 class STMOutput:
@@ -108,9 +116,7 @@ class STM(nn.Module):
 
     def out_size(self, h: int, w: int) -> tuple[int, int]:
         """Output spatial size for an (h, w) input."""
-        for k, s in zip(self.cfg.kernels, self.cfg.strides):
-            h, w = (h + 2 * (k // 2) - k) // s + 1, (w + 2 * (k // 2) - k) // s + 1
-        return h, w
+        return self.cfg.layer_sizes(h, w)[-1]
 
     def layer_counts(self, h: int, w: int) -> list[dict]:
         """Per layer, for an (h, w) input and one timestep: ``params``, ``out`` (C, H', W'),
@@ -118,12 +124,12 @@ class STM(nn.Module):
         ACs are this times its input's firing rate, border effects aside) and
         ``analog_input`` (layer 1 sees MV/residual values: MACs, not ACs)."""
         out, chans = [], (self.cfg.in_channels, *self.cfg.widths)
-        for i, blk in enumerate(self.blocks):
-            k, s = self.cfg.kernels[i], self.cfg.strides[i]
-            h, w = (h + 2 * (k // 2) - k) // s + 1, (w + 2 * (k // 2) - k) // s + 1
+        sizes = self.cfg.layer_sizes(h, w)
+        for i, (blk, (ho, wo)) in enumerate(zip(self.blocks, sizes)):
+            k = self.cfg.kernels[i]
             out.append({"params": sum(p.numel() for p in blk.parameters()),
-                        "out": (chans[i + 1], h, w),
-                        "dense_ops": h * w * chans[i + 1] * chans[i] * k * k,
+                        "out": (chans[i + 1], ho, wo),
+                        "dense_ops": ho * wo * chans[i + 1] * chans[i] * k * k,
                         "analog_input": i == 0})
         return out
 

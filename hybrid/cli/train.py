@@ -24,17 +24,18 @@ def _views(ctx, param, value: str) -> tuple[int, int]:
 
 
 def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, seed: int):
-    """(dataset, classes) for a dataset folder or a `hybrid prepare` cache."""
-    from hybrid.data.dataset import CompressedVideoDataset
-    from hybrid.data.splits import SplitError, load_split
+    """(dataset, classes) for a dataset folder or a `hybrid prepare` cache; user errors
+    become ClickExceptions."""
+    from hybrid.data.dataset import open_split
+    from hybrid.data.splits import SplitError
 
     try:
-        items, classes = load_split(data, split, fold)
+        ds, classes = open_split(data, split, segments, train, crop, fold, seed)
     except (SplitError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    if not items:
+    if not len(ds):
         raise click.ClickException(f"{data}: the {split} split of fold {fold} is empty")
-    return CompressedVideoDataset(data, items, segments, train=train, crop=crop, seed=seed), classes
+    return ds, classes
 
 
 @click.command()
@@ -158,9 +159,8 @@ def _eval_crop(size: int, n_crops: int):
 def predict(checkpoint, video, top, segments, as_json):
     """Class names of VIDEO with probabilities, from CHECKPOINT."""
     from hybrid.checkpoint import CheckpointError
-    from hybrid.data.dataset import CompressedVideoDataset
+    from hybrid.data.dataset import UNREADABLE, CompressedVideoDataset
     from hybrid.evaluate import load_model, predict_scores
-    from hybrid.video.errors import VideoError
 
     try:
         model, classes, _ = load_model(checkpoint)
@@ -175,7 +175,7 @@ def predict(checkpoint, video, top, segments, as_json):
                                 crop=model.cfg.size[0])
     try:
         sample = ds[0]
-    except (VideoError, RuntimeError, OSError) as exc:
+    except UNREADABLE as exc:
         raise click.ClickException(str(exc)) from exc
     p = predict_scores(model, sample)
     k = min(top, len(classes))

@@ -24,10 +24,16 @@ from hybrid.data.transforms import (
     crop_box,
     sample_segments,
 )
+from hybrid.video.errors import VideoError
 from hybrid.video.reader import P_PER_GOP
 
 DEFAULT_CROP = CropConfig()
 COVIAR_NORM = Normalization()
+
+
+# What reading one sample raises for a video that cannot be used (the message names it):
+# training and evaluation report such a video and go on without it.
+UNREADABLE = (VideoError, RuntimeError, OSError, ValueError)
 
 
 def pad_p_frames(a: np.ndarray, p: int) -> np.ndarray:
@@ -125,3 +131,15 @@ class CompressedVideoDataset(Dataset):
             "residual": apply_box(res_t, box, c).reshape(s, P_PER_GOP, 3, c, c),
             "label": torch.tensor(label, dtype=torch.int64),
         }
+
+
+def open_split(source: str | Path, split: str, segments: int, train: bool,
+               crop: CropConfig | int, fold: int = 1,
+               seed: int | None = None) -> tuple[CompressedVideoDataset, list[str]]:
+    """(dataset, class names) of ``split`` ('train' or 'test') and ``fold`` of a dataset
+    folder or a ``hybrid prepare`` cache."""
+    from hybrid.data.splits import load_split
+
+    items, classes = load_split(source, split, fold)
+    return CompressedVideoDataset(source, items, segments, train=train, crop=crop,
+                                  seed=seed), classes
