@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 import neuro  # noqa: F401
+from neuro import quant
 from neuro.export import export_stm, read_network
 from neuro.runner import LavaRunner, _lava_conv_weight
 from neuro.stm import STM, STMConfig
@@ -177,7 +178,7 @@ def main() -> None:
             buf = io.StringIO()
             pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(8)
             lava[conv]["host_profile"] = buf.getvalue().splitlines()[:22]
-    xq = np.clip(np.round(x[0] * 2**net.in_frac_bits), -128, 127)
+    xq = quant.quantize_input_np(x[0], net.in_frac_bits, net.in_bits)
     work = numpy_work_per_sequence(net, xq, T)
     rep = {
         "config": {"input": [2, S, S, T], "widths": list(stm.cfg.widths),

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from ann.config import VARIANTS, DenseConfig
+from ann.config import MODALITIES, VARIANTS, DenseConfig
 from ann.model import DenseModel
 from neuro.stm import STM, STMConfig
 
-MODALITIES = ("i", "mv", "r")
 # STMConfig overrides for CoViAR-normalised inputs (MV in [-0.5, 0.5], residuals within
 # about +-2.2): a larger initial weight scale keeps enough neurons spiking from the first
 # step (with STMConfig's default 3, the MV branch fired ~2 % of its first layer and the

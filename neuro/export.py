@@ -65,13 +65,26 @@ def _str(handle, key: str, value: str) -> None:
     handle.create_dataset(key, (1,), "S10", [value.encode("ascii")])
 
 
+def _layer_integers(stm: STM):
+    """Per block, its fixed-point form: (weight exponent, voltage scale, (C_out, C_in, k,
+    k) weight mantissas, netx neuron params); the input scale is the STM's for layer 1
+    and 1 for spike-fed layers."""
+    in_scale = stm.in_scale
+    for blk in stm.blocks:
+        exp = blk.weight_exp()
+        v_scale = quant.voltage_scale(exp, in_scale)
+        with torch.no_grad():
+            m = quant.weight_mantissa(blk.synapse.weight, exp)[..., 0].numpy()
+        yield exp, v_scale, m, blk.neuron.device_params(v_scale)
+        in_scale = 1.0
+
+
 def export_stm(stm: STM, path: str | os.PathLike, input_size: tuple[int, int]) -> Path:
     """Write ``stm`` (its quantised parameters) for inputs of ``input_size`` (H, W)."""
     path = Path(path)
     cfg = stm.cfg
     h, w = input_size
     tmp = path.with_name(path.name + ".tmp")
-    in_scale = stm.in_scale
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["version"] = VERSION
@@ -81,16 +94,12 @@ def export_stm(stm: STM, path: str | os.PathLike, input_size: tuple[int, int]) -
         g0 = lay.create_group("0")
         _str(g0, "type", "input")
         g0.create_dataset("shape", data=np.array([cfg.in_channels, h, w]))
-        for i, blk in enumerate(stm.blocks):
+        layers = zip(cfg.layer_sizes(h, w), _layer_integers(stm))
+        for i, ((ho, wo), (exp, _, m, params)) in enumerate(layers):
             k, s = cfg.kernels[i], cfg.strides[i]
-            h, w = (h + 2 * (k // 2) - k) // s + 1, (w + 2 * (k // 2) - k) // s + 1
-            exp = blk.weight_exp()
-            v_scale = quant.voltage_scale(exp, in_scale)
-            with torch.no_grad():
-                m = quant.weight_mantissa(blk.synapse.weight, exp)[..., 0].numpy()
             g = lay.create_group(str(i + 1))
             _str(g, "type", "conv")
-            g.create_dataset("shape", data=np.array([cfg.widths[i], h, w]))
+            g.create_dataset("shape", data=np.array([cfg.widths[i], ho, wo]))
             g.create_dataset("weight", data=m.astype(np.int16))
             g.create_dataset("weightExp", data=exp)
             g.create_dataset("stride", data=np.array([s, s]))
@@ -99,12 +108,11 @@ def export_stm(stm: STM, path: str | os.PathLike, input_size: tuple[int, int]) -
             g.create_dataset("groups", data=1)
             g.create_dataset("inFeatures", data=m.shape[1])
             g.create_dataset("outFeatures", data=m.shape[0])
-            for key, val in blk.neuron.device_params(v_scale).items():
+            for key, val in params.items():
                 if isinstance(val, str):
                     _str(g, f"neuron/{key}", val)
                 else:
                     g.create_dataset(f"neuron/{key}", data=val)
-            in_scale = 1.0
         st = f.create_group("stm")
         st.create_dataset("inFracBits", data=cfg.input_frac_bits)
         st.create_dataset("inBits", data=cfg.input_bits)
@@ -179,19 +187,13 @@ def load_stm(path: str | os.PathLike) -> STM:
         for name in stm.state_dict():
             state[name] = torch.from_numpy(np.asarray(_get(f, path, f"stm/float/{name}")))
     stm.load_state_dict(state)
-    in_scale = stm.in_scale
-    for i, (blk, spec) in enumerate(zip(stm.blocks, net.layers)):
-        exp = blk.weight_exp()
-        dp = blk.neuron.device_params(quant.voltage_scale(exp, in_scale))
-        with torch.no_grad():
-            m = quant.weight_mantissa(blk.synapse.weight, exp)[..., 0].numpy().astype(np.int32)
+    for i, ((exp, _, m, dp), spec) in enumerate(zip(_layer_integers(stm), net.layers)):
         ours = (exp, dp["vThMant"], dp["vDecay"])
         theirs = (spec.weight_exp, spec.vth, spec.dv)
-        if ours != theirs or not np.array_equal(m, spec.weight):
+        if ours != theirs or not np.array_equal(m.astype(np.int32), spec.weight):
             raise StmFileError(
                 f"{path}: layer {i + 1} integers (exp, vth, dv) = {theirs} in the file, "
                 f"{ours} from its float parameters (file edited or broken)")
-        in_scale = 1.0
     return stm
 
 

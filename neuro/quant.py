@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 W_BITS = 8  # weight mantissa bits (signed)
@@ -79,6 +80,12 @@ def quantize_input(x: torch.Tensor, frac_bits: int, bits: int) -> torch.Tensor:
     """Graded input messages: ``round(x * 2**frac_bits)`` clamped to signed ``bits``."""
     lim = 1 << (bits - 1)
     return torch.clamp(ste_round(x * 2.0**frac_bits), -lim, lim - 1)
+
+
+def quantize_input_np(x: np.ndarray, frac_bits: int, bits: int) -> np.ndarray:
+    """:func:`quantize_input` for numpy arrays (the Lava side's graded messages)."""
+    lim = 1 << (bits - 1)
+    return np.clip(np.round(x * 2.0**frac_bits), -lim, lim - 1)
 
 
 def wrap_synapse(a: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neuro import quant
 from neuro.export import StmNetwork, read_network
 from neuro.lava_procs.fast_conv import PyConvModelFixedIm2col
 from neuro.lava_procs.soft_lif import SoftResetLIF
@@ -144,8 +145,7 @@ class LavaRunner:
         assert self._runtime_started, "LavaRunner is closed"
         n = x.shape[0]
         pad = math.ceil(len(net.layers) / T)
-        lim = 1 << (net.in_bits - 1)
-        xq = np.clip(np.round(x * 2.0**net.in_frac_bits), -lim, lim - 1)
+        xq = quant.quantize_input_np(x, net.in_frac_bits, net.in_bits)
         total = (n + pad) * T
         zero = np.zeros(_to_whc(xq[0, ..., 0]).shape)
         counts = [np.zeros((n, T), np.int64) for _ in net.layers]

@@ -73,16 +73,18 @@ class Block(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, k: int, stride: int, cfg: STMConfig):
         super().__init__()
-        self.quant = cfg.quant
+        self.cfg = cfg  # shared with the STM: STM.set_quant switches every block
+        self._exp = 0  # weight exponent of the current forward (qat), set by the hook
         self.synapse = slayer.synapse.Conv(
             c_in, c_out, k, stride=stride, padding=k // 2,
             weight_scale=cfg.weight_scale, pre_hook_fx=self._weight_hook)
         self.neuron = SoftLIF(cfg.threshold, cfg.leak, cfg.surrogate_width)
 
     def _weight_hook(self, w: torch.Tensor) -> torch.Tensor:
-        if self.quant == "float":
+        if self.cfg.quant == "float":
             return w
-        return quant.weight_mantissa(w, quant.weight_exponent(w)).double()
+        self._exp = quant.weight_exponent(w)
+        return quant.weight_mantissa(w, self._exp).double()
 
     def weight_exp(self) -> int:
         return quant.weight_exponent(self.synapse.weight)
@@ -91,8 +93,8 @@ class Block(nn.Module):
         """x (B, C_in, H, W, T): floats, or integer messages (qat) worth ``x / in_scale``."""
         a = self.synapse(x)  # (B, C_out, H', W', T)
         v_scale = None
-        if self.quant != "float":
-            v_scale = quant.voltage_scale(self.weight_exp(), in_scale)
+        if self.cfg.quant != "float":
+            v_scale = quant.voltage_scale(self._exp, in_scale)  # the hook's exponent
         s, v = self.neuron(a, v_scale)
         return s, v, v_scale
 
@@ -110,9 +112,7 @@ class STM(nn.Module):
     def set_quant(self, mode: str) -> None:
         """Switch between ``"float"`` and ``"qat"`` (the parameters are shared)."""
         assert mode in ("float", "qat"), f"quant must be 'float' or 'qat', got {mode!r}"
-        self.cfg.quant = mode
-        for b in self.blocks:
-            b.quant = mode
+        self.cfg.quant = mode  # the blocks share this config
 
     def out_size(self, h: int, w: int) -> tuple[int, int]:
         """Output spatial size for an (h, w) input."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuro.export import export_stm, read_network
+from neuro.export import export_stm
 from neuro.runner import LavaRunner
 from neuro.stm import STM
 
@@ -46,8 +46,8 @@ def verify(stm: STM, x: np.ndarray, path: str | os.PathLike | None = None,
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(path) if path is not None else Path(tmp) / "stm.h5"
         export_stm(stm, path, (h, w))
-        v_scale = read_network(path).layers[-1].v_scale
         with LavaRunner(path, steps=steps, record=True, conv=conv) as runner:
+            v_scale = runner.net.layers[-1].v_scale
             t0 = time.perf_counter()
             parts = []
             for chunk in np.array_split(x, batches):

@@ -47,14 +47,11 @@ def demo(out: str, epochs: int | None, smoke: bool) -> None:
     hybrid model on CPU, evaluate it and predict a video (re-running resumes)."""
     import dataclasses
 
+    from hybrid.cli.train import progress_bar
     from hybrid.demo import DemoConfig, run_demo, run_smoke
 
     if smoke:
         run_smoke(out, echo=click.echo)
         return
     cfg = DemoConfig() if epochs is None else dataclasses.replace(DemoConfig(), epochs=epochs)
-
-    def progress(it, label):
-        return click.progressbar(it, label=label, file=click.get_text_stream("stderr"))
-
-    run_demo(out, cfg, echo=click.echo, progress=progress)
+    run_demo(out, cfg, echo=click.echo, progress=progress_bar)

@@ -22,14 +22,15 @@ def _read_extract(path: str, channels: int, steps: int, sequences: int):
     import h5py
     import numpy as np
 
+    from hybrid.video.extract import FormatError, check_format
+
     key = "mv" if channels == 2 else "residual"
     try:
         with h5py.File(path, "r") as f:
-            fmt, ver = f.attrs.get("format"), f.attrs.get("version")
-            if fmt != "hybrid-compressed-video" or ver != 1:
-                raise click.ClickException(
-                    f"{path}: format {fmt!r} version {ver}, expected a "
-                    "'hybrid-compressed-video' version 1 file from `hybrid extract`")
+            try:
+                check_format(f, path)
+            except FormatError as e:
+                raise click.ClickException(f"{e} (expected a `hybrid extract` file)") from e
             if key not in f:
                 raise click.ClickException(f"{path}: no '{key}' dataset")
             a = f[key][:sequences]

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 
-def _progress(it, label):
+def progress_bar(it, label):
     """click progress bar on stderr for training and evaluation loops."""
     return click.progressbar(it, label=label, file=click.get_text_stream("stderr"),
                              show_pos=True)
@@ -87,7 +87,7 @@ def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, 
                f"{len(classes)} classes", err=True)
     try:
         _, last = run_train((train_ds, val_ds), classes, run_dir, mcfg, tcfg, resume=resume,
-                         progress=_progress, echo=lambda m: click.echo(m, err=True))
+                         progress=progress_bar, echo=lambda m: click.echo(m, err=True))
     except (CheckpointError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     if last:
@@ -123,7 +123,7 @@ def evaluate(checkpoint, data, views, split, fold, plot, as_json):
     if data_classes != classes:
         raise click.ClickException(f"{data} has classes {data_classes[:4]}... but "
                                    f"{checkpoint} was trained on {classes[:4]}...")
-    res = run_eval(model, ds, classes, n_crops=c, progress=_progress)
+    res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar)
     res["views"] = f"{s}x{c}"
     plot = Path(plot) if plot else Path(checkpoint).with_name("confusion.png")
     plot_confusion(res, plot)

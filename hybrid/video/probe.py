@@ -36,6 +36,12 @@ def _riff_shortfall(path: Path) -> int:
     return max(0, int.from_bytes(head[4:8], "little") + 8 - path.stat().st_size)
 
 
+def format_for(path: Path) -> str | None:
+    """FFmpeg's container format for a path: raw MPEG-4 streams (.m4v, CoViAR's .cmp)
+    carry no header that names them; everything else is detected."""
+    return "m4v" if path.suffix.lower() in (".m4v", ".cmp") else None
+
+
 def open_video(path: str | Path):
     """``av.open`` for reading, with the first video stream checked. Raises
     VideoNotFoundError, EmptyVideoError, NotAVideoError, TruncatedVideoError or
@@ -51,9 +57,8 @@ def open_video(path: str | Path):
     if short:
         raise TruncatedVideoError(path, f"AVI/RIFF header declares {short} more bytes than "
                                         f"the file has (truncated)")
-    fmt = "m4v" if path.suffix.lower() in (".m4v", ".cmp") else None
     try:
-        container = av.open(str(path), "r", format=fmt)
+        container = av.open(str(path), "r", format=format_for(path))
     except (av.error.InvalidDataError, av.error.EOFError, ValueError) as e:
         kind = _looks_like_video(path)
         if kind:

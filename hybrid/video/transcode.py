@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hybrid.video.errors import CorruptVideoError
-from hybrid.video.probe import open_video, probe
+from hybrid.video.probe import format_for, open_video, probe
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,6 @@ def _open_writer(target, fmt: str | None, cfg: EncodeConfig):
     return out, st
 
 
-def _format_for(path: Path) -> str | None:
-    return "m4v" if path.suffix.lower() in (".m4v", ".cmp") else None
-
-
 def encode_mpeg4(frames: Iterable[np.ndarray], path: str | Path | None = None,
                  cfg: EncodeConfig = EncodeConfig()) -> bytes | None:
     """Encode RGB frames (each (H, W, 3) uint8, already ``cfg.size``) as MPEG-4 Part 2.
@@ -64,7 +60,7 @@ def encode_mpeg4(frames: Iterable[np.ndarray], path: str | Path | None = None,
     import av
 
     target = io.BytesIO() if path is None else str(path)
-    fmt = "avi" if path is None else _format_for(Path(path))
+    fmt = "avi" if path is None else format_for(Path(path))
     out, st = _open_writer(target, fmt, cfg)
     with out:
         for t, img in enumerate(frames):
@@ -106,7 +102,7 @@ def transcode(src: str | Path, dst: str | Path | None = None,
         return None
 
     target = io.BytesIO() if dst is None else str(dst)
-    fmt = "avi" if dst is None else _format_for(Path(dst))
+    fmt = "avi" if dst is None else format_for(Path(dst))
     w, h = cfg.size
     with open_video(src) as inp:
         vs = inp.streams.video[0]
