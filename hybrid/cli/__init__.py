@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from hybrid.cli.deploy import deploy, run
 from hybrid.cli.doctor import demo, doctor
 from hybrid.cli.stm import stm
 from hybrid.cli.summary import summary
@@ -33,3 +34,5 @@ main.add_command(synth)
 main.add_command(inspect)
 main.add_command(extract)
 main.add_command(prepare)
+main.add_command(deploy)
+main.add_command(run)

@@ -61,8 +61,12 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
               help="DataLoader worker processes per training process.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
+              help="Start from this checkpoint's weights and model config (its variant, "
+                   "segments, size, modalities; --quant applies), with a fresh optimiser: "
+                   "e.g. fine-tune a float-trained model with --quant qat.")
 def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, segments,
-          size, quant, modalities, fold, workers, seed):
+          size, quant, modalities, fold, workers, seed, init_path):
     """Train the hybrid model on DATA (a dataset folder or a `hybrid prepare` cache).
 
     Multi-process: `torchrun --nproc_per_node=N -m hybrid train ...` (gloo on CPU,
@@ -79,19 +83,46 @@ def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, 
                                  param_hint="--modalities")
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                        workers=workers, seed=seed, fold=fold)
+    init = None
+    if init_path is not None:  # its model config wins: data are opened to fit it
+        init_cfg, init, init_classes = _init_from(init_path, quant, resume)
+        segments, size = init_cfg.segments, init_cfg.size[0]
     train_ds, classes = _open(data, "train", segments, True, size, fold, seed)
     val_ds, _ = _open(data, "test", segments, False, size, fold, seed)
     mcfg = HybridConfig(variant=variant, num_classes=len(classes), segments=segments,
                         size=(size, size), quant=quant, modalities=mods)
+    if init is not None:
+        if init_classes != list(classes):
+            raise click.ClickException(f"{init_path}: trained on classes {init_classes[:4]}"
+                                       f"..., {data} has {list(classes)[:4]}...")
+        mcfg = init_cfg
     click.echo(f"{len(train_ds)} training and {len(val_ds)} held-out videos, "
                f"{len(classes)} classes", err=True)
     try:
         _, last = run_train((train_ds, val_ds), classes, run_dir, mcfg, tcfg, resume=resume,
-                         progress=progress_bar, echo=lambda m: click.echo(m, err=True))
+                         progress=progress_bar, echo=lambda m: click.echo(m, err=True),
+                         init=init)
     except (CheckpointError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     if last:
         click.echo(json.dumps(last))
+
+
+def _init_from(path: str, quant: str, resume: bool):
+    """(model config with ``quant``, state dict, classes) of ``--init`` checkpoint ``path``."""
+    import dataclasses
+
+    from hybrid import checkpoint
+    from hybrid.model import HybridConfig
+
+    if resume:
+        raise click.UsageError("--init starts a new run; --resume continues one: pick one")
+    try:
+        ck = checkpoint.load(path)
+        cfg = dataclasses.replace(HybridConfig.from_dict(ck["model_config"]), quant=quant)
+    except (checkpoint.CheckpointError, AssertionError, TypeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    return cfg, ck["model"], list(ck["classes"])
 
 
 @click.command("eval")
@@ -103,8 +134,11 @@ def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, 
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Confusion-matrix PNG [default: confusion.png beside the checkpoint].")
+@click.option("--quant", type=click.Choice(["float", "qat"]), default=None,
+              help="STM numerics: float, or Loihi fixed point emulated in torch (qat) "
+                   "[default: the checkpoint's].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(checkpoint, data, views, split, fold, plot, as_json):
+def evaluate(checkpoint, data, views, split, fold, plot, quant, as_json):
     """Multi-view evaluation of CHECKPOINT on DATA: top-1, top-5, per-class accuracy and
     a confusion-matrix plot."""
     from hybrid.checkpoint import CheckpointError
@@ -123,7 +157,7 @@ def evaluate(checkpoint, data, views, split, fold, plot, as_json):
     if data_classes != classes:
         raise click.ClickException(f"{data} has classes {data_classes[:4]}... but "
                                    f"{checkpoint} was trained on {classes[:4]}...")
-    res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar)
+    res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar, quant=quant)
     res["views"] = f"{s}x{c}"
     plot = Path(plot) if plot else Path(checkpoint).with_name("confusion.png")
     plot_confusion(res, plot)
@@ -133,7 +167,8 @@ def evaluate(checkpoint, data, views, split, fold, plot, as_json):
     else:
         for msg in res["skipped"]:
             click.echo(f"skipped: {msg}", err=True)
-        click.echo(f"{res['videos']} videos, views {s}x{c}: top-1 {res['top1']:.4f}, "
+        click.echo(f"{res['videos']} videos, views {s}x{c}, STMs {res['quant']}: "
+                   f"top-1 {res['top1']:.4f}, "
                    f"top-5 {res['top5']:.4f}; confusion matrix in {plot}")
         for name, acc in res["per_class"].items():
             click.echo(f"  {name:<24} {'-' if acc is None else f'{acc:.3f}'}")
