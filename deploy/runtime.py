@@ -68,8 +68,9 @@ class HybridRuntime:
             self.close(interrupted=True)
             raise
 
-    def run(self, sample: dict) -> VideoOutput:
-        self.art.inputs.check(sample, "sample")
+    def run(self, sample: dict, name: str = "sample") -> VideoOutput:
+        """One video's inputs (shapes as the artifact's input spec says) -> its output."""
+        self.art.inputs.check(sample, name)
         secs = dict.fromkeys(("spiking", "bridge", "dense"), 0.0)
         v_in, spikes, maps = {}, {}, {} if self.record else None
         for m, runner in self.runners.items():
@@ -169,7 +170,7 @@ def run_shard(art: Artifact, dataset, names, labels, indices, top: int, compare:
                 emit(i, {"video": names[i], "error": str(exc)})
                 continue
             extract_s = time.perf_counter() - t0
-            out = rt.run(sample)
+            out = rt.run(sample, names[i])
             rec = _video_record(art, names[i], None if labels is None else labels[i], out,
                                 extract_s, top)
             if ref is not None:

@@ -498,3 +498,16 @@ def test_train_init_fine_tunes_in_qat(trained, tmp_path):
     r = CliRunner().invoke(main, ["train", str(data), "-o", str(run), "--init", str(ck),
                                   "--resume"])
     assert r.exit_code == 2 and "--init" in r.output
+
+
+@pytest.mark.slow
+def test_demo_ending_deploys_and_runs_one_video(trained, tmp_path):
+    from hybrid.demo import deploy_and_run
+
+    data, ck = trained
+    video = next(data.glob("*/*.avi"))
+    lines = []
+    v = deploy_and_run(ck, tmp_path / "deploy", video, lines.append)
+    assert v["compare"]["spikes_equal"] and v["compare"]["top1_agrees"]
+    assert (tmp_path / "deploy" / "manifest.json").is_file()
+    assert lines and lines[0].startswith("[5/5] deployed") and video.name in lines[0]
