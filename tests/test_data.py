@@ -137,7 +137,7 @@ def test_cache_roundtrip_matches_extraction(ucf, cache):
 
 def test_dataset_from_cache_equals_from_videos(ucf, cache):
     items, _ = load_split(ucf, "test")
-    kw = dict(segments=3, train=False, crop=CropConfig(size=32))
+    kw = dict(segments=3, train=False, crop=CropConfig(size=32), video_size=SIZE)
     a = CompressedVideoDataset(cache, items, **kw)
     b = CompressedVideoDataset(ucf, items, **kw)
     for i in (0, len(items) - 1):  # the last is the short video

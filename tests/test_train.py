@@ -19,6 +19,7 @@ from hybrid.model import HybridConfig, HybridModel
 from hybrid.train import TrainConfig, train
 
 SIZE = 32
+VIDEO = (64, 48)  # (W, H) of the synthetic videos: used as they are, no resize
 TINY_STM = {"widths": (4, 4, 4)}
 
 
@@ -28,15 +29,16 @@ def data(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("synth")
     make_dataset(out, classes=3, per_class=4, seed=0,
-                 cfg=SynthConfig(size=(64, 48), frames=24))
+                 cfg=SynthConfig(size=VIDEO, frames=24))
     return out
 
 
 def _datasets(data, segments=1):
     items, classes = load_split(data, "train")
     test_items, _ = load_split(data, "test")
-    return (CompressedVideoDataset(data, items, segments, train=True, crop=SIZE, seed=0),
-            CompressedVideoDataset(data, test_items, segments, train=False, crop=SIZE)), classes
+    kw = {"crop": SIZE, "video_size": VIDEO}
+    return (CompressedVideoDataset(data, items, segments, train=True, seed=0, **kw),
+            CompressedVideoDataset(data, test_items, segments, train=False, **kw)), classes
 
 
 def _cfg(classes, **kw):
@@ -117,7 +119,7 @@ def test_corrupt_video_is_reported_and_skipped(data, tmp_path, caplog):
                          TrainConfig(epochs=1, batch_size=4))
     assert m["epoch"] == 1
     assert any(bad.name in r.getMessage() for r in caplog.records), "bad video not reported"
-    ds = CompressedVideoDataset(copy, items[:3], 1, train=False, crop=SIZE)
+    ds = CompressedVideoDataset(copy, items[:3], 1, train=False, crop=SIZE, video_size=VIDEO)
     res = evaluate(model.eval(), ds, classes)
     assert res["videos"] == 2 and len(res["skipped"]) == 1 and bad.name in res["skipped"][0]
 
@@ -140,12 +142,17 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
 @pytest.mark.slow
 def test_cli_train_eval_predict(data, tmp_path):
     run = tmp_path / "run"
+    model_args = ["--segments", "1", "--size", str(SIZE), "--no-skips", "--pooling", "cls"]
     r = CliRunner().invoke(main, ["train", str(data), "-o", str(run), "--epochs", "1",
-                                  "--segments", "1", "--size", str(SIZE),
-                                  "--batch-size", "4"])
+                                  "--batch-size", "4", "--video-size", "64x48", *model_args])
     assert r.exit_code == 0, r.output
     ck = run / "checkpoint.pt"
-    r = CliRunner().invoke(main, ["eval", str(ck), str(data), "--views", "2x3", "--json"])
+    # summary counts the model train built from the same options
+    r = CliRunner().invoke(main, ["summary", *model_args, "--classes", "3", "--json"])
+    built = checkpoint.load(ck)["model_config"]
+    assert json.loads(r.stdout)["model_config"] == json.loads(json.dumps(built))
+    r = CliRunner().invoke(main, ["eval", str(ck), str(data), "--views", "2x3", "--json",
+                                  "--video-size", "64x48"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert 0 <= res["top1"] <= res["top5"] <= 1
