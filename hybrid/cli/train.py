@@ -258,8 +258,11 @@ def _eval_crop(size: int, n_crops: int):
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--segments", type=click.IntRange(1), default=None,
               help="Segments to sample [default: the model's].")
+@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+              show_default=True,
+              help="WIDTHxHEIGHT the video is resized to (as the training data was).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def predict(checkpoint, video, top, segments, as_json):
+def predict(checkpoint, video, top, segments, video_size, as_json):
     """Class names of VIDEO with probabilities, from CHECKPOINT."""
     from hybrid.checkpoint import CheckpointError
     from hybrid.data.dataset import UNREADABLE, CompressedVideoDataset
@@ -275,7 +278,7 @@ def predict(checkpoint, video, top, segments, as_json):
                                  param_hint="--segments")
     path = Path(video)
     ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
-                                crop=model.cfg.size[0])
+                                crop=model.cfg.size[0], video_size=video_size)
     try:
         sample = ds[0]
     except UNREADABLE as exc:
