@@ -16,7 +16,10 @@ from hybrid.cli.options import (
     preset_option,
 )
 
-DEFAULT_VIDEO_SIZE = (340, 256)  # hybrid.video.transcode.DEFAULT_SIZE (not imported: --help)
+# = hybrid.video.transcode.DEFAULT_SIZE, prepare's (not imported: keeps --help instant;
+# tests/test_data.py checks they agree)
+DEFAULT_VIDEO_SIZE = (340, 256)
+
 
 def progress_bar(it, label):
     """click progress bar on stderr for training and evaluation loops."""
@@ -106,6 +109,9 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.pass_context
 def train(ctx, data, run_dir, resume, quant, fold, workers, seed, **opts):
     """Train the hybrid model on DATA (a dataset folder or a `hybrid prepare` cache).
+
+    The defaults are the demo's (tiny, CPU); `--preset paper` is the paper's UCF-101
+    setting (README: "Reproducing the paper"), any option beside it overriding its value.
 
     Multi-process: `torchrun --nproc_per_node=N -m hybrid train ...` (gloo on CPU,
     nccl on GPU); the batch size is per process.
