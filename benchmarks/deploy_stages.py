@@ -59,7 +59,7 @@ def main() -> None:
     t0 = time.perf_counter()
     art = deploy_checkpoint(ck, out / "deploy", overwrite=True)
     deploy_s = time.perf_counter() - t0
-    ds, names, labels = open_input(art, data)
+    ds, names, labels = open_input(art, data, video_size=cfg.video_size)
     rep = run_videos(art, ds, names, labels, workers=args.workers, skip=SKIP)
     cmp = run_videos(art, ds, names, labels, workers=args.workers, compare=True, skip=SKIP)
     per = rep["seconds_per_video"]

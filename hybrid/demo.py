@@ -33,12 +33,16 @@ class DemoConfig:
     seed: int = 0               # dataset and training seed
 
 
-def datasets(root: Path, segments: int, size: int, seed: int = 0):
-    """(train, held-out) datasets and class names of a dataset folder or cache."""
+def datasets(root: Path, segments: int, size: int, seed: int = 0,
+             video_size: tuple[int, int] = DemoConfig.video_size):
+    """(train, held-out) datasets and class names of a dataset folder (videos at
+    ``video_size``, as the demo's cache) or cache."""
     from hybrid.data.dataset import open_split
 
-    train_ds, classes = open_split(root, "train", segments, True, size, seed=seed)
-    return (train_ds, open_split(root, "test", segments, False, size)[0]), classes
+    train_ds, classes = open_split(root, "train", segments, True, size, seed=seed,
+                                   video_size=video_size)
+    return (train_ds, open_split(root, "test", segments, False, size,
+                                 video_size=video_size)[0]), classes
 
 
 def make_data(out: Path, cfg: DemoConfig, echo: Callable[[str], None]) -> tuple[Path, Path]:
@@ -107,14 +111,16 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None,
          f"({res['videos']} videos; training {res['train_seconds']:.0f}s); "
          f"confusion matrix: {out / 'run' / 'confusion.png'}")
     model, classes, _ = load_model(out / "run" / "checkpoint.pt")
-    (_, val_ds), _ = datasets(data, cfg.segments, cfg.size)  # straight from the videos
+    (_, val_ds), _ = datasets(data, cfg.segments, cfg.size,  # straight from the videos
+                              video_size=cfg.video_size)
     rel, label = val_ds.items[0]
     p = predict_scores(model, val_ds[0])
     top = p.topk(3)
     ranked = [(classes[i], float(v)) for v, i in zip(top.values, top.indices)]
     echo(f"[4/5] predict {rel} (true: {classes[label]}): "
          + ", ".join(f"{c} {v:.2f}" for c, v in ranked))
-    deployed = deploy_and_run(out / "run" / "checkpoint.pt", out / "deploy", data / rel, echo)
+    deployed = deploy_and_run(out / "run" / "checkpoint.pt", out / "deploy", data / rel,
+                              cfg.video_size, echo)
     summary = {"top1": res["top1"], "top5": res["top5"], "train_seconds": res["train_seconds"],
                "prediction": {"video": rel, "true": classes[label], "top": ranked},
                "deployed": deployed}
@@ -122,16 +128,17 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None,
     return summary
 
 
-def deploy_and_run(checkpoint: Path, out: Path, video: Path,
+def deploy_and_run(checkpoint: Path, out: Path, video: Path, video_size: tuple[int, int],
                    echo: Callable[[str], None]) -> dict:
     """``hybrid deploy`` the checkpoint to ``out`` (replacing an older one), then ``hybrid
-    run`` one video through it with ``--compare``; returns that video's record."""
+    run`` one video (resized to ``video_size`` as in training) through it with
+    ``--compare``; returns that video's record."""
     from deploy.runtime import run_videos
     from hybrid.deployment import SKIP, deploy_checkpoint, open_input
 
     art = deploy_checkpoint(checkpoint, out, overwrite=True)
     size = sum(f["bytes"] for f in art.manifest["files"])
-    ds, names, _ = open_input(art, video)
+    ds, names, _ = open_input(art, video, video_size=video_size)
     rep = run_videos(art, ds, names, top=3, compare=True, skip=SKIP)
     if not rep["videos"]:
         raise RuntimeError(f"the deployed model could not run {video}: {rep['skipped']}")

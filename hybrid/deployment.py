@@ -13,6 +13,7 @@ from hybrid.data.dataset import COVIAR_NORM, UNREADABLE, CompressedVideoDataset
 from hybrid.data.transforms import Normalization
 from hybrid.evaluate import load_model
 from hybrid.model import HybridModel
+from hybrid.video.transcode import DEFAULT_SIZE
 
 BRANCHES = {"mv": "stm_mv", "r": "stm_res"}
 
@@ -39,10 +40,12 @@ def deploy_checkpoint(checkpoint: str | Path, out: str | Path,
                           source_sha256=sha256_file(checkpoint), overwrite=overwrite)
 
 
-def open_input(art: Artifact, source: str | Path, fold: int = 1):
+def open_input(art: Artifact, source: str | Path, fold: int = 1,
+               video_size: tuple[int, int] = DEFAULT_SIZE):
     """(dataset, names, labels or None) for ``source``: one video (any format FFmpeg
-    reads; transcoded in process when not MPEG-4 GOP 12), or the test split of a dataset
-    folder or cache. Raises ValueError / SplitError with a clear message."""
+    reads; transcoded in process when not MPEG-4 GOP 12 at ``video_size``, W x H, as in
+    training), or the test split of a dataset folder (videos at ``video_size``) or cache.
+    Raises ValueError / SplitError with a clear message."""
     from hybrid.data.splits import load_split
 
     spec = art.inputs
@@ -50,7 +53,7 @@ def open_input(art: Artifact, source: str | Path, fold: int = 1):
         raise ValueError(f"{art.path}: crops {spec.crop} (I-frame) and {spec.stm_size} (STM) "
                          "differ or are not square; the dataset reader makes one square crop")
     kw = {"segments": spec.segments, "train": False, "crop": spec.crop[0],
-          "norm": Normalization(**spec.normalization)}
+          "norm": Normalization(**spec.normalization), "video_size": video_size}
     source = Path(source)
     if source.is_file() and source.suffix not in (".h5", ".hdf5"):
         ds = CompressedVideoDataset(source.parent, [(source.name, 0)], **kw)

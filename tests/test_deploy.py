@@ -18,6 +18,7 @@ from neuro.export import load_stm, read_network
 from neuro.stm import STMConfig
 
 SIZE = 24
+VIDEO = (64, 48)  # (W, H) of the synthetic videos: kept, not resized
 TINY_STM = {"widths": (4, 6, 5)}
 
 
@@ -31,11 +32,11 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("deploy")
     data = root / "data"
-    make_dataset(data, classes=3, per_class=4, seed=1, cfg=SynthConfig(size=(64, 48), frames=24))
+    make_dataset(data, classes=3, per_class=4, seed=1, cfg=SynthConfig(size=VIDEO, frames=24))
     from hybrid.data.dataset import open_split
 
-    train_ds, classes = open_split(data, "train", 2, True, SIZE, seed=0)
-    val_ds, _ = open_split(data, "test", 2, False, SIZE)
+    train_ds, classes = open_split(data, "train", 2, True, SIZE, seed=0, video_size=VIDEO)
+    val_ds, _ = open_split(data, "test", 2, False, SIZE, video_size=VIDEO)
     assert load_split(data, "test")[1] == classes
     cfg = HybridConfig(num_classes=len(classes), segments=2, size=(SIZE, SIZE),
                        stm={"weight_scale": 10.0, "input_frac_bits": 6, **TINY_STM})
@@ -303,7 +304,7 @@ def held_out_run(deployed, trained):
     from deploy.runtime import run_videos
     from hybrid.deployment import open_input
 
-    ds, names, labels = open_input(deployed, trained[0])
+    ds, names, labels = open_input(deployed, trained[0], video_size=VIDEO)
     rep = run_videos(deployed, ds, names, labels, compare=True)
     return ds, names, labels, rep
 
@@ -369,7 +370,7 @@ def test_cli_run_h264_with_bframes(deployed, tmp_path):
     clip = _h264_with_bframes(tmp_path / "clip.mp4")
     assert "B" in probe(clip).types
     res = CliRunner().invoke(main, ["run", str(deployed.path), str(clip), "--json",
-                                    "--compare", "--top", "2"])
+                                    "--compare", "--top", "2", "--video-size", "64x48"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     (v,) = rep["videos"]
@@ -377,7 +378,8 @@ def test_cli_run_h264_with_bframes(deployed, tmp_path):
     assert v["top"][0]["probability"] >= v["top"][1]["probability"]
     assert {"agreement", "spikes_equal", "max_logit_diff"} <= set(rep) and "top1" not in rep
     assert rep["spikes_equal"] and rep["agreement"] == 1.0
-    res = CliRunner().invoke(main, ["run", str(deployed.path), str(clip)])
+    res = CliRunner().invoke(main, ["run", str(deployed.path), str(clip), "--video-size",
+                                    "64x48"])
     assert res.exit_code == 0 and "clip.mp4" in res.output and "per video" in res.output
 
 
@@ -426,7 +428,8 @@ def test_ctrl_c_during_run_leaves_no_lava_process(deployed, trained, tmp_path, w
     (data / "testlist01.txt").write_text("\n".join(lines * 20) + "\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, "-m", "hybrid", "run", str(deployed.path),
-                             str(data), "--workers", str(workers)], env=env,
+                             str(data), "--workers", str(workers), "--video-size", "64x48"],
+                            env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seen: set[int] = set()
     try:
@@ -464,7 +467,7 @@ def test_eval_quant_qat_is_the_fixed_point_model(trained, held_out_run):
     res = {}
     for q in ("float", "qat"):
         r = CliRunner().invoke(main, ["eval", str(ck), str(data), "--views", "2x1",
-                                      "--quant", q, "--json"])
+                                      "--video-size", "64x48", "--quant", q, "--json"])
         assert r.exit_code == 0, r.output
         res[q] = json.loads(r.stdout)
         assert res[q]["quant"] == q
@@ -480,7 +483,8 @@ def test_train_init_fine_tunes_in_qat(trained, tmp_path):
     run = tmp_path / "qat"
     # --segments/--size left at their defaults: the model config comes from --init
     r = CliRunner().invoke(main, ["train", str(data), "-o", str(run), "--init", str(ck),
-                                  "--quant", "qat", "--epochs", "1", "--batch-size", "3"])
+                                  "--quant", "qat", "--epochs", "1", "--batch-size", "3",
+                                  "--video-size", "64x48"])
     assert r.exit_code == 0, r.output
     src, new = checkpoint.load(ck), checkpoint.load(run / "checkpoint.pt")
     assert new["model_config"] == {**src["model_config"], "quant": "qat"}
@@ -507,7 +511,7 @@ def test_demo_ending_deploys_and_runs_one_video(trained, tmp_path):
     data, ck = trained
     video = next(data.glob("*/*.avi"))
     lines = []
-    v = deploy_and_run(ck, tmp_path / "deploy", video, lines.append)
+    v = deploy_and_run(ck, tmp_path / "deploy", video, VIDEO, lines.append)
     assert v["compare"]["spikes_equal"] and v["compare"]["top1_agrees"]
     assert (tmp_path / "deploy" / "manifest.json").is_file()
     assert lines and lines[0].startswith("[5/5] deployed") and video.name in lines[0]

@@ -6,6 +6,9 @@ import json
 
 import click
 
+from hybrid.cli.options import parse_wxh
+from hybrid.cli.train import DEFAULT_VIDEO_SIZE
+
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
@@ -47,10 +50,14 @@ def deploy(checkpoint, out, force, as_json):
               help="Processes, each with its own Lava runtime; videos are sharded over them.")
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
               help="Split fold of a dataset folder or cache (its test split is run).")
+@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+              show_default=True,
+              help="WIDTHxHEIGHT videos (one, or a dataset folder's) are resized to, as in "
+                   "training (a cache keeps the size it was prepared at).")
 @click.option("--conv", type=click.Choice(["im2col", "lava"]), default="im2col",
               show_default=True, help="Lava Conv model: neuro's exact im2col or Lava's own.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def run(artifact, source, top, compare, workers, fold, conv, as_json):
+def run(artifact, source, top, compare, workers, fold, video_size, conv, as_json):
     """Run the deployed ARTIFACT on the simulated hybrid chip (STMs in Lava fixed_pt, the
     bridge, the dense partition in onnxruntime) on INPUT: one video (any format FFmpeg
     reads), or the test split of a dataset folder or `hybrid prepare` cache (with
@@ -62,7 +69,7 @@ def run(artifact, source, top, compare, workers, fold, conv, as_json):
 
     try:
         art = load_artifact(artifact)
-        ds, names, labels = open_input(art, source, fold)
+        ds, names, labels = open_input(art, source, fold, video_size)
     except (ArtifactError, SplitError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     with click.progressbar(length=len(names), label="running", show_pos=True,
