@@ -17,7 +17,9 @@ An interrupted run (Ctrl-C, SIGTERM of a worker) ends every Lava process it star
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue as queue_mod
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -181,15 +183,25 @@ def run_shard(art: Artifact, dataset, names, labels, indices, top: int, compare:
             emit(i, rec)
 
 
-def _stop(procs) -> None:
+def _stop(procs, grace: float = 5.0) -> None:
+    """SIGTERM every worker (each ends its Lava processes and exits), wait up to
+    ``grace`` seconds, then SIGKILL each worker's process group: the worker and every
+    Lava process it forked (a worker blocked in a Lava channel may never see SIGTERM)."""
     for p in procs:
         if p.is_alive():
             p.terminate()
+    deadline = time.monotonic() + grace
     for p in procs:
-        p.join(15)
-        if p.is_alive():
-            p.kill()
-            p.join(5)
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.pid is None:
+            continue
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # the worker leads its group (deploy.worker)
+        except (ProcessLookupError, PermissionError):
+            if p.is_alive():  # not yet its own group leader
+                p.kill()
+        p.join(5)
 
 
 def run_videos(art: Artifact, dataset, names: Sequence[str],
