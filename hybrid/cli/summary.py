@@ -126,6 +126,7 @@ def _stm_components(cfg) -> tuple[list, str]:
     import math
 
     from ann.counting import Component
+    from deploy.profile import stm_geometry
     from hybrid.model import HybridConfig
     from neuro.stm import STM
 
@@ -139,11 +140,10 @@ def _stm_components(cfg) -> tuple[list, str]:
         stm = STM(scfg)
         stride = math.prod(scfg.strides)
         h, w = cfg.stm_size[0] * stride, cfg.stm_size[1] * stride
-        layers = stm.layer_counts(h, w)
+        first = stm_geometry(scfg, (h, w))[0]
         steps = cfg.segments * hcfg.timesteps
-        rows.append(Component(f"stm.{m}", sum(x["params"] for x in layers),
-                              layers[0]["dense_ops"] * steps))
-        spiking = sum(x["dense_ops"] for x in layers[1:]) * steps
+        rows.append(Component(f"stm.{m}", sum(p.numel() for p in stm.parameters()),
+                              first.dense_macs * steps))
         notes.append(f"stm.{m}: input {c_in}x{h}x{w}, {hcfg.timesteps} steps; its spiking "
-                     f"layers' ACs = firing rate x {spiking:,} (at rate 1)")
+                     f"layers' ACs come from spikes: `hybrid profile`")
     return rows, "\n" + "\n".join(notes)

@@ -1,0 +1,134 @@
+"""Feeds a hybrid model's spikes on real videos to the profiler (:mod:`deploy.profile`):
+the model and data live here (``hybrid``), the counting and energy in ``deploy``.
+
+Per video, all its views (clips x crops, :func:`hybrid.evaluate.views`) run through the
+torch STMs; every sequence's spike maps are counted by exact fan-out.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+import torch
+
+from deploy.profile import Profile, stm_counts, video_rows
+from hybrid.data.dataset import UNREADABLE
+from hybrid.evaluate import views
+from hybrid.model import HybridModel
+
+log = logging.getLogger(__name__)
+BRANCHES = (("mv", "stm_mv", "mv"), ("r", "stm_res", "residual"))  # modality, module, input
+
+
+def spiking_counts(model: HybridModel, batch: dict) -> dict:
+    """{modality: per-layer LayerCount} of a batch of views: batch[key] (B, S, T, C, H, W)."""
+    out = {}
+    for m, module, key in BRANCHES:
+        if m not in model.cfg.modalities:
+            continue
+        x = batch[key]
+        B, S, T, C, H, W = x.shape
+        x = x.reshape(B * S, T, C, H, W).permute(0, 2, 3, 4, 1)  # (B*S, C, H, W, T)
+        out[m] = stm_counts(getattr(model, module).stm, x, prefix=f"stm.{m}")
+    return out
+
+
+def profile_model(model: HybridModel, dataset, n_crops: int = 1, limit: int | None = None,
+                  progress: Callable | None = None) -> Profile:
+    """Profile of ``model`` over (the first ``limit``) videos of ``dataset``, each at all
+    its views (the dataset's segments, a multiple of the model's, x ``n_crops``).
+    Unreadable videos are reported and skipped."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    dense_cfg = model.dense.cfg
+    prof = None
+    it = range(n)
+    with (progress(it, "profiling") if progress else contextlib.nullcontext(it)) as bar:
+        for i in bar:
+            try:
+                sample = dataset[i]
+            except UNREADABLE as exc:
+                log.warning("skipping a video that cannot be read: %s", exc)
+                continue
+            b = views(sample, model.cfg.segments, model.cfg.size, n_crops)
+            n_views = b["iframe"].shape[0]
+            if prof is None:
+                prof = Profile(views=f"{sample['iframe'].shape[0]}x{n_crops}")
+            with torch.no_grad():
+                rows = video_rows(spiking_counts(model, b), dense_cfg, n_views)
+            name = dataset.items[i][0] if hasattr(dataset, "items") else str(i)
+            prof.add(name, rows)
+    if prof is None:
+        raise ValueError("no readable video to profile")
+    return prof
+
+
+COLOURS = {"spiking": "tab:orange", "bridge": "tab:green", "dense": "tab:blue"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path) -> None:
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+
+
+def plot_ops(rep: dict):
+    """Figure: operations per layer (mean per video), log scale, MACs solid, ACs hatched,
+    coloured by partition."""
+    plt = _plt()
+    layers = rep["layers"]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(layers) + 2), 4.2))
+    for i, r in enumerate(layers):
+        ax.bar(i, max(r["ops"], 1), color=COLOURS[r["partition"]],
+               hatch="//" if r["kind"] == "ac" else None, edgecolor="black", linewidth=0.5)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(layers)), [r["name"] for r in layers], rotation=60, ha="right",
+                  fontsize=8)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=c, edgecolor="black", label=p) for p, c in COLOURS.items()]
+    handles += [Patch(facecolor="white", edgecolor="black", label="MACs"),
+                Patch(facecolor="white", edgecolor="black", hatch="//", label="ACs")]
+    ax.legend(handles=handles, fontsize=8, ncol=2)
+    ax.set(ylabel="operations per video", title=f"Operations per layer ({rep['videos']} "
+           f"videos, views {rep['views']}): ACs vs MACs")
+    ax.grid(axis="y", which="major", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def energy_by_preset(prof: Profile) -> dict:
+    """{preset: {partition: mean energy per video (J)}} under every built-in preset."""
+    from deploy.presets import ENERGY_PRESETS
+
+    return {name: {part: v["energy_j"] for part, v in prof.report(p)["partitions"].items()}
+            for name, p in ENERGY_PRESETS.items()}
+
+
+def plot_energy(data: dict, videos: int, views: str):
+    """Figure: stacked bars of the mean energy per video by partition under each preset
+    (``data`` from :func:`energy_by_preset`)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    names = list(data)
+    bottom = [0.0] * len(names)
+    for part, colour in COLOURS.items():
+        vals = [data[n][part] for n in names]
+        ax.bar(names, vals, bottom=bottom, color=colour, label=part, edgecolor="black",
+               linewidth=0.5)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    for i, total in enumerate(bottom):
+        ax.text(i, total, f"{total:.3g} J", ha="center", va="bottom", fontsize=8)
+    ax.set(ylabel="energy per video (J)",
+           title=f"Energy per video by partition ({videos} videos, views {views})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
