@@ -6,10 +6,11 @@ Counting rules (``shared/notes/energy.md``):
 - a spike-fed STM layer: ACs = the sum over the input spikes actually emitted of each
   spike's exact fan-out, the number of weights it touches (stride and padding aware;
   what Sinabs' ``SynOpCounter`` and SpikingJelly's counters count), from recorded spike
-  maps: the torch model's (:func:`stm_counts`) or a Lava run's (``RunResult.spikes``),
-  both through :func:`count_stm`;
-- the first STM layer, fed analog MV / residual values, counts its dense MACs (its
-  event-driven count over nonzero inputs is kept too: NeuroBench's Effective_MACs);
+  maps: the torch model's (:func:`stm_counts`) or a Lava run's (:func:`lava_counts`,
+  from ``RunResult.spikes``), both through :func:`count_stm`;
+- the first STM layer, fed analog MV / residual values, counts its dense MACs; its
+  event-driven count (fan-out of the nonzero graded input messages, NeuroBench's
+  Effective_MACs) is kept too, for neurocore presets;
 - neuron updates: every neuron of a layer, every timestep;
 - the paper's reading, beside ours and labelled: every STM layer as ACs, rate x dense
   synapses (``timesteps x neurons x fan-in x mean input rate``; appendix Sec. 1);
@@ -179,11 +180,23 @@ def count_stm(geometry: list[ConvGeometry], x, spike_maps: list) -> list[LayerCo
 
 @torch.no_grad()
 def stm_counts(stm: STM, x: torch.Tensor, prefix: str = "stm") -> list[LayerCount]:
-    """Runs the torch STM on ``x`` (N, C, H, W, T) and counts its spikes."""
+    """Runs the torch STM on ``x`` (N, C, H, W, T) and counts its spikes. The first
+    layer's input events are the nonzero graded messages the deployed STM receives
+    (``round(x * 2**input_frac_bits) != 0``, what a Lava run is sent), in float mode too:
+    a value that quantises to 0 sends no message."""
     out = stm(x, return_spike_maps=True)
-    if stm.cfg.quant == "qat":  # the messages the first layer really receives
-        x = quant.quantize_input(x.double(), stm.cfg.input_frac_bits, stm.cfg.input_bits)
-    return count_stm(stm_geometry(stm.cfg, tuple(x.shape[2:4]), prefix), x, out.spike_maps)
+    msgs = quant.quantize_input(x.double(), stm.cfg.input_frac_bits, stm.cfg.input_bits)
+    return count_stm(stm_geometry(stm.cfg, tuple(x.shape[2:4]), prefix), msgs, out.spike_maps)
+
+
+def lava_counts(runner, x: np.ndarray, prefix: str = "stm") -> list[LayerCount]:
+    """Runs ``x`` (N, C, H, W, T) through a ``neuro.runner.LavaRunner(record=True)`` (an
+    exported STM on Lava ``fixed_pt``) and counts the spikes Lava emitted."""
+    assert runner.record, "lava_counts needs LavaRunner(..., record=True)"
+    net = runner.net
+    msgs = quant.quantize_input_np(x, net.in_frac_bits, net.in_bits)  # what Lava is sent
+    spikes = runner.run(x).spikes
+    return count_stm(stm_geometry(net.config, tuple(x.shape[2:4]), prefix), msgs, spikes)
 
 
 @dataclass

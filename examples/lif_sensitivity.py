@@ -40,22 +40,31 @@ def main(argv=None) -> dict:
         runs[name] = {"period": period, "input": a.tolist(), "v": v.tolist(),
                       "spikes": [int(t) for t in torch.nonzero(s).flatten()]}
     plt = _plt()
-    fig, axes = plt.subplots(2, 1, figsize=(7.0, 4.8), sharex=True)
+    fig, axes = plt.subplots(2, 1, figsize=(7.0, 5.2), sharex=True)
     for ax, (name, r) in zip(axes, runs.items()):
-        t = range(args.steps)
-        ax.plot(t, r["v"], color="tab:blue", label="membrane potential v (after reset)")
+        xs, ys = [], []  # each step: the potential before the reset, then after it
+        for t, v in enumerate(r["v"]):
+            xs += [t, t]
+            ys += [v + theta * (t in r["spikes"]), v]
+        ax.plot(xs, ys, color="tab:blue", lw=1.2, label="membrane potential v")
         ax.axhline(theta, color="tab:red", ls="--", lw=1, label=f"threshold {theta:.3f}")
         ax.vlines([i for i, x in enumerate(r["input"]) if x], 0, amp, color="tab:gray",
-                  lw=1.5, label=f"input pulse {amp:.3f}")
-        ax.scatter(r["spikes"], [theta * 1.08] * len(r["spikes"]), marker="v",
-                   color="black", label=f"spikes ({len(r['spikes'])})", zorder=3)
-        ax.set(ylabel="v", title=f"{name}-rate input: a pulse every {r['period']} steps")
-        ax.legend(fontsize=7, loc="upper right", ncol=2)
-        ax.set_ylim(min(-0.05 * theta, min(r["v"]) - 0.05), theta * 1.35)
+                  lw=1.5, alpha=0.6, label=f"input pulse {amp:.3f}")
+        ax.scatter(r["spikes"], [theta * 1.15] * len(r["spikes"]), marker="v",
+                   color="black", label="output spike", zorder=3)
+        ax.set(ylabel="v", title=f"{name}-rate input, a pulse every {r['period']} steps: "
+               f"{len(r['spikes'])} spikes")
+        ax.set_ylim(min(-0.05 * theta, min(r["v"]) - 0.05), theta * 1.3)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    h2, l2 = axes[1].get_legend_handles_labels()
+    handles += [h for h, lab in zip(h2, l2) if lab not in labels]
+    labels += [lab for lab in l2 if lab not in labels]
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
     axes[-1].set_xlabel("timestep")
     fig.suptitle(f"LIF temporal sensitivity, {args.layer} of {args.checkpoint} "
                  f"(leak {leak:.3f}, threshold {theta:.3f})", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     numbers = {"layer": args.layer, "threshold": theta, "leak": leak, "amplitude": amp,
                "runs": runs}
     write(args.out, "lif_sensitivity", fig, numbers)

@@ -2,7 +2,6 @@
 against Lava-sourced spikes, and the energy presets."""
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +13,7 @@ from deploy.profile import (
     count_layer,
     count_stm,
     fan_out,
+    lava_counts,
     stm_counts,
     stm_geometry,
     video_rows,
@@ -117,6 +117,9 @@ def test_stm_counts_match_the_models_own_spikes(quant, randomise_neurons):
     counts = stm_counts(stm, x)
     out = stm(x, return_spike_maps=True)
     assert [c.geometry.name for c in counts] == ["stm.1", "stm.2", "stm.3"]
+    msgs = torch.round(x.double() * 2 ** stm.cfg.input_frac_bits).clamp(-128, 127)
+    assert counts[0].input_events == int((msgs != 0).sum()) < x.numel()
+    assert counts[0].synops == _forward_count((msgs != 0).float(), counts[0].geometry)
     for k, c in enumerate(counts):
         assert c.out_spikes == out.spikes[k].sum(0).long().tolist()  # the STM's own tally
         assert sum(c.out_spikes) > 0, "a layer never spiked: a weak test"
@@ -198,12 +201,8 @@ def test_torch_sourced_counts_equal_lava_sourced(tmp_path, seed, hw, strides, ra
     torch_counts = stm_counts(stm, torch.from_numpy(x), prefix="stm.mv")
     export_stm(stm, tmp_path / "stm.h5", hw)
     with LavaRunner(tmp_path / "stm.h5", steps=5, record=True) as runner:
-        res = runner.run(x)
-        msgs = torch.from_numpy(np.round(x * 2.0 ** runner.net.in_frac_bits))
-        lim = 1 << (runner.net.in_bits - 1)
-        msgs = msgs.clamp(-lim, lim - 1)
-    lava_counts = count_stm(stm_geometry(stm.cfg, hw, "stm.mv"), msgs, res.spikes)
-    for t, lv in zip(torch_counts, lava_counts):
+        lava = lava_counts(runner, x, prefix="stm.mv")
+    for t, lv in zip(torch_counts, lava):
         assert sum(t.out_spikes) > 0, f"{t.geometry.name} never spiked: a weak test"
         assert (t.input_events, t.synops, t.out_spikes, t.ops, t.paper_acs) == \
             (lv.input_events, lv.synops, lv.out_spikes, lv.ops, lv.paper_acs)

@@ -122,3 +122,24 @@ def test_every_example_writes_a_png_and_json(ckpt, data, tmp_path, monkeypatch, 
         assert set(numbers["firing_rate_per_step"]) == {"mv", "r"}
         assert all(len(v) == 11 for layers in numbers["firing_rate_per_step"].values()
                    for v in layers.values())
+
+
+@pytest.mark.slow
+def test_profile_spikes_from_lava_equal_torch_qat(data, tmp_path):
+    """A fixed-point (qat) model: `--spikes lava` (its STMs exported and run on Lava
+    fixed_pt) gives the same counts, layer by layer, as the torch STMs."""
+    from hybrid.data.splits import load_split
+
+    torch.manual_seed(1)
+    cfg = HybridConfig(num_classes=2, segments=1, size=(24, 24), quant="qat")
+    path = tmp_path / "qat.pt"
+    checkpoint.save(path, model_config=cfg.to_dict(), train_config={},
+                    classes=load_split(data, "test")[1], epoch=0,
+                    model=HybridModel(cfg).state_dict())
+    reps = {s: _profile([path, data, "--videos", "1", "--spikes", s]) for s in ("torch", "lava")}
+    assert reps["lava"]["spikes"] == "lava"
+    keys = ("name", "ops", "input_spikes", "input_events", "synops", "firing_rate_per_step")
+    for t, lv in zip(reps["torch"]["layers"], reps["lava"]["layers"]):
+        assert {k: t.get(k) for k in keys} == {k: lv.get(k) for k in keys}
+    spiking = [r for r in reps["lava"]["layers"] if r["kind"] == "ac"]
+    assert all(r["input_spikes"] > 0 for r in spiking), "no spikes: a weak test"

@@ -90,10 +90,13 @@ def render(rep: dict) -> str:
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
 @click.option("--videos", type=click.IntRange(1), default=None,
               help="Profile only the first N videos of the split.")
+@click.option("--spikes", type=click.Choice(["torch", "lava"]), default="torch",
+              show_default=True, help="Spike source: the torch STMs (the checkpoint's "
+              "numerics), or their export run on Lava fixed_pt (the deployed network).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plots", type=click.Path(file_okay=False), default=None,
               help="Folder for ops_per_layer.png and energy_by_partition.png.")
-def profile(source, data, preset, views, split, fold, videos, as_json, plots):
+def profile(source, data, preset, views, split, fold, videos, spikes, as_json, plots):
     """Operations and energy of the model in SOURCE (a training checkpoint) on the videos
     of DATA (a dataset folder or a `hybrid prepare` cache), per layer and per video.
 
@@ -116,10 +119,11 @@ def profile(source, data, preset, views, split, fold, videos, as_json, plots):
                                  f"{model.cfg.segments}", param_hint="--views")
     ds, _ = _open(data, split, s, False, _eval_crop(model.cfg.size[0], c), fold, 0)
     try:
-        prof = profile_model(model, ds, c, limit=videos, progress=progress_bar)
+        prof = profile_model(model, ds, c, limit=videos, progress=progress_bar, spikes=spikes)
     except ValueError as exc:
         raise click.ClickException(f"{data}: {exc}") from exc
     rep = prof.report(preset)
+    rep["spikes"] = spikes
     if plots:
         out = Path(plots)
         out.mkdir(parents=True, exist_ok=True)
