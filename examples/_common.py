@@ -78,6 +78,7 @@ def write(out: str | Path, stem: str, fig, numbers: dict) -> tuple[Path, Path]:
     fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(numbers, f, indent=2)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, js)
     print(f"wrote {png} and {js}")
     return png, js

@@ -32,7 +32,7 @@ def ckpt(tmp_path_factory, data):
     from hybrid.data.splits import load_split
 
     torch.manual_seed(0)
-    cfg = HybridConfig(num_classes=2, segments=2, size=(SIZE, SIZE))  # summary's STM widths
+    cfg = HybridConfig(num_classes=2, segments=2, size=(SIZE, SIZE))
     path = tmp_path_factory.mktemp("run") / "checkpoint.pt"
     checkpoint.save(path, model_config=cfg.to_dict(), train_config={},
                     classes=load_split(data, "test")[1], epoch=0,
@@ -59,11 +59,9 @@ def test_profile_json_keys_and_dense_macs_equal_summary(ckpt, data):
     names = [r["name"] for r in rep["layers"]]
     assert names[:4] == ["stm.mv.1", "stm.mv.2", "stm.mv.3", "bridge.mv"]
     # hybrid summary of the same configuration: one clip; 4x3 views = 2 clips x 3 crops
-    d = HybridModel(cfg).dense.cfg
     r = CliRunner().invoke(main, [
-        "summary", "--variant", cfg.variant, "--size", f"{SIZE}x{SIZE}", "--segments",
-        str(cfg.segments), "--classes", str(d.num_classes), "--stm-channels",
-        str(d.stm_channels), "--stm-size", "x".join(map(str, d.stm_size)), "--json"])
+        "summary", "--variant", cfg.variant, "--size", str(SIZE), "--segments",
+        str(cfg.segments), "--classes", str(cfg.num_classes), "--json"])
     assert r.exit_code == 0, r.output
     summ = {c["name"]: c["macs"] for c in json.loads(r.stdout)["components"]}
     views = 2 * 3

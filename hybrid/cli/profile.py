@@ -37,7 +37,7 @@ def _si(n: float) -> str:
 
 
 def _joules(j: float) -> str:
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9)):
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
         if abs(j) >= scale:
             return f"{j / scale:.4g} {unit}"
     return f"{j:.3g} J"
