@@ -12,7 +12,7 @@ from _common import parser, profile, write
 
 from deploy.presets import PAPER_PRESET, energy_preset
 from hybrid.evaluate import evaluate
-from hybrid.profiling import _plt
+from hybrid.profiling import pyplot
 
 # The paper's UCF-101 table (Das Biswas et al.): (energy J per video, top-1 %, views).
 PAPER_ROWS = {"CoViAR": (3.422, 90.4, "8x10"), "TEAM-Net": (3.714, 94.3, "8x10"),
@@ -32,7 +32,7 @@ def main(argv=None) -> dict:
             "videos": acc["videos"], "views": rep["views"],
             "paper_reading_energy_j": rep["paper_reading"]["energy_j"]}
     label = args.label or f"this model on {args.data}"
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.6, 4.4))
     for name, (e, a, _) in PAPER_ROWS.items():
         ax.scatter(e, a, s=60, color="tab:red" if "paper" in name else "tab:gray", zorder=3)

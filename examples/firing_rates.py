@@ -6,7 +6,7 @@ vector and residual branches, mean over the held-out videos' sequences.
 from _common import parser, profile, write
 
 from deploy.presets import energy_preset
-from hybrid.profiling import _plt
+from hybrid.profiling import pyplot
 
 BRANCHES = {"mv": "motion vectors", "r": "residuals"}
 
@@ -18,7 +18,7 @@ def main(argv=None) -> dict:
     rates = {m: {r["name"]: r["firing_rate_per_step"] for r in rep["layers"]
                  if r["name"].startswith(f"stm.{m}.")} for m in BRANCHES}
     rates = {m: v for m, v in rates.items() if v}
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(rates), figsize=(5.2 * len(rates), 3.8), squeeze=False,
                              sharey=True)
     for ax, (m, layers) in zip(axes[0], rates.items()):

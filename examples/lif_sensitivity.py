@@ -11,7 +11,7 @@ first (the window is a * [1 - (1 - leak)^p] >= threshold for period p).
 import torch
 from _common import load_model, parser, write
 
-from hybrid.profiling import _plt
+from hybrid.profiling import pyplot
 from neuro.neuron import lif_dynamics
 
 
@@ -39,7 +39,7 @@ def main(argv=None) -> dict:
         s, v = lif_dynamics(a, torch.tensor(theta), torch.tensor(leak), neuron.width)
         runs[name] = {"period": period, "input": a.tolist(), "v": v.tolist(),
                       "spikes": [int(t) for t in torch.nonzero(s).flatten()]}
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 1, figsize=(7.0, 5.2), sharex=True)
     for ax, (name, r) in zip(axes, runs.items()):
         xs, ys = [], []  # each step: the potential before the reset, then after it

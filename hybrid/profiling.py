@@ -112,7 +112,8 @@ def profile_model(model: HybridModel, dataset, n_crops: int = 1, limit: int | No
 COLOURS = {"spiking": "tab:orange", "bridge": "tab:green", "dense": "tab:blue"}
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,13 +124,13 @@ def _plt():
 
 def save(fig, path) -> None:
     fig.savefig(path, dpi=110)
-    _plt().close(fig)
+    pyplot().close(fig)
 
 
 def plot_ops(rep: dict):
     """Figure: operations per layer (mean per video), log scale, MACs solid, ACs hatched,
     coloured by partition."""
-    plt = _plt()
+    plt = pyplot()
     layers = rep["layers"]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(layers) + 2), 4.2))
     for i, r in enumerate(layers):
@@ -162,7 +163,7 @@ def energy_by_preset(prof: Profile) -> dict:
 def plot_energy(data: dict, videos: int, views: str):
     """Figure: stacked bars of the mean energy per video by partition under each preset
     (``data`` from :func:`energy_by_preset`)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     names = list(data)
     bottom = [0.0] * len(names)
