@@ -1,0 +1,55 @@
+"""``hybrid map``: the spiking partition's layers onto a neuromorphic chip's cores."""
+from __future__ import annotations
+
+import json
+
+import click
+
+CHIP_NAMES = ("loihi", "loihi2")  # deploy.presets.CHIPS (kept here so --help stays instant)
+
+
+def _size(ctx, param, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected HxW such as 56x56, got {value!r}") from None
+    if h < 1 or w < 1:
+        raise click.BadParameter(f"sizes must be positive, got {value!r}")
+    return h, w
+
+
+@click.command(name="map")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--chip", type=click.Choice(CHIP_NAMES), default="loihi2", show_default=True,
+              help="Chip preset (deploy/presets.py names each figure's source).")
+@click.option("--size", metavar="HxW", callback=_size,
+              help="Map as if deployed at this input size [default: each file's].")
+@click.option("--no-weight-sharing", is_flag=True,
+              help="Store every synapse (a compiler that expands convolutions) instead of "
+                   "one kernel copy per core.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def map_cmd(paths, chip, size, no_weight_sharing, as_json) -> None:
+    """Neurons, synapses, fan-in/out, memory and cores per STM layer on a chip.
+
+    PATHS: STM exports (.h5 from neuro.export, one per branch: MV and residual) or
+    folders holding them. Exit status 1 when the partition does not fit one chip.
+    """
+    from deploy import mapping
+    from deploy.presets import CHIPS
+    from neuro.export import StmFileError
+
+    try:
+        nets = mapping.read_branches(paths)
+    except (StmFileError, mapping.MappingInputError) as e:
+        raise click.ClickException(str(e)) from e
+    if size is not None:
+        nets = {name: mapping.resized(net, size) for name, net in nets.items()}
+    mp = mapping.map_network(nets, CHIPS[chip], shared=not no_weight_sharing)
+    if as_json:
+        click.echo(json.dumps(mp.to_dict(), indent=2))
+    else:
+        click.echo(mapping.format_table(mp))
+    if not mp.fits:
+        raise SystemExit(1)
