@@ -53,3 +53,39 @@ def map_cmd(paths, chip, size, no_weight_sharing, as_json) -> None:
         click.echo(mapping.format_table(mp))
     if not mp.fits:
         raise SystemExit(1)
+
+
+@click.command(name="nir")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the NIR files (stm_<branch>.nir, one per STM branch).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def nir_cmd(paths, out_dir, as_json) -> None:
+    """Export STM branches to NIR (Input, Conv2d, LIF, Output per branch) and list what
+    a NIR reader runs differently (soft reset, fixed point, delays, readout).
+
+    PATHS: STM exports (.h5) or folders holding them. Needs the `nir` extra.
+    """
+    from deploy import mapping
+    from neuro.export import StmFileError
+
+    try:
+        from deploy import nir as dnir
+    except ImportError as e:
+        raise click.ClickException(f"NIR export needs the 'nir' package "
+                                   f"(pip install 'hybrid-snn-video[nir]'): {e}") from e
+    try:
+        nets = mapping.read_branches(paths)
+    except (StmFileError, mapping.MappingInputError) as e:
+        raise click.ClickException(str(e)) from e
+    written = dnir.write_nir(nets, out_dir)
+    diffs = dnir.differences(next(iter(nets.values())))
+    if as_json:
+        click.echo(json.dumps({"files": [str(p) for p in written], "differences": diffs},
+                              indent=2))
+        return
+    for p in written:
+        click.echo(f"wrote {p}")
+    click.echo("A NIR reader runs these differently from the Lava / torch STM:")
+    for d in diffs:
+        click.echo(f"- {d}")
