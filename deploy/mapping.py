@@ -32,6 +32,7 @@ branches and each sequence run side by side get cores of their own.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -371,11 +372,32 @@ class MappingInputError(ValueError):
     """Paths that do not name STM exports (message names the path and the problem)."""
 
 
+def _manifest_stms(folder: Path) -> list[Path]:
+    """The ``.h5`` files a deploy artifact's ``manifest.json`` lists (``files``: path,
+    role, bytes, sha256), checked for presence and size."""
+    mpath = folder / "manifest.json"
+    try:
+        entries = json.loads(mpath.read_text())["files"]
+        listed = [(folder / e["path"], int(e["bytes"])) for e in entries
+                  if str(e["path"]).endswith(".h5")]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MappingInputError(f"{mpath}: not a readable artifact manifest ({e})") from e
+    for path, size in listed:
+        if not path.is_file() or path.stat().st_size != size:
+            raise MappingInputError(f"{path}: missing or not the {size} bytes {mpath} lists")
+    if not listed:
+        raise MappingInputError(f"{mpath}: lists no STM .h5 file")
+    return [p for p, _ in listed]
+
+
 def stm_paths(paths: list[str | os.PathLike]) -> list[Path]:
-    """STM HDF5 files from files and folders (a folder: its ``*.h5`` files)."""
+    """STM HDF5 files from files and folders (a deploy artifact: the files its
+    ``manifest.json`` lists; another folder: its ``*.h5`` files)."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
+        if p.is_dir() and (p / "manifest.json").exists():
+            out += _manifest_stms(p)
+        elif p.is_dir():
             found = sorted(p.glob("*.h5"))
             if not found:
                 raise MappingInputError(f"{p}: no STM .h5 files in this folder")

@@ -251,3 +251,22 @@ def test_cli_map(tmp_path):
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     bad = run(main, ["map", str(tmp_path / "junk.h5")])
     assert bad.exit_code == 1 and "junk.h5" in bad.output
+
+
+def test_artifact_manifest_folder(tmp_path):
+    """A deploy artifact folder: the STM files its manifest.json lists (issue 9's
+    format: files [{path, role, bytes, sha256}]), nothing else in the folder."""
+    torch.manual_seed(2)
+    (tmp_path / "stm").mkdir()
+    files = []
+    for c, name in ((2, "stm/mv.h5"), (3, "stm/r.h5")):
+        p = export_stm(STM(STMConfig(in_channels=c)), tmp_path / name, (16, 16))
+        files.append({"path": name, "role": f"stm_{name[4:6]}", "bytes": p.stat().st_size,
+                      "sha256": "-"})
+    export_stm(STM(STMConfig()), tmp_path / "stray.h5", (8, 8))  # not listed: ignored
+    (tmp_path / "manifest.json").write_text(json.dumps({"files": files}))
+    nets = read_branches([tmp_path])
+    assert list(nets) == ["mv", "r"] and nets["mv"].input_shape == (2, 16, 16)
+    (tmp_path / "stm/r.h5").write_bytes(b"x")
+    with pytest.raises(ValueError, match="r.h5: missing or not the"):
+        read_branches([tmp_path])
