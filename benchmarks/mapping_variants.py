@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from deploy.mapping import map_network, read_branches
+from deploy.branches import read_branches
+from deploy.mapping import map_network
 from deploy.presets import CHIPS
 from hybrid.model import HybridConfig, HybridModel
 from neuro.export import export_stm

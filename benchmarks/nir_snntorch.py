@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from snntorch.import_nir import import_from_nir
 
-from deploy.mapping import read_branches
+from deploy.branches import read_branches
 from deploy.nir import simulate, write_nir
 from hybrid.model import HybridConfig, HybridModel
 from neuro.export import export_stm, load_stm

@@ -32,16 +32,13 @@ branches and each sequence run side by side get cores of their own.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from deploy.presets import ChipPreset
-from neuro.export import StmNetwork, read_network
+from neuro.export import StmNetwork
 
 STATE_BITS = 24 + 24  # u and v of Lava's fixed-point LIF (neuro/quant.py V_BITS)
 WEIGHT_BITS = 8  # exported weight mantissas (neuro/quant.py W_BITS)
@@ -52,15 +49,6 @@ def taps(n_in: int, n_out: int, k: int, stride: int, pad: int) -> np.ndarray:
     """Per output position along one axis: kernel taps landing inside the input."""
     start = np.arange(n_out) * stride - pad  # first input index of each output
     return np.maximum(np.minimum(start + k, n_in) - np.maximum(start, 0), 0)
-
-
-def reach(n_in: int, n_out: int, k: int, stride: int, pad: int) -> np.ndarray:
-    """Per input position along one axis: output positions whose kernel covers it."""
-    counts = np.zeros(n_in, np.int64)
-    for o in range(n_out):
-        s = o * stride - pad
-        counts[max(s, 0):min(s + k, n_in)] += 1
-    return counts
 
 
 @dataclass
@@ -300,9 +288,7 @@ def map_layers(branch: str, net: StmNetwork, chip: ChipPreset,
         fan_in = g.in_shape[0] * np.outer(g.taps(1), g.taps(2))
         if i + 1 < len(geos):
             ng = geos[i + 1]
-            fan_out = ng.out_shape[0] * np.outer(
-                reach(h, ng.out_shape[1], ng.k, ng.stride, ng.pad),
-                reach(w, ng.out_shape[2], ng.k, ng.stride, ng.pad))
+            fan_out = ng.out_shape[0] * np.outer(_readers(h, ng, 1, 1), _readers(w, ng, 2, 1))
         else:
             fan_out = np.zeros((h, w), np.int64)
         kernel = c * g.in_shape[0] * g.k * g.k
@@ -355,73 +341,6 @@ def map_network(nets: dict[str, StmNetwork], chip: ChipPreset, shared: bool = Tr
         neurons=sum(lm.neurons for lm in layers), synapses=sum(lm.synapses for lm in layers),
         synaptic_memory_bits=sum(lm.synaptic_memory_bits for lm in layers),
         state_bits=sum(lm.state_bits for lm in layers), unchecked=unchecked, problems=problems)
-
-
-BRANCH_NAMES = {2: "mv", 3: "r"}  # STM input channels -> branch name
-
-
-def resized(net: StmNetwork, size: tuple[int, int]) -> StmNetwork:
-    """The same network deployed at another input (H, W): shapes follow the STM's
-    ``layer_sizes``; weights, thresholds and decays are unchanged."""
-    sizes = net.config.layer_sizes(*size)
-    layers = [replace(spec, shape=(spec.shape[0], *hw)) for spec, hw in zip(net.layers, sizes)]
-    return replace(net, input_shape=(net.input_shape[0], *size), layers=layers)
-
-
-class MappingInputError(ValueError):
-    """Paths that do not name STM exports (message names the path and the problem)."""
-
-
-def _manifest_stms(folder: Path) -> list[Path]:
-    """The ``.h5`` files a deploy artifact's ``manifest.json`` lists (``files``: path,
-    role, bytes, sha256), checked for presence and size."""
-    mpath = folder / "manifest.json"
-    try:
-        entries = json.loads(mpath.read_text())["files"]
-        listed = [(folder / e["path"], int(e["bytes"])) for e in entries
-                  if str(e["path"]).endswith(".h5")]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise MappingInputError(f"{mpath}: not a readable artifact manifest ({e})") from e
-    for path, size in listed:
-        if not path.is_file() or path.stat().st_size != size:
-            raise MappingInputError(f"{path}: missing or not the {size} bytes {mpath} lists")
-    if not listed:
-        raise MappingInputError(f"{mpath}: lists no STM .h5 file")
-    return [p for p, _ in listed]
-
-
-def stm_paths(paths: list[str | os.PathLike]) -> list[Path]:
-    """STM HDF5 files from files and folders (a deploy artifact: the files its
-    ``manifest.json`` lists; another folder: its ``*.h5`` files)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir() and (p / "manifest.json").exists():
-            out += _manifest_stms(p)
-        elif p.is_dir():
-            found = sorted(p.glob("*.h5"))
-            if not found:
-                raise MappingInputError(f"{p}: no STM .h5 files in this folder")
-            out += found
-        elif p.exists():
-            out.append(p)
-        else:
-            raise MappingInputError(f"{p}: no such file or folder")
-    return out
-
-
-def read_branches(paths: list[str | os.PathLike]) -> dict[str, StmNetwork]:
-    """STM HDF5 files (or folders of them) -> {branch: network}; a branch is named by its
-    input channels (2: ``mv``, 3: ``r``), or by its file name when two files share one."""
-    nets: dict[str, StmNetwork] = {}
-    for p in stm_paths(paths):
-        net = read_network(p)  # StmFileError names the file
-        name = BRANCH_NAMES.get(net.input_shape[0], p.stem)
-        if name in nets:
-            name = p.stem
-        if name in nets:
-            raise MappingInputError(f"{p}: a second STM branch named {name!r}")
-        nets[name] = net
-    return nets
 
 
 def _kib(bits: int) -> str:

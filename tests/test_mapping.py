@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from deploy.mapping import map_layers, map_network, read_branches
+from deploy.branches import read_branches
+from deploy.mapping import map_layers, map_network
 from deploy.presets import CHIPS, LOIHI, LOIHI2, ChipPreset
 from neuro.export import LayerSpec, StmNetwork, export_stm
 from neuro.stm import STM, STMConfig

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from deploy.mapping import read_branches
+from deploy.branches import read_branches
 from neuro.export import export_stm, load_stm, read_network
 from neuro.stm import STM, STMConfig
 from neuro.verify import random_mv

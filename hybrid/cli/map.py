@@ -36,16 +36,16 @@ def map_cmd(paths, chip, size, no_weight_sharing, as_json) -> None:
     PATHS: STM exports (.h5 from neuro.export, one per branch: MV and residual) or
     folders holding them. Exit status 1 when the partition does not fit one chip.
     """
-    from deploy import mapping
+    from deploy import branches, mapping
     from deploy.presets import CHIPS
     from neuro.export import StmFileError
 
     try:
-        nets = mapping.read_branches(paths)
-    except (StmFileError, mapping.MappingInputError) as e:
+        nets = branches.read_branches(paths)
+    except (StmFileError, branches.BranchInputError) as e:
         raise click.ClickException(str(e)) from e
     if size is not None:
-        nets = {name: mapping.resized(net, size) for name, net in nets.items()}
+        nets = {name: branches.resized(net, size) for name, net in nets.items()}
     mp = mapping.map_network(nets, CHIPS[chip], shared=not no_weight_sharing)
     if as_json:
         click.echo(json.dumps(mp.to_dict(), indent=2))
@@ -66,7 +66,7 @@ def nir_cmd(paths, out_dir, as_json) -> None:
 
     PATHS: STM exports (.h5) or folders holding them. Needs the `nir` extra.
     """
-    from deploy import mapping
+    from deploy import branches
     from neuro.export import StmFileError
 
     try:
@@ -75,8 +75,8 @@ def nir_cmd(paths, out_dir, as_json) -> None:
         raise click.ClickException(f"NIR export needs the 'nir' package "
                                    f"(pip install 'hybrid-snn-video[nir]'): {e}") from e
     try:
-        nets = mapping.read_branches(paths)
-    except (StmFileError, mapping.MappingInputError) as e:
+        nets = branches.read_branches(paths)
+    except (StmFileError, branches.BranchInputError) as e:
         raise click.ClickException(str(e)) from e
     written = dnir.write_nir(nets, out_dir)
     diffs = dnir.differences(next(iter(nets.values())))
