@@ -164,6 +164,7 @@ class Mapping:
     synaptic_memory_bits: int
     state_bits: int
     unchecked: list[str]  # limits the preset does not publish
+    notes: list[str]  # what the counts leave out or the chip cannot run as exported
     problems: list[str]
 
     def to_dict(self) -> dict:
@@ -333,6 +334,12 @@ def map_network(nets: dict[str, StmNetwork], chip: ChipPreset, shared: bool = Tr
     if used > chip.cores:
         problems.append(f"{used} cores needed, {chip.title} has {chip.cores}")
     unchecked = [k for k, v in _limits(chip).items() if v is None]
+    notes = ["each branch's last layer is read out as membrane potentials (the bridge), "
+             "not spikes: the host reads those cores' voltages; not counted here"]
+    if not chip.graded_spikes:
+        notes.append(f"{chip.title} has binary spikes only: conv1 reads graded "
+                     f"{next(iter(nets.values())).in_bits}-bit input messages, which it "
+                     "cannot receive as they are (encode them as spikes first)")
     return Mapping(
         chip=chip.name, chip_title=chip.title, chip_source=chip.source, shared_weights=shared,
         branches={name: tuple(net.input_shape) for name, net in nets.items()},
@@ -340,7 +347,8 @@ def map_network(nets: dict[str, StmNetwork], chip: ChipPreset, shared: bool = Tr
         sequences_per_chip=chip.cores // used if fits and used else 0,
         neurons=sum(lm.neurons for lm in layers), synapses=sum(lm.synapses for lm in layers),
         synaptic_memory_bits=sum(lm.synaptic_memory_bits for lm in layers),
-        state_bits=sum(lm.state_bits for lm in layers), unchecked=unchecked, problems=problems)
+        state_bits=sum(lm.state_bits for lm in layers), unchecked=unchecked, notes=notes,
+        problems=problems)
 
 
 def _kib(bits: int) -> str:
@@ -376,5 +384,5 @@ def format_table(mp: Mapping) -> str:
     if mp.unchecked:
         lines.append("not checked (the preset's source publishes no figure): "
                      + ", ".join(mp.unchecked))
-    lines += [f"problem: {p}" for p in mp.problems]
+    lines += [f"note: {n}" for n in mp.notes] + [f"problem: {p}" for p in mp.problems]
     return "\n".join(lines)

@@ -32,6 +32,7 @@ class ChipPreset:
     fan_out_axons_per_core: int | None  # output axons (neuron -> destination core) per core
     max_weight_bits: int  # widest synaptic weight a core stores
     conv_weight_sharing: bool  # a core can store a conv kernel once for all its neurons
+    graded_spikes: bool  # spikes can carry an integer payload (the STM's first layer input)
     source: str  # where each figure comes from
 
     def __post_init__(self):
@@ -52,13 +53,14 @@ LOIHI = ChipPreset(
     fan_out_axons_per_core=4096,
     max_weight_bits=9,
     conv_weight_sharing=True,
+    graded_spikes=False,
     source=(
         "Davies et al., 'Loihi: A Neuromorphic Manycore Processor with On-Chip Learning', "
         "IEEE Micro 38(1), 2018: 128 neuromorphic cores, 1,024 compartments a core, up to "
         "128 KB of synaptic state a core, 4,096 fan-in and 4,096 fan-out axons a core, "
         "weights of 1 to 9 bits; population-based hierarchical connectivity as a "
-        "generalised weight-sharing mechanism (for convolutional networks). Neuron state "
-        "has its own memory (not counted against the 128 KB)."),
+        "generalised weight-sharing mechanism (for convolutional networks); binary spikes. "
+        "Neuron state has its own memory (not counted against the 128 KB)."),
 )
 
 LOIHI2 = ChipPreset(
@@ -72,10 +74,12 @@ LOIHI2 = ChipPreset(
     fan_out_axons_per_core=None,
     max_weight_bits=8,
     conv_weight_sharing=True,
+    graded_spikes=True,
     source=(
         "Intel Labs, 'Taking Neuromorphic Computing to the Next Level with Loihi 2', "
         "technology brief, 2021: 128 neurocores and 6 x86 cores a chip, up to 1 M neurons "
-        "(= 8,192 a core) and 120 M synapses a chip, graded spikes, synaptic compression "
+        "(= 8,192 a core; fewer for richer neuron models) and 120 M synapses a chip, graded "
+        "spikes (up to 32-bit payloads), synaptic compression "
         "including convolutional weight sharing; 8-bit weight mantissas as in Lava's "
         "fixed-point models. SECONDARY: 128 KB of SRAM a core, flexibly partitioned "
         "between synapses and neuron state (press reports of the brief; 192 KB is also "

@@ -32,7 +32,7 @@ def _chip(**kw):
     base = dict(name="toy", title="toy chip", cores=30, neurons_per_core=8,
                 memory_bits_per_core=1024, memory_holds_state=False,
                 fan_in_axons_per_core=40, fan_out_axons_per_core=None, max_weight_bits=8,
-                conv_weight_sharing=True, source="made up for the test")
+                conv_weight_sharing=True, graded_spikes=True, source="made up for the test")
     base.update(kw)
     return ChipPreset(**base)
 
@@ -220,6 +220,8 @@ def test_real_export_both_branches(tmp_path):
         assert mp.sequences_per_chip == chip.cores // mp.cores_used
         for m in mp.layers:
             assert m.cores >= math.ceil(m.neurons / chip.neurons_per_core)
+    assert any("binary spikes" in n for n in map_network(nets, LOIHI).notes)
+    assert not any("binary spikes" in n for n in map_network(nets, LOIHI2).notes)
     d = map_network(nets, LOIHI).to_dict()
     assert {"chip", "layers", "cores_total", "fits"} <= set(d)
     assert {"name", "neurons", "synapses", "cores"} <= set(d["layers"][0])
