@@ -42,6 +42,7 @@ from neuro.export import StmNetwork
 
 STATE_BITS = 24 + 24  # u and v of Lava's fixed-point LIF (neuro/quant.py V_BITS)
 WEIGHT_BITS = 8  # exported weight mantissas (neuro/quant.py W_BITS)
+FORMAT, VERSION = "hybrid-mapping", 1  # of Mapping.to_dict() / mapping.json
 CONSTRAINTS = ("neurons", "memory", "fan_in_axons", "fan_out_axons")
 
 
@@ -168,7 +169,8 @@ class Mapping:
     problems: list[str]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready, stamped with this format's name and version (``mapping.json``)."""
+        return {"format": FORMAT, "version": VERSION, **asdict(self)}
 
 
 def _geometries(net: StmNetwork) -> list[ConvGeometry]:

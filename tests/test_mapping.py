@@ -151,6 +151,19 @@ def _sources_by_core(net, j, cores_of):
     return out
 
 
+def _synapses_by_core(net, j, cores_of):
+    """Layer ``j``'s cores -> how many synapses end on their neurons (unshared storage)."""
+    spec = net.layers[j]
+    prev = net.input_shape if j == 0 else net.layers[j - 1].shape
+    k, s, p = spec.weight.shape[-1], spec.stride, spec.padding
+    out: dict[int, int] = {}
+    for (_, oy, ox), core in np.ndenumerate(cores_of[j]):
+        ny = len(range(max(oy * s - p, 0), min(oy * s - p + k, prev[1])))
+        nx = len(range(max(ox * s - p, 0), min(ox * s - p + k, prev[2])))
+        out[int(core)] = out.get(int(core), 0) + prev[0] * ny * nx
+    return out
+
+
 def _explicit_core_use(net, lm):
     """Per layer, the worst core's neurons, distinct source neurons and (neuron,
     destination core) edges, from every synapse and the partition's core of each neuron."""
@@ -172,7 +185,8 @@ def _explicit_core_use(net, lm):
                     edges.setdefault(int(cores_of[i][src]), set()).add((src, core))
             fan_out = max(len(v) for v in edges.values())
         use.append({"neurons": int(np.bincount(cores_of[i].ravel()).max()),
-                    "fan_in_axons": fan_in, "fan_out_axons": fan_out})
+                    "fan_in_axons": fan_in, "fan_out_axons": fan_out,
+                    "synapses": max(_synapses_by_core(net, i, cores_of).values())})
     return use
 
 
@@ -181,15 +195,20 @@ def test_worst_core_against_explicit_synapses(seed):
     rng = np.random.default_rng(seed + 10)
     h = int(rng.integers(6, 13))
     net = _net((2, h, h + 3), [(4, 3, 2), (3, 3, 1), (2, 3, 1)], seed)
-    chip = _chip(neurons_per_core=int(rng.integers(6, 20)),
+    chip = _chip(neurons_per_core=int(rng.integers(6, 20)), memory_bits_per_core=4000,
                  fan_in_axons_per_core=int(rng.integers(40, 400)),
                  fan_out_axons_per_core=int(rng.integers(60, 300)))
-    lm = map_layers("mv", net, chip)
-    assert all(m.cores is not None for m in lm)
-    for m, ref in zip(lm, _explicit_core_use(net, lm)):
-        for key, val in ref.items():
-            assert m.worst_core[key] == val, (m.name, key)
-            assert val <= (getattr(chip, f"{key}_per_core") or math.inf)
+    for shared in (True, False):
+        lm = map_layers("mv", net, chip, shared=shared)
+        assert all(m.cores is not None for m in lm)
+        for m, ref in zip(lm, _explicit_core_use(net, lm)):
+            syn = ref.pop("synapses")
+            for key, val in ref.items():
+                assert m.worst_core[key] == val, (m.name, key)
+                assert val <= (getattr(chip, f"{key}_per_core") or math.inf)
+            stored = syn if not shared else m.kernel_weights // m.out_shape[0] * min(
+                m.channels_per_core, m.out_shape[0])
+            assert m.worst_core["memory"] == stored * 8 <= chip.memory_bits_per_core
 
 
 def test_presets_name_sources():
@@ -224,6 +243,7 @@ def test_real_export_both_branches(tmp_path):
     assert not any("binary spikes" in n for n in map_network(nets, LOIHI2).notes)
     d = map_network(nets, LOIHI).to_dict()
     assert {"chip", "layers", "cores_total", "fits"} <= set(d)
+    assert (d["format"], d["version"]) == ("hybrid-mapping", 1)
     assert {"name", "neurons", "synapses", "cores"} <= set(d["layers"][0])
 
 
