@@ -239,6 +239,14 @@ def test_real_export_both_branches(tmp_path):
         assert mp.sequences_per_chip == chip.cores // mp.cores_used
         for m in mp.layers:
             assert m.cores >= math.ceil(m.neurons / chip.neurons_per_core)
+    # Loihi, by hand: conv1 8x28x28 = 6,272 neurons -> ceil(/1024) = 7 cores (8 ch x 4 rows
+    # x 28 = 896 each); conv2/3 12,544 -> at least 13, but 13 is prime and no tiling of
+    # 16 channels, 28 rows or 28 columns gives 13 tiles (ceil(28/2) = 14, ceil(28/3) = 10):
+    # 14 cores. Loihi 2 (8,192 a core): 1 and 2.
+    lo = map_network(nets, LOIHI)
+    assert [m.cores for m in lo.layers] == [7, 14, 14] * 2 and lo.cores_used == 70
+    assert [m.cores_lower_bound for m in lo.layers] == [7, 13, 13] * 2
+    assert [m.cores for m in map_network(nets, LOIHI2).layers] == [1, 2, 2] * 2
     assert any("binary spikes" in n for n in map_network(nets, LOIHI).notes)
     assert not any("binary spikes" in n for n in map_network(nets, LOIHI2).notes)
     d = map_network(nets, LOIHI).to_dict()
