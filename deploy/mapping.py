@@ -32,8 +32,11 @@ branches and each sequence run side by side get cores of their own.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -351,6 +354,15 @@ def map_network(nets: dict[str, StmNetwork], chip: ChipPreset, shared: bool = Tr
         synaptic_memory_bits=sum(lm.synaptic_memory_bits for lm in layers),
         state_bits=sum(lm.state_bits for lm in layers), unchecked=unchecked, notes=notes,
         problems=problems)
+
+
+def write_mapping(mp: Mapping, path: str | os.PathLike) -> Path:
+    """``mapping.json`` (:meth:`Mapping.to_dict`), written atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(mp.to_dict(), indent=2))
+    os.replace(tmp, path)
+    return path
 
 
 def _kib(bits: int) -> str:
