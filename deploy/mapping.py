@@ -18,7 +18,8 @@ for every neuron; a layer's ``weights_stored`` is the sum over its cores (the ke
 replicated once per spatial band). Without sharing (``shared=False``, a compiler that
 expands the convolution) every synapse of the core's neurons is stored. Synaptic memory
 = stored weights x the exported weight precision (8-bit mantissas); index and routing
-overhead are not counted, so memory is a lower bound.
+overhead are not counted, so memory is a lower bound (nengo-loihi, for one, adds index
+bits per weight and a 10-bit header per run of up to 64 synapses, in 64-bit words).
 
 Partition (ours; Lava's closed compiler may choose another): a core holds one layer's
 neurons in a tile of ``channels_per_core`` output channels x ``rows_per_core`` rows x

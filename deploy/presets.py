@@ -60,7 +60,10 @@ LOIHI = ChipPreset(
         "128 KB of synaptic state a core, 4,096 fan-in and 4,096 fan-out axons a core, "
         "weights of 1 to 9 bits; population-based hierarchical connectivity as a "
         "generalised weight-sharing mechanism (for convolutional networks); binary spikes. "
-        "Neuron state has its own memory (not counted against the 128 KB)."),
+        "Neuron state has its own memory (not counted against the 128 KB). The same "
+        "per-core limits are enforced by nengo-loihi (nengo_loihi/block.py: "
+        "MAX_COMPARTMENTS 1024, MAX_IN_AXONS 4096, MAX_OUT_AXONS 4096, MAX_SYNAPSE_BITS "
+        "1,048,576), a cross-check, not the source."),
 )
 
 LOIHI2 = ChipPreset(
