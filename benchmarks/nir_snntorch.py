@@ -11,7 +11,10 @@ of (neuron, step) pairs that differ between:
 - nir_soft: the same with our soft reset (isolates the fixed-point part).
 Needs the `nir` and `nir-test` extras.
 
+``--plot PNG``: spikes per step of each layer, ours against snnTorch's.
+
     PYTHONPATH=$PWD python benchmarks/nir_snntorch.py [--variant tiny] [--sequences 8]
+        [--plot nir_snntorch.png] [--out nir_snntorch.json]
 """
 from __future__ import annotations
 
@@ -51,6 +54,8 @@ def main() -> None:
     ap.add_argument("--sequences", type=int, default=8)
     ap.add_argument("--scale", type=float, default=0.3, help="MV-like input spread")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--plot", type=Path, help="PNG of spikes per step, ours vs snnTorch")
+    ap.add_argument("--out", type=Path, help="write the JSON here too")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         path = args.stm
@@ -89,7 +94,36 @@ def main() -> None:
               f"{row['differ_snntorch_vs_nir_hard']:.4f}, ours/NIR-soft "
               f"{row['differ_ours_vs_nir_soft']:.6f}; first differing step "
               f"{row['first_differing_step']}")
-    print(json.dumps(rep, indent=2))
+    text = json.dumps(rep, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    if args.plot:
+        plot(runs, args.plot)
+
+
+def plot(runs: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharex=True)
+    for ax, k in zip(axes, ("lif1", "lif2", "lif3")):
+        for name, style, label in (
+                ("ours", "-o", "ours (Lava fixed point)"),
+                ("snntorch", "--s", "snnTorch, from the NIR file"),
+                ("nir_soft", ":", "NIR + soft reset, float64 (on top of ours)")):
+            per_step = runs[name][k].sum(axis=(0, 1, 2, 3))
+            ax.plot(np.arange(1, len(per_step) + 1), per_step, style, label=label, ms=4,
+                    color={"ours": "C0", "snntorch": "C1", "nir_soft": "k"}[name])
+        ax.set_title(k)
+        ax.set_xlabel("step (P-frame)")
+    axes[0].set_ylabel("spikes per step (all sequences)")
+    axes[2].legend(loc="center right", fontsize=8)
+    fig.suptitle("NIR export run by snnTorch (hard reset) vs ours (soft reset, fixed point)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
