@@ -1,10 +1,12 @@
 """Core mapping of the spiking partition for each variant at its deployed STM input size.
 
-Builds ``HybridModel(HybridConfig(variant=...))`` (untrained: the mapping depends only
-on shapes and the weight precision), exports both STMs with ``neuro.export.export_stm``
-at the model's input size (``HybridConfig.size``, what ``hybrid train --size`` sets;
-``--size`` overrides), maps them on every chip preset and prints one line per
-(variant, chip) plus JSON (``--out``).
+Builds ``HybridModel(HybridConfig(variant=..., size=...))`` (untrained: the mapping
+depends only on shapes and the weight precision), exports both STMs with
+``neuro.export.export_stm`` at the STM input size (``HybridConfig.stm_input_size()``),
+maps them on every chip preset, with and without weight sharing, and prints one line per
+case plus JSON (``--out``). Deployed sizes: ``tiny`` at ``hybrid train``'s default crop
+(56 px), ``base`` at the paper preset's (224 px, ``hybrid/preset.py``); ``--size``
+overrides both.
 
     PYTHONPATH=$PWD python benchmarks/mapping_variants.py [--variants tiny base] [--size 56]
 """
@@ -21,7 +23,12 @@ from deploy.branches import read_branches
 from deploy.mapping import map_network
 from deploy.presets import CHIPS
 from hybrid.model import HybridConfig, HybridModel
+from hybrid.preset import PRESETS
 from neuro.export import export_stm
+
+# crop side each variant is deployed at: train's default, the paper preset's
+DEPLOYED = {"tiny": HybridConfig().size[0], "base": PRESETS["paper"].size,
+            "large": PRESETS["paper"].size}
 
 
 def main() -> None:
@@ -34,17 +41,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         for variant in args.variants:
             torch.manual_seed(0)
-            cfg = HybridConfig(variant=variant)
-            if args.size:
-                cfg = HybridConfig(variant=variant, size=(args.size, args.size))
+            side = args.size or DEPLOYED[variant]
+            cfg = HybridConfig(variant=variant, size=(side, side))
             model = HybridModel(cfg)
-            paths = [export_stm(model.stm_mv.stm, Path(d) / f"{variant}_mv.h5", cfg.size),
-                     export_stm(model.stm_res.stm, Path(d) / f"{variant}_r.h5", cfg.size)]
+            size = cfg.stm_input_size()
+            paths = [export_stm(model.stm_mv.stm, Path(d) / f"{variant}_mv.h5", size),
+                     export_stm(model.stm_res.stm, Path(d) / f"{variant}_r.h5", size)]
             nets = read_branches(paths)
             for chip in CHIPS.values():
                 for shared in (True, False):
                     mp = map_network(nets, chip, shared=shared)
-                    row = {"variant": variant, "size": list(cfg.size), "chip": chip.name,
+                    row = {"variant": variant, "size": list(size), "chip": chip.name,
                            "shared_weights": mp.shared_weights, "cores_used": mp.cores_used,
                            "cores_total": mp.cores_total, "fits": mp.fits,
                            "sequences_per_chip": mp.sequences_per_chip,
@@ -55,7 +62,7 @@ def main() -> None:
                                        "cores_lower_bound": m.cores_lower_bound,
                                        "binding": m.binding} for m in mp.layers]}
                     rows.append(row)
-                    print(f"{variant:5s} {cfg.size[0]}x{cfg.size[1]} {chip.name:7s} "
+                    print(f"{variant:5s} {size[0]}x{size[1]} {chip.name:7s} "
                           f"{'shared' if shared else 'unshared':8s} cores {mp.cores_used:5d}"
                           f" / {mp.cores_total} fits {mp.fits!s:5s} side by side "
                           f"{mp.sequences_per_chip:3d}  per layer "
