@@ -62,7 +62,8 @@ def main() -> None:
         if path is None:
             torch.manual_seed(args.seed)
             cfg = HybridConfig(variant=args.variant)
-            path = export_stm(HybridModel(cfg).stm_mv.stm, Path(d) / "mv.h5", cfg.size)
+            path = export_stm(HybridModel(cfg).stm_mv.stm, Path(d) / "mv.h5",
+                              cfg.stm_input_size())
         nets = read_branches([path])
         net = next(iter(nets.values()))
         graph = nir.read(write_nir(nets, d)[0])
