@@ -1,19 +1,20 @@
 """How a NIR reader of another framework (snnTorch) runs our exported STM, against ours.
 
 Exports the MV STM of ``HybridModel(HybridConfig(variant))`` (or the given ``--stm`` .h5)
-at the deployed size, writes it to NIR (deploy/nir.py), builds a network from the file
+at its deployed size, writes it to NIR (deploy/nir.py), builds a network from the file
 with ``snntorch.import_from_nir`` and runs ``--sequences`` MV-like sequences (on the
 input quantisation grid) of 11 steps. Per layer it prints spike counts and the fraction
 of (neuron, step) pairs that differ between:
 - ours: the quantised torch STM, bit-exact to Lava fixed_pt (one-step delays removed);
 - snntorch: snnTorch's import of the NIR file;
 - nir_hard: deploy.nir.simulate, NIR's semantics in float64 (what a reader should run);
-- nir_soft: the same with our soft reset (isolates the fixed-point part).
+- nir_soft: the same with our soft reset (isolates the fixed-point part);
+``first_differing_step`` counts from 0 (the first P-frame).
 Needs the `nir` and `nir-test` extras.
 
 ``--plot PNG``: spikes per step of each layer, ours against snnTorch's.
 
-    PYTHONPATH=$PWD python benchmarks/nir_snntorch.py [--variant tiny] [--sequences 8]
+    PYTHONPATH=$PWD python benchmarks/nir_snntorch.py [--variant tiny] [--size PX] [--sequences 8]
         [--plot nir_snntorch.png] [--out nir_snntorch.json]
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ from snntorch.import_nir import import_from_nir
 from deploy.branches import read_branches
 from deploy.nir import simulate, write_nir
 from hybrid.model import HybridConfig, HybridModel
+from hybrid.preset import PRESETS
 from neuro.export import export_stm, load_stm
 from neuro.verify import random_mv
 
@@ -50,6 +52,8 @@ def run_snntorch(graph: nir.NIRGraph, x: np.ndarray) -> dict[str, np.ndarray]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variant", default="tiny")
+    ap.add_argument("--size", type=int, help="crop side [default: the deployed one: tiny "
+                    "train's default 56, base/large the paper preset's 224]")
     ap.add_argument("--stm", type=Path, help="an STM .h5 export instead of a fresh model")
     ap.add_argument("--sequences", type=int, default=8)
     ap.add_argument("--scale", type=float, default=0.3, help="MV-like input spread")
@@ -61,7 +65,9 @@ def main() -> None:
         path = args.stm
         if path is None:
             torch.manual_seed(args.seed)
-            cfg = HybridConfig(variant=args.variant)
+            side = args.size or (PRESETS["paper"].size if args.variant != "tiny"
+                                 else HybridConfig().size[0])
+            cfg = HybridConfig(variant=args.variant, size=(side, side))
             path = export_stm(HybridModel(cfg).stm_mv.stm, Path(d) / "mv.h5",
                               cfg.stm_input_size())
         nets = read_branches([path])
