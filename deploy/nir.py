@@ -95,11 +95,13 @@ def stm_graph(net: StmNetwork, branch: str) -> nir.NIRGraph:
         "readout": "lif3 membrane potential after the last step (Lava v / vScale)"})
     edges.append((prev, "output"))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={
-        "source": f"{FORMAT} v{VERSION}", "branch": branch, "dt": DT})
+        "source": f"{FORMAT} v{VERSION}", "branch": branch, "dt": DT,
+        "differences": "\n".join(differences(net))})
 
 
 def write_nir(nets: dict[str, StmNetwork], out_dir: str | os.PathLike) -> list[Path]:
-    """One ``<branch>.nir`` file per STM branch in ``out_dir``, each written atomically."""
+    """One ``stm_<branch>.nir`` file per STM branch in ``out_dir``, each written
+    atomically; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -63,6 +63,7 @@ def test_roundtrip_weights_thresholds(tmp_path, channels, size):
         assert int(conv.metadata["weightExp"]) == spec.weight_exp
     assert int(g.nodes["input"].metadata["inFracBits"]) == 6
     assert g.metadata["branch"] == ("mv" if channels == 2 else "r")
+    assert "soft reset" in g.metadata["differences"]
 
 
 def test_no_leak_layer_is_if(tmp_path):
