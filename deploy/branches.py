@@ -1,7 +1,9 @@
 """The STM branches to map or export: from STM HDF5 files, folders of them, or a deploy
-artifact folder (the STM files its ``manifest.json`` lists)."""
+artifact folder (the STM files its ``manifest.json`` lists, checked against their sizes
+and sha256 as the manifest records them)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import replace
@@ -24,22 +26,32 @@ class BranchInputError(ValueError):
     """Paths that do not name STM exports (message names the path and the problem)."""
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _manifest_stms(folder: Path) -> list[Path]:
     """The ``.h5`` files a deploy artifact's ``manifest.json`` lists (``files``: path,
-    role, bytes, sha256), checked for presence and size."""
+    role, bytes, sha256), each checked against its size and sha256."""
     mpath = folder / "manifest.json"
     try:
         entries = json.loads(mpath.read_text())["files"]
-        listed = [(folder / e["path"], int(e["bytes"])) for e in entries
+        listed = [(folder / e["path"], int(e["bytes"]), str(e["sha256"])) for e in entries
                   if str(e["path"]).endswith(".h5")]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise BranchInputError(f"{mpath}: not a readable artifact manifest ({e})") from e
-    for path, size in listed:
+    for path, size, digest in listed:
         if not path.is_file() or path.stat().st_size != size:
             raise BranchInputError(f"{path}: missing or not the {size} bytes {mpath} lists")
+        if _sha256(path) != digest:
+            raise BranchInputError(f"{path}: altered (sha256 differs from {mpath}'s)")
     if not listed:
         raise BranchInputError(f"{mpath}: lists no STM .h5 file")
-    return [p for p, _ in listed]
+    return [p for p, _, _ in listed]
 
 
 def stm_paths(paths: list[str | os.PathLike]) -> list[Path]:

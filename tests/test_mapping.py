@@ -2,6 +2,7 @@
 own convolution, and per-core limits against an explicit synapse list."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -292,12 +293,16 @@ def test_artifact_manifest_folder(tmp_path):
     files = []
     for c, name in ((2, "stm/mv.h5"), (3, "stm/r.h5")):
         p = export_stm(STM(STMConfig(in_channels=c)), tmp_path / name, (16, 16))
-        files.append({"path": name, "role": f"stm_{name[4:6]}", "bytes": p.stat().st_size,
-                      "sha256": "-"})
+        files.append({"path": name, "role": f"stm:{name[4:6]}", "bytes": p.stat().st_size,
+                      "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
     export_stm(STM(STMConfig()), tmp_path / "stray.h5", (8, 8))  # not listed: ignored
     (tmp_path / "manifest.json").write_text(json.dumps({"files": files}))
     nets = read_branches([tmp_path])
     assert list(nets) == ["mv", "r"] and nets["mv"].input_shape == (2, 16, 16)
+    data = (tmp_path / "stm/r.h5").read_bytes()
+    (tmp_path / "stm/r.h5").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size
+    with pytest.raises(ValueError, match="r.h5: altered"):
+        read_branches([tmp_path])
     (tmp_path / "stm/r.h5").write_bytes(b"x")
     with pytest.raises(ValueError, match="r.h5: missing or not the"):
         read_branches([tmp_path])
