@@ -366,6 +366,21 @@ def write_mapping(mp: Mapping, path: str | os.PathLike) -> Path:
     return path
 
 
+def read_mapping(path: str | os.PathLike) -> dict:
+    """A ``mapping.json`` as a dict, refused (ValueError naming the file) unless it is
+    this format and version."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable mapping file ({e})") from e
+    got = (d.get("format"), d.get("version")) if isinstance(d, dict) else (None, None)
+    if got != (FORMAT, VERSION):
+        raise ValueError(f"{path}: format {got[0]!r} version {got[1]!r}, this toolkit reads "
+                         f"{FORMAT!r} version {VERSION}")
+    return d
+
+
 def _kib(bits: int) -> str:
     return f"{bits / 8 / 1024:.1f}"
 

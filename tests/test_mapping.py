@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from deploy.branches import read_branches
-from deploy.mapping import map_layers, map_network, write_mapping
+from deploy.mapping import map_layers, map_network, read_mapping, write_mapping
 from deploy.presets import CHIPS, LOIHI, LOIHI2, ChipPreset
 from neuro.export import LayerSpec, StmNetwork, export_stm
 from neuro.stm import STM, STMConfig
@@ -250,7 +250,12 @@ def test_real_export_both_branches(tmp_path):
     assert [m.cores for m in map_network(nets, LOIHI2).layers] == [1, 2, 2] * 2
     assert any("binary spikes" in n for n in map_network(nets, LOIHI).notes)
     assert not any("binary spikes" in n for n in map_network(nets, LOIHI2).notes)
-    d = json.loads(write_mapping(map_network(nets, LOIHI), tmp_path / "mapping.json").read_text())
+    mp = map_network(nets, LOIHI)
+    d = read_mapping(write_mapping(mp, tmp_path / "mapping.json"))
+    assert d == json.loads(json.dumps(mp.to_dict()))  # round trip
+    (tmp_path / "old.json").write_text(json.dumps({**d, "version": 0}))
+    with pytest.raises(ValueError, match="old.json: format 'hybrid-mapping' version 0"):
+        read_mapping(tmp_path / "old.json")
     assert {"chip", "layers", "cores_total", "fits"} <= set(d)
     assert (d["format"], d["version"]) == ("hybrid-mapping", 1)
     assert {"name", "neurons", "synapses", "cores"} <= set(d["layers"][0])
