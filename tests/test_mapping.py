@@ -213,7 +213,9 @@ def test_worst_core_against_explicit_synapses(seed):
 
 
 def test_presets_name_sources():
-    assert set(CHIPS) == {"loihi", "loihi2"}
+    from hybrid.cli.map import CHIP_NAMES
+
+    assert set(CHIPS) == {"loihi", "loihi2"} == set(CHIP_NAMES)
     assert (LOIHI.cores, LOIHI.neurons_per_core, LOIHI.fan_in_axons_per_core) == (128, 1024, 4096)
     assert LOIHI.memory_bits_per_core == 128 * 1024 * 8 and "Davies" in LOIHI.source
     assert LOIHI2.neurons_per_core * LOIHI2.cores == 1 << 20 and "SECONDARY" in LOIHI2.source

@@ -33,8 +33,9 @@ def _size(ctx, param, value: str | None) -> tuple[int, int] | None:
 def map_cmd(paths, chip, size, no_weight_sharing, as_json) -> None:
     """Neurons, synapses, fan-in/out, memory and cores per STM layer on a chip.
 
-    PATHS: STM exports (.h5 from neuro.export, one per branch: MV and residual) or
-    folders holding them. Exit status 1 when the partition does not fit one chip.
+    PATHS: STM exports (.h5 from neuro.export, one per branch: MV and residual),
+    folders holding them, or a deploy artifact folder (the STM files its manifest lists,
+    checked). Exit status 1 when the partition does not fit one chip.
     """
     from deploy import branches, mapping
     from deploy.presets import CHIPS
@@ -64,7 +65,8 @@ def nir_cmd(paths, out_dir, as_json) -> None:
     """Export STM branches to NIR (Input, Conv2d, LIF, Output per branch) and list what
     a NIR reader runs differently (soft reset, fixed point, delays, readout).
 
-    PATHS: STM exports (.h5) or folders holding them. Needs the `nir` extra.
+    PATHS: STM exports (.h5), folders holding them or a deploy artifact folder. Needs
+    the `nir` extra.
     """
     from deploy import branches
     from neuro.export import StmFileError
