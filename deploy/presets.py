@@ -123,7 +123,7 @@ def energy_preset(name_or_path: str | Path) -> EnergyPreset:
 
 
 # ---------------------------------------------------------------------------------------
-# Chip presets (neurocore resources, for deploy/mapping.py; issue 11)
+# Chip presets (neurocore resources, for deploy/mapping.py)
 # ---------------------------------------------------------------------------------------
 
 KIB_BITS = 8 * 1024  # bits in one KiB of SRAM
