@@ -24,13 +24,14 @@ def test_summary_json_totals_match_the_model(variant):
     assert rep["macs"] == sum(c["macs"] for c in rep["components"])
     assert {"name", "params", "macs"} <= set(rep["components"][0])
     cfg = VARIANTS[variant]
-    assert rep["config"]["image_size"] == [57, 45] and rep["config"]["segments"] == 2
+    # --size is WIDTHxHEIGHT (FFmpeg's order); the config holds (H, W)
+    assert rep["config"]["image_size"] == [45, 57] and rep["config"]["segments"] == 2
     # the STM size follows --size at the variant's ratio
-    assert rep["config"]["stm_size"] == [round(57 * cfg.stm_size[0] / cfg.image_size[0]),
-                                         round(45 * cfg.stm_size[1] / cfg.image_size[1])]
+    assert rep["config"]["stm_size"] == [round(45 * cfg.stm_size[0] / cfg.image_size[0]),
+                                         round(57 * cfg.stm_size[1] / cfg.image_size[1])]
     with torch.device("meta"):
         model = DenseModel(dataclasses.replace(
-            cfg, image_size=(57, 45), stm_size=tuple(rep["config"]["stm_size"]), segments=2))
+            cfg, image_size=(45, 57), stm_size=tuple(rep["config"]["stm_size"]), segments=2))
     rows = {c["name"]: c for c in rep["components"]}
     dense = sum(c["params"] for n, c in rows.items() if not n.startswith("stm."))
     assert dense == sum(p.numel() for p in model.parameters())
@@ -51,8 +52,8 @@ def test_summary_table_lists_components():
 
 @pytest.mark.parametrize("args, msg", [
     (["--variant", "huge"], "unknown variant"),
-    (["--size", "12x"], "HxW"),
-    (["--stm-size", "0x4"], "HxW"),
+    (["--size", "12x"], "WIDTHxHEIGHT"),
+    (["--stm-size", "0x4"], ">= 1"),
     (["--segments", "0"], "segments"),
 ])
 def test_summary_bad_input_is_a_clear_error(args, msg):

@@ -5,21 +5,7 @@ import json
 
 import click
 
-
-def _parse_size(value: str | None, option: str) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    parts = value.lower().split("x")
-    try:
-        hw = tuple(int(p) for p in parts)
-    except ValueError:
-        hw = ()
-    if len(hw) == 1:
-        hw = hw * 2
-    if len(hw) != 2 or min(hw) < 1:
-        raise click.BadParameter(f"expected HxW with positive integers (e.g. 224x224), got "
-                                 f"{value!r}", param_hint=option)
-    return hw
+from hybrid.cli.types import Size
 
 
 def _fmt(n: int) -> str:
@@ -55,9 +41,10 @@ def render_table(title: str, rep: dict) -> str:
 @click.command()
 @click.option("--variant", default="base", show_default=True,
               help="Dense-partition variant: tiny, base or large.")
-@click.option("--size", metavar="HxW", help="I-frame input size [default: the variant's].")
-@click.option("--stm-size", metavar="hxw",
-              help="STM map size [default: the variant's, scaled with --size].")
+@click.option("--size", type=Size(order="hw"),
+              help="I-frame input size WIDTHxHEIGHT, N: NxN [default: the variant's].")
+@click.option("--stm-size", type=Size(order="hw"),
+              help="STM map size WIDTHxHEIGHT [default: the variant's, scaled with --size].")
 @click.option("--stm-channels", type=click.IntRange(min=1),
               help="STM output channels C [default: the variant's].")
 @click.option("--segments", type=click.IntRange(min=1),
@@ -82,13 +69,13 @@ def summary(variant, size, stm_size, stm_channels, segments, classes, as_json) -
                                  f"{', '.join(VARIANTS)}", param_hint="--variant")
     cfg = VARIANTS[variant]
     changes = {}
-    hw = _parse_size(size, "--size")
+    hw = size  # (H, W)
     if hw is not None:
         changes["image_size"] = hw
         (H0, W0), (h0, w0) = cfg.image_size, cfg.stm_size
         changes["stm_size"] = (max(1, round(hw[0] * h0 / H0)), max(1, round(hw[1] * w0 / W0)))
     if stm_size is not None:
-        changes["stm_size"] = _parse_size(stm_size, "--stm-size")
+        changes["stm_size"] = stm_size
     for key, value in (("stm_channels", stm_channels), ("segments", segments),
                        ("num_classes", classes)):
         if value is not None:

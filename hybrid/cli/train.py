@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from hybrid.cli.types import VIDEO_SIZE, Size
+
 
 def progress_bar(it, label):
     """click progress bar on stderr for training and evaluation loops."""
@@ -51,8 +53,8 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True)
 @click.option("--segments", type=click.IntRange(1), default=3, show_default=True,
               help="TSN segments (GOPs) per clip.")
-@click.option("--size", type=click.IntRange(16), default=56, show_default=True,
-              help="Crop side in pixels (I-frame, MV and residual alike).")
+@click.option("--size", type=Size(minimum=16, square=True), default="56", show_default=True,
+              help="Crop side N in pixels, square (N or NxN; I-frame, MV, residual alike).")
 @click.option("--quant", type=click.Choice(["float", "qat"]), default="float",
               show_default=True, help="STM numerics: float, or Loihi fixed point (QAT).")
 @click.option("--modalities", default="i,mv,r", show_default=True,
@@ -98,7 +100,12 @@ def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, 
 @click.argument("checkpoint", type=click.Path())
 @click.argument("data", type=click.Path(exists=True))
 @click.option("--views", callback=_views, default="3x1", show_default=True,
-              help="SEGMENTSxCROPS; segments a multiple of the model's.")
+              help="SEGMENTSxCROPS. SEGMENTS must be a multiple of the segments the "
+                   "model was trained with (--segments of train, e.g. 3 allows 3, 6, 9, "
+                   "...): the video is cut into SEGMENTS uniform segments, read as "
+                   "SEGMENTS / model-segments interleaved clips whose scores are averaged. "
+                   "CROPS is 1 (centre), 3 (start, centre, end of the longer side) or 5 "
+                   "(four corners and centre).")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
@@ -155,12 +162,19 @@ def _eval_crop(size: int, n_crops: int):
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--segments", type=click.IntRange(1), default=None,
               help="Segments to sample [default: the model's].")
+@click.option("--size", type=VIDEO_SIZE, default=None,
+              help="Frame size WIDTHxHEIGHT (N: NxN) a video not in MPEG-4 GOP 12 form "
+                   "is transcoded to [default: 340x256]; one in form is read as it is.")
+@click.option("--transcode/--no-transcode", default=True, show_default=True,
+              help="Transcode a video that is not MPEG-4 Part 2 GOP 12 with I/P frames "
+                   "in process (temporary file, removed afterwards), or refuse it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def predict(checkpoint, video, top, segments, as_json):
-    """Class names of VIDEO with probabilities, from CHECKPOINT."""
+def predict(checkpoint, video, top, segments, size, transcode, as_json):
+    """Class names of VIDEO (any video FFmpeg reads) with probabilities, from CHECKPOINT."""
     from hybrid.checkpoint import CheckpointError
     from hybrid.data.dataset import UNREADABLE, CompressedVideoDataset
     from hybrid.evaluate import load_model, predict_scores
+    from hybrid.video.transcode import as_mpeg4
 
     try:
         model, classes, _ = load_model(checkpoint)
@@ -170,11 +184,11 @@ def predict(checkpoint, video, top, segments, as_json):
     if s % model.cfg.segments:
         raise click.BadParameter(f"must be a multiple of the model's {model.cfg.segments}",
                                  param_hint="--segments")
-    path = Path(video)
-    ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
-                                crop=model.cfg.size[0])
     try:
-        sample = ds[0]
+        with as_mpeg4(video, size, allow_transcode=transcode) as path:
+            ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
+                                        crop=model.cfg.size[0])
+            sample = ds[0]
     except UNREADABLE as exc:
         raise click.ClickException(str(exc)) from exc
     p = predict_scores(model, sample)
@@ -182,7 +196,7 @@ def predict(checkpoint, video, top, segments, as_json):
     vals, idx = p.topk(k)
     ranked = [{"class": classes[i], "probability": float(v)} for v, i in zip(vals, idx)]
     if as_json:
-        click.echo(json.dumps({"video": str(path), "top": ranked}, indent=2))
+        click.echo(json.dumps({"video": str(video), "top": ranked}, indent=2))
     else:
         for r in ranked:
             click.echo(f"{r['probability']:.4f}  {r['class']}")
