@@ -5,7 +5,7 @@ import json
 
 import click
 
-from hybrid.cli.types import VIDEO_SIZE, Size
+from hybrid.cli.types import VIDEO_SIZE, Shard, Size
 
 
 def _user_error(e: Exception) -> click.ClickException:
@@ -152,11 +152,18 @@ def extract(video, out, accumulate, coviar, size, transcode, as_json):
 @click.option("--coviar/--subpixel", default=True, show_default=True)
 @click.option("--compress/--no-compress", default=True, show_default=True,
               help="gzip chunks (smaller) or raw (fastest reads).")
+@click.option("--shard", type=Shard(), default=None,
+              help="Prepare only part K of N disjoint, deterministic parts (K/N, e.g. 3/8: "
+                   "one job of a job array); train, eval and profile read a folder of the "
+                   "N shard caches as one dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def prepare(data, out, size, workers, accumulate, coviar, compress, as_json):
-    """Transcode and extract every video of DATA (UCF-101, HMDB-51 or folder-per-class)
-    into the HDF5 cache OUT, in parallel. Re-running skips finished videos; bad videos
-    are reported and skipped (exit status 1 if any, after the rest is done)."""
+def prepare(data, out, size, workers, accumulate, coviar, compress, shard, as_json):
+    """Transcode and extract every video of DATA (UCF-101, HMDB-51, Kinetics-400/600/700,
+    Something-Something v2 or folder-per-class, detected from its files) into the HDF5
+    cache OUT, in parallel. Re-running skips finished videos; bad videos are reported
+    and skipped (exit status 1 if any, after the rest is done); videos the annotations
+    list but the disk lacks (common in Kinetics) are counted once and listed in
+    OUT.missing.txt."""
     from hybrid.data.cache import PrepareConfig
     from hybrid.data.cache import prepare as run
     from hybrid.data.splits import SplitError
@@ -172,7 +179,7 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, as_json):
 
     try:
         summary = run(data, out, cfg, workers, progress=lambda k: state["bar"].update(k),
-                      on_start=start)
+                      on_start=start, shard=shard)
     except (SplitError, FormatError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     finally:
@@ -181,9 +188,13 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, as_json):
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        click.echo(f"{out}: {summary['prepared']} prepared, {summary['already_done']} "
+        part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+        click.echo(f"{out}{part}: {summary['prepared']} prepared, {summary['already_done']} "
                    f"already done, {len(summary['failed'])} failed, of "
                    f"{summary['videos']} videos")
+    if summary["missing"]:
+        click.echo(f"{summary['missing']} videos listed in the annotations are not on disk "
+                   f"(left out); list in {summary['missing_list']}", err=True)
     for bad in summary["failed"]:
         click.echo(f"skipped: {bad['error']}", err=True)
     if summary["failed"]:
