@@ -51,10 +51,11 @@ def test_every_size_option_uses_the_size_type():
     seen = []
     for name, cmd in _commands(main):
         for p in cmd.params:
-            if p.name in ("size", "stm_size"):
+            if p.name in ("size", "stm_size", "video_size"):
                 assert isinstance(p.type, Size), f"hybrid {name} --{p.name}: {p.type!r}"
                 seen.append(name)
-    assert {"synth", "prepare", "extract", "train", "summary", "stm verify"} <= set(seen)
+    assert {"synth", "prepare", "extract", "inspect", "train", "eval", "predict", "summary",
+            "stm verify"} <= set(seen)
 
 
 def test_eval_help_says_which_view_segments_are_allowed():

@@ -6,7 +6,19 @@ from pathlib import Path
 
 import click
 
-from hybrid.cli.types import VIDEO_SIZE, Size
+from hybrid.cli.options import (
+    PAPER,
+    apply_preset,
+    model_config,
+    model_options,
+    paper,
+    preset_option,
+)
+from hybrid.cli.types import VIDEO_SIZE
+
+# = hybrid.video.transcode.DEFAULT_SIZE, prepare's (not imported: keeps --help instant;
+# tests/test_data.py checks they agree)
+DEFAULT_VIDEO_SIZE = (340, 256)
 
 
 def progress_bar(it, label):
@@ -15,7 +27,9 @@ def progress_bar(it, label):
                              show_pos=True)
 
 
-def _views(ctx, param, value: str) -> tuple[int, int]:
+def _views(ctx, param, value):
+    if value is None or isinstance(value, tuple):  # a preset's value
+        return value
     try:
         s, c = (int(v) for v in value.lower().split("x"))
     except ValueError:
@@ -25,14 +39,28 @@ def _views(ctx, param, value: str) -> tuple[int, int]:
     return s, c
 
 
-def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, seed: int):
+def _steps(ctx, param, value):
+    if value is None or isinstance(value, tuple):
+        return value
+    try:
+        steps = tuple(int(v) for v in value.replace(",", " ").split())
+    except ValueError:
+        raise click.BadParameter(f"expected epochs like 5,10,15, got {value!r}") from None
+    if any(s < 1 for s in steps) or list(steps) != sorted(steps):
+        raise click.BadParameter(f"epochs must be increasing and >= 1, got {value!r}")
+    return steps
+
+
+def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, seed: int,
+          video_size=DEFAULT_VIDEO_SIZE):
     """(dataset, classes) for a dataset folder or a `hybrid prepare` cache; user errors
     become ClickExceptions."""
     from hybrid.data.dataset import open_split
     from hybrid.data.splits import SplitError
 
     try:
-        ds, classes = open_split(data, split, segments, train, crop, fold, seed)
+        ds, classes = open_split(data, split, segments, train, crop, fold, seed,
+                                 video_size=video_size)
     except (SplitError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if not len(ds):
@@ -44,47 +72,63 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.argument("data", type=click.Path(exists=True))
 @click.option("-o", "--out", "run_dir", type=click.Path(file_okay=False), required=True,
               help="Run folder: checkpoint.pt, metrics.csv, metrics.png.")
-@click.option("--variant", type=click.Choice(["tiny", "base", "large"]), default="tiny",
-              show_default=True, help="Dense-partition variant.")
-@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
+@preset_option
+@model_options
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+              show_default=True,
+              help="WIDTHxHEIGHT a dataset folder's videos are resized to, as `hybrid prepare` "
+                   "does (a cache keeps the size it was prepared at)."
+                   + paper("x".join(map(str, PAPER.video_size))))
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True,
+              help="Training epochs." + paper(PAPER.epochs))
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from its checkpoint.")
-@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True)
-@click.option("--segments", type=click.IntRange(1), default=3, show_default=True,
-              help="TSN segments (GOPs) per clip.")
-@click.option("--size", type=Size(minimum=16, square=True), default="56", show_default=True,
-              help="Crop side N in pixels, square (N or NxN; I-frame, MV, residual alike).")
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
+              help="Clips per step and per process.")
+@click.option("--optimizer", type=click.Choice(["adamw", "adam"]), default="adamw",
+              show_default=True,
+              help="AdamW (decoupled weight decay) or Adam (L2 decay in the gradient, as "
+                   "CoViAR)." + paper(PAPER.optimizer))
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
+              help="Peak learning rate." + paper(PAPER.lr))
+@click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-8,
+              show_default=True, help="Adam's epsilon." + paper(PAPER.eps))
+@click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True,
+              help="Weight decay of the weights." + paper(PAPER.weight_decay))
+@click.option("--lr-steps", callback=_steps, default="", metavar="E1,E2,...",
+              help="Step schedule: lr x 0.1 at each of these epochs [default: none, warm-up "
+                   "+ cosine]." + paper(",".join(map(str, PAPER.lr_steps))))
+@click.option("--warmup-epochs", type=click.IntRange(0), default=1, show_default=True,
+              help="Linear warm-up epochs." + paper(PAPER.warmup_epochs))
 @click.option("--quant", type=click.Choice(["float", "qat"]), default="float",
               show_default=True, help="STM numerics: float, or Loihi fixed point (QAT).")
-@click.option("--modalities", default="i,mv,r", show_default=True,
-              help="Comma-separated subset of i,mv,r (ablations, e.g. 'i').")
-@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
+@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
+              help="Split to train on (UCF-101 and HMDB-51 have 3).")
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
               help="DataLoader worker processes per training process.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, segments,
-          size, quant, modalities, fold, workers, seed):
+@click.pass_context
+def train(ctx, data, run_dir, resume, quant, fold, workers, seed, **opts):
     """Train the hybrid model on DATA (a dataset folder or a `hybrid prepare` cache).
+
+    The defaults are the demo's (tiny, CPU); `--preset paper` is the paper's UCF-101
+    setting (README: "Reproducing the paper"), any option beside it overriding its value.
 
     Multi-process: `torchrun --nproc_per_node=N -m hybrid train ...` (gloo on CPU,
     nccl on GPU); the batch size is per process.
     """
     from hybrid.checkpoint import CheckpointError
-    from hybrid.model import HybridConfig
     from hybrid.train import TrainConfig
     from hybrid.train import train as run_train
 
-    mods = tuple(m.strip() for m in modalities.split(",") if m.strip())
-    if not mods or set(mods) - {"i", "mv", "r"}:
-        raise click.BadParameter(f"must be a subset of i,mv,r, got {modalities!r}",
-                                 param_hint="--modalities")
-    tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+    p = apply_preset(ctx, opts)
+    tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                       optimizer=p["optimizer"], eps=p["eps"], weight_decay=p["weight_decay"],
+                       lr_steps=p["lr_steps"], warmup_epochs=p["warmup_epochs"],
                        workers=workers, seed=seed, fold=fold)
-    train_ds, classes = _open(data, "train", segments, True, size, fold, seed)
-    val_ds, _ = _open(data, "test", segments, False, size, fold, seed)
-    mcfg = HybridConfig(variant=variant, num_classes=len(classes), segments=segments,
-                        size=(size, size), quant=quant, modalities=mods)
+    segments, size, video_size = p["segments"], p["size"], p["video_size"]
+    train_ds, classes = _open(data, "train", segments, True, size, fold, seed, video_size)
+    val_ds, _ = _open(data, "test", segments, False, size, fold, seed, video_size)
+    mcfg = model_config(p, len(classes), quant)
     click.echo(f"{len(train_ds)} training and {len(val_ds)} held-out videos, "
                f"{len(classes)} classes", err=True)
     try:
@@ -99,51 +143,113 @@ def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, 
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("data", type=click.Path(exists=True))
+@preset_option
 @click.option("--views", callback=_views, default="3x1", show_default=True,
               help="SEGMENTSxCROPS. SEGMENTS must be a multiple of the segments the "
                    "model was trained with (--segments of train, e.g. 3 allows 3, 6, 9, "
                    "...): the video is cut into SEGMENTS uniform segments, read as "
                    "SEGMENTS / model-segments interleaved clips whose scores are averaged. "
                    "CROPS is 1 (centre), 3 (start, centre, end of the longer side) or 5 "
-                   "(four corners and centre).")
+                   "(four corners and centre)." + paper("x".join(map(str, PAPER.views))))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
+@click.option("--fold", type=click.Choice(["1", "2", "3", "all"]), default="1",
+              show_default=True,
+              help="Split to evaluate. 'all': every split DATA has, each with the model "
+                   "trained on it (CHECKPOINT holds '{fold}', e.g. runs/split{fold}/"
+                   "checkpoint.pt), and their mean, as the paper reports.")
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+              show_default=True,
+              help="WIDTHxHEIGHT a dataset folder's videos are resized to (as in training)."
+                   + paper("x".join(map(str, PAPER.video_size))))
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Confusion-matrix PNG [default: confusion.png beside the checkpoint].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(checkpoint, data, views, split, fold, plot, as_json):
+@click.pass_context
+def evaluate(ctx, checkpoint, data, split, fold, plot, as_json, **opts):
     """Multi-view evaluation of CHECKPOINT on DATA: top-1, top-5, per-class accuracy and
-    a confusion-matrix plot."""
+    a confusion-matrix plot; with `--fold all`, each split and the mean over them."""
+    from hybrid.data.splits import SplitError, load_split
+
+    p = apply_preset(ctx, opts)
+    if fold == "all":
+        if "{fold}" not in checkpoint:
+            raise click.BadParameter("--fold all evaluates each split with the model trained "
+                                     "on it: put {fold} in CHECKPOINT's path, e.g. "
+                                     "runs/split{fold}/checkpoint.pt", param_hint="CHECKPOINT")
+        folds = []
+        for k in (1, 2, 3):
+            try:
+                load_split(data, split, k)
+                folds.append(k)
+            except SplitError:
+                pass
+    else:
+        folds = [int(fold)]
+    per_fold = {}
+    for k in folds:
+        ck = checkpoint.replace("{fold}", str(k))
+        out = Path(plot) if plot else Path(ck).with_name("confusion.png")
+        if plot and len(folds) > 1:
+            out = out.with_name(f"{out.stem}_fold{k}{out.suffix}")
+        per_fold[k] = _evaluate_one(ck, data, p["views"], split, k, p["video_size"], out)
+    if len(folds) == 1 and fold != "all":
+        _report(per_fold[folds[0]], as_json)
+        return
+    mean = {m: sum(r[m] for r in per_fold.values()) / len(per_fold) for m in ("top1", "top5")}
+    if as_json:
+        click.echo(json.dumps({"views": per_fold[folds[0]]["views"], "mean": mean,
+                               "folds": {str(k): r for k, r in per_fold.items()}}, indent=2))
+        return
+    for k, r in per_fold.items():
+        click.echo(f"fold {k}: {r['videos']} videos, top-1 {r['top1']:.4f}, "
+                   f"top-5 {r['top5']:.4f} ({r['plot']})")
+    click.echo(f"mean over {len(per_fold)} folds, views {per_fold[folds[0]]['views']}: "
+               f"top-1 {mean['top1']:.4f}, top-5 {mean['top5']:.4f}")
+
+
+def _evaluate_one(checkpoint: str, data: str, views: tuple[int, int], split: str, fold: int,
+                  video_size, plot: Path) -> dict:
+    """Evaluate one checkpoint on one split of DATA; writes the confusion-matrix plot."""
     from hybrid.checkpoint import CheckpointError
     from hybrid.evaluate import evaluate as run_eval
     from hybrid.evaluate import load_model, plot_confusion
 
     try:
-        model, classes, _ = load_model(checkpoint)
+        model, classes, ckpt = load_model(checkpoint)
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from exc
+    trained = (ckpt.get("train_config") or {}).get("fold")
+    if split == "test" and trained is not None and int(trained) != fold:
+        raise click.ClickException(
+            f"{checkpoint} was trained on split {trained}; the test videos of split {fold} "
+            f"are training videos of split {trained}")
     s, c = views
     if s % model.cfg.segments:
         raise click.BadParameter(f"{s} segments is not a multiple of the model's "
                                  f"{model.cfg.segments}", param_hint="--views")
-    ds, data_classes = _open(data, split, s, False, _eval_crop(model.cfg.size[0], c), fold, 0)
+    ds, data_classes = _open(data, split, s, False, _eval_crop(model.cfg.size[0], c), fold, 0,
+                             video_size)
     if data_classes != classes:
         raise click.ClickException(f"{data} has classes {data_classes[:4]}... but "
                                    f"{checkpoint} was trained on {classes[:4]}...")
     res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar)
-    res["views"] = f"{s}x{c}"
-    plot = Path(plot) if plot else Path(checkpoint).with_name("confusion.png")
+    res["views"], res["fold"] = f"{s}x{c}", fold
     plot_confusion(res, plot)
+    res["plot"] = str(plot)
+    return res
+
+
+def _report(res: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({k: v for k, v in res.items() if k != "confusion"} |
-                              {"confusion": res["confusion"], "plot": str(plot)}, indent=2))
-    else:
-        for msg in res["skipped"]:
-            click.echo(f"skipped: {msg}", err=True)
-        click.echo(f"{res['videos']} videos, views {s}x{c}: top-1 {res['top1']:.4f}, "
-                   f"top-5 {res['top5']:.4f}; confusion matrix in {plot}")
-        for name, acc in res["per_class"].items():
-            click.echo(f"  {name:<24} {'-' if acc is None else f'{acc:.3f}'}")
+                              {"confusion": res["confusion"]}, indent=2))
+        return
+    for msg in res["skipped"]:
+        click.echo(f"skipped: {msg}", err=True)
+    click.echo(f"{res['videos']} videos, views {res['views']}: top-1 {res['top1']:.4f}, "
+               f"top-5 {res['top5']:.4f}; confusion matrix in {res['plot']}")
+    for name, acc in res["per_class"].items():
+        click.echo(f"  {name:<24} {'-' if acc is None else f'{acc:.3f}'}")
 
 
 def _eval_crop(size: int, n_crops: int):
@@ -162,14 +268,16 @@ def _eval_crop(size: int, n_crops: int):
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--segments", type=click.IntRange(1), default=None,
               help="Segments to sample [default: the model's].")
-@click.option("--size", type=VIDEO_SIZE, default=None,
-              help="Frame size WIDTHxHEIGHT (N: NxN) a video not in MPEG-4 GOP 12 form "
-                   "is transcoded to [default: 340x256]; one in form is read as it is.")
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+              show_default=True,
+              help="WIDTHxHEIGHT the video is resized to (as the training data was); a "
+                   "video already MPEG-4 GOP 12 at this size is read as it is.")
 @click.option("--transcode/--no-transcode", default=True, show_default=True,
-              help="Transcode a video that is not MPEG-4 Part 2 GOP 12 with I/P frames "
-                   "in process (temporary file, removed afterwards), or refuse it.")
+              help="Transcode a video that is not MPEG-4 Part 2 GOP 12 with I/P frames at "
+                   "--video-size in process (temporary file, removed afterwards), or "
+                   "refuse it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def predict(checkpoint, video, top, segments, size, transcode, as_json):
+def predict(checkpoint, video, top, segments, video_size, transcode, as_json):
     """Class names of VIDEO (any video FFmpeg reads) with probabilities, from CHECKPOINT."""
     from hybrid.checkpoint import CheckpointError
     from hybrid.data.dataset import UNREADABLE, CompressedVideoDataset
@@ -185,9 +293,9 @@ def predict(checkpoint, video, top, segments, size, transcode, as_json):
         raise click.BadParameter(f"must be a multiple of the model's {model.cfg.segments}",
                                  param_hint="--segments")
     try:
-        with as_mpeg4(video, size, allow_transcode=transcode) as path:
+        with as_mpeg4(video, video_size, allow_transcode=transcode) as path:
             ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
-                                        crop=model.cfg.size[0])
+                                        crop=model.cfg.size[0], video_size=video_size)
             sample = ds[0]
     except UNREADABLE as exc:
         raise click.ClickException(str(exc)) from exc
