@@ -130,6 +130,7 @@ def write_extract(video: str | Path, out: str | Path, accumulate: bool = True,
             writer = GopWriter(f)
             for g in read_gops(video, accumulate=accumulate, coviar=coviar):
                 writer.add(g)
+                del g  # let the reader free it before it allocates the next GOP
             shapes = writer.shapes()
         tmp.replace(out)
     except BaseException:

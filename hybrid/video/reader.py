@@ -129,13 +129,15 @@ def read_gops(path: str | Path, accumulate: bool = True, coviar: bool = True,
 def _read_gops(path: Path, accumulate: bool, coviar: bool, gop_size: int,
                pool: ThreadPoolExecutor) -> Iterator[GOP]:
     cur: _Gop | None = None
-    n = 0
+    n, index = 0, 0
     for kind, img, vectors in _decode(path, gop_size):
         if kind == "I":
             if cur is not None:
-                yield cur.close()
-            cur = _Gop(0 if cur is None else cur.index + 1, n, img, accumulate, coviar,
-                       gop_size - 1, pool)
+                done, cur = cur.close(), None  # hold no GOP while the next one allocates
+                yield done
+                del done
+                index += 1
+            cur = _Gop(index, n, img, accumulate, coviar, gop_size - 1, pool)
         else:
             if cur is None:
                 raise UnsupportedStreamError(path, "stream does not start with an I-frame")
