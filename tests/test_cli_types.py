@@ -58,10 +58,11 @@ def test_every_size_option_uses_the_size_type():
             "stm verify"} <= set(seen)
 
 
-def test_eval_help_says_which_view_segments_are_allowed():
+@pytest.mark.parametrize("cmd", ["eval", "profile"])
+def test_views_help_says_which_segments_are_allowed(cmd):
     from click.testing import CliRunner
 
-    res = CliRunner().invoke(main, ["eval", "--help"])
+    res = CliRunner().invoke(main, [cmd, "--help"])
     text = " ".join(res.output.split())
     assert res.exit_code == 0
     assert "multiple of the segments the model was trained with" in text

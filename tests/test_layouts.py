@@ -173,6 +173,8 @@ def test_kinetics_shards_prepare_train_and_evaluate_as_one(kinetics, tmp_path):
     rep = json.loads(res.stdout)
     assert rep["videos"] == len(test) and not rep["skipped"]  # every video once
     assert sum(sum(row) for row in rep["confusion"]) == len(test)
+    res = CliRunner().invoke(main, ["profile", str(ck), str(shards), "--json"])
+    assert res.exit_code == 0, res.output  # and profiles as one
 
 
 def test_shard_folder_checks_its_parts(kinetics, tmp_path):

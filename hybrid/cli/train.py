@@ -21,6 +21,13 @@ from hybrid.cli.types import VIDEO_SIZE
 DEFAULT_VIDEO_SIZE = (340, 256)
 
 
+VIEWS_HELP = ("SEGMENTSxCROPS. SEGMENTS must be a multiple of the segments the model was "
+              "trained with (--segments of train, e.g. 3 allows 3, 6, 9, ...): the video is "
+              "cut into SEGMENTS uniform segments, read as SEGMENTS / model-segments "
+              "interleaved clips. CROPS is 1 (centre), 3 (start, centre, end of the longer "
+              "side) or 5 (four corners and centre).")
+
+
 def progress_bar(it, label):
     """click progress bar on stderr for training and evaluation loops."""
     return click.progressbar(it, label=label, file=click.get_text_stream("stderr"),
@@ -145,12 +152,7 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, **opts):
 @click.argument("data", type=click.Path(exists=True))
 @preset_option
 @click.option("--views", callback=_views, default="3x1", show_default=True,
-              help="SEGMENTSxCROPS. SEGMENTS must be a multiple of the segments the "
-                   "model was trained with (--segments of train, e.g. 3 allows 3, 6, 9, "
-                   "...): the video is cut into SEGMENTS uniform segments, read as "
-                   "SEGMENTS / model-segments interleaved clips whose scores are averaged. "
-                   "CROPS is 1 (centre), 3 (start, centre, end of the longer side) or 5 "
-                   "(four corners and centre)." + paper("x".join(map(str, PAPER.views))))
+              help=VIEWS_HELP + paper("x".join(map(str, PAPER.views))))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--fold", type=click.Choice(["1", "2", "3", "all"]), default="1",
               show_default=True,
