@@ -9,6 +9,7 @@ import click
 
 from hybrid.cli.deploy import deploy, run
 from hybrid.cli.doctor import demo, doctor
+from hybrid.cli.map import map_cmd, nir_cmd
 from hybrid.cli.profile import profile
 from hybrid.cli.stm import stm
 from hybrid.cli.summary import summary
@@ -38,3 +39,5 @@ main.add_command(extract)
 main.add_command(prepare)
 main.add_command(deploy)
 main.add_command(run)
+main.add_command(map_cmd)
+main.add_command(nir_cmd)

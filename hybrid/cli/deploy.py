@@ -6,8 +6,8 @@ import json
 
 import click
 
-from hybrid.cli.options import parse_wxh
 from hybrid.cli.train import DEFAULT_VIDEO_SIZE
+from hybrid.cli.types import VIDEO_SIZE
 
 
 @click.command()
@@ -50,7 +50,7 @@ def deploy(checkpoint, out, force, as_json):
               help="Processes, each with its own Lava runtime; videos are sharded over them.")
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
               help="Split fold of a dataset folder or cache (its test split is run).")
-@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
               show_default=True,
               help="WIDTHxHEIGHT videos (one, or a dataset folder's) are resized to, as in "
                    "training (a cache keeps the size it was prepared at).")
