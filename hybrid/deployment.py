@@ -28,16 +28,21 @@ def input_spec(model: HybridModel, norm: Normalization = COVIAR_NORM) -> InputSp
                      for m, s in stms.items()})
 
 
-def deploy_checkpoint(checkpoint: str | Path, out: str | Path,
-                      overwrite: bool = False) -> Artifact:
+def deploy_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool = False,
+                      chip: str = "loihi2", nir: bool = False) -> Artifact:
     """Cut the trained model of ``checkpoint`` at its partition boundary and write the
-    artifact folder ``out`` (CheckpointError for a bad checkpoint, FileExistsError)."""
+    artifact folder ``out``, with the STMs' mapping onto ``chip`` (a
+    ``deploy.presets.CHIPS`` name) and, with ``nir``, their NIR export (CheckpointError
+    for a bad checkpoint, FileExistsError)."""
+    from deploy.presets import CHIPS
+
     model, classes, _ = load_model(checkpoint)
     spec = input_spec(model)
     stms = {m: getattr(model, BRANCHES[m]).stm for m in spec.stm_modalities}
     return write_artifact(out, stms, model.dense, spec, classes,
                           model_config=model.cfg.to_dict(),
-                          source_sha256=sha256_file(checkpoint), overwrite=overwrite)
+                          source_sha256=sha256_file(checkpoint), overwrite=overwrite,
+                          chip=CHIPS[chip], nir=nir)
 
 
 def open_input(art: Artifact, source: str | Path, fold: int = 1,
