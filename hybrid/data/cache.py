@@ -39,6 +39,11 @@ def key_of(rel: str) -> str:
     return rel.replace("/", "|")
 
 
+class NotInCacheError(ValueError):
+    """A video of the cache's splits that the cache does not hold: training and
+    evaluation report it and go on without it, as they do for an unreadable video."""
+
+
 @dataclass(frozen=True)
 class PrepareConfig:
     size: tuple[int, int] = (340, 256)  # (width, height) videos are transcoded to
@@ -188,8 +193,8 @@ class CacheReader:
     def _group(self, rel: str):
         vids = self._file()["videos"]
         if key_of(rel) not in vids:
-            raise KeyError(f"{self.path}: no video {rel!r} (bad video skipped by prepare, "
-                           f"or prepare not finished)")
+            raise NotInCacheError(f"{self.path}: no video {rel!r} (skipped by `hybrid "
+                                  f"prepare` as unreadable, or prepare not finished)")
         return vids[key_of(rel)]
 
     def gops(self, rel: str, idx: list[int]) -> dict[str, np.ndarray]:

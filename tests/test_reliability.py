@@ -1,0 +1,65 @@
+"""What a demanding user broke (issue 13): bad caches and checkpoints, concurrent runs,
+odd options and paths, untrusted split files. Each test failed before its fix. The
+signal cases (SIGTERM with Lava running, SIGKILL then --resume) are in
+``test_signals.py``."""
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from hybrid.cli import main
+from hybrid.video.synth import SynthConfig, make_dataset
+
+SIZE = "32"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """2 classes x 4 videos (3 train + 1 test each), 64x48, 2 GOPs."""
+    out = tmp_path_factory.mktemp("synth")
+    make_dataset(out, classes=2, per_class=4, seed=0, cfg=SynthConfig(size=(64, 48), frames=24))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """A run folder with a 1-epoch checkpoint of the tiny model on ``data``."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    res = CliRunner().invoke(main, ["train", str(data), "-o", str(run), "--epochs", "1",
+                                    "--size", SIZE, "--segments", "1"])
+    assert res.exit_code == 0, res.output
+    return run
+
+
+def _run(*args):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in res.output, res.output
+    assert not isinstance(res.exception, Exception) or isinstance(res.exception, SystemExit), (
+        f"uncaught {type(res.exception).__name__}: {res.exception}\n{res.output}")
+    return res
+
+
+# 1. a cache with a skipped video -------------------------------------------------------
+
+def test_cache_with_a_skipped_video_trains_and_evaluates(data, tmp_path, caplog):
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    bad = copy / "move_up" / "move_up_000.avi"  # a training video
+    bad.write_bytes(bytes(range(256)) * 64)
+    cache = tmp_path / "mix.h5"
+    res = _run("prepare", copy, "-o", cache, "--size", "64x48", "--workers", "1")
+    assert res.exit_code == 1 and "move_up_000.avi" in res.output
+    run = tmp_path / "r"
+    res = _run("train", cache, "-o", run, "--epochs", "1", "--size", SIZE, "--segments", "1")
+    assert res.exit_code == 0, res.output
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("move_up_000.avi" in m and "prepare" in m for m in warned), warned
+    assert (run / "checkpoint.pt").is_file()
+    res = _run("eval", run / "checkpoint.pt", cache, "--split", "train", "--views", "1x1",
+               "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["videos"] == 5 and len(out["skipped"]) == 1
+    assert "move_up_000.avi" in out["skipped"][0]
+
