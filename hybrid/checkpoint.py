@@ -49,11 +49,14 @@ def load(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: checkpoint file is empty (0 bytes; a failed copy "
+                              f"or a full disk?)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]})") from exc
+                              f"{first_line(exc, 200)})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a hybrid checkpoint (format "
                               f"{ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt)!r}, "
@@ -65,3 +68,10 @@ def load(path: str | Path) -> dict:
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {sorted(missing)}")
     return ckpt
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, shortened; never fails (some
+    exceptions have an empty message)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else "no message"

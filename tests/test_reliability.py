@@ -63,3 +63,21 @@ def test_cache_with_a_skipped_video_trains_and_evaluates(data, tmp_path, caplog)
     assert out["videos"] == 5 and len(out["skipped"]) == 1
     assert "move_up_000.avi" in out["skipped"][0]
 
+
+# 7. a 0-byte (or truncated) checkpoint ---------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["empty", "truncated"])
+def test_empty_or_truncated_checkpoint_is_a_clear_error(data, trained, tmp_path, kind):
+    run = tmp_path / "run"
+    run.mkdir()
+    ck = run / "checkpoint.pt"
+    good = (trained / "checkpoint.pt").read_bytes()
+    ck.write_bytes(b"" if kind == "empty" else good[: len(good) // 2])
+    video = next(data.glob("move_up/*.avi"))
+    for args in (["predict", ck, video], ["eval", ck, data],
+                 ["train", data, "-o", run, "--resume", "--epochs", "2", "--size", SIZE]):
+        res = _run(*args)
+        assert res.exit_code == 1 and "checkpoint.pt" in res.output, (args, res.output)
+        if kind == "empty":
+            assert "empty (0 bytes" in res.output
+    assert ck.stat().st_size == (0 if kind == "empty" else len(good) // 2)  # left as it was
