@@ -1,11 +1,13 @@
 """Training checkpoints: one versioned file holding the model and its configs, the class
-names, the optimiser, scheduler and RNG states, written atomically.
+names, the optimiser and scheduler, written atomically.
 
 Format (``torch.save`` of a dict of plain types and tensors, loaded with
 ``weights_only=True``): ``format`` = ``"hybrid-checkpoint"``, ``version`` =
 :data:`VERSION`, ``model_config`` (dict), ``train_config`` (dict), ``classes`` (list),
 ``epoch`` (epochs completed), ``model``, ``optimizer``, ``scheduler`` (state dicts),
-``rng`` (dict), ``metrics`` (dict of the last epoch).
+``metrics`` (dict of the last epoch). No RNG state: training derives every epoch's
+random streams from ``train_config["seed"]`` and the epoch (``hybrid.train``), so a
+resumed run repeats an uninterrupted one.
 """
 from __future__ import annotations
 

@@ -281,8 +281,15 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         sampler.set_epoch(epoch)
-        # every epoch draws fresh segments and augmentations, reproducibly
-        seed_everything(cfg.seed * 1000 + epoch * 10 + ctx.rank)
+        # every epoch draws fresh segments and augmentations, reproducibly: all of its
+        # random streams derive from (seed, epoch, rank), so a resumed run repeats an
+        # uninterrupted one without carrying RNG states across epochs
+        epoch_seed = cfg.seed * 1000 + epoch * 10 + ctx.rank
+        seed_everything(epoch_seed)
+        gen.manual_seed(epoch_seed)  # the loader's worker seeds
+        for ds in datasets:  # the segment and crop draws of the main process
+            if isinstance(getattr(ds, "rng", None), random.Random):
+                ds.rng = random.Random(epoch_seed)
         lr = optimizer.param_groups[0]["lr"]
         tl, tc, tn = run_epoch(net, loader, ctx.device, optimizer, cfg.grad_clip, progress,
                                f"epoch {epoch + 1}/{cfg.epochs}")
@@ -294,13 +301,15 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
                 "train_acc": tc / max(tn, 1), "val_loss": vl / max(vn, 1),
                 "val_acc": vc / max(vn, 1), "seconds": time.perf_counter() - t0}
         if ctx.main:
+            # the metrics row first: a kill between the two leaves a row that --resume
+            # drops (its epoch is not in the checkpoint), never a saved epoch without its row
+            rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()})
+            write_metrics(run_dir / METRICS_NAME, rows)
             checkpoint.save(ckpt_path, model_config=model_cfg.to_dict(),
                             train_config=dataclasses.asdict(cfg), classes=list(classes),
                             epoch=epoch + 1, model=model.state_dict(),
                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                             metrics=last)
-            rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()})
-            write_metrics(run_dir / METRICS_NAME, rows)
             echo(f"epoch {epoch + 1}/{cfg.epochs}: loss {last['train_loss']:.3f} "
                  f"acc {last['train_acc']:.3f} | held-out loss {last['val_loss']:.3f} "
                  f"acc {last['val_acc']:.3f} | {last['seconds']:.1f}s")

@@ -2,6 +2,7 @@
 no temporary folder behind, through the CLI and through LavaRunner alone; SIGKILL of
 `hybrid train`, then --resume, gives the uninterrupted run's metrics."""
 import contextlib
+import csv
 import os
 import signal
 import subprocess
@@ -110,3 +111,43 @@ def test_sigterm_ends_a_plain_lava_runner_user(tmp_path):
     tmp = tmp_path / "tmp"
     proc = _start([sys.executable, "-c", LIBRARY_USER, str(tmp_path / "stm.h5")], tmp)
     _sigterm_when_lava_runs(proc, tmp, delay=2)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    out = tmp_path_factory.mktemp("synth")
+    make_dataset(out, classes=2, per_class=4, seed=0, cfg=SynthConfig(size=(64, 48), frames=24))
+    return out
+
+
+def _metrics(run: Path) -> list[dict]:
+    with open(run / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_repeats_the_uninterrupted_run(data, tmp_path):
+    train = [sys.executable, "-m", "hybrid", "train", str(data), "--epochs", "3",
+             "--size", "32", "--segments", "1", "--batch-size", "4"]
+    subprocess.run([*train, "-o", str(tmp_path / "whole")], env=ENV, check=True,
+                   capture_output=True, timeout=600)
+    run = tmp_path / "killed"
+    proc = _start([*train, "-o", str(run)], tmp_path / "tmp")
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "checkpoint.pt").is_file():  # epoch 1 saved: kill during epoch 2
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert len(_metrics(run)) < 3, "the run finished before the kill"
+    subprocess.run([*train, "-o", str(run), "--resume"], env=ENV, check=True,
+                   capture_output=True, timeout=600)
+    whole, resumed = _metrics(tmp_path / "whole"), _metrics(run)
+    assert [r["epoch"] for r in resumed] == ["1", "2", "3"]
+    assert resumed == whole
