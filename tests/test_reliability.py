@@ -81,3 +81,62 @@ def test_empty_or_truncated_checkpoint_is_a_clear_error(data, trained, tmp_path,
         if kind == "empty":
             assert "empty (0 bytes" in res.output
     assert ck.stat().st_size == (0 if kind == "empty" else len(good) // 2)  # left as it was
+
+
+# 9. split files are not trusted -----------------------------------------------------------
+
+def _ucf_copy(data, tmp_path):
+    copy = tmp_path / "ucf"
+    shutil.copytree(data, copy)
+    return copy
+
+
+def test_split_entry_outside_the_dataset_is_refused(data, tmp_path):
+    from hybrid.data.splits import SplitError, load_split
+
+    root = _ucf_copy(data, tmp_path / "in")
+    secret = tmp_path / "elsewhere" / "secret.avi"
+    secret.parent.mkdir()
+    shutil.copy(next(root.glob("move_up/*.avi")), secret)
+    with open(root / "trainlist01.txt", "a") as f:
+        f.write("move_up/../../../elsewhere/secret.avi 1\n")
+    assert (root / "move_up/../../../elsewhere/secret.avi").resolve() == secret.resolve()
+    with pytest.raises(SplitError, match="secret.avi.*outside the dataset"):
+        load_split(root, "train")
+    res = _run("prepare", root, "-o", tmp_path / "c.h5", "--size", "64x48")
+    assert res.exit_code == 1 and "outside the dataset" in res.output
+
+
+@pytest.mark.parametrize("case", ["duplicate", "empty class", "one class"])
+def test_class_lists_that_cannot_train_are_refused(data, tmp_path, case):
+    from hybrid.data.splits import SplitError, load_split
+
+    root = _ucf_copy(data, tmp_path)
+    ind = root / "classInd.txt"
+    if case == "duplicate":
+        ind.write_text(ind.read_text() + "3 Move_Up\n")
+        match = "'Move_Up' .*listed twice"
+    elif case == "empty class":
+        (root / "jump").mkdir()
+        ind.write_text(ind.read_text() + "3 jump\n")
+        match = r"\['jump'\] have no training videos"
+    else:
+        ind.write_text("1 move_up\n")
+        for name in ("trainlist01.txt", "testlist01.txt"):
+            lst = root / name
+            lst.write_text("".join(ln + "\n" for ln in lst.read_text().splitlines()
+                                   if ln.startswith("move_up/")))
+        match = "1 class .*at least 2"
+    with pytest.raises(SplitError, match=match):
+        load_split(root, "train")
+    res = _run("train", root, "-o", tmp_path / "run", "--epochs", "1", "--size", SIZE)
+    assert res.exit_code == 1 and not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+# 10. a folder given as VIDEO ------------------------------------------------------------
+
+def test_a_folder_as_video_is_named_as_a_folder(data, trained, tmp_path):
+    for args in (["inspect", data], ["extract", data, "-o", tmp_path / "x.h5"],
+                 ["predict", trained / "checkpoint.pt", data / "move_up"]):
+        res = _run(*args)
+        assert res.exit_code == 1 and "is a folder, not a video file" in res.output, res.output
