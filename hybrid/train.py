@@ -25,13 +25,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
-from hybrid import checkpoint
+from hybrid import checkpoint, locking
 from hybrid.data.dataset import UNREADABLE
 from hybrid.model import HybridConfig, HybridModel
 
 log = logging.getLogger(__name__)
 CKPT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.csv"
+LOCK_NAME = ".lock"  # held while a run trains (hybrid.locking)
 METRIC_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 
 
@@ -46,6 +47,11 @@ class TrainConfig:
     workers: int = 0             # DataLoader worker processes per training process
     seed: int = 0                # seeds python, numpy, torch and the samplers
     fold: int = 1                # split file number (trainlist0N / testlist0N)
+
+
+class DivergedError(RuntimeError):
+    """A non-finite loss: training stopped before saving the epoch (the message says
+    which step, and which checkpoint was kept)."""
 
 
 class Dist:
@@ -164,12 +170,15 @@ def run_epoch(model, loader, device, optimizer=None, grad_clip: float = 0.0,
     model.train(train)
     loss_sum, correct, count = 0.0, 0, 0
     with torch.set_grad_enabled(train), progress(loader, label) as bar:
-        for batch in bar:
+        for step, batch in enumerate(bar, 1):
             if batch is None:  # every video of this batch was unreadable (reported)
                 continue
             b = _to(batch, device)
             logits = model(b["iframe"], b["mv"], b["residual"])  # (B, K)
             loss = nn.functional.cross_entropy(logits, b["label"])
+            if not torch.isfinite(loss):
+                raise DivergedError(f"{label or 'pass'}, batch {step}: the loss is "
+                                    f"{loss.item()} (learning rate too high?)")
             if train:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -231,8 +240,20 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
     end, ``metrics.png``. With ``resume`` the run continues from its checkpoint (its
     model config wins over ``model_cfg``; ``cfg.epochs`` may extend the run). Returns the
     last epoch's metrics. ``on_epoch_end(epoch)`` is called after each saved epoch.
+    One run per folder: while it trains, ``run_dir/.lock`` is held and a second run into
+    the same folder raises :class:`hybrid.locking.LockedError` at once.
     """
     run_dir = Path(run_dir)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 alone writes files
+        return _train(datasets, classes, run_dir, model_cfg, cfg, resume, progress, echo,
+                      on_epoch_end)
+    with locking.hold(run_dir / LOCK_NAME, f"run folder {run_dir}"):
+        return _train(datasets, classes, run_dir, model_cfg, cfg, resume, progress, echo,
+                      on_epoch_end)
+
+
+def _train(datasets, classes, run_dir: Path, model_cfg, cfg, resume, progress, echo,
+           on_epoch_end) -> tuple[HybridModel, dict]:
     ctx = Dist()
     ckpt_path = run_dir / CKPT_NAME
     state = None
@@ -291,10 +312,15 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
             if isinstance(getattr(ds, "rng", None), random.Random):
                 ds.rng = random.Random(epoch_seed)
         lr = optimizer.param_groups[0]["lr"]
-        tl, tc, tn = run_epoch(net, loader, ctx.device, optimizer, cfg.grad_clip, progress,
-                               f"epoch {epoch + 1}/{cfg.epochs}")
-        vl, vc, vn = run_epoch(net, val_loader, ctx.device, progress=progress,
-                               label="held-out")
+        try:
+            tl, tc, tn = run_epoch(net, loader, ctx.device, optimizer, cfg.grad_clip,
+                                   progress, f"epoch {epoch + 1}/{cfg.epochs}")
+            vl, vc, vn = run_epoch(net, val_loader, ctx.device, progress=progress,
+                                   label=f"epoch {epoch + 1} held-out")
+        except DivergedError as exc:
+            kept = (f"the checkpoint of epoch {epoch} in {ckpt_path} is kept" if epoch
+                    else "no epoch was saved")
+            raise DivergedError(f"training stopped at {exc}; {kept}") from None
         tl, tc, tn, vl, vc, vn = ctx.all_sum(tl, tc, tn, vl, vc, vn)
         scheduler.step()
         last = {"epoch": epoch + 1, "lr": lr, "train_loss": tl / max(tn, 1),

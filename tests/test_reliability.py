@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from hybrid.cli import main
@@ -83,6 +84,134 @@ def test_empty_or_truncated_checkpoint_is_a_clear_error(data, trained, tmp_path,
     assert ck.stat().st_size == (0 if kind == "empty" else len(good) // 2)  # left as it was
 
 
+# 3. two runs into one run folder or one cache ------------------------------------------
+
+def test_second_concurrent_train_or_prepare_fails_at_once(data, trained, tmp_path):
+    from hybrid import locking
+
+    run = tmp_path / "run"
+    with locking.hold(run / ".lock", "first run"):  # a first `hybrid train -o run` runs
+        res = _run("train", data, "-o", run, "--epochs", "1", "--size", SIZE)
+        assert res.exit_code == 1 and "in use by another process" in res.output
+        assert str(run) in res.output and not (run / "checkpoint.pt").exists()
+    cache = tmp_path / "c.h5"
+    with locking.hold(tmp_path / "c.h5.lock", "first prepare"):
+        res = _run("prepare", data, "-o", cache, "--size", "64x48", "--workers", "1")
+        assert res.exit_code == 1 and "in use by another process" in res.output
+        assert not cache.exists()  # refused before any transcoding
+    # the lock goes with its holder: then both work
+    res = _run("prepare", data, "-o", cache, "--size", "64x48", "--workers", "1")
+    assert res.exit_code == 0, res.output
+
+
+def test_prepare_into_a_cache_being_read_is_a_clear_error(data, tmp_path):
+    import h5py
+
+    cache = tmp_path / "c.h5"
+    assert _run("prepare", data, "-o", cache, "--size", "64x48", "--workers", "1").exit_code == 0
+    with h5py.File(cache, "r"):  # a training run reads it
+        res = _run("prepare", data, "-o", cache, "--size", "64x48", "--workers", "1")
+    assert res.exit_code == 1 and "open in another process" in res.output, res.output
+
+
+# 5. eval's plot cannot be written ---------------------------------------------------------
+
+def test_eval_prints_its_result_when_the_plot_cannot_be_written(data, trained, tmp_path):
+    ro = tmp_path / "media"  # stands in for read-only media: confusion.png cannot be written
+    ro.mkdir()
+    shutil.copy(trained / "checkpoint.pt", ro / "checkpoint.pt")
+    (ro / "confusion.png").mkdir()
+    res = _run("eval", ro / "checkpoint.pt", data, "--views", "1x1", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["videos"] == 2 and out["plot"] is None and "warning" in res.stderr
+    # --plot into a missing folder: made; into a place that cannot be a folder: refused
+    # before the evaluation, with the option named
+    res = _run("eval", ro / "checkpoint.pt", data, "--views", "1x1", "--plot",
+               tmp_path / "new" / "dir" / "c.png")
+    assert res.exit_code == 0 and (tmp_path / "new" / "dir" / "c.png").stat().st_size > 0
+    res = _run("eval", ro / "checkpoint.pt", data, "--plot", ro / "checkpoint.pt" / "c.png")
+    assert res.exit_code == 2 and "--plot" in res.output and "videos" not in res.stdout
+
+
+# 8. output paths and numbers --------------------------------------------------------------
+
+def test_unwritable_outputs_are_clear_errors(data, tmp_path):
+    video = next(data.glob("move_up/*.avi"))
+    blocker = tmp_path / "a_file"  # a path under a file stands in for read-only media
+    blocker.write_text("x")
+    res = _run("extract", video, "-o", blocker / "dir" / "x.h5")
+    assert res.exit_code == 2 and "-o" in res.output and "a_file" in res.output
+    res = _run("extract", video, "-o", tmp_path / "missing" / "dir" / "x.h5")  # made
+    assert res.exit_code == 0 and (tmp_path / "missing" / "dir" / "x.h5").is_file()
+    res = _run("synth", blocker / "ds", "--classes", "2", "--per-class", "1")
+    assert res.exit_code == 1 and "cannot write" in res.output and "a_file" in res.output
+    res = _run("train", data, "-o", blocker / "run", "--epochs", "1", "--size", SIZE)
+    assert res.exit_code == 1 and "cannot write" in res.output and "a_file" in res.output
+
+
+@pytest.mark.parametrize("opt", [("--lr", "nan"), ("--lr", "inf"), ("--weight-decay", "nan"),
+                                 ("--weight-decay", "inf")])
+def test_non_finite_options_are_refused(data, tmp_path, opt):
+    res = _run("train", data, "-o", tmp_path / "run", *opt)
+    assert res.exit_code == 2 and opt[0] in res.output and "finite" in res.output
+    assert not (tmp_path / "run").exists()
+
+
+class NanAfter(torch.utils.data.Dataset):
+    """The samples of ``ds``, with NaN I-frames from read ``after`` on (a diverged run's
+    NaNs, without depending on how fast a given learning rate blows up)."""
+
+    def __init__(self, ds, after: int):
+        self.ds, self.after, self.reads = ds, after, 0
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        x = self.ds[i]
+        if self.reads > self.after:
+            x["iframe"] = torch.full_like(x["iframe"], float("nan"))
+        return x
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss(data, tmp_path):
+    from hybrid import checkpoint
+    from hybrid.data.dataset import open_split
+    from hybrid.model import HybridConfig
+    from hybrid.train import DivergedError, TrainConfig, train
+
+    (tr, classes), (te, _) = (open_split(data, s, 1, s == "train", 32, seed=0)
+                              for s in ("train", "test"))
+    mcfg = HybridConfig(num_classes=2, segments=1, size=(32, 32), stm={"widths": (4, 4, 4)})
+    run = tmp_path / "run"
+    with pytest.raises(DivergedError, match=r"epoch 2/3, batch 1: the loss is nan.*epoch 1"):
+        train((NanAfter(tr, len(tr)), te), classes, run, mcfg,
+              TrainConfig(epochs=3, batch_size=3))
+    assert checkpoint.load(run / "checkpoint.pt")["epoch"] == 1  # the last good one, kept
+    assert (run / "metrics.csv").read_text().count("\n") == 2  # header + epoch 1
+
+
+def test_prepare_refuses_a_file_of_another_format(data, tmp_path):
+    import h5py
+
+    video = next(data.glob("move_up/*.avi"))
+    ext = tmp_path / "an_extract_output.h5"
+    assert _run("extract", video, "-o", ext).exit_code == 0
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["weights"] = [1, 2, 3]
+    not_h5 = tmp_path / "video.h5"
+    shutil.copy(video, not_h5)
+    for out, why in ((ext, "`hybrid extract` file"), (other, "another program"),
+                     (not_h5, "cannot open as an HDF5")):
+        before = out.read_bytes()
+        res = _run("prepare", data, "-o", out, "--size", "64x48", "--workers", "1")
+        assert res.exit_code == 1 and out.name in res.output and why in res.output, res.output
+        assert out.read_bytes() == before  # left as it was
+
+
 # 9. split files are not trusted -----------------------------------------------------------
 
 def _ucf_copy(data, tmp_path):
@@ -140,3 +269,36 @@ def test_a_folder_as_video_is_named_as_a_folder(data, trained, tmp_path):
                  ["predict", trained / "checkpoint.pt", data / "move_up"]):
         res = _run(*args)
         assert res.exit_code == 1 and "is a folder, not a video file" in res.output, res.output
+
+
+# 4. prepare resumes only the same source -----------------------------------------------
+
+def test_prepare_resumes_only_the_same_source(data, tmp_path):
+    import h5py
+
+    root = _ucf_copy(data, tmp_path / "a")
+    cache = tmp_path / "c.h5"
+    args = ("--size", "64x48", "--workers", "1", "--json")
+    first = json.loads(_run("prepare", root, "-o", cache, *args).stdout)
+    assert first["prepared"] == 8
+    again = json.loads(_run("prepare", root, "-o", cache, *args).stdout)
+    assert again["prepared"] == 0 and again["already_done"] == 8 and again["changed"] == 0
+    # a source video replaced by another (other content, size and time): extracted again
+    victim, other = root / "move_up" / "move_up_000.avi", root / "move_down" / "move_down_001.avi"
+    shutil.copy(other, victim)
+    res = json.loads(_run("prepare", root, "-o", cache, *args).stdout)
+    assert res["prepared"] == 1 and res["changed"] == 1 and res["already_done"] == 7
+    with h5py.File(cache, "r") as f:
+        want = extract_iframe(other)
+        assert (f["videos"]["move_up|move_up_000.avi"]["iframe"][0] == want).all()
+    # another dataset into the same cache: refused by name, the cache left as it was
+    elsewhere = _ucf_copy(data, tmp_path / "b")
+    res = _run("prepare", elsewhere, "-o", cache, *args)
+    assert res.exit_code == 1 and "made from the dataset" in res.output
+    assert str(root.resolve()) in res.output
+
+
+def extract_iframe(path):
+    from hybrid.video.extract import extract_arrays
+
+    return extract_arrays(path)["iframe"][0]

@@ -5,6 +5,8 @@ import json
 
 import click
 
+from hybrid.cli.types import FiniteFloatRange
+
 
 def _size(ctx, param, value: str) -> tuple[int, int]:
     try:
@@ -106,7 +108,7 @@ def stm() -> None:
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
               help="Use the GOPs of a `hybrid extract` file (its 'mv' for 2 channels, "
                    "'residual' for 3) instead of random inputs; --size is then the file's.")
-@click.option("--input-scale", type=float, default=1.0, show_default=True,
+@click.option("--input-scale", type=FiniteFloatRange(), default=1.0, show_default=True,
               help="Multiply --input values by this before the STM (MV are in pixels).")
 @click.option("--conv", type=click.Choice(["lava", "im2col"]), default="lava",
               show_default=True,

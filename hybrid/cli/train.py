@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from hybrid.cli.types import FiniteFloatRange
+
 
 def progress_bar(it, label):
     """click progress bar on stderr for training and evaluation loops."""
@@ -47,8 +49,8 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from its checkpoint.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True)
+@click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--weight-decay", type=FiniteFloatRange(0), default=1e-4, show_default=True)
 @click.option("--segments", type=click.IntRange(1), default=3, show_default=True,
               help="TSN segments (GOPs) per clip.")
 @click.option("--size", type=click.IntRange(16), default=56, show_default=True,
@@ -69,8 +71,9 @@ def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, 
     nccl on GPU); the batch size is per process.
     """
     from hybrid.checkpoint import CheckpointError
+    from hybrid.locking import LockedError
     from hybrid.model import HybridConfig
-    from hybrid.train import TrainConfig
+    from hybrid.train import DivergedError, TrainConfig
     from hybrid.train import train as run_train
 
     mods = tuple(m.strip() for m in modalities.split(",") if m.strip())
@@ -88,8 +91,10 @@ def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, 
     try:
         _, last = run_train((train_ds, val_ds), classes, run_dir, mcfg, tcfg, resume=resume,
                          progress=progress_bar, echo=lambda m: click.echo(m, err=True))
-    except (CheckpointError, FileExistsError) as exc:
+    except (CheckpointError, FileExistsError, LockedError, DivergedError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # a run folder that cannot be written (read-only, not a folder)
+        raise click.ClickException(f"{run_dir}: cannot write the run ({exc})") from exc
     if last:
         click.echo(json.dumps(last))
 
@@ -115,6 +120,12 @@ def evaluate(checkpoint, data, views, split, fold, plot, as_json):
         model, classes, _ = load_model(checkpoint)
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from exc
+    if plot:  # an explicit --plot: its folder is made now, before a long evaluation
+        try:
+            Path(plot).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot create its folder ({exc})",
+                                     param_hint="--plot") from exc
     s, c = views
     if s % model.cfg.segments:
         raise click.BadParameter(f"{s} segments is not a multiple of the model's "
@@ -125,18 +136,28 @@ def evaluate(checkpoint, data, views, split, fold, plot, as_json):
                                    f"{checkpoint} was trained on {classes[:4]}...")
     res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar)
     res["views"] = f"{s}x{c}"
-    plot = Path(plot) if plot else Path(checkpoint).with_name("confusion.png")
-    plot_confusion(res, plot)
+    asked, plot = plot, Path(plot) if plot else Path(checkpoint).with_name("confusion.png")
+    try:  # a plot that cannot be written must not lose the evaluation
+        plot_confusion(res, plot)
+        plot_error = None
+    except OSError as exc:
+        plot, plot_error = None, f"could not write the confusion matrix: {exc}"
     if as_json:
         click.echo(json.dumps({k: v for k, v in res.items() if k != "confusion"} |
-                              {"confusion": res["confusion"], "plot": str(plot)}, indent=2))
+                              {"confusion": res["confusion"],
+                               "plot": plot and str(plot)}, indent=2))
     else:
         for msg in res["skipped"]:
             click.echo(f"skipped: {msg}", err=True)
         click.echo(f"{res['videos']} videos, views {s}x{c}: top-1 {res['top1']:.4f}, "
-                   f"top-5 {res['top5']:.4f}; confusion matrix in {plot}")
+                   f"top-5 {res['top5']:.4f}"
+                   + (f"; confusion matrix in {plot}" if plot else ""))
         for name, acc in res["per_class"].items():
             click.echo(f"  {name:<24} {'-' if acc is None else f'{acc:.3f}'}")
+    if plot_error and asked:  # the plot asked for by --plot: an error after the results
+        raise click.ClickException(plot_error)
+    if plot_error:  # the default plot beside a read-only checkpoint: a warning
+        click.echo(f"warning: {plot_error} (choose a place with --plot)", err=True)
 
 
 def _eval_crop(size: int, n_crops: int):

@@ -40,9 +40,12 @@ def synth(out, classes, per_class, seed, size, frames, as_json):
     from hybrid.video.synth import SynthConfig, make_dataset
 
     cfg = SynthConfig(size=size, frames=frames)
-    with click.progressbar(length=classes * per_class, label="synth",
-                           file=click.get_text_stream("stderr")) as bar:
-        summary = make_dataset(out, classes, per_class, seed, cfg, progress=bar.update)
+    try:
+        with click.progressbar(length=classes * per_class, label="synth",
+                               file=click.get_text_stream("stderr")) as bar:
+            summary = make_dataset(out, classes, per_class, seed, cfg, progress=bar.update)
+    except OSError as e:  # read-only, full, not a folder
+        raise click.ClickException(f"{out}: cannot write the dataset ({e})") from None
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -95,13 +98,21 @@ def extract(video, out, accumulate, coviar, as_json):
     """Write VIDEO's per-GOP I-frames, motion vectors and residuals to an HDF5 file:
     iframe (G, H, W, 3) uint8, mv (G, 11, H, W, 2), residual (G, 11, H, W, 3),
     p_frames (G,). VIDEO must be MPEG-4 GOP 12 without B-frames (see prepare)."""
+    from pathlib import Path
+
     from hybrid.video.errors import VideoError
     from hybrid.video.extract import write_extract
 
+    try:  # the output's folder first: a bad path fails before the extraction
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.BadParameter(f"cannot create its folder ({e})", param_hint="-o") from None
     try:
         shapes = write_extract(video, out, accumulate, coviar)
     except VideoError as e:
         raise _user_error(e) from None
+    except OSError as e:
+        raise click.ClickException(f"{out}: cannot write ({e})") from None
     if as_json:
         click.echo(json.dumps({"out": out, "accumulate": accumulate, "coviar": coviar,
                                "shapes": shapes}, indent=2))
@@ -130,6 +141,7 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, as_json):
     from hybrid.data.cache import PrepareConfig
     from hybrid.data.cache import prepare as run
     from hybrid.data.splits import SplitError
+    from hybrid.locking import LockedError
     from hybrid.video.extract import FormatError
 
     cfg = PrepareConfig(size=size, accumulate=accumulate, coviar=coviar, compress=compress)
@@ -143,7 +155,7 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, as_json):
     try:
         summary = run(data, out, cfg, workers, progress=lambda k: state["bar"].update(k),
                       on_start=start)
-    except (SplitError, FormatError, ValueError, OSError) as e:
+    except (SplitError, FormatError, LockedError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     finally:
         if "bar" in state:
@@ -151,9 +163,11 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, as_json):
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        click.echo(f"{out}: {summary['prepared']} prepared, {summary['already_done']} "
-                   f"already done, {len(summary['failed'])} failed, of "
-                   f"{summary['videos']} videos")
+        again = (f" ({summary['changed']} again: their source changed)"
+                 if summary["changed"] else "")
+        click.echo(f"{out}: {summary['prepared']} prepared{again}, "
+                   f"{summary['already_done']} already done, {len(summary['failed'])} "
+                   f"failed, of {summary['videos']} videos")
     for bad in summary["failed"]:
         click.echo(f"skipped: {bad['error']}", err=True)
     if summary["failed"]:
