@@ -1,7 +1,10 @@
 """Configuration of the dense partition: one dataclass, a dict of variants.
 
 Use ``dataclasses.replace(VARIANTS['tiny'], num_classes=10, stm_channels=8)`` to adapt a
-variant; ``__post_init__`` checks the combination.
+variant; ``__post_init__`` checks the combination. The composed model
+(``hybrid.model.HybridConfig.dense_config``) replaces the sizes (``image_size``,
+``stm_size``, ``stm_channels``, ``segments``, ``num_classes``) with those of its crops and
+STMs; the values below are for the dense partition on its own.
 """
 from __future__ import annotations
 

@@ -31,12 +31,16 @@ class DemoConfig:
     seed: int = 0               # dataset and training seed
 
 
-def datasets(root: Path, segments: int, size: int, seed: int = 0):
-    """(train, held-out) datasets and class names of a dataset folder or cache."""
+def datasets(root: Path, segments: int, size: int, seed: int = 0,
+             video_size: tuple[int, int] = DemoConfig.video_size):
+    """(train, held-out) datasets and class names of a dataset folder (videos at
+    ``video_size``, as the demo's cache) or cache."""
     from hybrid.data.dataset import open_split
 
-    train_ds, classes = open_split(root, "train", segments, True, size, seed=seed)
-    return (train_ds, open_split(root, "test", segments, False, size)[0]), classes
+    train_ds, classes = open_split(root, "train", segments, True, size, seed=seed,
+                                   video_size=video_size)
+    return (train_ds, open_split(root, "test", segments, False, size,
+                                 video_size=video_size)[0]), classes
 
 
 def make_data(out: Path, cfg: DemoConfig, echo: Callable[[str], None]) -> tuple[Path, Path]:
@@ -105,7 +109,8 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None,
          f"({res['videos']} videos; training {res['train_seconds']:.0f}s); "
          f"confusion matrix: {out / 'run' / 'confusion.png'}")
     model, classes, _ = load_model(out / "run" / "checkpoint.pt")
-    (_, val_ds), _ = datasets(data, cfg.segments, cfg.size)  # straight from the videos
+    (_, val_ds), _ = datasets(data, cfg.segments, cfg.size,  # straight from the videos
+                              video_size=cfg.video_size)
     rel, label = val_ds.items[0]
     p = predict_scores(model, val_ds[0])
     top = p.topk(3)

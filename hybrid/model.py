@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ann.config import MODALITIES, VARIANTS, DenseConfig
+from ann.counting import Component
+from ann.counting import count as dense_count
 from ann.model import DenseModel
 from neuro.stm import STM, STMConfig
 
@@ -26,6 +28,13 @@ from neuro.stm import STM, STMConfig
 # model learned motion several times slower on the synthetic set), and 6 fractional input
 # bits give fixed point a 1/64 step (0.6 px of MV) instead of 1/8.
 STM_DEFAULTS = {"weight_scale": 10.0, "input_frac_bits": 6}
+
+# STM strides per dense variant: the one place the STM map size is decided. The paper's
+# 224 px crops with 56x56 STM maps (the size its 83.41 M parameters imply; README,
+# "Geometry") need a total stride of 4: base and large stride their first two layers.
+# MV, residual and I-frame crops stay one size (one crop box, one flip, no resampling of
+# motion vectors). tiny keeps the stride 2 its measured demo accuracy was trained with.
+STM_STRIDES = {"tiny": (2, 1, 1), "base": (2, 2, 1), "large": (2, 2, 1)}
 
 
 @dataclass
@@ -37,27 +46,39 @@ class HybridConfig:
     size: tuple[int, int] = (56, 56)  # (H, W) of the I-frame, MV and residual crops
     quant: str = "float"             # STM numerics: "float" (fast) or "qat" (Loihi fixed point)
     modalities: tuple[str, ...] = MODALITIES  # any non-empty subset of ("i", "mv", "r")
-    stm: dict = field(default_factory=lambda: dict(STM_DEFAULTS))  # STMConfig overrides (both STMs)
+    # STMConfig overrides (both STMs); the variant's STM_STRIDES are filled in when absent
+    stm: dict = field(default_factory=lambda: dict(STM_DEFAULTS))
     dense: dict = field(default_factory=dict)  # DenseConfig overrides (ablation switches)
 
     def __post_init__(self):
-        self.size = tuple(self.size)
+        self.size = tuple(int(v) for v in self.size)
         self.modalities = tuple(self.modalities)
         assert self.variant in VARIANTS, f"variant {self.variant!r} not in {sorted(VARIANTS)}"
         assert self.modalities and set(self.modalities) <= set(MODALITIES), (
             f"modalities {self.modalities} must be a non-empty subset of {MODALITIES}")
         assert self.segments >= 1 and self.timesteps >= 1, "segments and timesteps must be >= 1"
+        assert len(self.size) == 2 and min(self.size) >= 1, f"size must be (H, W), got {self.size}"
+        # written out, so a checkpoint's config names its STM geometry explicitly
+        self.stm = {"strides": STM_STRIDES[self.variant], **self.stm}
 
     def stm_config(self, in_channels: int) -> STMConfig:
         return STMConfig(in_channels=in_channels, quant=self.quant, **self.stm)
 
+    def stm_input_size(self) -> tuple[int, int]:
+        """(H, W) of the MV and residual frames each STM sees: the crop itself."""
+        return self.size
+
+    def stm_output_size(self) -> tuple[int, int]:
+        """(h, w) of the STMs' membrane-potential maps, the dense partition's stm_size."""
+        return self.stm_config(2).layer_sizes(*self.stm_input_size())[-1]
+
     def dense_config(self) -> DenseConfig:
         """The variant, sized for this config's inputs and its STMs' output maps."""
-        stm = self.stm_config(2)
         return dataclasses.replace(
             VARIANTS[self.variant], num_classes=self.num_classes, segments=self.segments,
-            image_size=self.size, stm_size=stm.layer_sizes(*self.size)[-1],
-            stm_channels=stm.widths[-1], modalities=self.modalities, **self.dense)
+            image_size=self.size, stm_size=self.stm_output_size(),
+            stm_channels=self.stm_config(2).widths[-1], modalities=self.modalities,
+            **self.dense)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -112,3 +133,26 @@ class HybridModel(nn.Module):
         v_mv, v_res, _ = self.forward_spiking(mv, residual)
         iframe = iframe if "i" in self.cfg.modalities else None
         return self.dense(iframe, v_mv, v_res)
+
+
+def count(cfg: HybridConfig) -> tuple[list[Component], dict[str, int]]:
+    """Parameters and MACs per video of ``HybridModel(cfg)``, per component: a row per
+    STM (its parameters, and the MACs of its first layer, which sees analog MV/residual
+    values, over S segments x T steps), then the dense partition's rows
+    (:func:`ann.counting.count`). Also returns, per STM, the dense conv operations of its
+    two spiking layers at firing rate 1: their ACs are these times the measured rate."""
+    import torch
+
+    from deploy.profile import stm_geometry
+
+    rows, spiking = [], {}
+    steps = cfg.segments * cfg.timesteps
+    for m, c_in in (("mv", 2), ("r", 3)):
+        if m not in cfg.modalities:
+            continue
+        with torch.device("meta"):
+            params = sum(p.numel() for p in STM(cfg.stm_config(c_in)).parameters())
+        layers = stm_geometry(cfg.stm_config(c_in), cfg.stm_input_size())
+        rows.append(Component(f"stm.{m}", params, layers[0].dense_macs * steps))
+        spiking[m] = sum(g.dense_macs for g in layers[1:]) * steps
+    return rows + dense_count(cfg.dense_config()), spiking

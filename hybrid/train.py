@@ -1,5 +1,6 @@
-"""Training of the composed hybrid model: TSN-style segments, Adam with weight decay, a
-warm-up + cosine learning-rate schedule, atomic per-epoch checkpoints, ``--resume``,
+"""Training of the composed hybrid model: TSN-style segments, AdamW (decoupled weight
+decay) or Adam (coupled, as CoViAR), a warm-up + cosine or a step learning-rate schedule,
+atomic per-epoch checkpoints, ``--resume``,
 a metrics CSV and plot, and DistributedDataParallel when started by ``torchrun``.
 
 Under ``torchrun`` every rank runs :func:`train`; rank 0 alone writes files. The backend
@@ -40,9 +41,13 @@ METRIC_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc"
 class TrainConfig:
     epochs: int = 30             # total epochs (a resumed run continues up to this)
     batch_size: int = 8          # clips per step and per process
-    lr: float = 1e-3             # peak learning rate (Adam)
-    weight_decay: float = 1e-4   # AdamW-style decoupled weight decay
-    warmup_epochs: int = 1       # linear warm-up before the cosine decay
+    lr: float = 1e-3             # peak learning rate
+    optimizer: str = "adamw"     # "adamw" (decoupled weight decay) | "adam" (coupled, CoViAR)
+    eps: float = 1e-8            # Adam's epsilon (CoViAR and the paper: 1e-3)
+    weight_decay: float = 1e-4   # weight decay of weights (not biases, norms, neuron params)
+    lr_steps: tuple[int, ...] = ()  # step decay x lr_decay at these epochs; () = cosine
+    lr_decay: float = 0.1        # factor of each step of the step schedule
+    warmup_epochs: int = 1       # linear warm-up before the cosine or step schedule
     grad_clip: float = 5.0       # max global grad norm (0 = off)
     workers: int = 0             # DataLoader worker processes per training process
     seed: int = 0                # seeds python, numpy, torch and the samplers
@@ -135,21 +140,29 @@ def seed_everything(seed: int) -> None:
 
 
 def lr_factor(epoch: int, cfg: TrainConfig) -> float:
-    """Multiplier of the peak lr at ``epoch``: linear warm-up, then half a cosine."""
+    """Multiplier of the peak lr at ``epoch``: linear warm-up, then half a cosine, or
+    with ``cfg.lr_steps`` CoViAR's step decay ``lr_decay ** (steps passed)``."""
     if epoch < cfg.warmup_epochs:
         return (epoch + 1) / (cfg.warmup_epochs + 1)
+    if cfg.lr_steps:
+        return cfg.lr_decay ** sum(epoch >= s for s in cfg.lr_steps)
     span = max(1, cfg.epochs - cfg.warmup_epochs)
     return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig):
-    """Adam with decoupled weight decay on weights only (not on biases, norms, neuron
-    thresholds and leaks, which have their own valid ranges)."""
+    """AdamW (decoupled weight decay) or Adam (L2 decay added to the gradient, as
+    CoViAR's ``torch.optim.Adam(weight_decay=1e-4, eps=1e-3)``), decaying weights only
+    (not biases, norms, neuron thresholds and leaks, which have their own valid ranges),
+    and the lr schedule of :func:`lr_factor`."""
+    assert cfg.optimizer in ("adam", "adamw"), (
+        f"optimizer must be 'adam' or 'adamw', got {cfg.optimizer!r}")
     decay, no_decay = [], []
     for p in model.parameters():
         (decay if p.ndim >= 2 else no_decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    opt = cls([{"params": decay, "weight_decay": cfg.weight_decay},
+               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, eps=cfg.eps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, cfg))
     return opt, sched
 

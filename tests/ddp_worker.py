@@ -15,8 +15,10 @@ data, out = sys.argv[1], sys.argv[2]
 torch.set_num_threads(1)
 items, classes = load_split(data, "train")
 test_items, _ = load_split(data, "test")
-ds = CompressedVideoDataset(data, items, segments=1, train=True, crop=32, seed=0)
-val = CompressedVideoDataset(data, test_items, segments=1, train=False, crop=32, seed=0)
+ds = CompressedVideoDataset(data, items, segments=1, train=True, crop=32, seed=0,
+                            video_size=(64, 48))
+val = CompressedVideoDataset(data, test_items, segments=1, train=False, crop=32, seed=0,
+                            video_size=(64, 48))
 cfg = HybridConfig(num_classes=len(classes), segments=1, size=(32, 32),
                    stm={"widths": (4, 4, 4)})
 model, _ = train((ds, val), classes, os.path.join(out, "run"), cfg,

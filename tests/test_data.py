@@ -137,7 +137,7 @@ def test_cache_roundtrip_matches_extraction(ucf, cache):
 
 def test_dataset_from_cache_equals_from_videos(ucf, cache):
     items, _ = load_split(ucf, "test")
-    kw = dict(segments=3, train=False, crop=CropConfig(size=32))
+    kw = dict(segments=3, train=False, crop=CropConfig(size=32), video_size=SIZE)
     a = CompressedVideoDataset(cache, items, **kw)
     b = CompressedVideoDataset(ucf, items, **kw)
     for i in (0, len(items) - 1):  # the last is the short video
@@ -207,3 +207,35 @@ def test_prepare_rejects_other_version_and_mode(ucf, tmp_path):
         f.attrs.update({"format": "hybrid-compressed-video", "version": 7})
     res = CliRunner().invoke(main, ["prepare", str(ucf), "-o", str(out), "--size", "64x48"])
     assert res.exit_code == 1 and "version 7" in res.output and "Traceback" not in res.output
+
+
+def test_folder_dataset_resizes_exactly_as_prepare(tmp_path):
+    """One video read straight from a dataset folder and through a `hybrid prepare` cache,
+    both at their defaults, gives identical input tensors: the folder path resizes to
+    prepare's 340x256 (the video here is 96x64), in evaluation and in training alike."""
+    from hybrid.data.cache import PrepareConfig
+    from hybrid.video.transcode import DEFAULT_SIZE
+
+    root, cache = tmp_path / "ds", tmp_path / "c.h5"
+    make_dataset(root, classes=2, per_class=1, seed=3, cfg=SynthConfig(size=(96, 64), frames=30))
+    res = CliRunner().invoke(main, ["prepare", str(root), "-o", str(cache), "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    items, _ = load_split(root, "train")
+    assert len(items) == 2
+    for train in (False, True):
+        kw = dict(segments=3, train=train, crop=CropConfig(size=40), seed=5)
+        a, b = CompressedVideoDataset(cache, items, **kw), CompressedVideoDataset(root, items, **kw)
+        for i in range(len(items)):
+            x, y = a[i], b[i]
+            assert x["iframe"].shape == (3, 3, 40, 40)
+            for k in x:
+                assert torch.equal(x[k], y[k]), (train, i, k)
+    arrays, _ = b.load(items[0][0], 1)
+    assert arrays["iframe"].shape[1:3] == (256, 340)  # (H, W): resized, not the video's own
+    # one default frame size: prepare's --size, train's, eval's and predict's --video-size,
+    # PrepareConfig and the dataset
+    defaults = {(c, p.name): p.default for c in ("prepare", "train", "eval", "predict")
+                for p in main.commands[c].params}
+    assert defaults["prepare", "size"] == "340x256"
+    assert all(defaults[c, "video_size"] == "340x256" for c in ("train", "eval", "predict"))
+    assert tuple(DEFAULT_SIZE) == PrepareConfig().size == (340, 256)

@@ -1,60 +1,138 @@
-"""`hybrid summary`: the table, the JSON, and its agreement with the model."""
-import dataclasses
+"""`hybrid summary`: it counts the model `hybrid train` builds from the same options,
+exactly (parameters of the built model, MACs of torch's FlopCounterMode on it)."""
 import json
 
 import pytest
 import torch
 from click.testing import CliRunner
+from torch.utils.flop_counter import FlopCounterMode
 
-from ann.config import VARIANTS
-from ann.model import DenseModel
 from hybrid.cli import main
-from hybrid.model import HybridConfig
-from neuro.stm import STM
+from hybrid.model import HybridConfig, HybridModel
+
+K = 101
+# summary options -> the HybridConfig that `hybrid train` builds from them (written out
+# here, independently of the CLI's mapping)
+CASES = {
+    "tiny": ([], HybridConfig(variant="tiny", num_classes=K)),
+    "base": (["--variant", "base"], HybridConfig(variant="base", num_classes=K)),
+    "large": (["--variant", "large", "--size", "40", "--segments", "2"],
+              HybridConfig(variant="large", num_classes=K, segments=2, size=(40, 40))),
+    "paper": (["--preset", "paper"],
+              HybridConfig(variant="base", num_classes=K, segments=8, size=(224, 224))),
+    "paper-large": (["--preset", "paper", "--variant", "large"],
+                    HybridConfig(variant="large", num_classes=K, segments=8, size=(224, 224))),
+    "cross-cls-norrdb": (
+        ["--encoder", "cross", "--pooling", "cls", "--no-rrdb", "--size", "37", "--classes", "7"],
+        HybridConfig(variant="tiny", num_classes=7, size=(37, 37),
+                     dense={"encoder": "cross", "pooling": "cls", "rrdb": False})),
+    "separate-nomixer-ir": (
+        ["--encoder", "separate", "--no-mixer", "--modalities", "i,r", "--segments", "2"],
+        HybridConfig(variant="tiny", num_classes=K, segments=2, modalities=("i", "r"),
+                     dense={"encoder": "separate", "mixer": False})),
+    "noskips-mv": (["--no-skips", "--modalities", "mv"],
+                   HybridConfig(variant="tiny", num_classes=K, modalities=("mv",),
+                                dense={"skips": False})),
+}
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_summary_json_totals_match_the_model(variant):
-    res = CliRunner().invoke(main, ["summary", "--variant", variant, "--size", "57x45",
-                                    "--segments", "2", "--json"])
+def _summary(args):
+    res = CliRunner().invoke(main, ["summary", *args, "--json"])
     assert res.exit_code == 0, res.output
-    rep = json.loads(res.output)
-    assert isinstance(rep["params"], int) and isinstance(rep["macs"], int)
+    return json.loads(res.output)
+
+
+def _flops(cfg: HybridConfig) -> dict[str, int]:
+    """FLOPs per module of one video's forward pass through the built model (meta device:
+    nothing is allocated or computed, so the paper's setting counts in a second)."""
+    H, W = cfg.stm_input_size()
+    S, T = cfg.segments, cfg.timesteps
+    with torch.device("meta"):
+        model = HybridModel(cfg)
+        x = (torch.empty(1, S, 3, *cfg.size), torch.empty(1, S, T, 2, H, W),
+             torch.empty(1, S, T, 3, H, W))
+    with FlopCounterMode(display=False) as fc:
+        model(*x)
+    counts = {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
+    counts["params"] = sum(p.numel() for p in model.parameters())
+    return counts
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_summary_counts_the_built_model(case):
+    args, cfg = CASES[case]
+    rep = _summary(args)
+    assert rep["model_config"] == json.loads(json.dumps(cfg.to_dict())), "not train's model"
     assert rep["params"] == sum(c["params"] for c in rep["components"])
     assert rep["macs"] == sum(c["macs"] for c in rep["components"])
-    assert {"name", "params", "macs"} <= set(rep["components"][0])
-    cfg = VARIANTS[variant]
-    assert rep["config"]["image_size"] == [57, 45] and rep["config"]["segments"] == 2
-    # the STM size follows --size at the variant's ratio
-    assert rep["config"]["stm_size"] == [round(57 * cfg.stm_size[0] / cfg.image_size[0]),
-                                         round(45 * cfg.stm_size[1] / cfg.image_size[1])]
-    with torch.device("meta"):
-        model = DenseModel(dataclasses.replace(
-            cfg, image_size=(57, 45), stm_size=tuple(rep["config"]["stm_size"]), segments=2))
+    fc = _flops(cfg)
+    assert rep["params"] == fc["params"]
+    # every conv, linear and attention matmul the built model runs, STMs included: the
+    # summary's MACs plus the STM spiking layers' operations at firing rate 1
+    spiking = rep["stm_spiking_ops_at_rate_1"]
+    assert fc["HybridModel"] == 2 * (rep["macs"] + sum(spiking.values()))
     rows = {c["name"]: c for c in rep["components"]}
-    dense = sum(c["params"] for n, c in rows.items() if not n.startswith("stm."))
-    assert dense == sum(p.numel() for p in model.parameters())
-    for m, c_in in (("mv", 2), ("r", 3)):  # the STMs the composed model builds
-        base = HybridConfig().stm_config(c_in)
-        stm = STM(dataclasses.replace(base, widths=(*base.widths[:2], cfg.stm_channels)))
-        assert rows[f"stm.{m}"]["params"] == sum(p.numel() for p in stm.parameters())
-        assert rows[f"stm.{m}"]["macs"] > 0  # its first layer sees analog values
+    dense = sum(c["macs"] for n, c in rows.items() if not n.startswith("stm."))
+    assert fc["HybridModel.dense"] == 2 * dense
+    for m, branch in (("mv", "stm_mv"), ("r", "stm_res")):
+        if m not in cfg.modalities:
+            assert f"stm.{m}" not in rows and m not in spiking
+            continue
+        blocks = [fc[f"HybridModel.{branch}.stm.blocks.{i}"] for i in range(3)]
+        assert rows[f"stm.{m}"]["macs"] * 2 == blocks[0]  # analog first layer: MACs
+        assert spiking[m] * 2 == blocks[1] + blocks[2]  # spiking layers: ACs = rate x this
+
+
+def test_paper_geometry():
+    """224 px crops give the 56x56 STM maps of the paper's parameter count."""
+    rep = _summary(["--preset", "paper"])
+    assert rep["config"]["image_size"] == [224, 224] and rep["config"]["stm_size"] == [56, 56]
+    assert rep["config"]["segments"] == 8 and rep["variant"] == "base"
+    assert abs(rep["params"] / 83.41e6 - 1) < 0.01, rep["params"]
+    # an option beside the preset overrides that one value only
+    rep = _summary(["--preset", "paper", "--segments", "4"])
+    assert rep["config"]["segments"] == 4 and rep["config"]["image_size"] == [224, 224]
+
+
+def test_tiny_geometry_is_the_demo_model():
+    """tiny keeps the STM stride 2 (16x28x28 maps at 56 px) its demo accuracy was measured
+    with."""
+    cfg = HybridConfig(variant="tiny", size=(48, 48))
+    assert cfg.stm_config(2).strides == (2, 1, 1) and cfg.stm_output_size() == (24, 24)
+    assert cfg.dense_config().stm_channels == 16
 
 
 def test_summary_table_lists_components():
     res = CliRunner().invoke(main, ["summary", "--variant", "tiny"])
     assert res.exit_code == 0, res.output
     for name in ("stm.mv", "stm.r", "embed.i", "embed.mv", "embed.r", "encoder.unified",
-                 "mixer", "rrdb", "head", "Total"):
+                 "mixer", "rrdb", "head", "Total", "strides (2, 1, 1)"):
         assert name in res.output
 
 
+def test_help_shows_the_paper_preset():
+    for cmd in ("train", "summary", "eval"):
+        res = CliRunner().invoke(main, [cmd, "--help"])
+        assert res.exit_code == 0 and "--preset" in res.output, res.output
+    text = " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split())
+    for shown in ("[paper: base]", "[paper: 8]", "[paper: 224]", "[paper: adam]",
+                  "[paper: 0.001]", "[paper: 5,10,15]", "[paper: 340x256]"):
+        assert shown in text, shown
+    assert "[paper: 8x1]" in " ".join(CliRunner().invoke(main, ["eval", "--help"]).output.split())
+
+
 @pytest.mark.parametrize("args, msg", [
-    (["--variant", "huge"], "unknown variant"),
-    (["--size", "12x"], "HxW"),
-    (["--stm-size", "0x4"], "HxW"),
+    (["--variant", "huge"], "huge"),
+    (["--size", "12"], "--size"),
     (["--segments", "0"], "segments"),
+    (["--preset", "nope"], "nope"),
+    (["--modalities", "i,x"], "i,mv,r"),
 ])
 def test_summary_bad_input_is_a_clear_error(args, msg):
     res = CliRunner().invoke(main, ["summary", *args])
     assert res.exit_code == 2 and msg in res.output, res.output
+
+
+def test_summary_impossible_combination_is_a_clear_error():
+    res = CliRunner().invoke(main, ["summary", "--encoder", "cross", "--modalities", "i"])
+    assert res.exit_code == 1 and "cross" in res.output and "Traceback" not in res.output

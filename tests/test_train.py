@@ -1,5 +1,6 @@
 """The composed model end to end: composition, training (loss goes down, resume, DDP),
 checkpoint errors, eval and predict through the CLI. Data: a small synthetic set."""
+import copy
 import csv
 import json
 import os
@@ -10,15 +11,17 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from torch import nn
 
 from hybrid import checkpoint
 from hybrid.cli import main
 from hybrid.data.dataset import CompressedVideoDataset
 from hybrid.data.splits import load_split
 from hybrid.model import HybridConfig, HybridModel
-from hybrid.train import TrainConfig, train
+from hybrid.train import TrainConfig, lr_factor, make_optimizer, train
 
 SIZE = 32
+VIDEO = (64, 48)  # (W, H) of the synthetic videos: used as they are, no resize
 TINY_STM = {"widths": (4, 4, 4)}
 
 
@@ -28,15 +31,16 @@ def data(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("synth")
     make_dataset(out, classes=3, per_class=4, seed=0,
-                 cfg=SynthConfig(size=(64, 48), frames=24))
+                 cfg=SynthConfig(size=VIDEO, frames=24))
     return out
 
 
 def _datasets(data, segments=1):
     items, classes = load_split(data, "train")
     test_items, _ = load_split(data, "test")
-    return (CompressedVideoDataset(data, items, segments, train=True, crop=SIZE, seed=0),
-            CompressedVideoDataset(data, test_items, segments, train=False, crop=SIZE)), classes
+    kw = {"crop": SIZE, "video_size": VIDEO}
+    return (CompressedVideoDataset(data, items, segments, train=True, seed=0, **kw),
+            CompressedVideoDataset(data, test_items, segments, train=False, **kw)), classes
 
 
 def _cfg(classes, **kw):
@@ -117,7 +121,7 @@ def test_corrupt_video_is_reported_and_skipped(data, tmp_path, caplog):
                          TrainConfig(epochs=1, batch_size=4))
     assert m["epoch"] == 1
     assert any(bad.name in r.getMessage() for r in caplog.records), "bad video not reported"
-    ds = CompressedVideoDataset(copy, items[:3], 1, train=False, crop=SIZE)
+    ds = CompressedVideoDataset(copy, items[:3], 1, train=False, crop=SIZE, video_size=VIDEO)
     res = evaluate(model.eval(), ds, classes)
     assert res["videos"] == 2 and len(res["skipped"]) == 1 and bad.name in res["skipped"][0]
 
@@ -140,19 +144,25 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
 @pytest.mark.slow
 def test_cli_train_eval_predict(data, tmp_path):
     run = tmp_path / "run"
+    model_args = ["--segments", "1", "--size", str(SIZE), "--no-skips", "--pooling", "cls"]
     r = CliRunner().invoke(main, ["train", str(data), "-o", str(run), "--epochs", "1",
-                                  "--segments", "1", "--size", str(SIZE),
-                                  "--batch-size", "4"])
+                                  "--batch-size", "4", "--video-size", "64x48", *model_args])
     assert r.exit_code == 0, r.output
     ck = run / "checkpoint.pt"
-    r = CliRunner().invoke(main, ["eval", str(ck), str(data), "--views", "2x3", "--json"])
+    # summary counts the model train built from the same options
+    r = CliRunner().invoke(main, ["summary", *model_args, "--classes", "3", "--json"])
+    built = checkpoint.load(ck)["model_config"]
+    assert json.loads(r.stdout)["model_config"] == json.loads(json.dumps(built))
+    r = CliRunner().invoke(main, ["eval", str(ck), str(data), "--views", "2x3", "--json",
+                                  "--video-size", "64x48"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert 0 <= res["top1"] <= res["top5"] <= 1
     assert set(res["per_class"]) == set(load_split(data, "test")[1])
     assert Path(res["plot"]).stat().st_size > 0
     video = next(Path(data).glob("*/*.avi"))
-    r = CliRunner().invoke(main, ["predict", str(ck), str(video), "--top", "2", "--json"])
+    r = CliRunner().invoke(main, ["predict", str(ck), str(video), "--top", "2", "--json",
+                                  "--video-size", "64x48"])
     assert r.exit_code == 0, r.output
     top = json.loads(r.stdout)["top"]
     assert len(top) == 2 and top[0]["probability"] >= top[1]["probability"]
@@ -182,3 +192,98 @@ def test_ddp_two_gloo_processes_agree(data, tmp_path):
         assert torch.equal(p0[k], p1[k]), f"ranks disagree on {k}"
     moved = [k for k in p0 if p0[k].is_floating_point() and not torch.equal(p0[k], init[k])]
     assert moved, "training changed no parameter"
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_optimizers_first_step(name):
+    """Adam adds the L2 decay to the gradient (CoViAR's torch.optim.Adam(weight_decay,
+    eps)); AdamW shrinks the weights apart from it. Both leave biases undecayed. Checked
+    against Adam's first step written out: p -= lr * g / (|g| + eps)."""
+    lr, wd, eps = 0.01, 0.5, 1e-3
+    model = nn.Linear(4, 3)
+    w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
+    m = copy.deepcopy(model)
+    opt, _ = make_optimizer(m, TrainConfig(optimizer=name, lr=lr, weight_decay=wd, eps=eps,
+                                           warmup_epochs=0))
+    m(torch.randn(5, 4)).square().sum().backward()
+    g, gb = m.weight.grad.clone(), m.bias.grad.clone()
+    opt.step()
+    if name == "adam":
+        gw = g + wd * w0
+        want = w0 - lr * gw / (gw.abs() + eps)
+    else:
+        want = w0 * (1 - lr * wd) - lr * g / (g.abs() + eps)
+    torch.testing.assert_close(m.weight.detach(), want, rtol=0, atol=1e-6)
+    torch.testing.assert_close(m.bias.detach(), b0 - lr * gb / (gb.abs() + eps), rtol=0,
+                               atol=1e-6)
+    assert all(grp["eps"] == eps for grp in opt.param_groups)
+
+
+def test_step_and_cosine_schedules():
+    step = TrainConfig(epochs=30, lr=1.0, lr_steps=(5, 10, 15), warmup_epochs=0)
+    got = [lr_factor(e, step) for e in (0, 4, 5, 9, 10, 14, 15, 29)]
+    assert got == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    opt, sched = make_optimizer(nn.Linear(2, 2), step)
+    lrs = []
+    for _ in range(12):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[4] == pytest.approx(1.0) and lrs[5] == pytest.approx(0.1)
+    assert lrs[10] == pytest.approx(0.01)
+    warm = TrainConfig(epochs=30, lr_steps=(5,), warmup_epochs=2)
+    assert [lr_factor(e, warm) for e in (0, 1, 2, 5)] == pytest.approx([1 / 3, 2 / 3, 1, 0.1])
+    cos = TrainConfig(epochs=11, warmup_epochs=1)  # the demo's default: warm-up + cosine
+    assert lr_factor(0, cos) == 0.5 and lr_factor(1, cos) == 1.0
+    assert lr_factor(6, cos) == pytest.approx(0.5)
+
+
+def test_cli_preset_with_overrides(data, tmp_path):
+    """--preset paper sets every option not given; options beside it override one value."""
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", str(data), "-o", str(run), "--preset", "paper",
+                                  "--variant", "tiny", "--segments", "1", "--size", str(SIZE),
+                                  "--epochs", "1", "--video-size", "64x48", "--eps", "0.01"])
+    assert r.exit_code == 0, r.output
+    ck = checkpoint.load(run / "checkpoint.pt")
+    t, m = ck["train_config"], ck["model_config"]
+    assert (t["optimizer"], t["eps"], t["weight_decay"], t["lr"]) == ("adam", 0.01, 1e-4, 1e-3)
+    assert tuple(t["lr_steps"]) == (5, 10, 15) and t["warmup_epochs"] == 0
+    assert (m["variant"], m["segments"], tuple(m["size"])) == ("tiny", 1, (SIZE, SIZE))
+
+
+def test_eval_fold_all_reports_each_split_and_the_mean(data, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    for k in (2, 3):  # three splits (same lists: the mechanics, not the statistics)
+        for name in ("trainlist", "testlist"):
+            shutil.copy(root / f"{name}01.txt", root / f"{name}0{k}.txt")
+    (train_ds, val_ds), classes = _datasets(root)
+    train((train_ds, val_ds), classes, tmp_path / "split1", _cfg(classes),
+          TrainConfig(epochs=1, batch_size=4))
+    ck = checkpoint.load(tmp_path / "split1" / "checkpoint.pt")
+    for k in (2, 3):
+        (tmp_path / f"split{k}").mkdir()
+        checkpoint.save(tmp_path / f"split{k}" / "checkpoint.pt",
+                        **{**{n: v for n, v in ck.items() if n not in ("format", "version")},
+                           "train_config": {**ck["train_config"], "fold": k}})
+    common = [str(root), "--views", "1x1", "--video-size", "64x48", "--json"]
+    r = CliRunner().invoke(main, ["eval", str(tmp_path / "split{fold}" / "checkpoint.pt"),
+                                  *common, "--fold", "all"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert sorted(rep["folds"]) == ["1", "2", "3"] and rep["views"] == "1x1"
+    one = [json.loads(CliRunner().invoke(main, [
+        "eval", str(tmp_path / f"split{k}" / "checkpoint.pt"), *common, "--fold", str(k)]
+    ).stdout)["top1"] for k in (1, 2, 3)]
+    assert [rep["folds"][str(k)]["top1"] for k in (1, 2, 3)] == one
+    assert rep["mean"]["top1"] == pytest.approx(sum(one) / 3)
+    # a model is evaluated only on the test videos of the split it was trained on
+    r = CliRunner().invoke(main, ["eval", str(tmp_path / "split1" / "checkpoint.pt"),
+                                  *common, "--fold", "2"])
+    assert r.exit_code == 1 and "trained on split 1" in r.output
+    r = CliRunner().invoke(main, ["eval", str(tmp_path / "split1" / "checkpoint.pt"),
+                                  *common, "--fold", "all"])
+    assert r.exit_code == 2 and "{fold}" in r.output

@@ -8,6 +8,7 @@ import logging
 import click
 
 from hybrid.cli.doctor import demo, doctor
+from hybrid.cli.profile import profile
 from hybrid.cli.stm import stm
 from hybrid.cli.summary import summary
 from hybrid.cli.train import evaluate, predict, train
@@ -31,6 +32,7 @@ def main(ctx: click.Context, verbose: int) -> None:
 main.add_command(doctor)
 main.add_command(demo)
 main.add_command(summary)
+main.add_command(profile)
 main.add_command(stm)
 main.add_command(train)
 main.add_command(evaluate)

@@ -5,21 +5,7 @@ import json
 
 import click
 
-
-def _parse_size(value: str | None, option: str) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    parts = value.lower().split("x")
-    try:
-        hw = tuple(int(p) for p in parts)
-    except ValueError:
-        hw = ()
-    if len(hw) == 1:
-        hw = hw * 2
-    if len(hw) != 2 or min(hw) < 1:
-        raise click.BadParameter(f"expected HxW with positive integers (e.g. 224x224), got "
-                                 f"{value!r}", param_hint=option)
-    return hw
+from hybrid.cli.options import apply_preset, model_config, model_options, preset_option
 
 
 def _fmt(n: int) -> str:
@@ -53,97 +39,46 @@ def render_table(title: str, rep: dict) -> str:
 
 
 @click.command()
-@click.option("--variant", default="base", show_default=True,
-              help="Dense-partition variant: tiny, base or large.")
-@click.option("--size", metavar="HxW", help="I-frame input size [default: the variant's].")
-@click.option("--stm-size", metavar="hxw",
-              help="STM map size [default: the variant's, scaled with --size].")
-@click.option("--stm-channels", type=click.IntRange(min=1),
-              help="STM output channels C [default: the variant's].")
-@click.option("--segments", type=click.IntRange(min=1),
-              help="Segments S per video [default: the variant's].")
-@click.option("--classes", type=click.IntRange(min=1), help="Classifier outputs.")
+@preset_option
+@model_options
+@click.option("--classes", type=click.IntRange(min=1), default=101, show_default=True,
+              help="Classifier outputs (train takes them from the data; UCF-101: 101).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def summary(variant, size, stm_size, stm_channels, segments, classes, as_json) -> None:
-    """Parameters and MACs per component of the hybrid model, per video: the two STMs
-    (spiking partition) and the dense partition.
+@click.pass_context
+def summary(ctx, classes, as_json, **opts) -> None:
+    """Parameters and MACs per component of the hybrid model `hybrid train` builds with
+    the same options, per video: the two STMs (spiking partition) and the dense partition.
 
-    MACs are counted analytically (ann/counting.py; cross-checked against torch's
-    FlopCounterMode in the tests) for one video of S segments. An STM counts MACs for its
-    first layer (analog input); its spiking layers' ACs need measured firing rates.
+    MACs are counted analytically (ann/counting.py; equal to torch's FlopCounterMode on
+    the built model, tests/test_summary.py) for one video of S segments, one view. An STM
+    counts MACs for its first layer (analog input); its spiking layers' ACs need measured
+    firing rates (their dense operations at rate 1 are listed).
     """
     import dataclasses
 
-    from ann.config import VARIANTS
-    from ann.counting import count, totals
+    from ann.counting import totals
+    from hybrid.model import count
 
-    if variant not in VARIANTS:
-        raise click.BadParameter(f"unknown variant {variant!r}; choose from "
-                                 f"{', '.join(VARIANTS)}", param_hint="--variant")
-    cfg = VARIANTS[variant]
-    changes = {}
-    hw = _parse_size(size, "--size")
-    if hw is not None:
-        changes["image_size"] = hw
-        (H0, W0), (h0, w0) = cfg.image_size, cfg.stm_size
-        changes["stm_size"] = (max(1, round(hw[0] * h0 / H0)), max(1, round(hw[1] * w0 / W0)))
-    if stm_size is not None:
-        changes["stm_size"] = _parse_size(stm_size, "--stm-size")
-    for key, value in (("stm_channels", stm_channels), ("segments", segments),
-                       ("num_classes", classes)):
-        if value is not None:
-            changes[key] = value
-    try:
-        cfg = dataclasses.replace(cfg, **changes)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from e
-    comps = count(cfg)
-    stm_note = ""
-    if set(cfg.modalities) & {"mv", "r"}:
-        stm_rows, stm_note = _stm_components(cfg)
-        comps = stm_rows + comps
-    rep = {"variant": variant, "config": dataclasses.asdict(cfg), **totals(comps)}
+    p = apply_preset(ctx, opts)
+    hcfg = model_config(p, classes)
+    comps, spiking = count(hcfg)
+    cfg = hcfg.dense_config()
+    rep = {"variant": hcfg.variant, "preset": p["preset"], "model_config": hcfg.to_dict(),
+           "config": dataclasses.asdict(cfg), **totals(comps),
+           "stm_spiking_ops_at_rate_1": spiking}
     if as_json:
         click.echo(json.dumps(rep, indent=2))
         return
     H, W = cfg.image_size
     h, w = cfg.stm_size
+    sh, sw = hcfg.stm_input_size()
+    notes = [f"stm.{m}: input {c}x{sh}x{sw}, strides {hcfg.stm_config(c).strides}, "
+             f"{hcfg.timesteps} steps; its spiking layers' ACs = firing rate x "
+             f"{spiking[m]:,} (at rate 1)" for m, c in (("mv", 2), ("r", 3)) if m in spiking]
     click.echo(render_table(
-        f"DenseModel '{variant}': I-frame {H}x{W}, STM {cfg.stm_channels}x{h}x{w}, "
-        f"{cfg.segments} segments, width {cfg.width}, depth {cfg.depth}, heads {cfg.heads}, "
-        f"filters {cfg.filters}, encoder {cfg.encoder}, modalities {'+'.join(cfg.modalities)}",
+        f"HybridModel '{hcfg.variant}'{' (preset ' + p['preset'] + ')' if p['preset'] else ''}"
+        f": I-frame {H}x{W}, STM maps {cfg.stm_channels}x{h}x{w}, {cfg.segments} segments, "
+        f"width {cfg.width}, depth {cfg.depth}, heads {cfg.heads}, filters {cfg.filters}, "
+        f"encoder {cfg.encoder}, modalities {'+'.join(cfg.modalities)}",
         rep,
-    ) + stm_note)
-
-
-def _stm_components(cfg) -> tuple[list, str]:
-    """Rows for the two STMs (the spiking partition) as the composed model builds them
-    (hybrid.model.HybridConfig's STM settings), sized so their output maps are the dense
-    partition's ``stm_size``: parameters, and the MACs of each STM's first layer, which
-    sees analog MV/residual values (S segments x 11 timesteps). The two spiking layers'
-    ACs depend on firing rates, which only a run on data measures."""
-    import dataclasses
-    import math
-
-    from ann.counting import Component
-    from hybrid.model import HybridConfig
-    from neuro.stm import STM
-
-    rows, notes = [], []
-    hcfg = HybridConfig(timesteps=11)
-    for m, c_in in (("mv", 2), ("r", 3)):
-        if m not in cfg.modalities:
-            continue
-        base = hcfg.stm_config(c_in)
-        scfg = dataclasses.replace(base, widths=(*base.widths[:2], cfg.stm_channels))
-        stm = STM(scfg)
-        stride = math.prod(scfg.strides)
-        h, w = cfg.stm_size[0] * stride, cfg.stm_size[1] * stride
-        layers = stm.layer_counts(h, w)
-        steps = cfg.segments * hcfg.timesteps
-        rows.append(Component(f"stm.{m}", sum(x["params"] for x in layers),
-                              layers[0]["dense_ops"] * steps))
-        spiking = sum(x["dense_ops"] for x in layers[1:]) * steps
-        notes.append(f"stm.{m}: input {c_in}x{h}x{w}, {hcfg.timesteps} steps; its spiking "
-                     f"layers' ACs = firing rate x {spiking:,} (at rate 1)")
-    return rows, "\n" + "\n".join(notes)
+    ) + "".join("\n" + n for n in notes))

@@ -6,7 +6,20 @@ from pathlib import Path
 
 import click
 
+from hybrid.cli.options import (
+    PAPER,
+    apply_preset,
+    model_config,
+    model_options,
+    paper,
+    parse_wxh,
+    preset_option,
+)
 from hybrid.cli.types import FiniteFloatRange
+
+# = hybrid.video.transcode.DEFAULT_SIZE, prepare's (not imported: keeps --help instant;
+# tests/test_data.py checks they agree)
+DEFAULT_VIDEO_SIZE = (340, 256)
 
 
 def progress_bar(it, label):
@@ -15,7 +28,9 @@ def progress_bar(it, label):
                              show_pos=True)
 
 
-def _views(ctx, param, value: str) -> tuple[int, int]:
+def _views(ctx, param, value):
+    if value is None or isinstance(value, tuple):  # a preset's value
+        return value
     try:
         s, c = (int(v) for v in value.lower().split("x"))
     except ValueError:
@@ -25,14 +40,28 @@ def _views(ctx, param, value: str) -> tuple[int, int]:
     return s, c
 
 
-def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, seed: int):
+def _steps(ctx, param, value):
+    if value is None or isinstance(value, tuple):
+        return value
+    try:
+        steps = tuple(int(v) for v in value.replace(",", " ").split())
+    except ValueError:
+        raise click.BadParameter(f"expected epochs like 5,10,15, got {value!r}") from None
+    if any(s < 1 for s in steps) or list(steps) != sorted(steps):
+        raise click.BadParameter(f"epochs must be increasing and >= 1, got {value!r}")
+    return steps
+
+
+def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, seed: int,
+          video_size=DEFAULT_VIDEO_SIZE):
     """(dataset, classes) for a dataset folder or a `hybrid prepare` cache; user errors
     become ClickExceptions."""
     from hybrid.data.dataset import open_split
     from hybrid.data.splits import SplitError
 
     try:
-        ds, classes = open_split(data, split, segments, train, crop, fold, seed)
+        ds, classes = open_split(data, split, segments, train, crop, fold, seed,
+                                 video_size=video_size)
     except (SplitError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if not len(ds):
@@ -44,48 +73,64 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.argument("data", type=click.Path(exists=True))
 @click.option("-o", "--out", "run_dir", type=click.Path(file_okay=False), required=True,
               help="Run folder: checkpoint.pt, metrics.csv, metrics.png.")
-@click.option("--variant", type=click.Choice(["tiny", "base", "large"]), default="tiny",
-              show_default=True, help="Dense-partition variant.")
-@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
+@preset_option
+@model_options
+@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+              show_default=True,
+              help="WIDTHxHEIGHT a dataset folder's videos are resized to, as `hybrid prepare` "
+                   "does (a cache keeps the size it was prepared at)."
+                   + paper("x".join(map(str, PAPER.video_size))))
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True,
+              help="Training epochs." + paper(PAPER.epochs))
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from its checkpoint.")
-@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=1e-3, show_default=True)
-@click.option("--weight-decay", type=FiniteFloatRange(0), default=1e-4, show_default=True)
-@click.option("--segments", type=click.IntRange(1), default=3, show_default=True,
-              help="TSN segments (GOPs) per clip.")
-@click.option("--size", type=click.IntRange(16), default=56, show_default=True,
-              help="Crop side in pixels (I-frame, MV and residual alike).")
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
+              help="Clips per step and per process.")
+@click.option("--optimizer", type=click.Choice(["adamw", "adam"]), default="adamw",
+              show_default=True,
+              help="AdamW (decoupled weight decay) or Adam (L2 decay in the gradient, as "
+                   "CoViAR)." + paper(PAPER.optimizer))
+@click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=1e-3, show_default=True,
+              help="Peak learning rate." + paper(PAPER.lr))
+@click.option("--eps", type=FiniteFloatRange(0, min_open=True), default=1e-8,
+              show_default=True, help="Adam's epsilon." + paper(PAPER.eps))
+@click.option("--weight-decay", type=FiniteFloatRange(0), default=1e-4, show_default=True,
+              help="Weight decay of the weights." + paper(PAPER.weight_decay))
+@click.option("--lr-steps", callback=_steps, default="", metavar="E1,E2,...",
+              help="Step schedule: lr x 0.1 at each of these epochs [default: none, warm-up "
+                   "+ cosine]." + paper(",".join(map(str, PAPER.lr_steps))))
+@click.option("--warmup-epochs", type=click.IntRange(0), default=1, show_default=True,
+              help="Linear warm-up epochs." + paper(PAPER.warmup_epochs))
 @click.option("--quant", type=click.Choice(["float", "qat"]), default="float",
               show_default=True, help="STM numerics: float, or Loihi fixed point (QAT).")
-@click.option("--modalities", default="i,mv,r", show_default=True,
-              help="Comma-separated subset of i,mv,r (ablations, e.g. 'i').")
-@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
+@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
+              help="Split to train on (UCF-101 and HMDB-51 have 3).")
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
               help="DataLoader worker processes per training process.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, segments,
-          size, quant, modalities, fold, workers, seed):
+@click.pass_context
+def train(ctx, data, run_dir, resume, quant, fold, workers, seed, **opts):
     """Train the hybrid model on DATA (a dataset folder or a `hybrid prepare` cache).
+
+    The defaults are the demo's (tiny, CPU); `--preset paper` is the paper's UCF-101
+    setting (README: "Reproducing the paper"), any option beside it overriding its value.
 
     Multi-process: `torchrun --nproc_per_node=N -m hybrid train ...` (gloo on CPU,
     nccl on GPU); the batch size is per process.
     """
     from hybrid.checkpoint import CheckpointError
     from hybrid.locking import LockedError
-    from hybrid.model import HybridConfig
     from hybrid.train import DivergedError, TrainConfig
     from hybrid.train import train as run_train
 
-    mods = tuple(m.strip() for m in modalities.split(",") if m.strip())
-    if not mods or set(mods) - {"i", "mv", "r"}:
-        raise click.BadParameter(f"must be a subset of i,mv,r, got {modalities!r}",
-                                 param_hint="--modalities")
-    tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+    p = apply_preset(ctx, opts)
+    tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                       optimizer=p["optimizer"], eps=p["eps"], weight_decay=p["weight_decay"],
+                       lr_steps=p["lr_steps"], warmup_epochs=p["warmup_epochs"],
                        workers=workers, seed=seed, fold=fold)
-    train_ds, classes = _open(data, "train", segments, True, size, fold, seed)
-    val_ds, _ = _open(data, "test", segments, False, size, fold, seed)
-    mcfg = HybridConfig(variant=variant, num_classes=len(classes), segments=segments,
-                        size=(size, size), quant=quant, modalities=mods)
+    segments, size, video_size = p["segments"], p["size"], p["video_size"]
+    train_ds, classes = _open(data, "train", segments, True, size, fold, seed, video_size)
+    val_ds, _ = _open(data, "test", segments, False, size, fold, seed, video_size)
+    mcfg = model_config(p, len(classes), quant)
     click.echo(f"{len(train_ds)} training and {len(val_ds)} held-out videos, "
                f"{len(classes)} classes", err=True)
     try:
@@ -102,62 +147,131 @@ def train(data, run_dir, variant, epochs, resume, batch_size, lr, weight_decay, 
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("data", type=click.Path(exists=True))
+@preset_option
 @click.option("--views", callback=_views, default="3x1", show_default=True,
-              help="SEGMENTSxCROPS; segments a multiple of the model's.")
+              help="SEGMENTSxCROPS; segments a multiple of the model's."
+                   + paper("x".join(map(str, PAPER.views))))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
+@click.option("--fold", type=click.Choice(["1", "2", "3", "all"]), default="1",
+              show_default=True,
+              help="Split to evaluate. 'all': every split DATA has, each with the model "
+                   "trained on it (CHECKPOINT holds '{fold}', e.g. runs/split{fold}/"
+                   "checkpoint.pt), and their mean, as the paper reports.")
+@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+              show_default=True,
+              help="WIDTHxHEIGHT a dataset folder's videos are resized to (as in training)."
+                   + paper("x".join(map(str, PAPER.video_size))))
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Confusion-matrix PNG [default: confusion.png beside the checkpoint].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(checkpoint, data, views, split, fold, plot, as_json):
+@click.pass_context
+def evaluate(ctx, checkpoint, data, split, fold, plot, as_json, **opts):
     """Multi-view evaluation of CHECKPOINT on DATA: top-1, top-5, per-class accuracy and
-    a confusion-matrix plot."""
-    from hybrid.checkpoint import CheckpointError
-    from hybrid.evaluate import evaluate as run_eval
-    from hybrid.evaluate import load_model, plot_confusion
+    a confusion-matrix plot; with `--fold all`, each split and the mean over them."""
+    from hybrid.data.splits import SplitError, load_split
 
-    try:
-        model, classes, _ = load_model(checkpoint)
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from exc
+    p = apply_preset(ctx, opts)
     if plot:  # an explicit --plot: its folder is made now, before a long evaluation
         try:
             Path(plot).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise click.BadParameter(f"cannot create its folder ({exc})",
                                      param_hint="--plot") from exc
+    if fold == "all":
+        if "{fold}" not in checkpoint:
+            raise click.BadParameter("--fold all evaluates each split with the model trained "
+                                     "on it: put {fold} in CHECKPOINT's path, e.g. "
+                                     "runs/split{fold}/checkpoint.pt", param_hint="CHECKPOINT")
+        folds = []
+        for k in (1, 2, 3):
+            try:
+                load_split(data, split, k)
+                folds.append(k)
+            except SplitError:
+                pass
+    else:
+        folds = [int(fold)]
+    per_fold = {}
+    for k in folds:
+        ck = checkpoint.replace("{fold}", str(k))
+        out = Path(plot) if plot else Path(ck).with_name("confusion.png")
+        if plot and len(folds) > 1:
+            out = out.with_name(f"{out.stem}_fold{k}{out.suffix}")
+        per_fold[k] = _evaluate_one(ck, data, p["views"], split, k, p["video_size"], out)
+    if len(folds) == 1 and fold != "all":
+        _report(per_fold[folds[0]], as_json)
+        _plot_errors(per_fold, asked=bool(plot))
+        return
+    mean = {m: sum(r[m] for r in per_fold.values()) / len(per_fold) for m in ("top1", "top5")}
+    if as_json:
+        click.echo(json.dumps({"views": per_fold[folds[0]]["views"], "mean": mean,
+                               "folds": {str(k): r for k, r in per_fold.items()}}, indent=2))
+        return
+    for k, r in per_fold.items():
+        click.echo(f"fold {k}: {r['videos']} videos, top-1 {r['top1']:.4f}, "
+                   f"top-5 {r['top5']:.4f} ({r['plot']})")
+    click.echo(f"mean over {len(per_fold)} folds, views {per_fold[folds[0]]['views']}: "
+               f"top-1 {mean['top1']:.4f}, top-5 {mean['top5']:.4f}")
+    _plot_errors(per_fold, asked=bool(plot))
+
+
+def _plot_errors(per_fold: dict, asked: bool) -> None:
+    """After the results: a plot asked for by --plot that could not be written is an
+    error; the default one beside a read-only checkpoint a warning."""
+    errors = [r["plot_error"] for r in per_fold.values() if r.get("plot_error")]
+    if errors and asked:
+        raise click.ClickException("; ".join(errors))
+    for e in errors:
+        click.echo(f"warning: {e} (choose a place with --plot)", err=True)
+
+
+def _evaluate_one(checkpoint: str, data: str, views: tuple[int, int], split: str, fold: int,
+                  video_size, plot: Path) -> dict:
+    """Evaluate one checkpoint on one split of DATA; writes the confusion-matrix plot."""
+    from hybrid.checkpoint import CheckpointError
+    from hybrid.evaluate import evaluate as run_eval
+    from hybrid.evaluate import load_model, plot_confusion
+
+    try:
+        model, classes, ckpt = load_model(checkpoint)
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from exc
+    trained = (ckpt.get("train_config") or {}).get("fold")
+    if split == "test" and trained is not None and int(trained) != fold:
+        raise click.ClickException(
+            f"{checkpoint} was trained on split {trained}; the test videos of split {fold} "
+            f"are training videos of split {trained}")
     s, c = views
     if s % model.cfg.segments:
         raise click.BadParameter(f"{s} segments is not a multiple of the model's "
                                  f"{model.cfg.segments}", param_hint="--views")
-    ds, data_classes = _open(data, split, s, False, _eval_crop(model.cfg.size[0], c), fold, 0)
+    ds, data_classes = _open(data, split, s, False, _eval_crop(model.cfg.size[0], c), fold, 0,
+                             video_size)
     if data_classes != classes:
         raise click.ClickException(f"{data} has classes {data_classes[:4]}... but "
                                    f"{checkpoint} was trained on {classes[:4]}...")
     res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar)
-    res["views"] = f"{s}x{c}"
-    asked, plot = plot, Path(plot) if plot else Path(checkpoint).with_name("confusion.png")
+    res["views"], res["fold"] = f"{s}x{c}", fold
     try:  # a plot that cannot be written must not lose the evaluation
         plot_confusion(res, plot)
-        plot_error = None
+        res["plot"] = str(plot)
     except OSError as exc:
-        plot, plot_error = None, f"could not write the confusion matrix: {exc}"
+        res["plot"], res["plot_error"] = None, f"could not write the confusion matrix: {exc}"
+    return res
+
+
+def _report(res: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({k: v for k, v in res.items() if k != "confusion"} |
-                              {"confusion": res["confusion"],
-                               "plot": plot and str(plot)}, indent=2))
-    else:
-        for msg in res["skipped"]:
-            click.echo(f"skipped: {msg}", err=True)
-        click.echo(f"{res['videos']} videos, views {s}x{c}: top-1 {res['top1']:.4f}, "
-                   f"top-5 {res['top5']:.4f}"
-                   + (f"; confusion matrix in {plot}" if plot else ""))
-        for name, acc in res["per_class"].items():
-            click.echo(f"  {name:<24} {'-' if acc is None else f'{acc:.3f}'}")
-    if plot_error and asked:  # the plot asked for by --plot: an error after the results
-        raise click.ClickException(plot_error)
-    if plot_error:  # the default plot beside a read-only checkpoint: a warning
-        click.echo(f"warning: {plot_error} (choose a place with --plot)", err=True)
+                              {"confusion": res["confusion"]}, indent=2))
+        return
+    for msg in res["skipped"]:
+        click.echo(f"skipped: {msg}", err=True)
+    click.echo(f"{res['videos']} videos, views {res['views']}: top-1 {res['top1']:.4f}, "
+               f"top-5 {res['top5']:.4f}"
+               + (f"; confusion matrix in {res['plot']}" if res["plot"] else ""))
+    for name, acc in res["per_class"].items():
+        click.echo(f"  {name:<24} {'-' if acc is None else f'{acc:.3f}'}")
 
 
 def _eval_crop(size: int, n_crops: int):
@@ -176,8 +290,11 @@ def _eval_crop(size: int, n_crops: int):
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--segments", type=click.IntRange(1), default=None,
               help="Segments to sample [default: the model's].")
+@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+              show_default=True,
+              help="WIDTHxHEIGHT the video is resized to (as the training data was).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def predict(checkpoint, video, top, segments, as_json):
+def predict(checkpoint, video, top, segments, video_size, as_json):
     """Class names of VIDEO with probabilities, from CHECKPOINT."""
     from hybrid.checkpoint import CheckpointError
     from hybrid.data.dataset import UNREADABLE, CompressedVideoDataset
@@ -193,7 +310,7 @@ def predict(checkpoint, video, top, segments, as_json):
                                  param_hint="--segments")
     path = Path(video)
     ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
-                                crop=model.cfg.size[0])
+                                crop=model.cfg.size[0], video_size=video_size)
     try:
         sample = ds[0]
     except UNREADABLE as exc:

@@ -37,6 +37,7 @@ import numpy as np
 from hybrid import locking
 from hybrid.data.splits import available_folds, detect_layout, load_split
 from hybrid.video.extract import FORMAT, VERSION, check_format, mode_attrs, write_group
+from hybrid.video.transcode import DEFAULT_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class NotInCacheError(ValueError):
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    size: tuple[int, int] = (340, 256)  # (width, height) videos are transcoded to
+    size: tuple[int, int] = DEFAULT_SIZE  # (width, height) videos are transcoded to
     accumulate: bool = True  # CoViAR accumulation back to the I-frame
     coviar: bool = True  # integer-pixel (CoViAR) or sub-pixel motion
     compress: bool = True  # gzip-1 chunks (about 3x smaller); False reads fastest

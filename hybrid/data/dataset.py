@@ -26,6 +26,7 @@ from hybrid.data.transforms import (
 )
 from hybrid.video.errors import VideoError
 from hybrid.video.reader import P_PER_GOP
+from hybrid.video.transcode import DEFAULT_SIZE
 
 DEFAULT_CROP = CropConfig()
 COVIAR_NORM = Normalization()
@@ -49,7 +50,10 @@ def pad_p_frames(a: np.ndarray, p: int) -> np.ndarray:
 class CompressedVideoDataset(Dataset):
     """``source``: a dataset folder (UCF-101, HMDB-51 or folder-per-class; videos are read
     and, when not MPEG-4 GOP 12, transcoded on the fly at ``video_size``) or a cache
-    ``.h5`` made by ``hybrid prepare`` (fast). ``items``: (relative path, label) as from
+    ``.h5`` made by ``hybrid prepare`` (fast; it holds the size it was prepared at).
+    ``video_size`` (W, H): a folder's videos are resized to it exactly as ``hybrid
+    prepare`` does (default: prepare's 340x256), so both paths give the same tensors.
+    ``items``: (relative path, label) as from
     :func:`hybrid.data.splits.load_split`.
 
     ``__getitem__`` returns ``iframe`` (S, 3, C, C), ``mv`` (S, 11, 2, C, C),
@@ -59,13 +63,13 @@ class CompressedVideoDataset(Dataset):
     def __init__(self, source: str | Path, items: list[tuple[str, int]], segments: int = 3,
                  train: bool = True, crop: CropConfig | int = DEFAULT_CROP,
                  norm: Normalization = COVIAR_NORM, accumulate: bool = True,
-                 coviar: bool = True, video_size: tuple[int, int] | None = None,
+                 coviar: bool = True, video_size: tuple[int, int] = DEFAULT_SIZE,
                  seed: int | None = None) -> None:
         assert segments >= 1, f"segments must be >= 1, got {segments}"
         self.source, self.items = Path(source), list(items)
         self.segments, self.train = segments, train
         self.crop = CropConfig(size=crop) if isinstance(crop, int) else crop
-        self.norm, self.video_size = norm, video_size
+        self.norm, self.video_size = norm, tuple(video_size)
         self.accumulate, self.coviar = accumulate, coviar
         self.rng = random.Random(seed)
         self.cache = None
@@ -83,14 +87,8 @@ class CompressedVideoDataset(Dataset):
     def _from_video(self, rel: str) -> dict[str, np.ndarray]:
         from hybrid.data.cache import PrepareConfig, _work
 
-        size = self.video_size
-        if size is None:  # keep the video's own size when it is already in form
-            from hybrid.video.probe import probe
-
-            info = probe(self.source / rel, with_types=False)
-            size = (info.width, info.height)
         rel_, arrays, err = _work((str(self.source), rel,
-                                   PrepareConfig(size, self.accumulate, self.coviar)))
+                                   PrepareConfig(self.video_size, self.accumulate, self.coviar)))
         if err is not None:
             raise RuntimeError(err)
         return arrays
@@ -134,12 +132,13 @@ class CompressedVideoDataset(Dataset):
 
 
 def open_split(source: str | Path, split: str, segments: int, train: bool,
-               crop: CropConfig | int, fold: int = 1,
-               seed: int | None = None) -> tuple[CompressedVideoDataset, list[str]]:
+               crop: CropConfig | int, fold: int = 1, seed: int | None = None,
+               video_size: tuple[int, int] = DEFAULT_SIZE,
+               ) -> tuple[CompressedVideoDataset, list[str]]:
     """(dataset, class names) of ``split`` ('train' or 'test') and ``fold`` of a dataset
-    folder or a ``hybrid prepare`` cache."""
+    folder (videos resized to ``video_size``, W x H) or a ``hybrid prepare`` cache."""
     from hybrid.data.splits import load_split
 
     items, classes = load_split(source, split, fold)
     return CompressedVideoDataset(source, items, segments, train=train, crop=crop,
-                                  seed=seed), classes
+                                  video_size=video_size, seed=seed), classes

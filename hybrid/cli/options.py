@@ -1,0 +1,113 @@
+"""Options shared by ``hybrid train``, ``eval`` and ``summary``: ``--preset``, the model's
+geometry, the dense ablation switches, and the one mapping from them to a
+``HybridConfig`` (so ``summary`` counts the model ``train`` builds).
+
+A preset (``hybrid.preset.PRESETS``) fills in every option left at its default; an
+option given on the command line overrides that one value. ``--help`` shows each
+option's demo default and the preset's value.
+"""
+from __future__ import annotations
+
+import click
+from click.core import ParameterSource
+
+from hybrid.preset import PRESETS
+
+PAPER = PRESETS["paper"]
+
+
+def paper(value) -> str:
+    """' [paper: VALUE]' for an option's help text."""
+    return f" [paper: {value}]"
+
+
+def preset_option(f):
+    return click.option(
+        "--preset", type=click.Choice(sorted(PRESETS)), default=None,
+        help="A published setting for every option not given: 'paper' is the paper's "
+             "UCF-101 setting (hybrid/preset.py names each value's source); "
+             "'[paper: X]' in an option's help is its value.")(f)
+
+
+def apply_preset(ctx: click.Context, params: dict) -> dict:
+    """``params`` with every option the preset sets and the user left at its default
+    replaced by the preset's value."""
+    name = params.get("preset")
+    if name is None:
+        return params
+    out = dict(params)
+    for key, value in PRESETS[name].values().items():
+        if key in out and ctx.get_parameter_source(key) == ParameterSource.DEFAULT:
+            out[key] = value
+    return out
+
+
+def parse_wxh(ctx, param, value):
+    """'340x256' -> (340, 256); a tuple (a preset's value) passes through."""
+    if value is None or isinstance(value, tuple):
+        return value
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT like 340x256, got {value!r}") from None
+    if min(w, h) < 16 or w % 2 or h % 2:
+        raise click.BadParameter(f"sizes must be even and >= 16, got {value!r}")
+    return w, h
+
+
+def model_options(f):
+    """The model options of ``train`` and ``summary`` (same names, same defaults)."""
+    decorators = [
+        click.option("--variant", type=click.Choice(["tiny", "base", "large"]), default="tiny",
+                     show_default=True, help="Dense-partition variant." + paper(PAPER.variant)),
+        click.option("--segments", type=click.IntRange(1), default=3, show_default=True,
+                     help="TSN segments (GOPs) per clip." + paper(PAPER.segments)),
+        click.option("--size", type=click.IntRange(16), default=56, show_default=True,
+                     help="Crop side in pixels (I-frame, MV and residual alike)."
+                          + paper(PAPER.size)),
+        click.option("--modalities", default="i,mv,r", show_default=True,
+                     help="Comma-separated subset of i,mv,r (ablations, e.g. 'i')."),
+        click.option("--encoder", type=click.Choice(["unified", "separate", "cross"]),
+                     default="unified", show_default=True,
+                     help="Transformer: one over all modalities, one per modality, or "
+                          "cross-attention between modalities (ablations)."),
+        click.option("--pooling", type=click.Choice(["gap", "cls"]), default="gap",
+                     show_default=True,
+                     help="Global average pooling or a learned class token (ablation)."),
+        click.option("--no-mixer", is_flag=True,
+                     help="Ablation: a 1x1 conv per modality instead of the Multi-Modal Mixer."),
+        click.option("--no-skips", is_flag=True, help="Ablation: no skip conv in the mixer."),
+        click.option("--no-rrdb", is_flag=True, help="Ablation: no RRDB before pooling."),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def parse_modalities(text: str) -> tuple[str, ...]:
+    mods = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not mods or set(mods) - {"i", "mv", "r"}:
+        raise click.BadParameter(f"must be a subset of i,mv,r, got {text!r}",
+                                 param_hint="--modalities")
+    return mods
+
+
+def model_config(p: dict, num_classes: int, quant: str = "float"):
+    """The ``HybridConfig`` of the (preset-applied) options ``p``: the one mapping from
+    command-line options to a model, used by ``train`` and ``summary``."""
+    from hybrid.model import HybridConfig
+
+    dense = {"encoder": p["encoder"], "pooling": p["pooling"], "mixer": not p["no_mixer"],
+             "skips": not p["no_skips"], "rrdb": not p["no_rrdb"]}
+    defaults = {"encoder": "unified", "pooling": "gap", "mixer": True, "skips": True,
+                "rrdb": True}
+    try:
+        cfg = HybridConfig(
+            variant=p["variant"], num_classes=num_classes, segments=p["segments"],
+            size=(p["size"], p["size"]), quant=quant,
+            modalities=parse_modalities(p["modalities"]),
+            dense={k: v for k, v in dense.items() if v != defaults[k]})
+        cfg.dense_config()  # DenseConfig checks the combination (e.g. cross needs 2 inputs)
+        return cfg
+    except (AssertionError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
