@@ -130,7 +130,8 @@ def _metrics(run: Path) -> list[dict]:
 @pytest.mark.slow
 def test_sigkill_then_resume_repeats_the_uninterrupted_run(data, tmp_path):
     train = [sys.executable, "-m", "hybrid", "train", str(data), "--epochs", "3",
-             "--size", "32", "--segments", "1", "--batch-size", "4"]
+             "--size", "32", "--segments", "1", "--batch-size", "4",
+             "--video-size", "64x48"]  # the videos' own size: read as they are
     subprocess.run([*train, "-o", str(tmp_path / "whole")], env=ENV, check=True,
                    capture_output=True, timeout=600)
     run = tmp_path / "killed"
