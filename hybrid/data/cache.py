@@ -24,6 +24,7 @@ skipped.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing as mp
 import os
@@ -130,14 +131,18 @@ def _init_file(f, root: Path, cfg: PrepareConfig) -> list[tuple[str, int]]:
 
 def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfig(),
             workers: int = 2, progress: Callable[[int], None] | None = None,
-            on_start: Callable[[int], None] | None = None) -> dict:
+            on_start: Callable[[int], None] | None = None,
+            shard: tuple[int, int] | None = None) -> dict:
     """Transcode and extract every video of the dataset at ``root`` into the cache
-    ``out``. Resumable; bad videos are reported in the result (``failed``) and skipped.
-    One writer per cache: ``out.lock`` is held throughout, so a second ``prepare`` into
-    the same cache raises :class:`hybrid.locking.LockedError` before any work."""
+    ``out`` (only part K of N with ``shard=(K, N)``, see :mod:`hybrid.data.shards`).
+    Resumable; bad videos are reported in the result (``failed``) and skipped; videos
+    the annotations list but the disk lacks (Kinetics) are counted (``missing``) and
+    listed in ``missing_list`` (a text file beside ``out``). One writer per cache:
+    ``out.lock`` is held throughout, so a second ``prepare`` into the same cache raises
+    :class:`hybrid.locking.LockedError` before any work."""
     root, out = Path(root), Path(out)
     with locking.hold(out.with_name(out.name + ".lock"), f"cache {out}"):
-        return _prepare(root, out, cfg, workers, progress, on_start)
+        return _prepare(root, out, cfg, workers, progress, on_start, shard)
 
 
 def source_stamp(path: Path) -> str:
@@ -178,16 +183,27 @@ def _open(out: Path):
         raise OSError(f"{out}: cannot open as an HDF5 cache ({e})") from None
 
 
+
 def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
-             on_start) -> dict:
+             on_start, shard) -> dict:
+    from hybrid.data.shards import check_shard, shard_of
+    from hybrid.data.splits import missing_videos
+
+    mine = (lambda rel: True) if shard is None else (
+        lambda rel: shard_of(rel, shard[1]) == shard[0])
     with _open(out) as f:
-        all_items = _init_file(f, root, cfg)
+        all_items = [it for it in _init_file(f, root, cfg) if mine(it[0])]
+        check_shard(f, shard)
         vids = f["videos"]
         for k in [k for k in vids if k.endswith(".part")]:
             del vids[k]  # half-written by a killed run
         stamps = {r: source_stamp(root / r) for r, _ in all_items}
         changed = _drop_stale(vids, stamps)
         todo = [(r, lab) for r, lab in all_items if key_of(r) not in vids]
+    missing = [rel for rel in missing_videos(root) if mine(rel)]
+    missing_list = out.with_name(out.name + ".missing.txt")
+    if missing:
+        missing_list.write_text("".join(f"{rel}\n" for rel in missing))
     labels = dict(all_items)
     if on_start:
         on_start(len(todo))
@@ -196,6 +212,10 @@ def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
     # fork, created before the file is reopened: workers never touch HDF5, and unlike
     # spawn/forkserver it leaves the process's default start method unset (lava sets it
     # at import and fails if something fixed it before).
+    # Collect garbage first: a PyAV codec left in a reference cycle would otherwise be
+    # freed by a worker's garbage collector, which then waits forever for the codec's
+    # threads (they exist only in the parent; seen with VP9 and H.264).
+    gc.collect()
     pool = mp.get_context("fork").Pool(workers) if workers > 1 and len(jobs) > 1 else None
     results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
     try:
@@ -223,7 +243,8 @@ def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
     return {"cache": str(out), "videos": len(all_items), "prepared": done,
             "already_done": len(all_items) - len(todo), "changed": changed,
             "failed": failed,
-            "classes": classes}
+            "classes": classes, "shard": list(shard) if shard else None,
+            "missing": len(missing), "missing_list": str(missing_list) if missing else None}
 
 
 class CacheReader:
