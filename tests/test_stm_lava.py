@@ -214,3 +214,4 @@ def test_cli_stm_verify_extract_input(tmp_path):
         f.attrs["version"] = 7
     res = CliRunner().invoke(main, ["stm", "verify", "--input", str(path), "--steps", "4"])
     assert res.exit_code == 1 and "clip.h5" in res.output and "version 7" in res.output
+

@@ -57,6 +57,7 @@ class ConvLIF(AbstractProcess):
         assert reset_interval > 0, f"reset_interval must be positive, got {reset_interval}"
         self.proc_params["weight"] = np.asarray(weight, np.int32)
         for key, val in (("stride", stride), ("padding", padding), ("in_max", in_max),
+                         ("dv", dv), ("du", du),
                          ("reset_interval", reset_interval),
                          ("reset_offset", reset_offset % reset_interval)):
             self.proc_params[key] = int(val)
@@ -103,6 +104,11 @@ class PyConvLIFModelFixed(PyLoihiProcessModel):
         self._stride, self._pad = p["stride"], p["padding"]
         self._syn_may_wrap = bound >= V_LIM  # |a| < 2**23: Lava's 24-bit signed_clamp is a no-op
         self._u_may_wrap = bound * 64 > V_LIM  # u = a << 6 can leave 24 bit
+        # |v| stays below the clip if |u| <= u_max and v decays: |v| <= u_max / leak
+        kv = 4096 - int(p["dv"])
+        u_max = min(bound * 64, V_LIM)
+        self._v_may_clip = (p["du"] != 4095 or self._u_may_wrap or kv >= 4096
+                            or u_max * 4096 / (4096 - kv) >= V_LIM - 1)
         self.reset_interval, self.reset_offset = p["reset_interval"], p["reset_offset"]
         self.tiles = p["tiles"]
         shape = p["shape"]
@@ -110,7 +116,7 @@ class PyConvLIFModelFixed(PyLoihiProcessModel):
         for a, b in self.tiles:
             self._mask[a:b] = True
         self._masked = not self._mask.all()
-        self._a = np.zeros(shape)  # synaptic input of the next step (Conv's one-step delay)
+        self._a = np.zeros(shape, np.float32)  # synaptic input of the next step (Conv's one-step delay)
         self._s = np.zeros(shape, bool)
 
     def _conv(self, x: np.ndarray) -> np.ndarray:
@@ -120,9 +126,9 @@ class PyConvLIFModelFixed(PyLoihiProcessModel):
         if xt.dtype != self._dtype:
             xt = xt.to(self._dtype)
         out = torch.nn.functional.conv2d(xt, self._w, stride=self._stride, padding=self._pad)
-        a = out[0].permute(1, 2, 0).numpy().astype(np.float64)  # (W', H', C_out)
+        a = out[0].permute(1, 2, 0).numpy()  # (W', H', C_out), exact integers
         if self._syn_may_wrap:
-            a = np.remainder(a + V_LIM, SYN_WRAP) - V_LIM
+            a = np.remainder(a.astype(np.float64) + V_LIM, SYN_WRAP) - V_LIM
         return a
 
     def _lif(self, a: np.ndarray) -> None:
@@ -142,7 +148,8 @@ class PyConvLIFModelFixed(PyLoihiProcessModel):
         np.multiply(v, (4096 - int(self.dv[0])) / 4096, out=v)  # dm_offset 0
         np.trunc(v, out=v)
         v += u
-        np.clip(v, -V_LIM + 1, V_LIM - 1, out=v)
+        if self._v_may_clip:
+            np.clip(v, -V_LIM + 1, V_LIM - 1, out=v)
         vth = float(int(self.vth[0]) << 6)
         np.greater(v, vth, out=self._s)
         if self._masked:
