@@ -6,8 +6,8 @@ norms, softmax and activations are left out. Counts are per video (batch 1, all 
 segments). ``flop_counter_macs`` cross-checks them with torch's own FlopCounterMode on
 the meta device (where attention runs the math path, which the counter sees).
 
-The returned list is open: the composition adds the STM's own rows (``Component``) to
-the same list before printing or profiling.
+Dense counts only: the spiking partition's operations (ACs from recorded spikes) are the
+profiler's (``deploy/profile.py``), which takes these rows for the dense partition.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ class Component:
     name: str  # e.g. 'embed.i', 'encoder', 'mixer', 'rrdb', 'head'
     params: int  # learnable parameters
     macs: int  # multiply-accumulates per video (batch 1, all segments)
-    acs: int = 0  # accumulates per video (spiking components; 0 for dense ones)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -118,11 +117,10 @@ def count(cfg: DenseConfig) -> list[Component]:
 
 
 def totals(components: list[Component]) -> dict:
-    """{'params', 'macs', 'acs', 'components'}: the JSON shape of ``hybrid summary``."""
+    """{'params', 'macs', 'components'}: the JSON shape of ``hybrid summary``."""
     return {
         "params": sum(c.params for c in components),
         "macs": sum(c.macs for c in components),
-        "acs": sum(c.acs for c in components),
         "components": [c.as_dict() for c in components],
     }
 

@@ -143,14 +143,16 @@ def count(cfg: HybridConfig) -> tuple[list[Component], dict[str, int]]:
     two spiking layers at firing rate 1: their ACs are these times the measured rate."""
     import torch
 
+    from deploy.profile import stm_geometry
+
     rows, spiking = [], {}
     steps = cfg.segments * cfg.timesteps
     for m, c_in in (("mv", 2), ("r", 3)):
         if m not in cfg.modalities:
             continue
         with torch.device("meta"):
-            layers = STM(cfg.stm_config(c_in)).layer_counts(*cfg.stm_input_size())
-        rows.append(Component(f"stm.{m}", sum(x["params"] for x in layers),
-                              layers[0]["dense_ops"] * steps))
-        spiking[m] = sum(x["dense_ops"] for x in layers[1:]) * steps
+            params = sum(p.numel() for p in STM(cfg.stm_config(c_in)).parameters())
+        layers = stm_geometry(cfg.stm_config(c_in), cfg.stm_input_size())
+        rows.append(Component(f"stm.{m}", params, layers[0].dense_macs * steps))
+        spiking[m] = sum(g.dense_macs for g in layers[1:]) * steps
     return rows + dense_count(cfg.dense_config()), spiking

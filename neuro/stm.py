@@ -3,7 +3,8 @@
 A block is a SLAYER synapse (``slayer.synapse.Conv``, NCHWT layout, one timestep per
 P-frame) followed by the project's soft-reset LIF (:mod:`neuro.neuron`). The output is
 the last layer's analog membrane potential after the last step (optionally every step)
-plus per-layer spike counts per timestep (for the energy profiler).
+plus per-layer spike counts per timestep and, on request, the spike maps that the energy
+profiler (``deploy/profile.py``) counts by exact fan-out.
 
 Two numeric modes (``STMConfig.quant``):
 - ``"float"``: float32 dynamics, fastest, for training;
@@ -117,21 +118,6 @@ class STM(nn.Module):
     def out_size(self, h: int, w: int) -> tuple[int, int]:
         """Output spatial size for an (h, w) input."""
         return self.cfg.layer_sizes(h, w)[-1]
-
-    def layer_counts(self, h: int, w: int) -> list[dict]:
-        """Per layer, for an (h, w) input and one timestep: ``params``, ``out`` (C, H', W'),
-        ``dense_ops`` (MACs of the conv if every input were dense: a spiking layer's
-        ACs are this times its input's firing rate, border effects aside) and
-        ``analog_input`` (layer 1 sees MV/residual values: MACs, not ACs)."""
-        out, chans = [], (self.cfg.in_channels, *self.cfg.widths)
-        sizes = self.cfg.layer_sizes(h, w)
-        for i, (blk, (ho, wo)) in enumerate(zip(self.blocks, sizes)):
-            k = self.cfg.kernels[i]
-            out.append({"params": sum(p.numel() for p in blk.parameters()),
-                        "out": (chans[i + 1], ho, wo),
-                        "dense_ops": ho * wo * chans[i + 1] * chans[i] * k * k,
-                        "analog_input": i == 0})
-        return out
 
     @property
     def in_scale(self) -> float:

@@ -8,6 +8,8 @@ import logging
 import click
 
 from hybrid.cli.doctor import demo, doctor
+from hybrid.cli.map import map_cmd, nir_cmd
+from hybrid.cli.profile import profile
 from hybrid.cli.stm import stm
 from hybrid.cli.summary import summary
 from hybrid.cli.train import evaluate, predict, train
@@ -25,6 +27,7 @@ def main(verbose: int) -> None:
 main.add_command(doctor)
 main.add_command(demo)
 main.add_command(summary)
+main.add_command(profile)
 main.add_command(stm)
 main.add_command(train)
 main.add_command(evaluate)
@@ -33,3 +36,5 @@ main.add_command(synth)
 main.add_command(inspect)
 main.add_command(extract)
 main.add_command(prepare)
+main.add_command(map_cmd)
+main.add_command(nir_cmd)

@@ -1,0 +1,84 @@
+"""Shared by the energy-analysis examples: options, loading a checkpoint and its data,
+profiling, and writing a figure with its numbers (PNG + JSON)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+DEFAULT_CHECKPOINT = "demo-out/run/checkpoint.pt"  # what `hybrid demo` trains
+DEFAULT_DATA = "demo-out/cache.h5"  # its dataset cache (held-out split)
+
+
+def parser(doc: str, data: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+                   help=f"training checkpoint [default: {DEFAULT_CHECKPOINT}]")
+    if data:
+        p.add_argument("--data", default=DEFAULT_DATA,
+                       help=f"dataset folder or `hybrid prepare` cache [default: {DEFAULT_DATA}]")
+        p.add_argument("--split", default="test", choices=("test", "train"))
+        p.add_argument("--views", default=None,
+                       help="SEGMENTSxCROPS [default: the model's segments x 1]")
+        p.add_argument("--videos", type=int, default=None,
+                       help="profile only the first N videos [default: all]")
+    p.add_argument("--out", default="examples-out", help="output folder [default: examples-out]")
+    return p
+
+
+def load_model(args):
+    from hybrid.evaluate import load_model as load
+
+    path = Path(args.checkpoint)
+    if not path.is_file():
+        raise SystemExit(f"{path}: no checkpoint (run `hybrid demo` first, or pass "
+                         "--checkpoint PATH)")
+    return load(path)
+
+
+def dataset(args, model):
+    """(dataset, crops) of the requested split at the requested views."""
+    from hybrid.data.dataset import open_split
+    from hybrid.data.transforms import CropConfig
+
+    if args.views:
+        s, c = (int(v) for v in args.views.lower().split("x"))
+    else:
+        s, c = model.cfg.segments, 1
+    if s % model.cfg.segments or c not in (1, 3, 5):
+        raise SystemExit(f"--views {args.views}: segments must be a multiple of the model's "
+                         f"{model.cfg.segments}, crops 1, 3 or 5")
+    size = model.cfg.size[0]
+    crop = CropConfig(size=size) if c == 1 else CropConfig(size=round(size / 0.875),
+                                                           eval_fraction=1.0)
+    ds, _ = open_split(args.data, args.split, s, False, crop)
+    return ds, c
+
+
+def profile(args):
+    """(model, classes, dataset, crops, Profile) of the checkpoint on the data."""
+    from hybrid.profiling import profile_model
+
+    model, classes, _ = load_model(args)
+    ds, crops = dataset(args, model)
+    return model, classes, ds, crops, profile_model(model, ds, crops, limit=args.videos)
+
+
+def write(out: str | Path, stem: str, fig, numbers: dict) -> tuple[Path, Path]:
+    """Save ``fig`` as OUT/STEM.png and ``numbers`` as OUT/STEM.json (atomically)."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    png, js = out / f"{stem}.png", out / f"{stem}.json"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(numbers, f, indent=2)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, js)
+    print(f"wrote {png} and {js}")
+    return png, js

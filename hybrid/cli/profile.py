@@ -1,0 +1,134 @@
+"""``hybrid profile``: spike-driven ACs against dense MACs per layer, and energy."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hybrid.cli.train import _views, progress_bar
+
+
+class PresetType(click.ParamType):
+    """An energy preset: a built-in name, or a JSON file with the preset's keys."""
+
+    name = "preset"
+
+    def convert(self, value, param, ctx):
+        from deploy.presets import EnergyPreset, PresetError, energy_preset
+
+        if isinstance(value, EnergyPreset):
+            return value
+        try:
+            return energy_preset(value)
+        except PresetError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _views_or_model(ctx, param, value):
+    return None if value is None else _views(ctx, param, value)
+
+
+def _si(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.3g}"
+
+
+def _joules(j: float) -> str:
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
+        if abs(j) >= scale:
+            return f"{j / scale:.4g} {unit}"
+    return f"{j:.3g} J"
+
+
+def render(rep: dict) -> str:
+    """The text report: per layer, per partition, per video, the paper's rows."""
+    head = ("layer", "partition", "kind", "ops", "input spikes", "rate", "energy")
+    rows = [(r["name"], r["partition"], r["kind"].upper(), _si(r["ops"]),
+             _si(r["input_spikes"]) if r["kind"] == "ac" else "-",
+             f"{r['firing_rate']:.4f}" if "firing_rate" in r else "-",
+             _joules(r["energy_j"])) for r in rep["layers"]]
+    w = [max(len(x[i]) for x in (head, *rows)) for i in range(len(head))]
+
+    def line(cells):
+        return "  ".join(c.ljust(w[i]) if i < 3 else c.rjust(w[i]) for i, c in enumerate(cells))
+
+    p, pv, pr, paper = rep["preset"], rep["per_video"], rep["paper_reading"], rep["paper_row"]
+    out = [f"energy profile: {rep['videos']} videos, views {rep['views']}, preset "
+           f"{p['name']} ({p['mac_j'] * 1e12:.3g} pJ/MAC, {p['ac_j'] * 1e12:.3g} pJ/AC, "
+           f"{p['neuron_j'] * 1e12:.3g} pJ/neuron update); per video, mean over videos",
+           line(head), "-" * (sum(w) + 2 * (len(w) - 1)), *map(line, rows), ""]
+    for name, part in rep["partitions"].items():
+        out.append(f"{name:<8} MACs {_si(part['macs']):>9}  ACs {_si(part['acs']):>9}  "
+                   f"energy {_joules(part['energy_j'])}")
+
+    def stat(k, fmt):
+        return f"{fmt(pv[k]['mean'])} [{fmt(pv[k]['min'])} .. {fmt(pv[k]['max'])}]"
+
+    out += ["", "per video, mean [min .. max]:",
+            f"  ours           MACs {stat('macs', _si)}  ACs {stat('acs', _si)}  "
+            f"energy {stat('energy_j', _joules)}",
+            f"  paper's reading of ours (all STM layers as ACs, rate x dense): "
+            f"MACs {_si(pr['macs'])}  ACs {_si(pr['acs'])}  energy {_joules(pr['energy_j'])}",
+            f"  the paper's method row: MACs {paper['macs'] / 1e12:.2f} T  ACs "
+            f"{paper['acs'] / 1e9:.2f} G  energy {paper['energy_j']} J (45nm-fp32; UCF-101, "
+            "views 8x1)"]
+    return "\n".join(out)
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.argument("data", type=click.Path(exists=True))
+@click.option("--preset", type=PresetType(), default="45nm-fp32", show_default=True,
+              help="Energy preset: 45nm-fp32 (the paper's), 45nm-fp16, 45nm-int8, loihi, "
+                   "or a JSON file (keys name, mac_j, ac_j[, neuron_j, event_driven, source]).")
+@click.option("--views", callback=_views_or_model, default=None,
+              help="SEGMENTSxCROPS [default: the model's segments x 1].")
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
+@click.option("--videos", type=click.IntRange(1), default=None,
+              help="Profile only the first N videos of the split.")
+@click.option("--spikes", type=click.Choice(["torch", "lava"]), default="torch",
+              show_default=True, help="Spike source: the torch STMs (the checkpoint's "
+              "numerics), or their export run on Lava fixed_pt (the deployed network).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--plots", type=click.Path(file_okay=False), default=None,
+              help="Folder for ops_per_layer.png and energy_by_partition.png.")
+def profile(source, data, preset, views, split, fold, videos, spikes, as_json, plots):
+    """Operations and energy of the model in SOURCE (a training checkpoint) on the videos
+    of DATA (a dataset folder or a `hybrid prepare` cache), per layer and per video.
+
+    Spiking layers count ACs from the spikes the STMs actually emit on these videos
+    (exact fan-out per spike); the first STM layer (analog input), the bridge and the
+    dense partition count MACs. Every view (clips x crops) of a video is counted.
+    """
+    from hybrid.checkpoint import CheckpointError
+    from hybrid.cli.train import _eval_crop, _open
+    from hybrid.evaluate import load_model
+    from hybrid.profiling import energy_by_preset, plot_energy, plot_ops, profile_model, save
+
+    try:
+        model, classes, _ = load_model(source)
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from exc
+    s, c = views or (model.cfg.segments, 1)
+    if s % model.cfg.segments:
+        raise click.BadParameter(f"{s} segments is not a multiple of the model's "
+                                 f"{model.cfg.segments}", param_hint="--views")
+    ds, _ = _open(data, split, s, False, _eval_crop(model.cfg.size[0], c), fold, 0)
+    try:
+        prof = profile_model(model, ds, c, limit=videos, progress=progress_bar, spikes=spikes)
+    except ValueError as exc:
+        raise click.ClickException(f"{data}: {exc}") from exc
+    rep = prof.report(preset)
+    rep["spikes"] = spikes
+    if plots:
+        out = Path(plots)
+        out.mkdir(parents=True, exist_ok=True)
+        save(plot_ops(rep), out / "ops_per_layer.png")
+        save(plot_energy(energy_by_preset(prof), rep["videos"], rep["views"]),
+             out / "energy_by_partition.png")
+        rep["plots"] = [str(out / "ops_per_layer.png"), str(out / "energy_by_partition.png")]
+    click.echo(json.dumps(rep, indent=2) if as_json else render(rep))
