@@ -1,4 +1,4 @@
-"""Videos per second end to end, per stage, for the torch path and the deployed path.
+"""Videos per second end to end, per stage: the torch path and the STMs on Lava.
 
 The paper's setting (Das Biswas et al., Sec. 4 / Table 1: 224x224 crops of 340x256
 videos, 8 segments, 8x1 views; it reports 16.0 videos/s for its base model on a GPU),
@@ -15,11 +15,11 @@ Stages, seconds per video:
 - dense: the dense partition.
 Paths:
 - ``torch``: as ``hybrid predict`` (``HybridModel``, float STMs; GPU when present);
-- ``deployed``: the STMs on the simulated chip (Lava ``fixed_pt``,
+- ``lava_stms``: the STMs on the simulated chip (Lava ``fixed_pt``,
   ``neuro.runner.LavaRunner``, one compiled network per STM, the video's segments side
   by side; compile time reported apart), the bridge from Lava's integer voltages, the
   dense partition in torch. ``deploy/runtime.py`` (onnxruntime dense partition, ``hybrid
-  run``) is not on this branch yet: its dense stage is torch's here.
+  run``, the deployed path proper) is not on this branch yet: the dense stage is torch's.
 
     PYTHONPATH=$PWD python benchmarks/end_to_end.py [--variants tiny base] [--videos 3]
         [--threads N] [-o runs/end_to_end]
@@ -76,7 +76,7 @@ def torch_path(model, sample: dict, device: str) -> dict:
 
 
 @torch.no_grad()
-def deployed_path(model, runners: dict, sample: dict) -> dict:
+def lava_stm_path(model, runners: dict, sample: dict) -> dict:
     """One video with the STMs on Lava fixed_pt, the bridge, the dense partition."""
     from hybrid.evaluate import views
 
@@ -129,7 +129,7 @@ def bench_variant(variant: str, data: Path, videos: list[str], device: str,
     out["paths"]["torch"] = summarise(rows, extract, device=device)
     print(f"  {variant}: torch path {out['paths']['torch']['videos_per_s']:.2f} videos/s",
           flush=True)
-    # deployed path: STMs on Lava fixed_pt (CPU), dense partition in torch (CPU)
+    # STMs on Lava fixed_pt (CPU), dense partition in torch (CPU)
     model.to("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         runners = {}
@@ -139,16 +139,16 @@ def bench_variant(variant: str, data: Path, videos: list[str], device: str,
                 path = export_stm(branch.stm, Path(tmp) / f"{key}.h5", PAPER["size"])
                 runners[key] = LavaRunner(path, steps=cfg.timesteps, tiles=tiles)
             compile_s = time.perf_counter() - t0
-            deployed_path(model, runners, samples[0])  # warm up
+            lava_stm_path(model, runners, samples[0])  # warm up
             rows = []
             for i, s in enumerate(samples):
-                rows.append(deployed_path(model, runners, s))
-                print(f"  {variant}: deployed path, video {i + 1}/{len(samples)}: "
+                rows.append(lava_stm_path(model, runners, s))
+                print(f"  {variant}: STMs on Lava, video {i + 1}/{len(samples)}: "
                       f"spiking {rows[-1]['spiking']:.2f} s", flush=True)
         finally:
             for r in runners.values():
                 r.close()
-    out["paths"]["deployed"] = summarise(rows, extract, device="cpu",
+    out["paths"]["lava_stms"] = summarise(rows, extract, device="cpu",
                                          lava_compile_s=compile_s, lava_tiles=tiles,
                                          lava_conv="fused")
     return out

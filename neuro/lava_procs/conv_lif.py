@@ -116,7 +116,7 @@ class PyConvLIFModelFixed(PyLoihiProcessModel):
         for a, b in self.tiles:
             self._mask[a:b] = True
         self._masked = not self._mask.all()
-        self._a = np.zeros(shape, np.float32)  # synaptic input of the next step (Conv's one-step delay)
+        self._a = np.zeros(shape, np.float32)  # next step's synaptic input (one-step delay)
         self._s = np.zeros(shape, bool)
 
     def _conv(self, x: np.ndarray) -> np.ndarray:
