@@ -78,9 +78,8 @@ def test_stream_many_sequences_one_compiled_network(tmp_path, conv, tiles):
     assert np.array_equal(alone[1].v_int[0], together.v_int[0])
     assert np.array_equal(v, together.v[:2])
     assert all(np.array_equal(c, t[:2]) for c, t in zip(counts, together.spike_counts))
-    stm.set_quant("qat")
     with torch.no_grad():
-        out = stm(torch.from_numpy(x))
+        out = stm(torch.from_numpy(x), quant="qat")
     assert np.array_equal(out.v.numpy(), together.v)
     assert all(np.array_equal(a.numpy(), b) for a, b in zip(out.spikes, together.spike_counts))
 
@@ -185,7 +184,7 @@ def test_cli_stm_verify_checkpoint_and_bad_input(tmp_path):
     assert res.exit_code == 0, res.output
     assert "EXACT" in res.output
     res = CliRunner().invoke(main, ["stm", "verify", "--size", "8by8"])
-    assert res.exit_code == 2 and "HxW" in res.output
+    assert res.exit_code == 2 and "WIDTHxHEIGHT" in res.output
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     res = CliRunner().invoke(main, ["stm", "verify", "--checkpoint", str(bad)])

@@ -12,13 +12,20 @@ from hybrid.cli.options import (
     model_config,
     model_options,
     paper,
-    parse_wxh,
     preset_option,
 )
+from hybrid.cli.types import VIDEO_SIZE
 
 # = hybrid.video.transcode.DEFAULT_SIZE, prepare's (not imported: keeps --help instant;
 # tests/test_data.py checks they agree)
 DEFAULT_VIDEO_SIZE = (340, 256)
+
+
+VIEWS_HELP = ("SEGMENTSxCROPS. SEGMENTS must be a multiple of the segments the model was "
+              "trained with (--segments of train, e.g. 3 allows 3, 6, 9, ...): the video is "
+              "cut into SEGMENTS uniform segments, read as SEGMENTS / model-segments "
+              "interleaved clips. CROPS is 1 (centre), 3 (start, centre, end of the longer "
+              "side) or 5 (four corners and centre).")
 
 
 def progress_bar(it, label):
@@ -74,7 +81,7 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
               help="Run folder: checkpoint.pt, metrics.csv, metrics.png.")
 @preset_option
 @model_options
-@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
               show_default=True,
               help="WIDTHxHEIGHT a dataset folder's videos are resized to, as `hybrid prepare` "
                    "does (a cache keeps the size it was prepared at)."
@@ -106,8 +113,12 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
               help="DataLoader worker processes per training process.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
+              help="Start from this checkpoint's weights and model config (its variant, "
+                   "segments, size, modalities; --quant applies), with a fresh optimiser: "
+                   "e.g. fine-tune a float-trained model with --quant qat.")
 @click.pass_context
-def train(ctx, data, run_dir, resume, quant, fold, workers, seed, **opts):
+def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **opts):
     """Train the hybrid model on DATA (a dataset folder or a `hybrid prepare` cache).
 
     The defaults are the demo's (tiny, CPU); `--preset paper` is the paper's UCF-101
@@ -126,18 +137,45 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, **opts):
                        lr_steps=p["lr_steps"], warmup_epochs=p["warmup_epochs"],
                        workers=workers, seed=seed, fold=fold)
     segments, size, video_size = p["segments"], p["size"], p["video_size"]
+    init = None
+    if init_path is not None:  # its model config wins: data are opened to fit it
+        init_cfg, init, init_classes = _init_from(init_path, quant, resume)
+        segments, size = init_cfg.segments, init_cfg.size[0]
     train_ds, classes = _open(data, "train", segments, True, size, fold, seed, video_size)
     val_ds, _ = _open(data, "test", segments, False, size, fold, seed, video_size)
     mcfg = model_config(p, len(classes), quant)
+    if init is not None:
+        if init_classes != list(classes):
+            raise click.ClickException(f"{init_path}: trained on classes {init_classes[:4]}"
+                                       f"..., {data} has {list(classes)[:4]}...")
+        mcfg = init_cfg
     click.echo(f"{len(train_ds)} training and {len(val_ds)} held-out videos, "
                f"{len(classes)} classes", err=True)
     try:
         _, last = run_train((train_ds, val_ds), classes, run_dir, mcfg, tcfg, resume=resume,
-                         progress=progress_bar, echo=lambda m: click.echo(m, err=True))
+                         progress=progress_bar, echo=lambda m: click.echo(m, err=True),
+                         init=init)
     except (CheckpointError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     if last:
         click.echo(json.dumps(last))
+
+
+def _init_from(path: str, quant: str, resume: bool):
+    """(model config with ``quant``, state dict, classes) of ``--init`` checkpoint ``path``."""
+    import dataclasses
+
+    from hybrid import checkpoint
+    from hybrid.model import HybridConfig
+
+    if resume:
+        raise click.UsageError("--init starts a new run; --resume continues one: pick one")
+    try:
+        ck = checkpoint.load(path)
+        cfg = dataclasses.replace(HybridConfig.from_dict(ck["model_config"]), quant=quant)
+    except (checkpoint.CheckpointError, AssertionError, TypeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    return cfg, ck["model"], list(ck["classes"])
 
 
 @click.command("eval")
@@ -145,23 +183,25 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, **opts):
 @click.argument("data", type=click.Path(exists=True))
 @preset_option
 @click.option("--views", callback=_views, default="3x1", show_default=True,
-              help="SEGMENTSxCROPS; segments a multiple of the model's."
-                   + paper("x".join(map(str, PAPER.views))))
+              help=VIEWS_HELP + paper("x".join(map(str, PAPER.views))))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--fold", type=click.Choice(["1", "2", "3", "all"]), default="1",
               show_default=True,
               help="Split to evaluate. 'all': every split DATA has, each with the model "
                    "trained on it (CHECKPOINT holds '{fold}', e.g. runs/split{fold}/"
                    "checkpoint.pt), and their mean, as the paper reports.")
-@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
               show_default=True,
               help="WIDTHxHEIGHT a dataset folder's videos are resized to (as in training)."
                    + paper("x".join(map(str, PAPER.video_size))))
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Confusion-matrix PNG [default: confusion.png beside the checkpoint].")
+@click.option("--quant", type=click.Choice(["float", "qat"]), default=None,
+              help="STM numerics: float, or Loihi fixed point emulated in torch (qat) "
+                   "[default: the checkpoint's].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
-def evaluate(ctx, checkpoint, data, split, fold, plot, as_json, **opts):
+def evaluate(ctx, checkpoint, data, split, fold, plot, quant, as_json, **opts):
     """Multi-view evaluation of CHECKPOINT on DATA: top-1, top-5, per-class accuracy and
     a confusion-matrix plot; with `--fold all`, each split and the mean over them."""
     from hybrid.data.splits import SplitError, load_split
@@ -187,7 +227,8 @@ def evaluate(ctx, checkpoint, data, split, fold, plot, as_json, **opts):
         out = Path(plot) if plot else Path(ck).with_name("confusion.png")
         if plot and len(folds) > 1:
             out = out.with_name(f"{out.stem}_fold{k}{out.suffix}")
-        per_fold[k] = _evaluate_one(ck, data, p["views"], split, k, p["video_size"], out)
+        per_fold[k] = _evaluate_one(ck, data, p["views"], split, k, p["video_size"], out,
+                                    quant)
     if len(folds) == 1 and fold != "all":
         _report(per_fold[folds[0]], as_json)
         return
@@ -204,7 +245,7 @@ def evaluate(ctx, checkpoint, data, split, fold, plot, as_json, **opts):
 
 
 def _evaluate_one(checkpoint: str, data: str, views: tuple[int, int], split: str, fold: int,
-                  video_size, plot: Path) -> dict:
+                  video_size, plot: Path, quant: str | None = None) -> dict:
     """Evaluate one checkpoint on one split of DATA; writes the confusion-matrix plot."""
     from hybrid.checkpoint import CheckpointError
     from hybrid.evaluate import evaluate as run_eval
@@ -228,7 +269,7 @@ def _evaluate_one(checkpoint: str, data: str, views: tuple[int, int], split: str
     if data_classes != classes:
         raise click.ClickException(f"{data} has classes {data_classes[:4]}... but "
                                    f"{checkpoint} was trained on {classes[:4]}...")
-    res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar)
+    res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar, quant=quant)
     res["views"], res["fold"] = f"{s}x{c}", fold
     plot_confusion(res, plot)
     res["plot"] = str(plot)
@@ -242,7 +283,8 @@ def _report(res: dict, as_json: bool) -> None:
         return
     for msg in res["skipped"]:
         click.echo(f"skipped: {msg}", err=True)
-    click.echo(f"{res['videos']} videos, views {res['views']}: top-1 {res['top1']:.4f}, "
+    click.echo(f"{res['videos']} videos, views {res['views']}, STMs {res['quant']}: "
+               f"top-1 {res['top1']:.4f}, "
                f"top-5 {res['top5']:.4f}; confusion matrix in {res['plot']}")
     for name, acc in res["per_class"].items():
         click.echo(f"  {name:<24} {'-' if acc is None else f'{acc:.3f}'}")
@@ -264,15 +306,21 @@ def _eval_crop(size: int, n_crops: int):
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--segments", type=click.IntRange(1), default=None,
               help="Segments to sample [default: the model's].")
-@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
               show_default=True,
-              help="WIDTHxHEIGHT the video is resized to (as the training data was).")
+              help="WIDTHxHEIGHT the video is resized to (as the training data was); a "
+                   "video already MPEG-4 GOP 12 at this size is read as it is.")
+@click.option("--transcode/--no-transcode", default=True, show_default=True,
+              help="Transcode a video that is not MPEG-4 Part 2 GOP 12 with I/P frames at "
+                   "--video-size in process (temporary file, removed afterwards), or "
+                   "refuse it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def predict(checkpoint, video, top, segments, video_size, as_json):
-    """Class names of VIDEO with probabilities, from CHECKPOINT."""
+def predict(checkpoint, video, top, segments, video_size, transcode, as_json):
+    """Class names of VIDEO (any video FFmpeg reads) with probabilities, from CHECKPOINT."""
     from hybrid.checkpoint import CheckpointError
     from hybrid.data.dataset import UNREADABLE, CompressedVideoDataset
     from hybrid.evaluate import load_model, predict_scores
+    from hybrid.video.transcode import as_mpeg4
 
     try:
         model, classes, _ = load_model(checkpoint)
@@ -282,11 +330,11 @@ def predict(checkpoint, video, top, segments, video_size, as_json):
     if s % model.cfg.segments:
         raise click.BadParameter(f"must be a multiple of the model's {model.cfg.segments}",
                                  param_hint="--segments")
-    path = Path(video)
-    ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
-                                crop=model.cfg.size[0], video_size=video_size)
     try:
-        sample = ds[0]
+        with as_mpeg4(video, video_size, allow_transcode=transcode) as path:
+            ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
+                                        crop=model.cfg.size[0], video_size=video_size)
+            sample = ds[0]
     except UNREADABLE as exc:
         raise click.ClickException(str(exc)) from exc
     p = predict_scores(model, sample)
@@ -294,7 +342,7 @@ def predict(checkpoint, video, top, segments, video_size, as_json):
     vals, idx = p.topk(k)
     ranked = [{"class": classes[i], "probability": float(v)} for v, i in zip(vals, idx)]
     if as_json:
-        click.echo(json.dumps({"video": str(path), "top": ranked}, indent=2))
+        click.echo(json.dumps({"video": str(video), "top": ranked}, indent=2))
     else:
         for r in ranked:
             click.echo(f"{r['probability']:.4f}  {r['class']}")
