@@ -30,16 +30,16 @@ call spans whole periods; the host sends one message per batch and receives one.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from neuro import quant
+from neuro import quant, shutdown
 from neuro.export import StmNetwork, read_network
 from neuro.lava_procs.conv_lif import ConvLIF
 from neuro.lava_procs.fast_conv import PyConvModelFixedIm2col
@@ -143,7 +143,8 @@ class LavaRunner:
     side by side.
 
     ``with LavaRunner(path, steps=11) as r: v, spikes = r.run(x)`` with x (N, C, H, W, T).
-    The runtime is stopped on ``close()``/exit, also on errors and KeyboardInterrupt.
+    The runtime is stopped on ``close()``/exit, also on errors, KeyboardInterrupt and
+    SIGTERM (held as :func:`neuro.shutdown.sigterm_as_exit` from compiling to closing).
     """
 
     def __init__(self, path: str | os.PathLike, steps: int, record: bool = False,
@@ -165,11 +166,14 @@ class LavaRunner:
         self.period = steps + len(self.net.layers)
         self.planes = tile_layout(self.net, tiles)
         self._runtime_started = False
+        self._ran = False  # a run completed: Lava's stop() works (it hangs before one)
+        self._signals = contextlib.ExitStack()
         t0 = time.perf_counter()
         self._build()
         self.build_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         try:
+            self._signals.enter_context(shutdown.sigterm_as_exit())
             self.inj.create_runtime(run_cfg=run_cfg(self.conv))
             self._runtime_started = True
         except BaseException:  # compile errors, Ctrl-C while starting: leave nothing behind
@@ -251,6 +255,7 @@ class LavaRunner:
                 for key, val in self.readout.receive().items():
                     out[key].append(val)
             self.inj.wait()
+            self._ran = True
         except BaseException:
             # Mid-run, Lava's processes block in their channels and cannot take a stop
             # command: end them at once (also on KeyboardInterrupt), then re-raise.
@@ -267,39 +272,36 @@ class LavaRunner:
 
     def _terminate(self) -> None:
         """End the runtime's OS processes now (for an interrupted run) and release its
-        shared memory. Uses Lava 0.10 runtime internals, guarded."""
+        shared memory."""
         self._runtime_started = False
-        rt = getattr(self.inj, "_runtime", None)
-        mi = getattr(rt, "_messaging_infrastructure", None)
-        for actor in getattr(mi, "actors", []):  # multiprocessing.Process subclasses
-            if actor.is_alive():
-                actor.terminate()
-                multiprocessing.Process.join(actor, 5)
-            if actor.is_alive():
-                actor.kill()
-                multiprocessing.Process.join(actor, 5)
-        if getattr(mi, "_smm", None) is not None:
-            mi._smm.shutdown()
-        wd = getattr(rt, "_watchdog_manager", None)
-        if wd is not None:
-            wd.stop()
-        if rt is not None:  # so that Runtime.__del__ does not try a stop() that would hang
-            rt._is_started = False
-            rt._is_running = False
+        try:
+            shutdown.end_runtime(self.inj)
+        finally:
+            self._signals.close()
 
     def close(self) -> None:
         """Stop the Lava runtime (idempotent)."""
+        if getattr(self, "inj", None) is not None and self._runtime_started and not self._ran:
+            self._terminate()  # Lava 0.10's stop() waits forever for a runtime never run
         if getattr(self, "inj", None) is not None and self._runtime_started:
             self._runtime_started = False
             try:
                 self.inj.stop()
             except Exception as e:  # noqa: BLE001  a failed stop must not hide the real error
                 log.warning("stopping the Lava runtime failed: %s", e)
+                shutdown.end_runtime(self.inj)
+            except BaseException:  # SIGTERM or Ctrl-C while stopping: end it at once
+                shutdown.end_runtime(self.inj)
+                raise
+        if getattr(self, "_signals", None) is not None:
+            self._signals.close()
 
     def __enter__(self) -> LavaRunner:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self._runtime_started:
+            self._terminate()  # an error, Ctrl-C or SIGTERM: end the processes at once
         self.close()
 
     def __del__(self):

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from hybrid.cli.types import Size
+from hybrid.cli.types import FiniteFloatRange, Size
 
 
 def _read_extract(path: str, channels: int, steps: int, sequences: int):
@@ -98,7 +98,7 @@ def stm() -> None:
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
               help="Use the GOPs of a `hybrid extract` file (its 'mv' for 2 channels, "
                    "'residual' for 3) instead of random inputs; --size is then the file's.")
-@click.option("--input-scale", type=float, default=1.0, show_default=True,
+@click.option("--input-scale", type=FiniteFloatRange(), default=1.0, show_default=True,
               help="Multiply --input values by this before the STM (MV are in pixels).")
 @click.option("--conv", type=click.Choice(["fused", "lava", "im2col"]), default="fused",
               show_default=True,
