@@ -22,11 +22,11 @@ def deploy(checkpoint, out, force, as_json):
     artifact folder: a Lava-ready HDF5 per STM, the dense partition as ONNX and torch
     files, the bridge and input specs, the class names and a checksummed manifest."""
     from hybrid.checkpoint import CheckpointError
-    from hybrid.deployment import deploy_checkpoint
+    from hybrid.deployment import NotDeployable, deploy_checkpoint
 
     try:
         art = deploy_checkpoint(checkpoint, out, overwrite=force)
-    except (CheckpointError, FileExistsError) as exc:
+    except (CheckpointError, NotDeployable, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(art.manifest, indent=2))
