@@ -8,6 +8,7 @@ import logging
 import click
 
 from hybrid.cli.doctor import demo, doctor
+from hybrid.cli.map import map_cmd, nir_cmd
 from hybrid.cli.profile import profile
 from hybrid.cli.stm import stm
 from hybrid.cli.summary import summary
@@ -35,3 +36,5 @@ main.add_command(synth)
 main.add_command(inspect)
 main.add_command(extract)
 main.add_command(prepare)
+main.add_command(map_cmd)
+main.add_command(nir_cmd)
