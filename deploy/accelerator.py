@@ -37,6 +37,8 @@ class DenseLayer:
     macs: int  # its own MACs per video
     weight_values: int  # parameters it reads
     activation_values: int  # inputs + outputs, summed over its calls
+    fan_in: int = 0  # inputs one output reads (weight shape[1:] product); 0: no weights
+    outputs: int = 0  # output features / channels (weight shape[0]); 0: no weights
 
 
 def _numel(x) -> int:
@@ -92,10 +94,15 @@ def dense_layers(cfg: DenseConfig) -> list[DenseLayer]:
         called = [c for c in acts if c != name and (name == "" or c.startswith(name + "."))]
         called_top = [c for c in called if not any(c != j and c.startswith(j + ".")
                                                    for j in called)]
-        params = sum(p.numel() for p in mod.parameters())
-        params -= sum(sum(p.numel() for p in modules[c].parameters()) for c in called_top)
+        inside = {id(p) for c in called_top for p in modules[c].parameters()}
+        own_params = [p for p in mod.parameters() if id(p) not in inside]
+        weight = max((p for p in own_params if p.ndim >= 2), key=lambda p: p.numel(),
+                     default=None)
         label = (name or root) + (".matmul" if nearest else "")  # e.g. attention's Q K^T, A V
-        out.append(DenseLayer(label, int(own), int(params), int(acts.get(name, 0))))
+        out.append(DenseLayer(label, int(own), sum(p.numel() for p in own_params),
+                              int(acts.get(name, 0)),
+                              0 if weight is None else int(weight[0].numel()),
+                              0 if weight is None else int(weight.shape[0])))
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from deploy.presets import PresetError
+from deploy.presets import ChipPreset, PresetError
 
 PRECISIONS = ("fp32", "fp16", "int8")  # bytes per value: 4, 2, 1
 BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
@@ -104,6 +104,20 @@ class HybridChipPreset:
     @property
     def step_s(self) -> float:
         return self.cycles_per_step / self.clock_hz
+
+    def snn_mode(self) -> ChipPreset:
+        """Its cores in SNN mode as a neurocore preset for :mod:`deploy.mapping`. Assumed
+        where the sources are silent (said in the verdict): the SRAM holds weights and
+        neuron state; a conv kernel is stored once per core (its weight indices); ANN-mode
+        inputs take graded values (the STM's first layer); per-core fan-out to several
+        cores needs relay cores (multicast), not counted: fan-out is not checked."""
+        return ChipPreset(
+            name=f"{self.name}-snn", title=f"{self.title}, SNN-mode cores", cores=self.cores,
+            neurons_per_core=self.neurons_per_core,
+            memory_bits_per_core=self.memory_bytes_per_core * 8, memory_holds_state=True,
+            fan_in_axons_per_core=self.fan_in_per_core, fan_out_axons_per_core=None,
+            max_weight_bits=self.weight_bits, conv_weight_sharing=True, graded_spikes=True,
+            source=self.source)
 
 
 T = 1e12

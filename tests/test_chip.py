@@ -1,5 +1,6 @@
 """Hybrid-chip estimates without SANA-FE: target presets, the dense roofline, the link."""
 import dataclasses
+import math
 
 import pytest
 
@@ -107,3 +108,37 @@ def test_link_time_and_energy():
     assert r["energy_j"] == pytest.approx(8e6 * 2e-12)
     with pytest.raises(AssertionError, match="transfers"):
         bridge_transfer(1, lk, transfers=0)
+
+
+def test_tianjic_dense_cores_by_hand():
+    from deploy.targets import TIANJIC
+    from deploy.tianjic import dense_cores
+
+    assert TIANJIC.weights_per_core == 22 * 1024
+    # 696 -> 2088 linear: fan-in in 3 groups of <= 256; 256 inputs x 88 outputs fill 22 KB
+    assert dense_cores(DenseLayer("fc", 1, 696 * 2088, 1, 696, 2088), TIANJIC) == (
+        3 * math.ceil(2088 / 88), "memory")
+    # 64 -> 10: one core, neurons and memory to spare
+    n, _ = dense_cores(DenseLayer("head", 1, 640, 1, 64, 10), TIANJIC)
+    assert n == 1
+
+
+def test_tianjic_verdict_counts_both_partitions(tmp_path):
+    import neuro  # noqa: F401
+    from deploy.mapping import map_network
+    from deploy.targets import TIANJIC
+    from deploy.tianjic import verdict
+    from neuro.export import export_stm, read_network
+    from neuro.stm import STM, STMConfig
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    nets = {m: read_network(export_stm(STM(STMConfig(in_channels=c)), tmp_path / f"{m}.h5",
+                                       (12, 10))) for m, c in (("mv", 2), ("r", 3))}
+    cfg = CONFIGS[0]
+    v = verdict(nets, dense_layers(cfg), TIANJIC)
+    assert v["snn_cores"] == map_network(nets, TIANJIC.snn_mode()).cores_used
+    assert v["cores_needed"] == v["snn_cores"] + v["ann_cores"]
+    assert v["chips_needed"] == math.ceil(v["cores_needed"] / 156)
+    assert v["unmappable"] and not v["fits_one_chip"]  # attention's matmuls
+    assert any("Q K^T" in w for w in v["why_not"])
