@@ -129,7 +129,7 @@ def test_cli_stm_verify_checkpoint_and_bad_input(tmp_path):
     assert res.exit_code == 0, res.output
     assert "EXACT" in res.output
     res = CliRunner().invoke(main, ["stm", "verify", "--size", "8by8"])
-    assert res.exit_code == 2 and "HxW" in res.output
+    assert res.exit_code == 2 and "WIDTHxHEIGHT" in res.output
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     res = CliRunner().invoke(main, ["stm", "verify", "--checkpoint", str(bad)])

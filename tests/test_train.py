@@ -166,6 +166,16 @@ def test_cli_train_eval_predict(data, tmp_path):
     assert r.exit_code == 0, r.output
     top = json.loads(r.stdout)["top"]
     assert len(top) == 2 and top[0]["probability"] >= top[1]["probability"]
+    # any input: a video not in the reader's form (GOP 30) is transcoded, or refused
+    from hybrid.video.transcode import EncodeConfig, transcode
+
+    other = tmp_path / "gop30.mp4"
+    transcode(video, other, EncodeConfig(size=(80, 60), gop=30))
+    r = CliRunner().invoke(main, ["predict", str(ck), str(other), "--video-size", "64x48",
+                                  "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["video"] == str(other), r.output
+    r = CliRunner().invoke(main, ["predict", str(ck), str(other), "--no-transcode"])
+    assert r.exit_code == 1 and str(other) in r.output and "--no-transcode" in r.output
     r = CliRunner().invoke(main, ["predict", str(ck), str(tmp_path / "nope.avi")])
     assert r.exit_code != 0 and "nope.avi" in r.output
     # the trained residual STM runs bit-exactly on the simulated Loihi 2 (Lava fixed_pt)

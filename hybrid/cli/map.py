@@ -5,27 +5,18 @@ import json
 
 import click
 
+from hybrid.cli.types import Size
+
 CHIP_NAMES = ("loihi", "loihi2")  # deploy.presets.CHIPS (kept here so --help stays instant)
-
-
-def _size(ctx, param, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        h, w = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected HxW such as 56x56, got {value!r}") from None
-    if h < 1 or w < 1:
-        raise click.BadParameter(f"sizes must be positive, got {value!r}")
-    return h, w
 
 
 @click.command(name="map")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--chip", type=click.Choice(CHIP_NAMES), default="loihi2", show_default=True,
               help="Chip preset (deploy/presets.py names each figure's source).")
-@click.option("--size", metavar="HxW", callback=_size,
-              help="Map as if deployed at this input size [default: each file's].")
+@click.option("--size", type=Size(order="hw"), default=None,
+              help="Map as if deployed at this STM input size, WIDTHxHEIGHT (N: NxN) "
+                   "[default: each file's].")
 @click.option("--no-weight-sharing", is_flag=True,
               help="Store every synapse (a compiler that expands convolutions) instead of "
                    "one kernel copy per core.")

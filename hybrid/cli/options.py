@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
+from hybrid.cli.types import Size
 from hybrid.preset import PRESETS
 
 PAPER = PRESETS["paper"]
@@ -42,19 +43,6 @@ def apply_preset(ctx: click.Context, params: dict) -> dict:
     return out
 
 
-def parse_wxh(ctx, param, value):
-    """'340x256' -> (340, 256); a tuple (a preset's value) passes through."""
-    if value is None or isinstance(value, tuple):
-        return value
-    try:
-        w, h = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT like 340x256, got {value!r}") from None
-    if min(w, h) < 16 or w % 2 or h % 2:
-        raise click.BadParameter(f"sizes must be even and >= 16, got {value!r}")
-    return w, h
-
-
 def model_options(f):
     """The model options of ``train`` and ``summary`` (same names, same defaults)."""
     decorators = [
@@ -62,8 +50,10 @@ def model_options(f):
                      show_default=True, help="Dense-partition variant." + paper(PAPER.variant)),
         click.option("--segments", type=click.IntRange(1), default=3, show_default=True,
                      help="TSN segments (GOPs) per clip." + paper(PAPER.segments)),
-        click.option("--size", type=click.IntRange(16), default=56, show_default=True,
-                     help="Crop side in pixels (I-frame, MV and residual alike)."
+        click.option("--size", type=Size(minimum=16, square=True), default=56,
+                     show_default=True,
+                     help="Crop side N in pixels, square: N or NxN (I-frame, MV and "
+                          "residual alike)."
                           + paper(PAPER.size)),
         click.option("--modalities", default="i,mv,r", show_default=True,
                      help="Comma-separated subset of i,mv,r (ablations, e.g. 'i')."),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hybrid.cli.train import _views, progress_bar
+from hybrid.cli.train import VIEWS_HELP, _views, progress_bar
 
 
 class PresetType(click.ParamType):
@@ -85,7 +85,7 @@ def render(rep: dict) -> str:
               help="Energy preset: 45nm-fp32 (the paper's), 45nm-fp16, 45nm-int8, loihi, "
                    "or a JSON file (keys name, mac_j, ac_j[, neuron_j, event_driven, source]).")
 @click.option("--views", callback=_views_or_model, default=None,
-              help="SEGMENTSxCROPS [default: the model's segments x 1].")
+              help=VIEWS_HELP + " [default: the model's segments x 1]")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
 @click.option("--videos", type=click.IntRange(1), default=None,

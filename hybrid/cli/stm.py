@@ -5,15 +5,7 @@ import json
 
 import click
 
-
-def _size(ctx, param, value: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected HxW such as 56x56, got {value!r}") from None
-    if h < 1 or w < 1:
-        raise click.BadParameter(f"sizes must be positive, got {value!r}")
-    return h, w
+from hybrid.cli.types import Size
 
 
 def _read_extract(path: str, channels: int, steps: int, sequences: int):
@@ -95,8 +87,8 @@ def stm() -> None:
                    "Default: random weights.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the random STM and the random inputs.")
-@click.option("--size", default="16x16", show_default=True, callback=_size,
-              help="Input size HxW.")
+@click.option("--size", default="16x16", show_default=True, type=Size(order="hw"),
+              help="Input size WIDTHxHEIGHT (N: NxN).")
 @click.option("--steps", type=click.IntRange(1, 1000), default=11, show_default=True,
               help="Timesteps (P-frames) per sequence.")
 @click.option("--channels", type=click.Choice(["2", "3"]), default="2", show_default=True,

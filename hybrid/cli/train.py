@@ -12,13 +12,20 @@ from hybrid.cli.options import (
     model_config,
     model_options,
     paper,
-    parse_wxh,
     preset_option,
 )
+from hybrid.cli.types import VIDEO_SIZE
 
 # = hybrid.video.transcode.DEFAULT_SIZE, prepare's (not imported: keeps --help instant;
 # tests/test_data.py checks they agree)
 DEFAULT_VIDEO_SIZE = (340, 256)
+
+
+VIEWS_HELP = ("SEGMENTSxCROPS. SEGMENTS must be a multiple of the segments the model was "
+              "trained with (--segments of train, e.g. 3 allows 3, 6, 9, ...): the video is "
+              "cut into SEGMENTS uniform segments, read as SEGMENTS / model-segments "
+              "interleaved clips. CROPS is 1 (centre), 3 (start, centre, end of the longer "
+              "side) or 5 (four corners and centre).")
 
 
 def progress_bar(it, label):
@@ -74,7 +81,7 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
               help="Run folder: checkpoint.pt, metrics.csv, metrics.png.")
 @preset_option
 @model_options
-@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
               show_default=True,
               help="WIDTHxHEIGHT a dataset folder's videos are resized to, as `hybrid prepare` "
                    "does (a cache keeps the size it was prepared at)."
@@ -145,15 +152,14 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, **opts):
 @click.argument("data", type=click.Path(exists=True))
 @preset_option
 @click.option("--views", callback=_views, default="3x1", show_default=True,
-              help="SEGMENTSxCROPS; segments a multiple of the model's."
-                   + paper("x".join(map(str, PAPER.views))))
+              help=VIEWS_HELP + paper("x".join(map(str, PAPER.views))))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--fold", type=click.Choice(["1", "2", "3", "all"]), default="1",
               show_default=True,
               help="Split to evaluate. 'all': every split DATA has, each with the model "
                    "trained on it (CHECKPOINT holds '{fold}', e.g. runs/split{fold}/"
                    "checkpoint.pt), and their mean, as the paper reports.")
-@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
               show_default=True,
               help="WIDTHxHEIGHT a dataset folder's videos are resized to (as in training)."
                    + paper("x".join(map(str, PAPER.video_size))))
@@ -264,15 +270,21 @@ def _eval_crop(size: int, n_crops: int):
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--segments", type=click.IntRange(1), default=None,
               help="Segments to sample [default: the model's].")
-@click.option("--video-size", callback=parse_wxh, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
               show_default=True,
-              help="WIDTHxHEIGHT the video is resized to (as the training data was).")
+              help="WIDTHxHEIGHT the video is resized to (as the training data was); a "
+                   "video already MPEG-4 GOP 12 at this size is read as it is.")
+@click.option("--transcode/--no-transcode", default=True, show_default=True,
+              help="Transcode a video that is not MPEG-4 Part 2 GOP 12 with I/P frames at "
+                   "--video-size in process (temporary file, removed afterwards), or "
+                   "refuse it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def predict(checkpoint, video, top, segments, video_size, as_json):
-    """Class names of VIDEO with probabilities, from CHECKPOINT."""
+def predict(checkpoint, video, top, segments, video_size, transcode, as_json):
+    """Class names of VIDEO (any video FFmpeg reads) with probabilities, from CHECKPOINT."""
     from hybrid.checkpoint import CheckpointError
     from hybrid.data.dataset import UNREADABLE, CompressedVideoDataset
     from hybrid.evaluate import load_model, predict_scores
+    from hybrid.video.transcode import as_mpeg4
 
     try:
         model, classes, _ = load_model(checkpoint)
@@ -282,11 +294,11 @@ def predict(checkpoint, video, top, segments, video_size, as_json):
     if s % model.cfg.segments:
         raise click.BadParameter(f"must be a multiple of the model's {model.cfg.segments}",
                                  param_hint="--segments")
-    path = Path(video)
-    ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
-                                crop=model.cfg.size[0], video_size=video_size)
     try:
-        sample = ds[0]
+        with as_mpeg4(video, video_size, allow_transcode=transcode) as path:
+            ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
+                                        crop=model.cfg.size[0], video_size=video_size)
+            sample = ds[0]
     except UNREADABLE as exc:
         raise click.ClickException(str(exc)) from exc
     p = predict_scores(model, sample)
@@ -294,7 +306,7 @@ def predict(checkpoint, video, top, segments, video_size, as_json):
     vals, idx = p.topk(k)
     ranked = [{"class": classes[i], "probability": float(v)} for v, i in zip(vals, idx)]
     if as_json:
-        click.echo(json.dumps({"video": str(path), "top": ranked}, indent=2))
+        click.echo(json.dumps({"video": str(video), "top": ranked}, indent=2))
     else:
         for r in ranked:
             click.echo(f"{r['probability']:.4f}  {r['class']}")

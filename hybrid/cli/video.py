@@ -5,17 +5,7 @@ import json
 
 import click
 
-
-def _size(ctx, param, value: str | None):
-    if value is None:
-        return None
-    try:
-        w, h = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT like 340x256, got {value!r}") from None
-    if w < 16 or h < 16 or w % 2 or h % 2:
-        raise click.BadParameter(f"width and height must be even and >= 16, got {value}")
-    return (w, h)
+from hybrid.cli.types import VIDEO_SIZE, Shard, Size
 
 
 def _user_error(e: Exception) -> click.ClickException:
@@ -29,8 +19,8 @@ def _user_error(e: Exception) -> click.ClickException:
 @click.option("--per-class", type=click.IntRange(1), default=12, show_default=True,
               help="Videos per class.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--size", callback=_size, default="128x96", show_default=True,
-              help="Video size WIDTHxHEIGHT.")
+@click.option("--size", type=Size(minimum=32, even=True), default="128x96",
+              show_default=True, help="Video size WIDTHxHEIGHT (N: NxN).")
 @click.option("--frames", type=click.IntRange(12), default=36, show_default=True,
               help="Frames per video (12 per GOP).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
@@ -50,36 +40,67 @@ def synth(out, classes, per_class, seed, size, frames, as_json):
                    f"{summary['test']} test) of {classes} classes in {out}")
 
 
+TRANSCODE = click.option(
+    "--transcode/--no-transcode", default=True, show_default=True,
+    help="A video that is not MPEG-4 Part 2 GOP 12 with I/P frames only (H.264, "
+         "B-frames, WebM, ...) is transcoded in process to a temporary file, removed "
+         "afterwards; --no-transcode refuses it instead.")
+
+
+def _echo_info(info: dict, indent: str = "") -> None:
+    click.echo(f"{indent}{info['path']}: {info['codec']} in {info['container']}, "
+               f"{info['width']}x{info['height']}, {info['frames']} frames "
+               f"({info['frames_declared']} declared), {info['corrupt_frames']} corrupt")
+    click.echo(f"{indent}GOPs: {info['gops']} of sizes {info['gop_sizes']}")
+    click.echo(f"{indent}frame types: {info['frame_types']}")
+    mv = info["motion_vectors"]
+    if mv.get("vectors"):
+        click.echo(f"{indent}motion vectors: {mv['vectors']} in {mv['frames_with_vectors']} "
+                   f"frames, blocks {', '.join(mv['block_sizes'])}, "
+                   f"moving {mv['moving_fraction']:.1%}, mean ({mv['mean_x']:.2f}, "
+                   f"{mv['mean_y']:.2f}) px, mean |mv| {mv['mean_magnitude']:.2f}, "
+                   f"max {mv['max_magnitude']:.1f}")
+    else:
+        click.echo(f"{indent}motion vectors: none")
+
+
 @click.command()
 @click.argument("video", type=click.Path())
+@click.option("--size", type=VIDEO_SIZE, default=None,
+              help="Size to transcode to, WIDTHxHEIGHT (N: NxN) [default: 340x256].")
+@TRANSCODE
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def inspect(video, as_json):
+def inspect(video, size, transcode, as_json):
     """Codec, size, frame count, GOP structure, frame types and motion-vector
-    statistics of VIDEO."""
+    statistics of VIDEO. When the reader cannot take VIDEO as it is, also what it reads
+    after transcoding (what extract and predict use; `reader_form` and `transcoded` in
+    JSON); with --no-transcode only VIDEO itself."""
     from hybrid.video.errors import VideoError
     from hybrid.video.probe import probe
+    from hybrid.video.transcode import as_mpeg4, is_coviar_form
 
     try:
         info = probe(video, with_types=True, with_mvs=True).as_dict()
+        info["reader_form"] = is_coviar_form(video, size)
+        if not info["reader_form"] and transcode:
+            with as_mpeg4(video, size) as path:
+                info["transcoded"] = probe(path, with_types=True, with_mvs=True).as_dict()
+            info["transcoded"]["path"] = f"{video} (transcoded)"
     except VideoError as e:
         raise _user_error(e) from None
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    click.echo(f"{info['path']}: {info['codec']} in {info['container']}, "
-               f"{info['width']}x{info['height']}, {info['frames']} frames "
-               f"({info['frames_declared']} declared), {info['corrupt_frames']} corrupt")
-    click.echo(f"GOPs: {info['gops']} of sizes {info['gop_sizes']}")
-    click.echo(f"frame types: {info['frame_types']}")
-    mv = info["motion_vectors"]
-    if mv.get("vectors"):
-        click.echo(f"motion vectors: {mv['vectors']} in {mv['frames_with_vectors']} frames, "
-                   f"blocks {', '.join(mv['block_sizes'])}, "
-                   f"moving {mv['moving_fraction']:.1%}, mean ({mv['mean_x']:.2f}, "
-                   f"{mv['mean_y']:.2f}) px, mean |mv| {mv['mean_magnitude']:.2f}, "
-                   f"max {mv['max_magnitude']:.1f}")
+    _echo_info(info)
+    if info["reader_form"]:
+        click.echo("reader: reads it as it is (MPEG-4 Part 2, GOP 12, I/P frames)")
+    elif transcode:
+        click.echo("reader: transcodes it first (not MPEG-4 Part 2 GOP 12 with I/P frames"
+                   + (f" at {size[0]}x{size[1]}" if size else "") + "); as read:")
+        _echo_info(info["transcoded"], "  ")
     else:
-        click.echo("motion vectors: none")
+        click.echo("reader: not MPEG-4 Part 2 GOP 12 with I/P frames; extract and predict "
+                   "refuse it with --no-transcode")
 
 
 @click.command()
@@ -90,21 +111,30 @@ def inspect(video, as_json):
               help="Trace MV and residual back to the GOP's I-frame (CoViAR).")
 @click.option("--coviar/--subpixel", default=True, show_default=True,
               help="CoViAR's integer-pixel motion (exact) or sub-pixel motion.")
+@click.option("--size", type=VIDEO_SIZE, default=None,
+              help="Frame size WIDTHxHEIGHT (N: NxN); a video at another size is "
+                   "transcoded [default: the video's own when it is MPEG-4 GOP 12, else "
+                   "340x256].")
+@TRANSCODE
 @click.option("--json", "as_json", is_flag=True, help="Print the shapes as JSON.")
-def extract(video, out, accumulate, coviar, as_json):
+def extract(video, out, accumulate, coviar, size, transcode, as_json):
     """Write VIDEO's per-GOP I-frames, motion vectors and residuals to an HDF5 file:
     iframe (G, H, W, 3) uint8, mv (G, 11, H, W, 2), residual (G, 11, H, W, 3),
-    p_frames (G,). VIDEO must be MPEG-4 GOP 12 without B-frames (see prepare)."""
+    p_frames (G,). Any video FFmpeg reads (see --transcode); GOPs are streamed to
+    the file one at a time, so memory holds one GOP."""
     from hybrid.video.errors import VideoError
     from hybrid.video.extract import write_extract
+    from hybrid.video.transcode import as_mpeg4
 
     try:
-        shapes = write_extract(video, out, accumulate, coviar)
+        with as_mpeg4(video, size, allow_transcode=transcode) as path:
+            shapes = write_extract(path, out, accumulate, coviar, source=video)
     except VideoError as e:
         raise _user_error(e) from None
     if as_json:
         click.echo(json.dumps({"out": out, "accumulate": accumulate, "coviar": coviar,
-                               "shapes": shapes}, indent=2))
+                               "transcoded": str(path) != str(video), "shapes": shapes},
+                              indent=2))
     else:
         click.echo(f"{out}: " + ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items()))
 
@@ -113,20 +143,27 @@ def extract(video, out, accumulate, coviar, as_json):
 @click.argument("data", type=click.Path(exists=True))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True,
               help="HDF5 cache to write (or resume).")
-@click.option("--size", callback=_size, default="340x256", show_default=True,
-              help="Transcode size WIDTHxHEIGHT (videos already MPEG-4 GOP 12 at this "
-                   "size are used as they are).")
+@click.option("--size", type=VIDEO_SIZE, default="340x256", show_default=True,
+              help="Transcode size WIDTHxHEIGHT, N: NxN (videos already MPEG-4 GOP 12 at "
+                   "this size are used as they are).")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
               help="Worker processes for transcoding and extraction.")
 @click.option("--accumulate/--no-accumulate", default=True, show_default=True)
 @click.option("--coviar/--subpixel", default=True, show_default=True)
 @click.option("--compress/--no-compress", default=True, show_default=True,
               help="gzip chunks (smaller) or raw (fastest reads).")
+@click.option("--shard", type=Shard(), default=None,
+              help="Prepare only part K of N disjoint, deterministic parts (K/N, e.g. 3/8: "
+                   "one job of a job array); train, eval and profile read a folder of the "
+                   "N shard caches as one dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def prepare(data, out, size, workers, accumulate, coviar, compress, as_json):
-    """Transcode and extract every video of DATA (UCF-101, HMDB-51 or folder-per-class)
-    into the HDF5 cache OUT, in parallel. Re-running skips finished videos; bad videos
-    are reported and skipped (exit status 1 if any, after the rest is done)."""
+def prepare(data, out, size, workers, accumulate, coviar, compress, shard, as_json):
+    """Transcode and extract every video of DATA (UCF-101, HMDB-51, Kinetics-400/600/700,
+    Something-Something v2 or folder-per-class, detected from its files) into the HDF5
+    cache OUT, in parallel. Re-running skips finished videos; bad videos are reported
+    and skipped (exit status 1 if any, after the rest is done); videos the annotations
+    list but the disk lacks (common in Kinetics) are counted once and listed in
+    OUT.missing.txt."""
     from hybrid.data.cache import PrepareConfig
     from hybrid.data.cache import prepare as run
     from hybrid.data.splits import SplitError
@@ -142,7 +179,7 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, as_json):
 
     try:
         summary = run(data, out, cfg, workers, progress=lambda k: state["bar"].update(k),
-                      on_start=start)
+                      on_start=start, shard=shard)
     except (SplitError, FormatError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     finally:
@@ -151,9 +188,13 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, as_json):
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        click.echo(f"{out}: {summary['prepared']} prepared, {summary['already_done']} "
+        part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+        click.echo(f"{out}{part}: {summary['prepared']} prepared, {summary['already_done']} "
                    f"already done, {len(summary['failed'])} failed, of "
                    f"{summary['videos']} videos")
+    if summary["missing"]:
+        click.echo(f"{summary['missing']} videos listed in the annotations are not on disk "
+                   f"(left out); list in {summary['missing_list']}", err=True)
     for bad in summary["failed"]:
         click.echo(f"skipped: {bad['error']}", err=True)
     if summary["failed"]:

@@ -19,6 +19,7 @@ half-written one. Bad videos are reported and skipped.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing as mp
 import os
@@ -108,18 +109,32 @@ def _init_file(f, root: Path, cfg: PrepareConfig) -> list[tuple[str, int]]:
 
 def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfig(),
             workers: int = 2, progress: Callable[[int], None] | None = None,
-            on_start: Callable[[int], None] | None = None) -> dict:
+            on_start: Callable[[int], None] | None = None,
+            shard: tuple[int, int] | None = None) -> dict:
     """Transcode and extract every video of the dataset at ``root`` into the cache
-    ``out``. Resumable; bad videos are reported in the result (``failed``) and skipped."""
+    ``out`` (only part K of N with ``shard=(K, N)``, see :mod:`hybrid.data.shards`).
+    Resumable; bad videos are reported in the result (``failed``) and skipped; videos
+    the annotations list but the disk lacks (Kinetics) are counted (``missing``) and
+    listed in ``missing_list`` (a text file beside ``out``)."""
     import h5py
 
+    from hybrid.data.shards import check_shard, shard_of
+    from hybrid.data.splits import missing_videos
+
     root, out = Path(root), Path(out)
+    mine = (lambda rel: True) if shard is None else (
+        lambda rel: shard_of(rel, shard[1]) == shard[0])
     with h5py.File(out, "a") as f:
-        all_items = _init_file(f, root, cfg)
+        all_items = [it for it in _init_file(f, root, cfg) if mine(it[0])]
+        check_shard(f, shard)
         vids = f["videos"]
         for k in [k for k in vids if k.endswith(".part")]:
             del vids[k]  # half-written by a killed run
         todo = [(r, lab) for r, lab in all_items if key_of(r) not in vids]
+    missing = [rel for rel in missing_videos(root) if mine(rel)]
+    missing_list = out.with_name(out.name + ".missing.txt")
+    if missing:
+        missing_list.write_text("".join(f"{rel}\n" for rel in missing))
     labels = dict(all_items)
     if on_start:
         on_start(len(todo))
@@ -128,6 +143,10 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
     # fork, created before the file is reopened: workers never touch HDF5, and unlike
     # spawn/forkserver it leaves the process's default start method unset (lava sets it
     # at import and fails if something fixed it before).
+    # Collect garbage first: a PyAV codec left in a reference cycle would otherwise be
+    # freed by a worker's garbage collector, which then waits forever for the codec's
+    # threads (they exist only in the parent; seen with VP9 and H.264).
+    gc.collect()
     pool = mp.get_context("fork").Pool(workers) if workers > 1 and len(jobs) > 1 else None
     results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
     try:
@@ -153,7 +172,8 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
             pool.join()
     return {"cache": str(out), "videos": len(all_items), "prepared": done,
             "already_done": len(all_items) - len(todo), "failed": failed,
-            "classes": classes}
+            "classes": classes, "shard": list(shard) if shard else None,
+            "missing": len(missing), "missing_list": str(missing_list) if missing else None}
 
 
 class CacheReader:

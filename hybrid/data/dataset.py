@@ -48,12 +48,13 @@ def pad_p_frames(a: np.ndarray, p: int) -> np.ndarray:
 
 
 class CompressedVideoDataset(Dataset):
-    """``source``: a dataset folder (UCF-101, HMDB-51 or folder-per-class; videos are read
-    and, when not MPEG-4 GOP 12, transcoded on the fly at ``video_size``) or a cache
-    ``.h5`` made by ``hybrid prepare`` (fast; it holds the size it was prepared at).
-    ``video_size`` (W, H): a folder's videos are resized to it exactly as ``hybrid
-    prepare`` does (default: prepare's 340x256), so both paths give the same tensors.
-    ``items``: (relative path, label) as from
+    """``source``: a dataset folder (UCF-101, HMDB-51, Kinetics, Something-Something v2
+    or folder-per-class; videos are read and, when not MPEG-4 GOP 12, transcoded on the
+    fly at ``video_size``), a cache ``.h5`` made by ``hybrid prepare`` (fast; it holds
+    the size it was prepared at), or a folder of shard caches (``hybrid prepare --shard
+    K/N``). ``video_size`` (W, H): a folder's videos are resized to it exactly as
+    ``hybrid prepare`` does (default: prepare's 340x256), so both paths give the same
+    tensors. ``items``: (relative path, label) as from
     :func:`hybrid.data.splits.load_split`.
 
     ``__getitem__`` returns ``iframe`` (S, 3, C, C), ``mv`` (S, 11, 2, C, C),
@@ -73,8 +74,12 @@ class CompressedVideoDataset(Dataset):
         self.accumulate, self.coviar = accumulate, coviar
         self.rng = random.Random(seed)
         self.cache = None
-        if detect_layout(self.source) == "cache":
-            self.cache = CacheReader(self.source)
+        layout = detect_layout(self.source)
+        if layout in ("cache", "shards"):
+            from hybrid.data.shards import ShardedCacheReader
+
+            self.cache = (CacheReader(self.source) if layout == "cache"
+                          else ShardedCacheReader(self.source))
             a = self.cache.attrs
             if (bool(a["accumulate"]), bool(a["coviar"])) != (accumulate, coviar):
                 raise ValueError(f"{source}: cache holds accumulate={bool(a['accumulate'])}, "

@@ -10,19 +10,45 @@ style (``Class/video.avi``), and labels 0-based; ``classes[label]`` is the class
 - HMDB-51: ``<class>_test_split<N>.txt`` with lines ``video.avi 1|2|0`` (1 train, 2 test,
   0 unused), in the root or in ``testTrainMulti_7030_splits/`` or ``splits/``; videos
   under ``root/<class>/``. Classes are sorted by name.
+- Kinetics-400/600/700 as the public download scripts lay it out:
+  ``annotations/{train,val,test}.csv`` with columns ``label,youtube_id,time_start,
+  time_end,split`` and videos ``{split}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4``
+  (another video extension with the same name is taken too). Our ``train`` is
+  ``train.csv``, ``test`` is ``val.csv`` (Kinetics' own test labels are not public);
+  classes are the sorted labels of ``train.csv``. Listed videos that are not there
+  (common: YouTube removes them) are left out; :func:`missing_videos` lists them.
+- Something-Something v2: ``labels.json`` (class -> id), ``train.json`` and
+  ``validation.json`` (entries with ``id`` and ``template``; the class is the template
+  without its brackets), also under their official ``something-something-v2-*.json``
+  names, in the root or ``labels/``; videos ``{id}.webm`` in the root,
+  ``20bn-something-something-v2/`` or ``videos/``. ``test`` is ``validation.json``;
+  classes are ordered by id.
 - Folder-per-class: ``root/<class>/*.<video ext>``; classes sorted by name; when
   ``root/train`` and ``root/test`` exist each is folder-per-class, otherwise every
   ``test_every``-th video of a class (sorted by name) is a test video.
+- A folder of ``hybrid prepare --shard K/N`` caches: one dataset (``hybrid.data.shards``).
 """
 from __future__ import annotations
 
+import csv
+import json
+import logging
 import re
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 VIDEO_EXTS = {".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".flv"}
 UCF_DIRS = ("", "ucfTrainTestlist")
 HMDB_DIRS = ("", "testTrainMulti_7030_splits", "splits")
 HMDB_RE = re.compile(r"^(?P<cls>.+)_test_split(?P<fold>\d+)\.txt$")
+KINETICS_CSV = {"train": "train.csv", "test": "val.csv"}  # our split -> annotation file
+KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
+SSV2_DIRS = ("", "labels")
+SSV2_FILES = {"labels": ("labels.json", "something-something-v2-labels.json"),
+              "train": ("train.json", "something-something-v2-train.json"),
+              "test": ("validation.json", "something-something-v2-validation.json")}
+SSV2_VIDEO_DIRS = ("", "20bn-something-something-v2", "videos")
 
 
 class SplitError(Exception):
@@ -34,7 +60,9 @@ def _find(root: Path, dirs, name: str) -> Path | None:
 
 
 def detect_layout(root: str | Path) -> str:
-    """'cache', 'ucf101', 'hmdb51' or 'folder'."""
+    """'cache', 'shards', 'ucf101', 'hmdb51', 'kinetics', 'ssv2' or 'folder'."""
+    from hybrid.data.shards import is_shard_folder
+
     root = Path(root)
     if root.is_file() and root.suffix in (".h5", ".hdf5"):
         return "cache"
@@ -45,6 +73,12 @@ def detect_layout(root: str | Path) -> str:
     if any(HMDB_RE.match(p.name) for d in HMDB_DIRS if (root / d).is_dir()
            for p in (root / d).iterdir()):
         return "hmdb51"
+    if (root / "annotations" / KINETICS_CSV["train"]).is_file():
+        return "kinetics"
+    if _ssv2_file(root, "labels"):
+        return "ssv2"
+    if is_shard_folder(root):
+        return "shards"
     return "folder"
 
 
@@ -85,6 +119,118 @@ def _hmdb(root: Path, split: str, fold: int):
             parts = line.split()
             if len(parts) == 2 and parts[1] == want:
                 items.append((f"{cls}/{parts[0]}", label))
+    return items, classes
+
+
+def _kinetics_rows(root: Path, split: str) -> tuple[Path, list[dict]]:
+    path = root / "annotations" / KINETICS_CSV[split]
+    if not path.is_file():
+        raise SplitError(f"{root}: no annotations/{KINETICS_CSV[split]} (Kinetics layout)")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        lacking = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
+        if lacking:
+            raise SplitError(f"{path}: no column(s) {', '.join(lacking)} (has "
+                             f"{', '.join(reader.fieldnames or [])})")
+        return path, list(reader)
+
+
+def _kinetics_listed(root: Path, split: str) -> tuple[list[tuple[str, int, bool]], list[str]]:
+    """Every listed video of ``split`` as (relative path, label, present), and classes."""
+    _, train_rows = _kinetics_rows(root, "train")
+    classes = sorted({r["label"] for r in train_rows})
+    path, rows = (_kinetics_rows(root, split) if split != "train"
+                  else (root / "annotations" / KINETICS_CSV["train"], train_rows))
+    index = {c: i for i, c in enumerate(classes)}
+    stems: dict[str, dict[str, str]] = {}  # split folder -> stem -> file name on disk
+    out = []
+    for n, r in enumerate(rows, 2):
+        if r["label"] not in index:
+            raise SplitError(f"{path}:{n}: label {r['label']!r} is not a class of train.csv")
+        try:
+            stem = (f"{r['youtube_id']}_{int(float(r['time_start'])):06d}_"
+                    f"{int(float(r['time_end'])):06d}")
+        except ValueError:
+            raise SplitError(f"{path}:{n}: time_start/time_end must be numbers, got "
+                             f"{r['time_start']!r}, {r['time_end']!r}") from None
+        folder = r["split"]
+        if folder not in stems:
+            d = root / folder
+            found = {}
+            if d.is_dir():
+                for p in sorted(d.iterdir(), key=lambda p: p.suffix != ".mp4"):
+                    if p.suffix.lower() in VIDEO_EXTS:
+                        found.setdefault(p.stem, p.name)
+            stems[folder] = found
+        name = stems[folder].get(stem)
+        out.append((f"{folder}/{name or stem + '.mp4'}", index[r["label"]], name is not None))
+    return out, classes
+
+
+def _ssv2_file(root: Path, kind: str) -> Path | None:
+    return next((root / d / n for d in SSV2_DIRS for n in SSV2_FILES[kind]
+                 if (root / d / n).is_file()), None)
+
+
+def _json(path: Path, kind: type):
+    try:
+        data = json.loads(path.read_text())
+        if isinstance(data, kind):
+            return data
+    except ValueError as e:
+        raise SplitError(f"{path}: not valid JSON ({e})") from None
+    raise SplitError(f"{path}: expected a JSON {kind.__name__} (Something-Something v2)")
+
+
+def _ssv2_listed(root: Path, split: str) -> tuple[list[tuple[str, int, bool]], list[str]]:
+    lab_path, path = _ssv2_file(root, "labels"), _ssv2_file(root, split)
+    if path is None:
+        raise SplitError(f"{root}: no {' or '.join(SSV2_FILES[split])} beside "
+                         f"{lab_path.name} (Something-Something v2 layout)")
+    labels = {k: int(v) for k, v in _json(lab_path, dict).items()}
+    entries = _json(path, list)
+    ids = sorted(labels.values())
+    if ids != list(range(len(ids))):
+        raise SplitError(f"{lab_path}: class ids must be 0..{len(ids) - 1}")
+    classes = sorted(labels, key=labels.get)
+    vdir = next((d for d in SSV2_VIDEO_DIRS if (root / d).is_dir()
+                 and any((root / d / f"{e['id']}.webm").is_file() for e in entries[:50])), "")
+    out = []
+    for n, e in enumerate(entries):
+        try:
+            cls = e["template"].replace("[", "").replace("]", "")
+            vid = str(e["id"])
+        except (KeyError, TypeError, AttributeError):
+            raise SplitError(f"{path}: entry {n} has no 'id' and 'template'") from None
+        if cls not in labels:
+            raise SplitError(f"{path}: entry {n} (id {vid}): class {cls!r} is not in "
+                             f"{lab_path.name}")
+        rel = f"{vdir}/{vid}.webm" if vdir else f"{vid}.webm"
+        out.append((rel, labels[cls], (root / rel).is_file()))
+    return out, classes
+
+
+def _listed(root: Path, layout: str, split: str):
+    return (_kinetics_listed if layout == "kinetics" else _ssv2_listed)(root, split)
+
+
+def missing_videos(root: str | Path) -> list[str]:
+    """Relative paths of videos a Kinetics or SSv2 root lists (train and test) that are
+    not on disk; [] for other layouts."""
+    root = Path(root)
+    layout = detect_layout(root)
+    if layout not in ("kinetics", "ssv2"):
+        return []
+    return sorted({rel for split in ("train", "test")
+                   for rel, _, present in _listed(root, layout, split)[0] if not present})
+
+
+def _present(root: Path, layout: str, split: str):
+    listed, classes = _listed(root, layout, split)
+    items = [(rel, label) for rel, label, present in listed if present]
+    if len(items) < len(listed):
+        log.info("%s: %d of %d %s videos listed are missing (left out)", root,
+                 len(listed) - len(items), len(listed), split)
     return items, classes
 
 
@@ -140,8 +286,14 @@ def load_split(root: str | Path, split: str = "train", fold: int = 1,
         return _ucf(root, split, fold)
     if layout == "hmdb51":
         return _hmdb(root, split, fold)
+    if layout == "shards":
+        from hybrid.data.shards import shard_split
+
+        return shard_split(root, split, fold)
     if fold != 1:
-        raise SplitError(f"{root}: a folder-per-class dataset has one fold, asked for {fold}")
+        raise SplitError(f"{root}: a {layout} dataset has one fold, asked for {fold}")
+    if layout in ("kinetics", "ssv2"):
+        return _present(root, layout, split)
     return _folder(root, split, test_every)
 
 
@@ -154,4 +306,8 @@ def available_folds(root: str | Path) -> list[int]:
     if layout == "hmdb51":
         return sorted({int(m["fold"]) for d in HMDB_DIRS if (root / d).is_dir()
                        for p in (root / d).iterdir() if (m := HMDB_RE.match(p.name))})
+    if layout == "shards":
+        from hybrid.data.shards import shard_folds
+
+        return shard_folds(root)
     return [1]

@@ -67,21 +67,76 @@ def check_format(f, path: str | Path) -> None:
         raise FormatError(f"{path}: format version {ver}, this code reads version {VERSION}")
 
 
+class GopWriter:
+    """Appends GOPs to an open h5py group one at a time, in the layout above (one
+    chunk per GOP), so memory holds one GOP whatever the video's length."""
+
+    def __init__(self, group, mv_dtype=np.float32, compression: str | None = "gzip",
+                 level: int = 1) -> None:
+        self.group, self.mv_dtype, self.n = group, mv_dtype, 0
+        self.opts = {"compression": compression,
+                     "compression_opts": level if compression == "gzip" else None}
+
+    def _create(self, h: int, w: int) -> None:
+        g = self.group
+        for name, shape, dt in (("iframe", (h, w, 3), np.uint8),
+                                ("mv", (P_PER_GOP, h, w, 2), self.mv_dtype),
+                                ("residual", (P_PER_GOP, h, w, 3), np.int16)):
+            g.create_dataset(name, shape=(0,) + shape, maxshape=(None,) + shape,
+                             chunks=(1,) + shape, dtype=dt, **self.opts)
+        g.create_dataset("p_frames", shape=(0,), maxshape=(None,), dtype=np.int16,
+                         chunks=(1024,))
+
+    def add(self, gop) -> None:
+        """Append one :class:`~hybrid.video.reader.GOP` (P-frame slots past its
+        ``p_frames`` are zero)."""
+        h, w, _ = gop.iframe.shape
+        if self.n == 0:
+            self._create(h, w)
+        g, i, p = self.group, self.n, gop.p_frames
+        for name in ("iframe", "mv", "residual", "p_frames"):
+            g[name].resize(i + 1, axis=0)
+        g["iframe"][i] = gop.iframe
+        mv = np.zeros((P_PER_GOP, h, w, 2), self.mv_dtype)
+        mv[:p] = gop.mv
+        g["mv"][i] = mv
+        del mv
+        res = np.zeros((P_PER_GOP, h, w, 3), np.int16)
+        res[:p] = gop.residual
+        g["residual"][i] = res
+        g["p_frames"][i] = p
+        self.n += 1
+
+    def shapes(self) -> dict:
+        return {k: list(self.group[k].shape) for k in ("iframe", "mv", "residual",
+                                                      "p_frames")}
+
+
 def write_extract(video: str | Path, out: str | Path, accumulate: bool = True,
-                  coviar: bool = True) -> dict:
-    """``hybrid extract``: one video into ``out`` (written to a temporary name, then
-    renamed, so a failure leaves no half file). Returns the arrays' shapes."""
+                  coviar: bool = True, source: str | Path | None = None) -> dict:
+    """``hybrid extract``: one video (MPEG-4 GOP 12; see
+    :func:`hybrid.video.transcode.as_mpeg4` for any other) into ``out``, streamed a
+    GOP at a time, written under a temporary name and renamed when complete, so a
+    failure (or an interrupt) leaves no half file. ``source``: the path recorded in the
+    file [default: ``video``]. Returns the arrays' shapes."""
     import h5py
 
-    arrays = extract_arrays(video, accumulate, coviar)
     out = Path(out)
     tmp = out.with_name(out.name + ".part")
-    with h5py.File(tmp, "w") as f:
-        f.attrs.update({"format": FORMAT, "version": VERSION, "kind": "extract",
-                        "source": str(video), **mode_attrs(accumulate, coviar)})
-        write_group(f, arrays)
-    tmp.replace(out)
-    return {k: list(v.shape) for k, v in arrays.items()}
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({"format": FORMAT, "version": VERSION, "kind": "extract",
+                            "source": str(source or video), **mode_attrs(accumulate, coviar)})
+            writer = GopWriter(f)
+            for g in read_gops(video, accumulate=accumulate, coviar=coviar):
+                writer.add(g)
+                del g  # let the reader free it before it allocates the next GOP
+            shapes = writer.shapes()
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return shapes
 
 
 def read_extract(path: str | Path) -> tuple[dict, dict]:

@@ -6,8 +6,8 @@ Two implementations of CoViAR's integer-pixel mode: :func:`mv_field` + :class:`T
 (the reference, any block layout, also the sub-pixel mode), and :func:`grid_cells` +
 :class:`FastTracer` (MPEG-4: blocks on the 8-pixel grid, so the field is painted per
 8x8 cell and never expanded; accumulation carries the accumulated MV itself,
-``acc[p] = field[p] + acc_prev[p - field[p]]``, and the residual gathers RGBA pixels
-as uint32, all in one compiled pass a frame: :mod:`hybrid.video.trace_kernel`).
+the I-frame pixel each pixel traces to, and the residual gathers the ``rgb24`` pixels
+FFmpeg converted, all in one compiled pass a frame: :mod:`hybrid.video.trace_kernel`).
 :func:`grid_field` expands the cells per pixel (for tests and the per-pixel path).
 Tests check both give identical results.
 """
@@ -161,42 +161,43 @@ def with_offsets(field: np.ndarray) -> np.ndarray:
 
 
 class FastTracer:
-    """CoViAR integer-pixel mode on RGBA frames; writes into caller-provided outputs.
-    State per pixel: the I-frame pixel it traces to, x and y packed in a uint32 (the
-    accumulated MV is the pixel's position minus it), double-buffered; one fused
-    compiled pass a frame (:func:`hybrid.video.trace_kernel.trace_step`)."""
+    """CoViAR integer-pixel mode on FFmpeg's ``rgb24`` frames; writes into
+    caller-provided outputs. State per pixel: the I-frame pixel it traces to, x and y
+    packed in a uint32 (the accumulated MV is the pixel's position minus it),
+    double-buffered; one fused compiled pass a frame
+    (:func:`hybrid.video.trace_kernel.trace_step`)."""
 
-    def __init__(self, iframe_rgba: np.ndarray, accumulate: bool) -> None:
-        h, w, c = iframe_rgba.shape
-        assert c == 4 and iframe_rgba.dtype == np.uint8 and iframe_rgba.flags.c_contiguous, (
-            f"I-frame must be contiguous (H, W, 4) uint8 RGBA, got {iframe_rgba.shape} "
-            f"{iframe_rgba.dtype}")
+    def __init__(self, iframe: np.ndarray, accumulate: bool) -> None:
+        h, w, c = iframe.shape
+        assert c == 3 and iframe.dtype == np.uint8 and iframe.flags.c_contiguous, (
+            f"I-frame must be contiguous (H, W, 3) uint8 RGB, got {iframe.shape} "
+            f"{iframe.dtype}")
         self.h, self.w, self.n, self.accumulate = h, w, h * w, accumulate
-        self.ref = iframe_rgba.reshape(-1).view(np.uint32)  # (N,) packed RGBA
+        self.ref = iframe.reshape(-1)  # (3N,) RGB bytes
         self.prev = self.ref
         assert h < 1 << 16 and w < 1 << 16, f"frame {h}x{w} too large for 16-bit x, y"
         yy, xx = np.mgrid[0:h, 0:w].astype(np.uint32)
         self.src = ((yy << 16) | xx).reshape(-1)  # (N,) uint32 I-frame (x, y) traced to
         self.spare = np.empty_like(self.src)
 
-    def step(self, rgba: np.ndarray, field: np.ndarray, mv_out: np.ndarray,
+    def step(self, rgb: np.ndarray, field: np.ndarray, mv_out: np.ndarray,
              res_out: np.ndarray, cell: int = 1) -> None:
-        """rgba (H, W, 4) uint8 contiguous, field packed by :func:`pack`, per pixel
+        """rgb (H, W, 3) uint8 contiguous, field packed by :func:`pack`, per pixel
         (H, W) with ``cell=1`` or per cell from :func:`grid_cells` with ``cell=CELL``
         -> mv_out (H, W, 2) and res_out (H, W, 3) float32, contiguous."""
         from hybrid.video.trace_kernel import trace_step
 
         h, w = self.h, self.w
-        assert rgba.shape == (h, w, 4) and rgba.flags.c_contiguous, (
-            f"frame {rgba.shape} must be contiguous ({h}, {w}, 4)")
+        assert rgb.shape == (h, w, 3) and rgb.dtype == np.uint8 and rgb.flags.c_contiguous, (
+            f"frame {rgb.shape} {rgb.dtype} must be contiguous ({h}, {w}, 3) uint8")
         assert cell in (1, CELL), f"cell must be 1 or {CELL}, got {cell}"
         assert field.dtype == np.int64 and field.shape == (-(-h // cell), -(-w // cell)), (
-            f"field {field.dtype} {field.shape} does not match frame {rgba.shape} "
+            f"field {field.dtype} {field.shape} does not match frame {rgb.shape} "
             f"at cell {cell}")
         assert mv_out.shape == (h, w, 2) and res_out.shape == (h, w, 3) and (
             mv_out.flags.c_contiguous and res_out.flags.c_contiguous), (
             f"outputs {mv_out.shape}, {res_out.shape} must be contiguous ({h}, {w}, 2|3)")
-        cur = rgba.reshape(-1).view(np.uint32)
+        cur = rgb.reshape(-1)
         trace_step(cur, self.ref if self.accumulate else self.prev,
                    np.ascontiguousarray(field).reshape(-1), cell.bit_length() - 1,
                    self.src, self.spare, self.accumulate, mv_out.reshape(-1),

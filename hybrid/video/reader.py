@@ -75,11 +75,11 @@ class GOP:
         return self.mv.shape[0]
 
 
-def _decode(path: Path, gop_size: int,
-            fmt: str = "rgb24") -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
-    """Yields (frame type, (H, W, 3|4) uint8 in ``fmt``, exported vectors or None) per
-    frame (contiguous), and
-    raises typed errors for unsupported, corrupt and truncated streams."""
+def _decode(path: Path, gop_size: int) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+    """Yields (frame type, (H, W, 3) uint8 RGB, exported vectors or None) per frame, the
+    pixels FFmpeg's ``rgb24`` conversion of the decoded frame (contiguous; every mode
+    reads these, so all agree with a plain ``to_ndarray(format="rgb24")``), and raises
+    typed errors for unsupported, corrupt and truncated streams."""
     import av
 
     with open_video(path) as c:
@@ -101,7 +101,7 @@ def _decode(path: Path, gop_size: int,
                 if frame.is_corrupt:
                     corrupt_at = n
                 sd = frame.side_data.get("MOTION_VECTORS")
-                yield kind, np.ascontiguousarray(frame.to_ndarray(format=fmt)), (
+                yield kind, np.ascontiguousarray(frame.to_ndarray(format="rgb24")), (
                     None if sd is None else sd.to_ndarray())
                 n += 1
         except av.error.FFmpegError as e:
@@ -129,14 +129,15 @@ def read_gops(path: str | Path, accumulate: bool = True, coviar: bool = True,
 def _read_gops(path: Path, accumulate: bool, coviar: bool, gop_size: int,
                pool: ThreadPoolExecutor) -> Iterator[GOP]:
     cur: _Gop | None = None
-    n = 0
-    fmt = "rgba" if coviar else "rgb24"  # the fast path gathers RGBA pixels as uint32
-    for kind, img, vectors in _decode(path, gop_size, fmt):
+    n, index = 0, 0
+    for kind, img, vectors in _decode(path, gop_size):
         if kind == "I":
             if cur is not None:
-                yield cur.close()
-            cur = _Gop(0 if cur is None else cur.index + 1, n, img, accumulate, coviar,
-                       gop_size - 1, pool)
+                done, cur = cur.close(), None  # hold no GOP while the next one allocates
+                yield done
+                del done
+                index += 1
+            cur = _Gop(index, n, img, accumulate, coviar, gop_size - 1, pool)
         else:
             if cur is None:
                 raise UnsupportedStreamError(path, "stream does not start with an I-frame")
@@ -162,7 +163,7 @@ class _Gop:
         self.index, self.start, self.coviar, self.p = index, start, coviar, 0
         self.pool = pool
         self.pending: Future | None = None
-        self.iframe = np.ascontiguousarray(img[..., :3])
+        self.iframe = img
         self.mv = np.empty((slots, h, w, 2), np.float32)
         self.res = np.empty((slots, h, w, 3), np.float32)
         self.tracer = (FastTracer(img, accumulate) if coviar

@@ -4,7 +4,8 @@
 - :func:`trace_step`: one fused pass over the frame doing what took numpy six: read the
   packed per-cell (or per-pixel) field, drop vectors whose source leaves the frame,
   gather and accumulate the per-pixel state, and write MV and residual straight into
-  the float32 outputs.
+  the float32 outputs. Pixels are FFmpeg's ``rgb24`` bytes as decoded (the reference
+every path is tested against), read three bytes a pixel.
 Indices are unsigned so numba emits no negative-index wraparound (a third of the time).
 Compiled on first use and cached next to this file (``cache=True``): a new process
 loads the machine code instead of compiling it.
@@ -49,11 +50,12 @@ def paint_cells(source, bw, bh, src_x, src_y, dst_x, dst_y, w, cell,
 @njit(cache=True, nogil=True)
 def trace_step(cur, ref, field, shift, src0, src1, accumulate, mv, res, h,
                w):  # pragma: no cover - compiled
-    """cur, ref (N,) uint32 RGBA pixels (ref: the I-frame if ``accumulate`` else the
-    previous frame); field (ceil(H / 2**shift) * ceil(W / 2**shift),) int64 packed
-    (x in bits 0-15, y in 16-31); state: src0 (N,) uint32, the I-frame pixel each pixel
-    traces to (x in bits 0-15, y in 16-31), read, and src1 written (if ``accumulate``);
-    -> mv (2N,) and res (3N,) float32, pixel-major. Accumulated MV = p - src (CoViAR)."""
+    """cur, ref (3N,) uint8 RGB pixels, pixel-major (FFmpeg's rgb24; ref: the I-frame
+    if ``accumulate`` else the previous frame); field (ceil(H / 2**shift) *
+    ceil(W / 2**shift),) int64 packed (x in bits 0-15, y in 16-31); state: src0 (N,)
+    uint32, the I-frame pixel each pixel traces to (x in bits 0-15, y in 16-31), read,
+    and src1 written (if ``accumulate``); -> mv (2N,) and res (3N,) float32,
+    pixel-major. Accumulated MV = p - src (CoViAR)."""
     wc = U(((w - 1) >> shift) + 1)
     for y in range(h):
         frow = U(y >> shift) * wc
@@ -76,7 +78,7 @@ def trace_step(cur, ref, field, shift, src0, src1, accumulate, mv, res, h,
                 a = s
             mv[U(2) * p] = fx
             mv[U(2) * p + U(1)] = fy
-            c, r = cur[p], ref[a]
-            res[U(3) * p] = np.int32(c & 0xFF) - np.int32(r & 0xFF)
-            res[U(3) * p + U(1)] = np.int32((c >> 8) & 0xFF) - np.int32((r >> 8) & 0xFF)
-            res[U(3) * p + U(2)] = np.int32((c >> 16) & 0xFF) - np.int32((r >> 16) & 0xFF)
+            p3, a3 = U(3) * p, U(3) * a
+            res[p3] = np.int32(cur[p3]) - np.int32(ref[a3])
+            res[p3 + U(1)] = np.int32(cur[p3 + U(1)]) - np.int32(ref[a3 + U(1)])
+            res[p3 + U(2)] = np.int32(cur[p3 + U(2)]) - np.int32(ref[a3 + U(2)])

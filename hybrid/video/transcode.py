@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable
+import signal
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from hybrid.video.errors import CorruptVideoError
+from hybrid.video.errors import CorruptVideoError, UnsupportedStreamError, VideoError
 from hybrid.video.probe import format_for, open_video, probe
 
 log = logging.getLogger(__name__)
@@ -74,12 +78,14 @@ def encode_mpeg4(frames: Iterable[np.ndarray], path: str | Path | None = None,
     return target.getvalue() if path is None else None
 
 
-def is_coviar_form(path: str | Path, size: tuple[int, int] = DEFAULT_SIZE,
+def is_coviar_form(path: str | Path, size: tuple[int, int] | None = DEFAULT_SIZE,
                    gop: int = GOP) -> bool:
-    """True when ``path`` already is MPEG-4 Part 2 at ``size`` with an I-frame every
-    ``gop`` frames and P-frames otherwise (then transcoding would only lose quality)."""
+    """True when ``path`` already is MPEG-4 Part 2 at ``size`` (None: any size) with an
+    I-frame every ``gop`` frames and P-frames otherwise (then transcoding would only lose
+    quality)."""
     info = probe(path, with_types=True)
-    if info.codec != "mpeg4" or (info.width, info.height) != tuple(size):
+    if info.codec != "mpeg4" or (size is not None
+                                 and (info.width, info.height) != tuple(size)):
         return False
     return all((t == "I") == (i % gop == 0) and t in "IP" for i, t in enumerate(info.types))
 
@@ -118,3 +124,68 @@ def transcode(src: str | Path, dst: str | Path | None = None,
                 raise CorruptVideoError(src, f"decoding failed while transcoding: {e}") from e
             out.mux(st.encode(None))
     return target.getvalue() if dst is None else None
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """In the main thread, SIGTERM raises SystemExit while the block runs (so ``finally``
+    clauses, such as removing a temporary file, run); the previous handler comes back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextmanager
+def as_mpeg4(src: str | Path, size: tuple[int, int] | None = None,
+             allow_transcode: bool = True, cfg: EncodeConfig = EncodeConfig()
+             ) -> Iterator[Path]:
+    """A path the compressed-domain reader reads, for any video FFmpeg reads.
+
+    ``src`` itself when it already is MPEG-4 Part 2, GOP ``cfg.gop``, I/P frames only
+    (at ``size`` when given, any size when None); otherwise ``src`` transcoded in
+    process to a temporary file (at ``size``, default ``cfg.size``, 340x256), which is
+    removed when the block ends, whatever ends it (an error, Ctrl-C, SIGTERM in the main
+    thread). ``allow_transcode=False`` raises UnsupportedStreamError instead. A
+    VideoError raised in the block about the temporary file names ``src``.
+
+        with as_mpeg4("phone.mp4") as path:
+            gops = list(read_gops(path))
+    """
+    src = Path(src)
+    if is_coviar_form(src, size, cfg.gop):
+        yield src
+        return
+    info = probe(src, with_types=True)
+    if not allow_transcode:
+        raise UnsupportedStreamError(
+            src, f"{info.codec} {info.width}x{info.height}, frame types "
+                 f"{_types_summary(info.types)}: not MPEG-4 Part 2 GOP {cfg.gop} with I/P "
+                 f"frames only" + (f" at {size[0]}x{size[1]}" if size else "")
+                 + "; transcoding was turned off (--no-transcode)")
+    target = EncodeConfig(size=tuple(size or cfg.size), gop=cfg.gop, qscale=cfg.qscale,
+                          rate=cfg.rate)
+    with _sigterm_raises(), tempfile.TemporaryDirectory(prefix="hybrid-transcode-") as tmp:
+        dst = Path(tmp) / (src.stem + ".avi")
+        log.info("transcoding %s (%s %dx%d) to MPEG-4 GOP %d at %dx%d", src, info.codec,
+                 info.width, info.height, target.gop, *target.size)
+        transcode(src, dst, target, force=True)
+        try:
+            yield dst
+        except VideoError as e:
+            if e.path != str(dst):
+                raise
+            raise type(e)(src, f"{e.problem} (after transcoding to MPEG-4)") from e
+
+
+def _types_summary(types: str) -> str:
+    kinds = sorted(set(types))
+    return "".join(kinds) if kinds else "none"
