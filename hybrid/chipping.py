@@ -89,8 +89,10 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
              crop: tuple[int, int], accelerator: AcceleratorPreset, precision: str,
              link: LinkPreset, sequences: int, mapping: dict | None = None,
              neuro: str = "loihi", data_is_cache: bool = False,
-             progress: Callable | None = None) -> dict:
-    """The ``hybrid chip`` report of the deployed partitions on ``dataset``'s videos."""
+             bridge_bytes: int | None = None, progress: Callable | None = None) -> dict:
+    """The ``hybrid chip`` report of the deployed partitions on ``dataset``'s videos.
+    ``bridge_bytes``: a video's bridge payload (the artifact's bridge spec), else counted
+    the same way here (segments x C' x h x w voltages of 24 bits per branch)."""
     t_start = time.perf_counter()
     segments = dense_cfg.segments
     energy = ENERGY_PRESETS[neuro]
@@ -115,8 +117,9 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
                                   "per-event energies and latencies, SANA-FE's calibration",
                   "mapping": mp_source, "mapping_fits_one_chip": bool(mp.get("fits")),
                   "cores_used": mp.get("cores_used")}
-    bridge_bytes = sum(segments * math.ceil(math.prod(n.layers[-1].shape) * quant.V_BITS / 8)
-                       for n in nets.values())
+    if bridge_bytes is None:
+        bridge_bytes = sum(math.ceil(segments * math.prod(n.layers[-1].shape) * quant.V_BITS / 8)
+                           for n in nets.values())
     bridge = bridge_transfer(bridge_bytes, link)
     layers = dense_layers(dense_cfg)
     dense = summarise(roofline(layers, accelerator, precision, ENERGY_PRESETS["45nm-int8"]
