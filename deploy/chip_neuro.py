@@ -29,6 +29,8 @@ How an exported STM (:class:`neuro.export.StmNetwork`) becomes a SANA-FE network
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import re
 import tempfile
@@ -278,7 +280,8 @@ def simulate(sim: BranchSim, layer1_spikes: np.ndarray, record: bool = False) ->
         train = flat[i].tolist() + [False] * depth
         sim._inputs[int(i)].set_attributes(model_attributes={"spikes": train})
     sim._last_active = active
-    r = sim.chip.sim(steps, perf_trace=True, spike_trace=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # its "Executed steps" line
+        r = sim.chip.sim(steps, perf_trace=True, spike_trace=True)
     per_step = {k: list(r["perf_trace"][k]) for k in STATS}
     shapes = [tuple(s.shape) for s in net.layers]
     counts = [np.zeros((int(np.prod(s)), T), np.int8) for s in shapes[1:]]

@@ -46,7 +46,7 @@ def test_chip_report_json(artifact, tmp_path):
     art, data = artifact
     r = _run(art.path, data, "--sequences", 3, "--json", "--plot", tmp_path)
     assert r.exit_code == 0, r.output
-    rep = json.loads(r.output[r.output.index("{"):])
+    rep = json.loads(r.stdout)  # stdout is the JSON alone (progress goes to stderr)
     steps = rep["neuro"]["per_step"]
     T = art.inputs.timesteps
     assert len(steps["time_s"]) == len(steps["energy_j"]) == T + 2  # T + depth - 1
@@ -101,3 +101,30 @@ def test_missing_extra_is_one_line(artifact, monkeypatch):
     art, data = artifact
     line = _error_line(_run(art.path, data))
     assert "pip install -e '.[chip]'" in line
+
+
+@pytest.mark.slow
+def test_chip_example_writes_its_figures(artifact, tmp_path, monkeypatch):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from hybrid import checkpoint
+    from hybrid.data.splits import load_split
+    from hybrid.model import HybridConfig, HybridModel
+
+    pytest.importorskip("sanafe", reason="SANA-FE is an optional extra: pip install -e '.[chip]'")
+    _, data = artifact
+    cfg = HybridConfig(num_classes=2, segments=2, size=(SIZE, SIZE), stm={"widths": (4, 6, 5)})
+    path = tmp_path / "ckpt.pt"
+    checkpoint.save(path, model_config=cfg.to_dict(), train_config={},
+                    classes=load_split(data, "test")[1], epoch=0,
+                    model=HybridModel(cfg).state_dict())
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    monkeypatch.setattr(sys, "argv", ["chip_timeline", "--checkpoint", str(path), "--data",
+                                      str(data), "--out", str(tmp_path), "--sequences", "1"])
+    monkeypatch.syspath_prepend(str(examples))
+    runpy.run_path(str(examples / "chip_timeline.py"), run_name="__main__")
+    for stem in ("chip_timeline", "chip_energy_by_stage"):
+        assert (tmp_path / f"{stem}.png").stat().st_size > 5000
+        assert json.loads((tmp_path / f"{stem}.json").read_text())
