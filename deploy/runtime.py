@@ -56,7 +56,7 @@ class HybridRuntime:
     """An artifact loaded onto the simulated chip: one compiled Lava network per STM,
     one onnxruntime session. ``with HybridRuntime(art) as rt: out = rt.run(sample)``."""
 
-    def __init__(self, art: Artifact, record: bool = False, conv: str = "im2col"):
+    def __init__(self, art: Artifact, record: bool = False, conv: str = "fused"):
         self.art, self.record = art, record
         self.runners: dict[str, LavaRunner] = {}
         try:
@@ -206,7 +206,7 @@ def _stop(procs, grace: float = 5.0) -> None:
 
 def run_videos(art: Artifact, dataset, names: Sequence[str],
                labels: Sequence[int] | None = None, workers: int = 1, top: int = 5,
-               compare: bool = False, conv: str = "im2col",
+               compare: bool = False, conv: str = "fused",
                skip: tuple[type[BaseException], ...] = (),
                progress: Callable[[int], None] | None = None) -> dict:
     """Run every item of ``dataset`` (named ``names``, true class indices ``labels`` when

@@ -54,8 +54,10 @@ def deploy(checkpoint, out, force, as_json):
               show_default=True,
               help="WIDTHxHEIGHT videos (one, or a dataset folder's) are resized to, as in "
                    "training (a cache keeps the size it was prepared at).")
-@click.option("--conv", type=click.Choice(["im2col", "lava"]), default="im2col",
-              show_default=True, help="Lava Conv model: neuro's exact im2col or Lava's own.")
+@click.option("--conv", type=click.Choice(["fused", "im2col", "lava"]), default="fused",
+              show_default=True,
+              help="Lava layer processes: one ConvLIF per layer, or Lava's Conv Process with "
+                   "neuro's exact im2col model or Lava's own.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def run(artifact, source, top, compare, workers, fold, video_size, conv, as_json):
     """Run the deployed ARTIFACT on the simulated hybrid chip (STMs in Lava fixed_pt, the
