@@ -113,6 +113,10 @@ def profile_model(model: HybridModel, dataset, n_crops: int = 1, limit: int | No
     (``spikes="lava"``) from their Lava ``fixed_pt`` run. Unreadable videos are
     reported and skipped."""
     assert spikes in SPIKE_SOURCES, f"spikes must be one of {SPIKE_SOURCES}, got {spikes!r}"
+    if not model.cfg.spiking and {"mv", "r"} & set(model.cfg.modalities):
+        raise ValueError(f"a model with temporal={model.cfg.temporal!r} has no STMs: the "
+                         "profiler counts spiking ACs against dense MACs (`hybrid summary` "
+                         "counts this model's MACs)")
     with contextlib.ExitStack() as stack:
         if spikes == "lava":
             count = functools.partial(stack.enter_context(LavaSpikes(model)).counts, model)

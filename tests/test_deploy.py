@@ -482,7 +482,9 @@ def test_ctrl_c_during_run_leaves_no_lava_process(deployed, trained, tmp_path, w
         (data / p.name).symlink_to(p)
     (data / "testlist01.txt").unlink()
     lines = (trained[0] / "testlist01.txt").read_text().split()
-    (data / "testlist01.txt").write_text("\n".join(lines * 20) + "\n")
+    # long enough that the fused Lava layers (a few ms a sequence) are still running
+    # when the signal comes, whatever the machine's load
+    (data / "testlist01.txt").write_text("\n".join(lines * 400) + "\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, "-m", "hybrid", "run", str(deployed.path),
                              str(data), "--workers", str(workers), "--video-size", "64x48"],
@@ -500,6 +502,7 @@ def test_ctrl_c_during_run_leaves_no_lava_process(deployed, trained, tmp_path, w
             f"the run never started its Lava processes: {proc.stderr.read()[-2000:]}")
         time.sleep(2.0)  # mid-run
         seen |= _descendants(proc.pid)
+        assert proc.poll() is None, "the run ended before the test could interrupt it"
         proc.send_signal(signal.SIGINT)
         proc.wait(120)
     finally:

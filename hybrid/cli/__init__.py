@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from hybrid.cli.chip import chip_cmd
 from hybrid.cli.deploy import deploy, run
 from hybrid.cli.doctor import demo, doctor
 from hybrid.cli.map import map_cmd, nir_cmd
@@ -47,3 +48,4 @@ main.add_command(deploy)
 main.add_command(run)
 main.add_command(map_cmd)
 main.add_command(nir_cmd)
+main.add_command(chip_cmd)

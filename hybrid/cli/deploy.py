@@ -28,7 +28,7 @@ def deploy(checkpoint, out, force, chip, with_nir, as_json):
     files, the bridge and input specs, the class names, the STMs' core mapping
     (mapping.json), with --nir their NIR graphs, and a checksummed manifest."""
     from hybrid.checkpoint import CheckpointError
-    from hybrid.deployment import deploy_checkpoint
+    from hybrid.deployment import NotDeployable, deploy_checkpoint
 
     if with_nir:
         try:
@@ -38,7 +38,7 @@ def deploy(checkpoint, out, force, chip, with_nir, as_json):
                                        f"(pip install 'hybrid-snn-video[nir]'): {e}") from e
     try:
         art = deploy_checkpoint(checkpoint, out, overwrite=force, chip=chip, nir=with_nir)
-    except (CheckpointError, FileExistsError) as exc:
+    except (CheckpointError, NotDeployable, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(art.manifest, indent=2))
