@@ -73,16 +73,31 @@ def layer1_spikes(path: Path, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarra
     return [(msgs[i], res.spikes[0][i]) for i in range(x.shape[0])]
 
 
+def mapping_note(mapping: dict | None, neuro: str, where: str = "mapping.json") -> str | None:
+    """Why the artifact's mapping (``where``) cannot place the neurocore simulation of
+    ``neuro``'s chip (it maps onto another chip), naming both chips; None when it can or
+    when there is none."""
+    if mapping is None or mapping.get("chip") == neuro:
+        return None
+    got = mapping.get("chip")
+    title = CHIPS[got].title if got in CHIPS else "an unknown chip"
+    return (f"{where} maps the STMs onto {got!r} ({title}), SANA-FE simulates {neuro!r} "
+            f"({CHIPS[neuro].title}, {CHIPS[neuro].neurons_per_core:,} neurons a core): "
+            f"placing them by a {neuro!r} mapping computed now (deploy.mapping); "
+            f"`hybrid deploy --chip {neuro}` writes a mapping.json both reports share")
+
+
 def chip_mapping(nets: dict[str, StmNetwork], mapping: dict | None, neuro: str) -> tuple[dict, str]:
     """The layer-to-core mapping for the neurocore simulation: the artifact's
-    ``mapping.json`` when it maps onto ``neuro``'s chip, else one computed here."""
+    ``mapping.json`` when it maps onto ``neuro``'s chip, else one computed here (the
+    second item says which, and why)."""
     from deploy.mapping import map_network
 
     if mapping is not None and mapping.get("chip") == neuro:
         return mapping, "the artifact's mapping.json"
-    why = ("no mapping.json" if mapping is None
-           else f"mapping.json maps onto {mapping.get('chip')!r}, not {neuro!r}")
-    return map_network(nets, CHIPS[neuro]).to_dict(), f"computed by deploy.mapping ({why})"
+    why = (mapping_note(mapping, neuro)
+           or f"no mapping.json: computed by deploy.mapping for {neuro!r}")
+    return map_network(nets, CHIPS[neuro]).to_dict(), why
 
 
 def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dataset,
@@ -113,8 +128,9 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
                 progress=(lambda k: bar.update(k)) if progress else None)
     neuro_rep = chip.spiking_stage(branches, segments, mp)
     neuro_rep |= {"simulator": "SANA-FE 2.2.9 (GPL-3.0, optional extra)",
-                  "architecture": f"{chip_neuro.ARCH.name}: Loihi (Davies et al. 2018) "
-                                  "per-event energies and latencies, SANA-FE's calibration",
+                  "architecture": "SANA-FE's loihi.yaml (Davies et al. 2018 per-event "
+                                  "energies and latencies, SANA-FE's calibration), inputs "
+                                  "on 4 tiles (deploy/chip_arch.py)",
                   "mapping": mp_source, "mapping_fits_one_chip": bool(mp.get("fits")),
                   "cores_used": mp.get("cores_used")}
     if bridge_bytes is None:
