@@ -40,7 +40,8 @@ def test_edges_are_the_padded_conv(shape):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed,hw,placement", [
-    (0, (13, 17), "default"), (1, (13, 17), "channel-major"), (1, (24, 24), "default")])
+    (0, (13, 17), "default"), (1, (13, 17), "channel-major"), (1, (24, 24), "default"),
+    (0, (24, 24), "channel-major")])
 def test_sanafe_spikes_equal_lava(seed, hw, placement, tmp_path, randomise_neurons):
     pytest.importorskip("sanafe", reason="SANA-FE is an optional extra: pip install -e '.[chip]'")
     from neuro.runner import LavaRunner
