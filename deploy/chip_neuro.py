@@ -1,10 +1,13 @@
 """Neurocore estimate of the spiking partition with SANA-FE: time and energy of every
-timestep, spikes and messages per layer, on a Loihi architecture file shipped here
-(``deploy/arch/loihi.yaml``, a slim copy of SANA-FE's).
+timestep, spikes and messages per layer, on a Loihi architecture description generated
+at run time from the one the installed ``sanafe`` package ships.
 
 SANA-FE ("Simulating Advanced Neuromorphic Architectures for Fast Exploration", Sandia /
 UT Austin; the ``sanafe`` package) is GPL-3.0: this is the ONLY module that imports it,
-and only inside :func:`require_sanafe` (``pip install -e '.[chip]'``).
+and only inside :func:`require_sanafe` (``pip install -e '.[chip]'``). This project ships
+no file derived from it: :func:`arch_text` reads SANA-FE's own ``examples/loihi.yaml``
+from the installed package (its per-event energies and latencies, from Davies et al.
+2018) and changes only where input units sit and how many tiles the mesh has.
 
 How an exported STM (:class:`neuro.export.StmNetwork`) becomes a SANA-FE network
 (settings measured bit-exact against the project's Lava run, ``shared/notes/chip.md``):
@@ -30,23 +33,24 @@ How an exported STM (:class:`neuro.export.StmNetwork`) becomes a SANA-FE network
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from deploy import chip_arch
+from deploy.presets import LOIHI
 from neuro.export import StmNetwork
 
-ARCH = Path(__file__).with_name("arch") / "loihi.yaml"
 INSTALL_HINT = ("SANA-FE is not installed; it is an optional extra (GPL-3.0): "
                 "pip install -e '.[chip]'  (or: pip install sanafe==2.2.9)")
 V_MAX = 2 ** 23 - 1  # Lava's 24-bit signed voltage
 UNITS = 64  # Lava integer units per SANA-FE unit (weights are mantissas, Lava shifts by 6)
-CORES_PER_TILE, TILE_WIDTH, INPUTS_PER_CORE, NEURONS_PER_CORE = 4, 8, 1024, 1024
+NEURONS_PER_CORE = LOIHI.neurons_per_core  # Davies et al. 2018 (deploy/presets.py)
 STATS = ("synapse_energy", "dendrite_energy", "soma_energy", "network_energy",
          "total_energy", "sim_time", "hops", "fired", "updated")
 
@@ -152,22 +156,33 @@ def tilings_from_mapping(mapping: dict, branch: str, layers: int) -> list[Tiling
     return out
 
 
-def arch_file(plain_cores: int, input_cores: int, tmpdir: str) -> Path:
-    """The shipped ``loihi.yaml``, or a copy whose mesh has enough tiles (more rows of the
-    same tiles) for ``plain_cores`` simulated-layer cores and ``input_cores`` input cores."""
-    text = ARCH.read_text()
-    pt, it = (math.ceil(n / CORES_PER_TILE) for n in (plain_cores, input_cores))
-    if pt <= 28 and it <= 4:
-        return ARCH
-    pt, it = max(pt, 28), max(it, 4)
-    height = math.ceil((pt + it) / TILE_WIDTH)
-    pt = height * TILE_WIDTH - it
-    text = re.sub(r"height: \d+", f"height: {height}", text, count=1)
-    text = text.replace("loihi_tile[0..27]", f"loihi_tile[0..{pt - 1}]")
-    text = text.replace("loihi_input_tile[28..31]", f"loihi_input_tile[{pt}..{pt + it - 1}]")
-    path = Path(tmpdir) / "loihi_extended.yaml"
-    path.write_text(text)
-    return path
+def stock_loihi() -> chip_arch.StockLoihi:
+    """SANA-FE's Loihi file as the installed package ships it (``sanafe/examples/
+    loihi.yaml``), parsed; :class:`MissingExtra` when SANA-FE is missing or its file
+    has another layout (the message names the file and the version this reads)."""
+    require_sanafe()
+    return _read_stock()
+
+
+@functools.cache
+def _read_stock() -> chip_arch.StockLoihi:
+    from importlib.resources import files
+
+    path = files("sanafe.examples") / "loihi.yaml"
+    try:
+        return chip_arch.parse(path.read_text(), str(path))
+    except (OSError, chip_arch.LayoutError) as exc:
+        raise MissingExtra(f"SANA-FE's Loihi architecture file cannot be used: {exc}") from exc
+
+
+def load_arch(plain_cores: int, input_cores: int):
+    """A SANA-FE Architecture generated from :func:`stock_loihi` with room for
+    ``plain_cores`` simulated-layer cores and ``input_cores`` input cores."""
+    sf = require_sanafe()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "loihi_hybrid.yaml"
+        path.write_text(chip_arch.generate(stock_loihi(), plain_cores, input_cores))
+        return sf.load_arch(str(path))
 
 
 @dataclass
@@ -206,7 +221,8 @@ def build(net: StmNetwork, tilings: list[Tiling] | None = None) -> BranchSim:
     assert len(tilings) == len(shapes), f"{len(tilings)} tilings for {len(shapes)} layers"
     sim = BranchSim(net, list(tilings[1:]))
     n_in = int(np.prod(shapes[0]))
-    sim.input_cores = math.ceil(n_in / INPUTS_PER_CORE)
+    inputs_per_core = stock_loihi().inputs_per_core
+    sim.input_cores = math.ceil(n_in / inputs_per_core)
     local = [t.cores(s) for t, s in zip(tilings[1:], shapes[1:])]
     offsets = np.cumsum([0] + [t.count(s) for t, s in zip(tilings[1:], shapes[1:])])
     sim.cores_used = int(offsets[-1])
@@ -214,11 +230,13 @@ def build(net: StmNetwork, tilings: list[Tiling] | None = None) -> BranchSim:
         per = int(np.bincount(t.cores(s).ravel()).max())
         assert per <= NEURONS_PER_CORE, (
             f"tiling {t} puts {per} neurons on a core, a Loihi core holds {NEURONS_PER_CORE}")
-    with tempfile.TemporaryDirectory() as tmp:
-        arch = sf.load_arch(str(arch_file(sim.cores_used, sim.input_cores, tmp)))
-    plain = [c for c in arch.cores() if "input" not in c.name]
-    inputs = [c for c in arch.cores() if "input" in c.name]
-    sim.arch_tiles = math.ceil(len(arch.cores()) / CORES_PER_TILE)
+    arch = load_arch(sim.cores_used, sim.input_cores)
+    plain = [c for c in arch.cores() if c.name.startswith(chip_arch.PLAIN_CORE + "[")]
+    inputs = [c for c in arch.cores() if c.name.startswith(chip_arch.INPUT_CORE + "[")]
+    assert len(plain) >= sim.cores_used and len(inputs) >= sim.input_cores, (
+        f"the generated architecture has {len(plain)} + {len(inputs)} input cores, the "
+        f"network needs {sim.cores_used} + {sim.input_cores}")
+    sim.arch_tiles = len(arch.tiles)
     snet = sf.Network()
     g_in = snet.create_neuron_group("in", n_in, model_attributes={}, log_spikes=True,
                                     soma_hw_name="loihi_inputs[0]")
@@ -233,10 +251,10 @@ def build(net: StmNetwork, tilings: list[Tiling] | None = None) -> BranchSim:
             f"layer{k}", int(np.prod(spec.shape)), model_attributes=attrs, log_spikes=True,
             soma_hw_name="loihi_lif", default_synapse_hw_name="loihi_conv_synapse"))
     for i in range(n_in):  # one input unit per input neuron (SANA-FE's input model)
-        g_in[i].set_attributes(soma_hw_name=f"loihi_inputs[{i % INPUTS_PER_CORE}]")
-        g_in[i].map_to_core(inputs[i // INPUTS_PER_CORE])
+        g_in[i].set_attributes(soma_hw_name=f"loihi_inputs[{i % inputs_per_core}]")
+        g_in[i].map_to_core(inputs[i // inputs_per_core])
     in_shape = shapes[0]
-    core_of = [np.arange(n_in) // INPUTS_PER_CORE]  # global core ids: inputs as -1 - id
+    core_of = [np.arange(n_in) // inputs_per_core]  # global core ids: inputs as -1 - id
     for j, (spec, g) in enumerate(zip(net.layers[1:], groups[1:])):
         cores = (local[j].ravel() + offsets[j]).astype(np.int64)
         for i, c in enumerate(cores):

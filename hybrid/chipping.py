@@ -73,16 +73,31 @@ def layer1_spikes(path: Path, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarra
     return [(msgs[i], res.spikes[0][i]) for i in range(x.shape[0])]
 
 
+def mapping_note(mapping: dict | None, neuro: str, where: str = "mapping.json") -> str | None:
+    """Why the artifact's mapping (``where``) cannot place the neurocore simulation of
+    ``neuro``'s chip (it maps onto another chip), naming both chips; None when it can or
+    when there is none."""
+    if mapping is None or mapping.get("chip") == neuro:
+        return None
+    got = mapping.get("chip")
+    title = CHIPS[got].title if got in CHIPS else "an unknown chip"
+    return (f"{where} maps the STMs onto {got!r} ({title}), SANA-FE simulates {neuro!r} "
+            f"({CHIPS[neuro].title}, {CHIPS[neuro].neurons_per_core:,} neurons a core): "
+            f"placing them by a {neuro!r} mapping computed now (deploy.mapping); "
+            f"`hybrid deploy --chip {neuro}` writes a mapping.json both reports share")
+
+
 def chip_mapping(nets: dict[str, StmNetwork], mapping: dict | None, neuro: str) -> tuple[dict, str]:
     """The layer-to-core mapping for the neurocore simulation: the artifact's
-    ``mapping.json`` when it maps onto ``neuro``'s chip, else one computed here."""
+    ``mapping.json`` when it maps onto ``neuro``'s chip, else one computed here (the
+    second item says which, and why)."""
     from deploy.mapping import map_network
 
     if mapping is not None and mapping.get("chip") == neuro:
         return mapping, "the artifact's mapping.json"
-    why = ("no mapping.json" if mapping is None
-           else f"mapping.json maps onto {mapping.get('chip')!r}, not {neuro!r}")
-    return map_network(nets, CHIPS[neuro]).to_dict(), f"computed by deploy.mapping ({why})"
+    why = (mapping_note(mapping, neuro)
+           or f"no mapping.json: computed by deploy.mapping for {neuro!r}")
+    return map_network(nets, CHIPS[neuro]).to_dict(), why
 
 
 def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dataset,
@@ -113,8 +128,9 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
                 progress=(lambda k: bar.update(k)) if progress else None)
     neuro_rep = chip.spiking_stage(branches, segments, mp)
     neuro_rep |= {"simulator": "SANA-FE 2.2.9 (GPL-3.0, optional extra)",
-                  "architecture": f"{chip_neuro.ARCH.name}: Loihi (Davies et al. 2018) "
-                                  "per-event energies and latencies, SANA-FE's calibration",
+                  "architecture": "SANA-FE's loihi.yaml (Davies et al. 2018 per-event "
+                                  "energies and latencies, SANA-FE's calibration), inputs "
+                                  "on 4 tiles (deploy/chip_arch.py)",
                   "mapping": mp_source, "mapping_fits_one_chip": bool(mp.get("fits")),
                   "cores_used": mp.get("cores_used")}
     if bridge_bytes is None:
@@ -151,22 +167,25 @@ def plot_timeline(rep: dict, title: str = ""):
     fig, axes = plt.subplots(2, 1, figsize=(7.5, 4.6))
     src = {s["name"]: s["source"].split(" ")[0] for s in rep["stages"]}
     for ax, rows in ((axes[0], tl), (axes[1], [r for r in tl if r[0] != "extract"])):
-        t0, t1 = rows[0][1], rows[-1][2]
-        span = (t1 - t0) or 1.0
+        # each panel from its own start (the zoom's absolute ticks would all read alike)
+        t0 = rows[0][1]
+        span = (rows[-1][2] - t0) or 1.0
         for name, a, b in rows:
             i = [n for n, _, _ in tl].index(name)
-            ax.barh(i, max(b - a, span * 3e-3), left=a, color=STAGE_COLOURS[name],
+            ax.barh(i, max(b - a, span * 3e-3), left=a - t0, color=STAGE_COLOURS[name],
                     edgecolor="black", linewidth=0.5)
-            ax.text(b + span * 0.01, i, f"{_seconds(b - a)} ({src[name]})", va="center",
-                    fontsize=8)
+            ax.text(b - t0 + span * 0.01, i, f"{_seconds(b - a)} ({src[name]})",
+                    va="center", fontsize=8)
         ax.set_yticks([[n for n, _, _ in tl].index(n) for n, _, _ in rows],
                       [n for n, _, _ in rows])
         ax.invert_yaxis()
-        ax.set_xlim(t0, t0 + span * 1.4)
+        ax.set_xlim(0, span * 1.4)
         ax.xaxis.set_major_formatter(lambda v, _: _seconds(v) if v > 0 else "0")
     axes[0].set_title("one video through the stages", fontsize=9)
     axes[1].set_title("zoom: the chip stages", fontsize=9)
-    axes[1].set_xlabel("time from the start of the video")
+    axes[0].set_xlabel("time from the start of the video", fontsize=8)
+    axes[1].set_xlabel(f"time from the end of extraction ({_seconds(tl[1][1])} into the "
+                       "video)", fontsize=8)
     pv = rep["per_video"]
     fig.suptitle(title or f"Latency {_seconds(pv['latency_s'])} a video; pipelined "
                  f"{pv['throughput_vps']:.3g} videos/s (paper, GPU: 16.0)", fontsize=10)

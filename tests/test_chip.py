@@ -142,3 +142,30 @@ def test_tianjic_verdict_counts_both_partitions(tmp_path):
     assert v["chips_needed"] == math.ceil(v["cores_needed"] / 156)
     assert v["unmappable"] and not v["fits_one_chip"]  # attention's matmuls
     assert any("Q K^T" in w for w in v["why_not"])
+
+
+@pytest.mark.parametrize("variant,size,segments", [
+    ("tiny", 48, 3),  # the demo's model
+    pytest.param("base", 224, 8, marks=pytest.mark.slow)])  # the paper's setting
+def test_tianjic_verdict_of_tiny_and_base(variant, size, segments):
+    """Neither fits one Tianjic chip; the STMs are bound by the 256 input axons a core,
+    the dense layers by 22 KB of weights a core, and attention's matmuls cannot be mapped
+    (README, "Tianjic verdict")."""
+    torch = pytest.importorskip("torch")
+    from deploy.targets import TIANJIC
+    from deploy.tianjic import verdict
+    from hybrid.chipping import exported_stms
+    from hybrid.model import HybridConfig, HybridModel
+
+    torch.manual_seed(0)
+    model = HybridModel(HybridConfig(variant=variant, num_classes=101, segments=segments,
+                                     size=(size, size)))
+    with exported_stms(model) as (_, nets):
+        v = verdict(nets, dense_layers(model.dense.cfg), TIANJIC)
+    assert not v["fits_one_chip"] and v["chips_needed"] > 1
+    assert {la["binding"] for la in v["snn_layers"]} == {"fan_in_axons"}
+    assert max(v["binding_cores"], key=v["binding_cores"].get) == "fan_in_axons"
+    assert "binding per-core limit: fan_in_axons" in v["why_not"][0]
+    big = [la for la in v["ann_layers"] if la["weights"] > TIANJIC.weights_per_core]
+    assert big and all(la["binding"] == "memory" for la in big)
+    assert v["unmappable"] and "Q K^T" in v["why_not"][1]

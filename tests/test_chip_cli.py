@@ -14,13 +14,18 @@ SIZE, VIDEO = 24, (64, 48)
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory):
+    """A random tiny model deployed as `hybrid deploy` does by default (mapping.json for
+    loihi2), and its synthetic dataset."""
+    return _deploy(tmp_path_factory.mktemp("chip"))
+
+
+def _deploy(root, chip=None):
     from deploy.artifact import write_artifact
     from hybrid.data.splits import load_split
     from hybrid.deployment import BRANCHES, input_spec
     from hybrid.model import HybridConfig, HybridModel
     from hybrid.video.synth import SynthConfig, make_dataset
 
-    root = tmp_path_factory.mktemp("chip")
     data = root / "data"
     make_dataset(data, classes=2, per_class=4, seed=2, cfg=SynthConfig(size=VIDEO, frames=24))
     classes = load_split(data, "test")[1]
@@ -30,8 +35,9 @@ def artifact(tmp_path_factory):
     model = HybridModel(cfg).eval()
     spec = input_spec(model)
     stms = {m: getattr(model, BRANCHES[m]).stm for m in spec.stm_modalities}
+    kw = {} if chip is None else {"chip": chip}
     art = write_artifact(root / "art", stms, model.dense, spec, classes,
-                         model_config=cfg.to_dict())
+                         model_config=cfg.to_dict(), **kw)
     return art, data
 
 
@@ -47,6 +53,11 @@ def test_chip_report_json(artifact, tmp_path):
     r = _run(art.path, data, "--sequences", 3, "--json", "--plot", tmp_path)
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)  # stdout is the JSON alone (progress goes to stderr)
+    # the default artifact maps onto loihi2; SANA-FE simulates loihi: remapped, and said
+    note = [ln for ln in r.stderr.splitlines() if ln.startswith("note:")]
+    assert len(note) == 1 and "'loihi2'" in note[0] and "'loihi'" in note[0], r.stderr
+    assert "hybrid deploy --chip loihi" in note[0]
+    assert "'loihi2'" in rep["neuro"]["mapping"]
     steps = rep["neuro"]["per_step"]
     T = art.inputs.timesteps
     assert len(steps["time_s"]) == len(steps["energy_j"]) == T + 2  # T + depth - 1
@@ -128,3 +139,46 @@ def test_chip_example_writes_its_figures(artifact, tmp_path, monkeypatch):
     for stem in ("chip_timeline", "chip_energy_by_stage"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 5000
         assert json.loads((tmp_path / f"{stem}.json").read_text())
+
+
+def test_mapping_for_another_chip_is_remapped_with_a_note(artifact):
+    from deploy.mapping import map_network, read_mapping
+    from deploy.presets import CHIPS
+    from hybrid.chipping import chip_mapping
+    from neuro.export import read_network
+
+    art, _ = artifact
+    nets = {m: read_network(art.stm_path(m)) for m in art.inputs.stm_modalities}
+    stored = read_mapping(art.mapping_path)
+    assert stored["chip"] == "loihi2"
+    mp, why = chip_mapping(nets, stored, "loihi")
+    assert mp == map_network(nets, CHIPS["loihi"]).to_dict() != stored
+    assert "\n" not in why and "mapping.json maps the STMs onto 'loihi2'" in why
+    assert "SANA-FE simulates 'loihi'" in why
+    same = map_network(nets, CHIPS["loihi"]).to_dict()
+    assert chip_mapping(nets, same, "loihi") == (same, "the artifact's mapping.json")
+    assert chip_mapping(nets, same, "loihi")[0] is same  # used as read, not recomputed
+    mp, why = chip_mapping(nets, None, "loihi")
+    assert mp == same and why.startswith("no mapping.json")
+
+
+@pytest.mark.slow
+def test_chip_places_by_the_artifacts_loihi_mapping(tmp_path):
+    """`hybrid deploy --chip loihi` -> `hybrid chip`: no note, SANA-FE's cores per branch
+    are the mapping.json's (layers 2..L), the report names it."""
+    pytest.importorskip("sanafe", reason="SANA-FE is an optional extra: pip install -e '.[chip]'")
+    from deploy.mapping import read_mapping
+    from deploy.presets import LOIHI
+
+    art, data = _deploy(tmp_path, chip=LOIHI)
+    stored = read_mapping(art.mapping_path)
+    r = _run(art.path, data, "--sequences", 1, "--json")
+    assert r.exit_code == 0, r.output
+    assert "note:" not in r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["neuro"]["mapping"] == "the artifact's mapping.json"
+    assert rep["neuro"]["cores_used"] == stored["cores_used"]
+    for m, b in rep["neuro"]["branches"].items():
+        want = sum(lm["cores"] for lm in stored["layers"] if lm["name"].startswith(f"{m}/")
+                   and not lm["name"].endswith("conv1"))
+        assert b["cores"] == want, m

@@ -40,7 +40,8 @@ def test_edges_are_the_padded_conv(shape):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed,hw,placement", [
-    (0, (13, 17), "default"), (1, (13, 17), "channel-major"), (1, (24, 24), "default")])
+    (0, (13, 17), "default"), (1, (13, 17), "channel-major"), (1, (24, 24), "default"),
+    (0, (24, 24), "channel-major")])
 def test_sanafe_spikes_equal_lava(seed, hw, placement, tmp_path, randomise_neurons):
     pytest.importorskip("sanafe", reason="SANA-FE is an optional extra: pip install -e '.[chip]'")
     from neuro.runner import LavaRunner
@@ -75,3 +76,44 @@ def test_sanafe_spikes_equal_lava(seed, hw, placement, tmp_path, randomise_neuro
                                               "soma_energy", "network_energy"))
         assert np.allclose(parts, e["total_energy"]) and min(e["sim_time"]) > 0
         assert out.messages[0].sum() >= lava.spikes[0][i].sum()  # >= 1 core per spike
+
+
+@pytest.mark.parametrize("plain,inputs,tiles", [
+    (40, 5, 32),  # the stock 8 x 4 mesh: 28 LIF tiles, 4 input tiles
+    (301, 33, 88)])  # 76 + 9 tiles needed: 11 rows of 8, the spare ones LIF tiles
+def test_generated_architecture_keeps_sanafe_figures(plain, inputs, tiles):
+    """The description generated from the installed SANA-FE's loihi.yaml, loaded by
+    SANA-FE, has the stock file's units with the stock figures on every core; only the
+    input units moved (to the input tiles) and the mesh grew by whole rows."""
+    sf = pytest.importorskip("sanafe", reason="SANA-FE is an optional extra: pip install "
+                                              "-e '.[chip]'")
+    stock = sf.load_loihi()
+    ref = {u.name: u.model_info.model_attributes for u in stock.cores()[0].pipeline_hw}
+    arch = cn.load_arch(plain, inputs)
+    cores = arch.cores()
+    lif = [c for c in cores if c.name.startswith("loihi_core[")]
+    inp = [c for c in cores if c.name.startswith("loihi_input_core[")]
+    assert len(lif) + len(inp) == len(cores) and len(lif) >= plain and len(inp) >= inputs
+    assert len(arch.tiles) == tiles and len(cores) == 4 * tiles
+    assert len(inp) == 4 * max(4, -(-inputs // 4))
+    for core, want in ((lif[0], {k: v for k, v in ref.items() if "inputs" not in k}),
+                       (lif[-1], {k: v for k, v in ref.items() if "inputs" not in k}),
+                       (inp[-1], ref)):
+        got = {u.name: u.model_info.model_attributes for u in core.pipeline_hw}
+        assert got == want, core.name
+        assert [a.name for a in core.axon_in] == [a.name for a in stock.cores()[0].axon_in]
+
+
+def test_unexpected_sanafe_layout_is_one_line_naming_the_file():
+    from deploy import chip_arch
+
+    with pytest.raises(chip_arch.LayoutError) as e:
+        chip_arch.parse("architecture:\n  attributes:\n    width: 8\n  tile:\n", "x/loihi.yaml")
+    msg = str(e.value)
+    assert "\n" not in msg and "x/loihi.yaml" in msg and "height" in msg
+    assert "sanafe==2.2.9" in msg
+    pytest.importorskip("sanafe")
+    text = cn.stock_loihi().origin
+    stock = open(text).read().replace("loihi_inputs[0..1023]", "loihi_units[0..1023]")
+    with pytest.raises(chip_arch.LayoutError, match="input soma entry"):
+        chip_arch.parse(stock, text)

@@ -85,8 +85,9 @@ def render(rep: dict) -> str:
 @click.argument("artifact", type=click.Path())
 @click.argument("data", type=click.Path(exists=True))
 @click.option("--neuro", type=click.Choice(["loihi"]), default="loihi", show_default=True,
-              help="Neurocore architecture for SANA-FE (deploy/arch/loihi.yaml) and the "
-                   "energy preset of the first STM layer.")
+              help="Neurocore architecture for SANA-FE (its own loihi.yaml, inputs moved "
+                   "to 4 tiles: deploy/chip_arch.py) and the energy preset of the first "
+                   "STM layer.")
 @click.option("--accelerator", type=TargetType("accelerator"), default="h100-sxm",
               show_default=True, help="Accelerator of the dense partition: h100-sxm, "
               "a100-sxm, jetson-orin, tianjic-ann (deploy/targets.py names each source).")
@@ -113,27 +114,29 @@ def chip_cmd(artifact, data, neuro, accelerator, precision, link, sequences, fol
     link and the dense partition on an accelerator (estimated), latency and pipelined
     throughput, and whether the model fits a Tianjic chip.
 
-    ARTIFACT: a `hybrid deploy` folder (a mapping.json in it, `hybrid map --json`'s, is
-    used when it maps onto --neuro's chip). DATA: a dataset folder or a `hybrid prepare`
+    ARTIFACT: a `hybrid deploy` folder. Its mapping.json places the STMs' neurons on
+    cores when it maps onto --neuro's chip (`hybrid deploy --chip loihi`); one for another
+    chip (the default loihi2) is not reused: a note on stderr names both chips and a
+    mapping for --neuro is computed. DATA: a dataset folder or a `hybrid prepare`
     cache (its test split, as `hybrid run`), or one video.
     """
     from deploy.artifact import ArtifactError, load_artifact
-    from deploy.chip_neuro import MissingExtra, require_sanafe
+    from deploy.chip_neuro import MissingExtra, stock_loihi
     from deploy.mapping import read_mapping
     from hybrid.data.splits import SplitError
     from hybrid.deployment import open_input
     from neuro.export import StmFileError, read_network
 
     try:
-        require_sanafe()
+        stock_loihi()  # SANA-FE installed, and its Loihi file one chip_arch reads
     except MissingExtra as exc:
         raise click.ClickException(str(exc)) from None
     try:
         art = load_artifact(artifact)
         paths = {m: art.stm_path(m) for m in art.inputs.stm_modalities}
         nets = {m: read_network(p) for m, p in paths.items()}
-        mpath = Path(artifact) / "mapping.json"
-        mapping = read_mapping(mpath) if mpath.exists() else None
+        mpath = art.mapping_path
+        mapping = read_mapping(mpath) if mpath is not None else None
         from ann.onnx_export import load_torch
 
         dense_cfg = load_torch(art.torch_path).cfg
@@ -148,8 +151,19 @@ def chip_cmd(artifact, data, neuro, accelerator, precision, link, sequences, fol
         ds, _, _ = open_input(art, data, fold, video_size)
     except (SplitError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    from hybrid.chipping import estimate, plot_timeline
+    from deploy.chip_neuro import tilings_from_mapping
+    from hybrid.chipping import estimate, mapping_note, plot_timeline
     from hybrid.profiling import save
+
+    note = mapping_note(mapping, neuro, str(mpath))
+    if note:  # remapped: say so before the simulation, on stderr (stdout may be --json)
+        click.echo(f"note: {note}", err=True)
+    elif mapping is not None:
+        try:
+            for m, net in nets.items():
+                tilings_from_mapping(mapping, m, len(net.layers))
+        except ValueError as exc:
+            raise click.ClickException(f"{mpath}: {exc}") from None
 
     try:
         rep = estimate(paths, nets, dense_cfg, ds, art.inputs.crop, accelerator, precision,
