@@ -154,3 +154,19 @@ def test_dropped_gops_outputs_are_recycled(scene):
         bases.add(id(g.mv.base))
         del g
     assert len(bases) <= 3, f"{len(bases)} output arrays for 5 GOPs: not recycled"
+
+
+def test_grid_cells_paints_sizes_in_order_and_gives_up_past_16_sizes():
+    """Blocks of several sizes paint in (w, h) order, as the reference does; more sizes
+    than any codec has go to the reference painter (None)."""
+    from hybrid.video.fields import grid_field, unpack
+
+    h, w = 64, 96
+    sizes = [(8 * a, 8 * b) for a in (1, 2, 3, 4, 5) for b in (1, 2, 3, 4)]  # 20 sizes
+    v = np.zeros(len(sizes), DT)
+    for i, (bw, bh) in enumerate(sizes):  # all overlap at the top-left corner
+        v[i] = (-1, bw, bh, bw // 2 - i % 3, bh // 2 + 1, bw // 2, bh // 2, 0, 0, 2)
+    assert grid_cells(v, h, w) is None
+    few = v[[3, 0, 7, 5]]  # four sizes, given out of order
+    np.testing.assert_array_equal(unpack(grid_field(few, h, w)),
+                                  mv_field(few, h, w, coviar=True))

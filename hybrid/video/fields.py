@@ -124,10 +124,7 @@ def grid_cells(vectors: np.ndarray | None, h: int, w: int) -> np.ndarray | None:
     cells = np.zeros((-(-h // CELL), -(-w // CELL)), np.int64)  # (hc, wc)
     if vectors is None or len(vectors) == 0:
         return cells
-    v = vectors
-    ok = paint_cells(v["source"], v["w"], v["h"], v["src_x"], v["src_y"], v["dst_x"],
-                     v["dst_y"], w, CELL, cells)
-    return cells if ok else None
+    return cells if paint_cells(vectors, w, CELL, cells) else None
 
 
 def grid_field(vectors: np.ndarray | None, h: int, w: int) -> np.ndarray | None:

@@ -206,8 +206,10 @@ def _read_gops(path: Path, accumulate: bool, coviar: bool, gop_size: int,
 
 
 class _Gop:
-    """A GOP being decoded: outputs preallocated for ``slots`` P-frames; in CoViAR mode
-    at most one P-frame is being traced on ``pool`` at a time."""
+    """A GOP being decoded: outputs preallocated for ``slots`` P-frames. In CoViAR mode
+    its P-frames are traced in order on ``pool`` (one worker) while the next ones
+    decode; the decoder waits for them only when the GOP closes, not per frame (on a
+    loaded machine every wait is a wake-up the scheduler may take milliseconds over)."""
 
     def __init__(self, index: int, start: int, img: np.ndarray, accumulate: bool,
                  coviar: bool, slots: int, pool: ThreadPoolExecutor,
@@ -215,7 +217,7 @@ class _Gop:
         h, w, _ = img.shape
         self.index, self.start, self.coviar, self.p = index, start, coviar, 0
         self.pool = pool
-        self.pending: Future | None = None
+        self.pending: list[Future] = []
         self.iframe = img = np.ascontiguousarray(img)  # rows unpadded (a copy if padded)
         self.mv, self.res = (recycler or _Recycler()).take(slots, h, w)
         self.tracer = (FastTracer(img, accumulate) if coviar
@@ -227,18 +229,17 @@ class _Gop:
             field, cell = grid_cells(vectors, h, w), CELL
             if field is None:  # a block off the 8-px grid: the reference painter
                 field, cell = with_offsets(mv_field(vectors, h, w, coviar=True)), 1
-            self.wait()
-            self.pending = self.pool.submit(self.tracer.step, img, field, self.mv[self.p],
-                                            self.res[self.p], cell)
+            self.pending.append(self.pool.submit(self.tracer.step, img, field,
+                                                 self.mv[self.p], self.res[self.p], cell))
         else:
             self.mv[self.p], self.res[self.p] = self.tracer.step(
                 img, mv_field(vectors, h, w, coviar=False))
         self.p += 1
 
     def wait(self) -> None:
-        if self.pending is not None:
-            self.pending.result()  # re-raises what the tracer raised
-            self.pending = None
+        pending, self.pending = self.pending, []
+        for f in pending:
+            f.result()  # re-raises what the tracer raised
 
     def close(self) -> GOP:
         self.wait()

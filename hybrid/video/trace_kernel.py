@@ -28,31 +28,46 @@ U = np.uint64
 
 
 @njit(cache=True, nogil=True)
-def paint_cells(source, bw, bh, src_x, src_y, dst_x, dst_y, w, cell,
-                cells):  # pragma: no cover - compiled
-    """FFmpeg's exported vector columns -> ``cells`` (hc, wc) int64 packed like
-    ``fields.pack`` (x, y, flat offset y * w + x), later blocks of a size over earlier,
-    sizes in (w, h) order like ``fields.mv_field``. False when a block is off the grid."""
+def paint_cells(vectors, w, cell, cells):  # pragma: no cover - compiled
+    """FFmpeg's exported vectors (a structured array with ``source, w, h, src_x, src_y,
+    dst_x, dst_y``) -> ``cells`` (hc, wc) int64 packed like ``fields.pack`` (x, y, flat
+    offset y * w + x), later blocks of a size over earlier, sizes in (w, h) order like
+    ``fields.mv_field`` (a stable sort by size, done as one pass per distinct size: a
+    P-frame has one or two). False when a block is off the grid (or there are over
+    16 sizes)."""
     hc, wc = cells.shape
-    n = source.shape[0]
-    key = np.empty(n, np.int64)
+    n = vectors.shape[0]
+    found = np.empty(16, np.int64)  # the distinct sizes (w * 65536 + h)
+    k = 0
     for i in range(n):
-        x0, y0 = np.int64(dst_x[i]) - bw[i] // 2, np.int64(dst_y[i]) - bh[i] // 2
-        if (x0 | y0 | np.int64(bw[i]) | np.int64(bh[i])) & (cell - 1):
-            if source[i] < 0:
+        v = vectors[i]
+        x0, y0 = np.int64(v.dst_x) - v.w // 2, np.int64(v.dst_y) - v.h // 2
+        if (x0 | y0 | np.int64(v.w) | np.int64(v.h)) & (cell - 1):
+            if v.source < 0:
                 return False
-        key[i] = np.int64(bw[i]) * 65536 + bh[i]
-    for i in np.argsort(key, kind="mergesort"):
-        if source[i] >= 0:  # future reference: not in a P-frame
-            continue
-        ix = np.int64(dst_x[i]) - src_x[i]
-        iy = np.int64(dst_y[i]) - src_y[i]
-        val = (ix & 0xFFFF) | ((iy & 0xFFFF) << 16) | (((iy * w + ix) & 0xFFFFFFFF) << 32)
-        cx0 = (np.int64(dst_x[i]) - bw[i] // 2) // cell
-        cy0 = (np.int64(dst_y[i]) - bh[i] // 2) // cell
-        for cy in range(max(cy0, 0), min(cy0 + bh[i] // cell, hc)):
-            for cx in range(max(cx0, 0), min(cx0 + bw[i] // cell, wc)):
-                cells[cy, cx] = val
+        key = np.int64(v.w) * 65536 + v.h
+        j = 0
+        while j < k and found[j] != key:
+            j += 1
+        if j == k:
+            if k == found.shape[0]:
+                return False  # more sizes than any codec has: the reference painter
+            found[k] = key
+            k += 1
+    for key in np.sort(found[:k]):
+        for i in range(n):
+            v = vectors[i]
+            if v.source >= 0 or np.int64(v.w) * 65536 + v.h != key:
+                continue  # a future reference (not in a P-frame), or another size
+            ix = np.int64(v.dst_x) - v.src_x
+            iy = np.int64(v.dst_y) - v.src_y
+            val = ((ix & 0xFFFF) | ((iy & 0xFFFF) << 16)
+                   | (((iy * w + ix) & 0xFFFFFFFF) << 32))
+            cx0 = (np.int64(v.dst_x) - v.w // 2) // cell
+            cy0 = (np.int64(v.dst_y) - v.h // 2) // cell
+            for cy in range(max(cy0, 0), min(cy0 + v.h // cell, hc)):
+                for cx in range(max(cx0, 0), min(cx0 + v.w // cell, wc)):
+                    cells[cy, cx] = val
     return True
 
 
@@ -60,7 +75,7 @@ def paint_cells(source, bw, bh, src_x, src_y, dst_x, dst_y, w, cell,
 def _sub(cur, c0, ref, r0, res, o0, n):  # pragma: no cover - compiled
     """res[o0 : o0 + n] = cur[c0 : c0 + n] - ref[r0 : r0 + n] (bytes -> float32)."""
     for i in range(U(n)):
-        res[o0 + i] = np.int32(cur[c0 + i]) - np.int32(ref[r0 + i])
+        res[o0 + i] = np.float32(cur[c0 + i]) - np.float32(ref[r0 + i])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -87,6 +102,7 @@ def trace_step(cur, ref, field, shift, src0, src1, accumulate, mv,
     step = 1 << shift
     for y in range(h):
         fbase, crow, p0 = (y >> shift) * wf, y * cs, y * w
+        fy0 = np.float32(y)
         cx = 0
         while cx < wf:  # a run of cells with one vector
             v = field[U(fbase + cx)]
@@ -118,8 +134,8 @@ def trace_step(cur, ref, field, shift, src0, src1, accumulate, mv,
                         st = src0[U(sbase + x)]
                         p = U(p0 + x)
                         src1[p] = st
-                        mv[U(2) * p] = x - np.int64(st & 0xFFFF)
-                        mv[U(2) * p + U(1)] = y - np.int64(st >> 16)
+                        mv[U(2) * p] = np.float32(x) - np.float32(st & 0xFFFF)
+                        mv[U(2) * p + U(1)] = fy0 - np.float32(st >> 16)
                 else:
                     fgx, fgy = np.float32(gx), np.float32(gy)
                     for x in range(a, b):
@@ -133,6 +149,13 @@ def trace_step(cur, ref, field, shift, src0, src1, accumulate, mv,
             while x < w:
                 s0 = src1[U(p0 + x)]
                 e = x + 1
+                while e + 16 <= w:  # 16 at a time: a loop without an early exit vectorises
+                    ok = True
+                    for k in range(16):
+                        ok &= src1[U(p0 + e + k)] == s0 + np.uint32(e + k - x)
+                    if not ok:
+                        break
+                    e += 16
                 while e < w and src1[U(p0 + e)] == s0 + np.uint32(e - x):
                     e += 1
                 q = U(np.int64(s0 >> 16) * rs + 3 * np.int64(s0 & 0xFFFF))
