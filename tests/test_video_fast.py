@@ -164,8 +164,8 @@ def test_grid_cells_paints_sizes_in_order_and_gives_up_past_16_sizes():
     h, w = 64, 96
     sizes = [(8 * a, 8 * b) for a in (1, 2, 3, 4, 5) for b in (1, 2, 3, 4)]  # 20 sizes
     v = np.zeros(len(sizes), DT)
-    for i, (bw, bh) in enumerate(sizes):  # all overlap at the top-left corner
-        v[i] = (-1, bw, bh, bw // 2 - i % 3, bh // 2 + 1, bw // 2, bh // 2, 0, 0, 2)
+    for i, (bw, bh) in enumerate(sizes):  # all overlap at the top-left corner, sources
+        v[i] = (-1, bw, bh, bw // 2 + i % 3, bh // 2 + 1, bw // 2, bh // 2, 0, 0, 2)  # in
     assert grid_cells(v, h, w) is None
     few = v[[3, 0, 7, 5]]  # four sizes, given out of order
     np.testing.assert_array_equal(unpack(grid_field(few, h, w)),
