@@ -24,9 +24,7 @@ gather plus the fractional remainder), and pixels are fetched at the nearest pos
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +45,7 @@ from hybrid.video.fields import (
     with_offsets,
 )
 from hybrid.video.probe import open_video
+from hybrid.video.worker import Recycler, TraceWorker
 
 GOP_SIZE = 12  # 1 I-frame + 11 P-frames
 P_PER_GOP = GOP_SIZE - 1
@@ -140,46 +139,16 @@ def read_gops(path: str | Path, accumulate: bool = True, coviar: bool = True,
     sub-pixel one. A GOP has at most ``gop_size - 1`` P-frames; the last one of a video
     may have fewer. Raises a :class:`~hybrid.video.errors.VideoError` naming ``path``
     for bad input (a GOP already yielded stays valid). In CoViAR mode a second thread
-    traces frame t while frame t+1 decodes (both release the GIL)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="hybrid-trace") as pool:
-        yield from _read_gops(Path(path), accumulate, coviar, gop_size, pool)
-
-
-def _refs(a: np.ndarray) -> int:
-    return sys.getrefcount(a)
-
-
-_t = (np.empty(1),)
-_UNSHARED = _refs(_t[0])  # references to an array only a _Recycler tuple holds
-del _t
-
-
-class _Recycler:
-    """Output arrays for the GOPs of one video. A set nothing outside references any
-    more (its GOP, every view of it and every wrapper of its buffer dropped by the
-    consumer) is handed out again instead of a fresh one: fresh pages for a 19 MB GOP
-    (340x256) cost ~0.1 ms a frame in page faults. A set still referenced is never
-    reused; a consumer that keeps its GOPs just gets fresh arrays."""
-
-    KEEP = 3  # the GOP being filled, the one the consumer holds, one spare
-
-    def __init__(self) -> None:
-        self.sets: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def take(self, slots: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        shape = (slots, h, w, 2)
-        for s in self.sets:
-            if (s[0].shape == shape and _refs(s[0]) <= _UNSHARED
-                    and _refs(s[1]) <= _UNSHARED):
-                return s
-        s = (np.empty(shape, np.float32), np.empty((slots, h, w, 3), np.float32))
-        self.sets = [s] + self.sets[:self.KEEP - 1]
-        return s
+    traces a GOP's P-frames, in order, while the later ones decode (both release the
+    GIL); a GOP whose values the consumer dropped lends its arrays to a later GOP
+    (:class:`~hybrid.video.worker.Recycler`)."""
+    with TraceWorker() as worker:
+        yield from _read_gops(Path(path), accumulate, coviar, gop_size, worker)
 
 
 def _read_gops(path: Path, accumulate: bool, coviar: bool, gop_size: int,
-               pool: ThreadPoolExecutor) -> Iterator[GOP]:
-    recycler = _Recycler()
+               pool: TraceWorker) -> Iterator[GOP]:
+    recycler = Recycler()
     cur: _Gop | None = None
     n, index = 0, 0
     for kind, img, vectors in _decode(path, gop_size):
@@ -207,19 +176,17 @@ def _read_gops(path: Path, accumulate: bool, coviar: bool, gop_size: int,
 
 class _Gop:
     """A GOP being decoded: outputs preallocated for ``slots`` P-frames. In CoViAR mode
-    its P-frames are traced in order on ``pool`` (one worker) while the next ones
-    decode; the decoder waits for them only when the GOP closes, not per frame (on a
-    loaded machine every wait is a wake-up the scheduler may take milliseconds over)."""
+    its P-frames are traced in order on ``pool`` while the next ones decode; the
+    decoder waits for them only when the GOP closes."""
 
     def __init__(self, index: int, start: int, img: np.ndarray, accumulate: bool,
-                 coviar: bool, slots: int, pool: ThreadPoolExecutor,
-                 recycler: _Recycler | None = None) -> None:
+                 coviar: bool, slots: int, pool: TraceWorker,
+                 recycler: Recycler | None = None) -> None:
         h, w, _ = img.shape
         self.index, self.start, self.coviar, self.p = index, start, coviar, 0
         self.pool = pool
-        self.pending: list[Future] = []
         self.iframe = img = np.ascontiguousarray(img)  # rows unpadded (a copy if padded)
-        self.mv, self.res = (recycler or _Recycler()).take(slots, h, w)
+        self.mv, self.res = (recycler or Recycler()).take(slots, h, w)
         self.tracer = (FastTracer(img, accumulate) if coviar
                        else Tracer(img, accumulate, coviar=False))
 
@@ -229,17 +196,16 @@ class _Gop:
             field, cell = grid_cells(vectors, h, w), CELL
             if field is None:  # a block off the 8-px grid: the reference painter
                 field, cell = with_offsets(mv_field(vectors, h, w, coviar=True)), 1
-            self.pending.append(self.pool.submit(self.tracer.step, img, field,
-                                                 self.mv[self.p], self.res[self.p], cell))
+            self.pool.submit(self.tracer.step, img, field, self.mv[self.p], self.res[self.p],
+                             cell)
         else:
             self.mv[self.p], self.res[self.p] = self.tracer.step(
                 img, mv_field(vectors, h, w, coviar=False))
         self.p += 1
 
     def wait(self) -> None:
-        pending, self.pending = self.pending, []
-        for f in pending:
-            f.result()  # re-raises what the tracer raised
+        if self.coviar:
+            self.pool.wait()  # re-raises what the tracer raised
 
     def close(self) -> GOP:
         self.wait()
