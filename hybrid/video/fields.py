@@ -13,6 +13,8 @@ Tests check both give identical results.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 CELL = 8  # MPEG-4 exports 16x16 (and 8x8) blocks whose origins lie on this grid
@@ -122,10 +124,7 @@ def grid_cells(vectors: np.ndarray | None, h: int, w: int) -> np.ndarray | None:
     cells = np.zeros((-(-h // CELL), -(-w // CELL)), np.int64)  # (hc, wc)
     if vectors is None or len(vectors) == 0:
         return cells
-    v = vectors
-    ok = paint_cells(v["source"], v["w"], v["h"], v["src_x"], v["src_y"], v["dst_x"],
-                     v["dst_y"], w, CELL, cells)
-    return cells if ok else None
+    return cells if paint_cells(vectors, w, CELL, cells) else None
 
 
 def grid_field(vectors: np.ndarray | None, h: int, w: int) -> np.ndarray | None:
@@ -160,48 +159,62 @@ def with_offsets(field: np.ndarray) -> np.ndarray:
     return pack(field[..., 0], field[..., 1], field.shape[1])
 
 
+@lru_cache(maxsize=4)
+def _identity(h: int, w: int) -> np.ndarray:
+    """(H * W,) uint32 ``y << 16 | x`` of every pixel (read-only; one per frame size)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.uint32)
+    ident = ((yy << 16) | xx).reshape(-1)
+    ident.flags.writeable = False
+    return ident
+
+
+def _check_rgb(img: np.ndarray, h: int, w: int, what: str) -> None:
+    assert img.shape == (h, w, 3) and img.dtype == np.uint8 and img.strides[1:] == (3, 1) \
+        and img.strides[0] >= 3 * w, (
+        f"{what} {img.shape} {img.dtype} strides {img.strides} must be ({h}, {w}, 3) "
+        f"uint8 with packed pixels (rows may be padded)")
+
+
 class FastTracer:
     """CoViAR integer-pixel mode on FFmpeg's ``rgb24`` frames; writes into
     caller-provided outputs. State per pixel: the I-frame pixel it traces to, x and y
     packed in a uint32 (the accumulated MV is the pixel's position minus it),
-    double-buffered; one fused compiled pass a frame
-    (:func:`hybrid.video.trace_kernel.trace_step`)."""
+    double-buffered; one compiled pass a frame
+    (:func:`hybrid.video.trace_kernel.trace_step`). Frames may have padded rows (as
+    FFmpeg converts them): they are read in place."""
 
     def __init__(self, iframe: np.ndarray, accumulate: bool) -> None:
-        h, w, c = iframe.shape
-        assert c == 3 and iframe.dtype == np.uint8 and iframe.flags.c_contiguous, (
-            f"I-frame must be contiguous (H, W, 3) uint8 RGB, got {iframe.shape} "
-            f"{iframe.dtype}")
-        self.h, self.w, self.n, self.accumulate = h, w, h * w, accumulate
-        self.ref = iframe.reshape(-1)  # (3N,) RGB bytes
-        self.prev = self.ref
+        h, w = iframe.shape[:2]
+        _check_rgb(iframe, h, w, "I-frame")
         assert h < 1 << 16 and w < 1 << 16, f"frame {h}x{w} too large for 16-bit x, y"
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.uint32)
-        self.src = ((yy << 16) | xx).reshape(-1)  # (N,) uint32 I-frame (x, y) traced to
+        self.h, self.w, self.n, self.accumulate = h, w, h * w, accumulate
+        self.ref = iframe
+        self.prev = iframe
+        self.src = _identity(h, w).copy()  # (N,) uint32 I-frame (x, y) traced to
         self.spare = np.empty_like(self.src)
 
     def step(self, rgb: np.ndarray, field: np.ndarray, mv_out: np.ndarray,
              res_out: np.ndarray, cell: int = 1) -> None:
-        """rgb (H, W, 3) uint8 contiguous, field packed by :func:`pack`, per pixel
-        (H, W) with ``cell=1`` or per cell from :func:`grid_cells` with ``cell=CELL``
-        -> mv_out (H, W, 2) and res_out (H, W, 3) float32, contiguous."""
+        """rgb (H, W, 3) uint8 (rows may be padded), field packed by :func:`pack`, per
+        pixel (H, W) with ``cell=1`` or per cell from :func:`grid_cells` with
+        ``cell=CELL`` -> mv_out (H, W, 2) and res_out (H, W, 3) float32, contiguous."""
         from hybrid.video.trace_kernel import trace_step
 
         h, w = self.h, self.w
-        assert rgb.shape == (h, w, 3) and rgb.dtype == np.uint8 and rgb.flags.c_contiguous, (
-            f"frame {rgb.shape} {rgb.dtype} must be contiguous ({h}, {w}, 3) uint8")
+        _check_rgb(rgb, h, w, "frame")
         assert cell in (1, CELL), f"cell must be 1 or {CELL}, got {cell}"
         assert field.dtype == np.int64 and field.shape == (-(-h // cell), -(-w // cell)), (
             f"field {field.dtype} {field.shape} does not match frame {rgb.shape} "
             f"at cell {cell}")
         assert mv_out.shape == (h, w, 2) and res_out.shape == (h, w, 3) and (
-            mv_out.flags.c_contiguous and res_out.flags.c_contiguous), (
-            f"outputs {mv_out.shape}, {res_out.shape} must be contiguous ({h}, {w}, 2|3)")
-        cur = rgb.reshape(-1)
-        trace_step(cur, self.ref if self.accumulate else self.prev,
+            mv_out.flags.c_contiguous and res_out.flags.c_contiguous) and (
+            mv_out.dtype == np.float32 and res_out.dtype == np.float32), (
+            f"outputs {mv_out.shape}, {res_out.shape} must be contiguous float32 "
+            f"({h}, {w}, 2|3)")
+        trace_step(rgb, self.ref if self.accumulate else self.prev,
                    np.ascontiguousarray(field).reshape(-1), cell.bit_length() - 1,
                    self.src, self.spare, self.accumulate, mv_out.reshape(-1),
-                   res_out.reshape(-1), h, w)
+                   res_out.reshape(-1))
         if self.accumulate:
             self.src, self.spare = self.spare, self.src
-        self.prev = cur
+        self.prev = rgb

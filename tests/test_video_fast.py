@@ -1,0 +1,204 @@
+"""The fast extraction path against the plain reference path, at odd sizes and several
+seeds: the run-wise trace kernel (``FastTracer``) against the numpy ``Tracer`` fed
+the per-pixel field of the per-vector painter ``mv_field``; frames with padded rows (as
+FFmpeg converts them) against the same frames contiguous; the recycled GOP outputs
+never overwrite a GOP the consumer still holds."""
+import numpy as np
+import pytest
+
+from hybrid.video.fields import CELL, FastTracer, Tracer, grid_cells, mv_field, with_offsets
+
+DT = [("source", "i4"), ("w", "u1"), ("h", "u1"), ("src_x", "i2"), ("src_y", "i2"),
+      ("dst_x", "i2"), ("dst_y", "i2"), ("motion_x", "i4"), ("motion_y", "i4"),
+      ("motion_scale", "u2")]
+
+
+def random_vectors(rng, h, w, reach):
+    """Per 16x16 macroblock, as MPEG-4 exports them: one 16x16 vector, four 8x8 ones
+    (4MV), or none (intra); with runs of equal vectors, zero ones, and vectors whose
+    source leaves the frame, ``reach`` px at most."""
+    vecs = []
+    for by in range(0, h, 16):
+        for bx in range(0, w, 16):
+            u = rng.random()
+            if u < 0.15:
+                continue  # intra block: no vector
+            if u < 0.3:  # 4MV: four 8x8 blocks
+                for oy in (0, 8):
+                    for ox in (0, 8):
+                        dx, dy = rng.integers(-reach, reach + 1, 2)
+                        vecs.append((int(dx), int(dy), bx + ox + 4, by + oy + 4, 8))
+                continue
+            if u < 0.5:
+                dx = dy = 0
+            elif u < 0.7 and vecs:  # a run: the same vector as the block before
+                dx, dy = vecs[-1][:2]
+            else:
+                dx, dy = rng.integers(-reach, reach + 1, 2)
+            vecs.append((int(dx), int(dy), bx + 8, by + 8, 16))
+    v = np.zeros(len(vecs), DT)
+    for i, (dx, dy, cx, cy, size) in enumerate(vecs):
+        v[i] = (-1, size, size, cx - dx, cy - dy, cx, cy, -2 * dx, -2 * dy, 2)
+    return v
+
+
+def padded(img, pad):
+    """The same pixels in a buffer whose rows are ``pad`` bytes longer, as a view."""
+    h, w, _ = img.shape
+    buf = np.zeros((h, 3 * w + pad), np.uint8)
+    buf[:, :3 * w] = img.reshape(h, -1)
+    view = buf[:, :3 * w].reshape(h, w, 3)
+    assert not view.flags.c_contiguous and view.strides == (3 * w + pad, 3, 1)
+    return view
+
+
+@pytest.mark.parametrize("accumulate", [True, False])
+@pytest.mark.parametrize("h,w", [(96, 130), (64, 342), (33, 97), (40, 52), (144, 176)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_tracer_equals_reference(h, w, seed, accumulate):
+    rng = np.random.default_rng(seed * 1000 + h + w)
+    reach = int(rng.choice([3, 9, 40]))  # 40: sources far off the frame
+    # smooth frames (consecutive pixels similar) plus noise, so runs and segments vary
+    base = rng.integers(0, 256, (h + 64, w + 64, 3), dtype=np.uint8)
+    frames = [np.ascontiguousarray(np.roll(base, (t, 2 * t), (0, 1))[:h, :w])
+              for t in range(6)]
+    pad = int(rng.integers(1, 40))
+    fast_c, fast_p = FastTracer(frames[0], accumulate), FastTracer(frames[0], accumulate)
+    fast_pix = FastTracer(frames[0], accumulate)
+    ref = Tracer(frames[0], accumulate, coviar=True)
+    moved = 0
+    for t in range(1, len(frames)):
+        vec = random_vectors(rng, h, w, reach)
+        field = mv_field(vec, h, w, coviar=True)  # the per-vector reference painter
+        mv_r, res_r = ref.step(frames[t], field)
+        cells = grid_cells(vec, h, w)
+        assert cells is not None
+        for tracer, img, f, cell in ((fast_c, frames[t], cells, CELL),
+                                     (fast_p, padded(frames[t], pad), cells, CELL),
+                                     (fast_pix, frames[t], with_offsets(field), 1)):
+            mv, res = np.full((h, w, 2), np.nan, np.float32), np.full((h, w, 3), np.nan,
+                                                                          np.float32)
+            tracer.step(img, f, mv, res, cell)
+            np.testing.assert_array_equal(mv, mv_r, err_msg=f"MV at frame {t}, cell {cell}")
+            np.testing.assert_array_equal(res, res_r,
+                                          err_msg=f"residual at frame {t}, cell {cell}")
+        moved += int((mv_r != 0).any(-1).sum())
+    assert moved > 0
+
+
+def test_fast_tracer_reads_previous_padded_frame_without_accumulation():
+    """Per-frame residuals subtract the previous frame, itself padded: the tracer keeps
+    the view and reads it with its own row stride."""
+    rng = np.random.default_rng(5)
+    h, w = 48, 70
+    frames = rng.integers(0, 256, (4, h, w, 3), dtype=np.uint8)
+    fast, ref = FastTracer(frames[0], False), Tracer(frames[0], False, coviar=True)
+    for t in range(1, 4):
+        vec = random_vectors(rng, h, w, 9)
+        mv, res = np.empty((h, w, 2), np.float32), np.empty((h, w, 3), np.float32)
+        fast.step(padded(frames[t], 3 + 8 * t), grid_cells(vec, h, w), mv, res, CELL)
+        mv_r, res_r = ref.step(frames[t], mv_field(vec, h, w, coviar=True))
+        np.testing.assert_array_equal(mv, mv_r)
+        np.testing.assert_array_equal(res, res_r)
+
+
+def test_fast_tracer_rejects_frames_it_cannot_read():
+    img = np.zeros((16, 24, 3), np.uint8)
+    tracer = FastTracer(img, True)
+    mv, res = np.empty((16, 24, 2), np.float32), np.empty((16, 24, 3), np.float32)
+    cells = np.zeros((2, 3), np.int64)
+    with pytest.raises(AssertionError, match="packed pixels"):
+        tracer.step(np.zeros((16, 24, 4), np.uint8)[..., :3], cells, mv, res, CELL)
+    with pytest.raises(AssertionError, match="does not match"):
+        tracer.step(img, np.zeros((3, 3), np.int64), mv, res, CELL)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    from hybrid.video.synth import SynthConfig, render_video
+    from hybrid.video.transcode import EncodeConfig, encode_mpeg4
+
+    p = tmp_path_factory.mktemp("fast") / "scene.avi"
+    encode_mpeg4(render_video(2, 7, SynthConfig(size=(130, 96), frames=60)), p,
+                 EncodeConfig(size=(130, 96)))
+    return p
+
+
+def test_held_gops_are_never_overwritten(scene):
+    """The reader hands a dropped GOP's outputs to a later GOP; a GOP (or a view of
+    it) the consumer keeps must keep its values."""
+    from hybrid.video.reader import read_gops
+
+    held = list(read_gops(scene))  # every GOP kept
+    snap = [(g.mv.copy(), g.residual.copy()) for g in held]
+    again = [g for g in read_gops(scene)]
+    views = [g.residual[2] for g in read_gops(scene)]  # only a view of each kept
+    for g, (mv, res), h, v in zip(held, snap, again, views):
+        np.testing.assert_array_equal(g.mv, mv)
+        np.testing.assert_array_equal(g.residual, res)
+        np.testing.assert_array_equal(h.residual, res)
+        np.testing.assert_array_equal(v, res[2])
+    assert len({id(g.mv.base) for g in held}) == len(held) == 5
+
+
+def test_dropped_gops_outputs_are_recycled(scene):
+    """A consumer that drops each GOP (as ``hybrid extract`` does) gets the same few
+    arrays again, with every GOP's values equal to a run that keeps them all."""
+    from hybrid.video.reader import read_gops
+
+    expect = [(g.mv.copy(), g.residual.copy()) for g in read_gops(scene)]
+    bases, n = set(), 0
+    for g in read_gops(scene):  # (zip or enumerate would hold the GOP in their tuple)
+        np.testing.assert_array_equal(g.mv, expect[n][0])
+        np.testing.assert_array_equal(g.residual, expect[n][1])
+        bases.add(id(g.mv.base))
+        n += 1
+        del g
+    assert n == 5
+    # each GOP dropped before the next is asked for: one set of arrays serves them all
+    # (what keeps ``hybrid extract``'s memory at one GOP)
+    assert len(bases) == 1, f"{len(bases)} output arrays for 5 GOPs: not recycled"
+
+
+def test_tracer_error_reaches_the_reader_and_stops_the_thread(scene, monkeypatch):
+    import threading
+
+    from hybrid.video import fields
+    from hybrid.video.reader import read_gops
+
+    def broken(self, *args):
+        raise RuntimeError("tracer broke")
+
+    monkeypatch.setattr(fields.FastTracer, "step", broken)
+    with pytest.raises(RuntimeError, match="tracer broke"):
+        list(read_gops(scene))
+    assert not [t for t in threading.enumerate() if t.name == "hybrid-trace"]
+
+
+def test_abandoned_reader_leaves_no_thread(scene):
+    import gc
+    import threading
+
+    from hybrid.video.reader import read_gops
+
+    gops = read_gops(scene)
+    next(gops)
+    gops.close()
+    gc.collect()
+    assert not [t for t in threading.enumerate() if t.name == "hybrid-trace"]
+
+
+def test_grid_cells_paints_sizes_in_order_and_gives_up_past_16_sizes():
+    """Blocks of several sizes paint in (w, h) order, as the reference does; more sizes
+    than any codec has go to the reference painter (None)."""
+    from hybrid.video.fields import grid_field, unpack
+
+    h, w = 64, 96
+    sizes = [(8 * a, 8 * b) for a in (1, 2, 3, 4, 5) for b in (1, 2, 3, 4)]  # 20 sizes
+    v = np.zeros(len(sizes), DT)
+    for i, (bw, bh) in enumerate(sizes):  # all overlap at the top-left corner, sources
+        v[i] = (-1, bw, bh, bw // 2 + i % 3, bh // 2 + 1, bw // 2, bh // 2, 0, 0, 2)  # in
+    assert grid_cells(v, h, w) is None
+    few = v[[3, 0, 7, 5]]  # four sizes, given out of order
+    np.testing.assert_array_equal(unpack(grid_field(few, h, w)),
+                                  mv_field(few, h, w, coviar=True))
