@@ -30,7 +30,7 @@ shared, and CPU time moves less with the other jobs than wall time.
 --quick measures 1 video at 112x112 crops (not the paper's setting; the JSON says so).
 
     PYTHONPATH=$PWD python benchmarks/end_to_end.py [--variants tiny base] [--videos 2]
-        [--threads N] [--quick] [-o runs/end_to_end]
+        [--paths torch deployed] [--threads N] [--quick] [-o runs/end_to_end]
 
 Writes OUT/end_to_end.json and OUT/end_to_end.png; prints a table.
 """
@@ -49,6 +49,7 @@ import torch
 from hybrid.preset import PRESETS
 
 STAGES = ("extract", "spiking", "bridge", "dense")
+PATHS = ("torch", "deployed")
 PAPER = PRESETS["paper"]
 CLASSES = 101  # UCF-101
 SOURCE = "Das Biswas et al., Sec. 4 / Table 1 (16.0 videos/s, base, GPU); hybrid/preset.py"
@@ -126,8 +127,7 @@ def build_artifact(model, out: Path):
 
 
 def bench_variant(variant: str, data: Path, videos: list[str], device: str,
-                  crop: int, video_size: tuple[int, int]) -> dict:
-    from deploy.runtime import HybridRuntime
+                  crop: int, video_size: tuple[int, int], paths: list[str]) -> dict:
     from hybrid.data.dataset import CompressedVideoDataset
     from hybrid.model import HybridConfig, HybridModel
 
@@ -147,16 +147,26 @@ def bench_variant(variant: str, data: Path, videos: list[str], device: str,
         extract_cpu.append(time.process_time() - c0)
         print(f"  {variant}: extracted video {i + 1}/{len(ds)} in {extract[-1]:.2f} s",
               flush=True)
-    # torch path (hybrid predict)
-    model.to(device)
-    torch_path(model, samples[0], device)  # warm up
-    rows = [torch_path(model, s, device) for s in samples]
-    out["paths"]["torch"] = summarise(rows, extract, extract_cpu, device=device,
-                                      torch_threads=torch.get_num_threads())
-    print(f"  {variant}: torch path {out['paths']['torch']['videos_per_s']:.3f} videos/s",
-          flush=True)
-    # deployed path (hybrid run): artifact -> HybridRuntime (Lava + bridge + onnxruntime)
-    model.to("cpu")
+    if "torch" in paths:  # hybrid predict
+        model.to(device)
+        torch_path(model, samples[0], device)  # warm up
+        rows = [torch_path(model, s, device) for s in samples]
+        out["paths"]["torch"] = summarise(rows, extract, extract_cpu, device=device,
+                                          torch_threads=torch.get_num_threads())
+        print(f"  {variant}: torch path {out['paths']['torch']['videos_per_s']:.3f} videos/s",
+              flush=True)
+    if "deployed" in paths:
+        out["paths"]["deployed"] = deployed_run(variant, model.to("cpu"), samples, extract,
+                                                extract_cpu)
+    return out
+
+
+def deployed_run(variant: str, model, samples: list[dict], extract: list[float],
+                 extract_cpu: list[float]) -> dict:
+    """The model deployed (artifact written) and run by ``HybridRuntime``, as ``hybrid
+    run`` runs it (Lava STMs, bridge, onnxruntime dense)."""
+    from deploy.runtime import HybridRuntime
+
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         art = build_artifact(model, Path(tmp) / "artifact")
@@ -178,10 +188,9 @@ def bench_variant(variant: str, data: Path, videos: list[str], device: str,
                      "lava_processes": lava_processes(rt),
                      "onnxruntime_intra_op_threads": threads or f"default ({os.cpu_count()})",
                      "torch_threads_in_lava_processes": 1}
-    out["paths"]["deployed"] = summarise(rows, extract, extract_cpu, **extra)
-    print(f"  {variant}: deployed path {out['paths']['deployed']['videos_per_s']:.3f} "
-          "videos/s", flush=True)
-    return out
+    rep = summarise(rows, extract, extract_cpu, **extra)
+    print(f"  {variant}: deployed path {rep['videos_per_s']:.3f} videos/s", flush=True)
+    return rep
 
 
 def summarise(rows: list[tuple[dict, dict]], extract: list[float], extract_cpu: list[float],
@@ -238,6 +247,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="+", default=["tiny", "base"])
     ap.add_argument("--videos", type=int, default=2)
+    ap.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     ap.add_argument("--frames", type=int, default=96, help="frames per video (8 GOPs of 12)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads of this process [default: torch's]")
@@ -264,7 +274,8 @@ def main() -> None:
         data = Path(tmp) / "videos"
         videos = make_videos(data, n_videos, args.frames, PAPER.video_size)
         for variant in args.variants:
-            r = bench_variant(variant, data, videos, device, crop, PAPER.video_size)
+            r = bench_variant(variant, data, videos, device, crop, PAPER.video_size,
+                              args.paths)
             r.update(load_average_1_5_15min=list(os.getloadavg()))
             results.append(r)
     rep = {"setting": setting, "machine": machine, "torch_threads": torch.get_num_threads(),
