@@ -39,7 +39,8 @@ def _stm_inputs(model: HybridModel, batch: dict):
 
 class LavaSpikes:
     """The model's STMs exported (``neuro.export``) and compiled for Lava ``fixed_pt``
-    once; :meth:`counts` runs a batch of views through them (``with LavaSpikes(model)``)."""
+    once, as ``hybrid run`` runs them (fused ConvLIF processes, sequences side by side);
+    :meth:`counts` runs a batch of views through them (``with LavaSpikes(model)``)."""
 
     def __init__(self, model: HybridModel):
         import tempfile
@@ -56,7 +57,7 @@ class LavaSpikes:
                     stm = getattr(model, module).stm
                     path = export_stm(stm, tmp / f"stm_{m}.h5", model.cfg.size)
                     self.runners[m] = self._stack.enter_context(LavaRunner(
-                        path, steps=model.cfg.timesteps, record=True, conv="im2col"))
+                        path, steps=model.cfg.timesteps, record=True))
         except BaseException:
             self._stack.close()
             raise

@@ -27,6 +27,9 @@ at ``g + k``; the last ``3`` steps of a period drain the pipeline. Layer ``k`` r
 ``u, v`` when ``time_step % period == (k + 1) % period`` (inside the simulation), so the
 torch step ``t`` of layer ``k`` is Lava step ``b * period + t + 1 + k``. Each ``run``
 call spans whole periods; the host sends one message per batch and receives one.
+The fused layers compute, send and receive only at the ``T`` steps of each period whose
+results are read (``ConvLIF(active=T)``; the drain steps are idle), and the last layer
+sends its voltage once per batch unless ``record``.
 """
 from __future__ import annotations
 
@@ -187,11 +190,13 @@ class LavaRunner:
         net, T, P = self.net, self.steps, self.period
         shapes = [(pl.frame, s[1], s[0]) for pl, s in  # (W, H, C) of every plane
                   zip(self.planes, [net.input_shape] + [spec.shape for spec in net.layers])]
-        self.inj = BatchSource(shape=shapes[0], steps=T, period=P, buffer_size=HOST_AHEAD)
+        fused = self.conv == "fused"  # fused layers compute only their T active steps
+        self.inj = BatchSource(shape=shapes[0], steps=T, period=P, buffer_size=HOST_AHEAD,
+                               active_only=fused)
         self.readout = BatchReadout(layers=[(sh, pl.ranges) for sh, pl in
                                             zip(shapes[1:], self.planes[1:])],
                                     steps=T, period=P, record=self.record,
-                                    buffer_size=HOST_AHEAD)
+                                    buffer_size=HOST_AHEAD, active_only=fused)
         src, msg_bits = self.inj.out_port, net.in_bits
         self.lifs = []
         for k, spec in enumerate(net.layers, start=1):
@@ -201,7 +206,7 @@ class LavaRunner:
                               stride=spec.stride, padding=spec.padding, vth=spec.vth,
                               dv=spec.dv, du=spec.du, reset_interval=P, reset_offset=k + 1,
                               in_max=2 ** (msg_bits - 1) if msg_bits else 1, tiles=tiles,
-                              name=f"layer{k}")
+                              active=T, v_last_only=not self.record, name=f"layer{k}")
                 src.connect(lif.s_in)
             else:
                 conv = Conv(weight=_lava_conv_weight(spec.weight), input_shape=shapes[k - 1],

@@ -206,3 +206,49 @@ def test_torch_sourced_counts_equal_lava_sourced(tmp_path, seed, hw, strides, ra
         assert sum(t.out_spikes) > 0, f"{t.geometry.name} never spiked: a weak test"
         assert (t.input_events, t.synops, t.out_spikes, t.ops, t.paper_acs) == \
             (lv.input_events, lv.synops, lv.out_spikes, lv.ops, lv.paper_acs)
+
+
+@pytest.mark.slow
+def test_profiler_lava_spikes_fused_equal_torch_qat_and_im2col(tmp_path, randomise_neurons):
+    """``hybrid profile --spikes lava`` (``LavaSpikes``: fused ConvLIF layers, 8 sequences
+    side by side): both branches' counts over 10 sequences (two tile batches, the second
+    part-filled) equal the torch fixed-point model's and the im2col Lava model's (what the
+    profiler ran before), layer by layer."""
+    import neuro  # noqa: F401  (before any lava import)
+    from hybrid.model import HybridConfig, HybridModel
+    from hybrid.profiling import LavaSpikes, spiking_counts
+    from neuro.export import export_stm
+    from neuro.runner import LavaRunner
+    from neuro.verify import random_mv
+
+    torch.manual_seed(3)
+    T, hw = 4, (20, 20)
+    model = HybridModel(HybridConfig(num_classes=3, segments=5, size=hw, timesteps=T,
+                                     quant="qat")).eval()
+    randomise_neurons(model.stm_mv.stm, 3)
+    randomise_neurons(model.stm_res.stm, 4)
+
+    def clips(c, seed):  # (N=10, C, H, W, T) -> (B=2 views, S=5, T, C, H, W)
+        return torch.from_numpy(random_mv(10, c, *hw, T, seed)).permute(0, 4, 1, 2, 3) \
+            .reshape(2, 5, T, c, *hw)
+
+    batch = {"mv": clips(2, 0), "residual": clips(3, 1)}
+    with torch.no_grad():
+        ref = spiking_counts(model, batch, quant="qat")
+    with LavaSpikes(model) as lava:
+        assert {r.conv for r in lava.runners.values()} == {"fused"}
+        fused = lava.counts(model, batch)
+    export_stm(model.stm_mv.stm, tmp_path / "mv.h5", hw)
+    with LavaRunner(tmp_path / "mv.h5", steps=T, record=True, conv="im2col") as runner:
+        im2col = lava_counts(runner, batch["mv"].reshape(10, T, 2, *hw).permute(0, 2, 3, 4, 1)
+                             .numpy(), prefix="stm.mv")
+
+    def key(c):
+        return (c.geometry.name, c.input_events, c.synops, c.out_spikes, c.ops, c.paper_acs,
+                c.neuron_updates)
+
+    assert set(fused) == {"mv", "r"}
+    for m in ("mv", "r"):
+        assert [key(c) for c in fused[m]] == [key(c) for c in ref[m]], m
+        assert all(sum(c.out_spikes) > 0 for c in ref[m]), f"{m}: a layer never spiked"
+    assert [key(c) for c in im2col] == [key(c) for c in fused["mv"]]

@@ -214,3 +214,48 @@ def test_cli_stm_verify_extract_input(tmp_path):
     res = CliRunner().invoke(main, ["stm", "verify", "--input", str(path), "--steps", "4"])
     assert res.exit_code == 1 and "clip.h5" in res.output and "version 7" in res.output
 
+
+
+@pytest.mark.parametrize("record", [False, True])
+def test_fused_active_window_equals_every_step_schedule(tmp_path, monkeypatch, record,
+                                                        randomise_neurons):
+    """The fused layers compute and message only their T active steps per period
+    (``ConvLIF(active=T)``, host I/O ``active_only``); the same network run at every step
+    (ConvLIF's default, zeros sent in the drain steps) gives the same integers, streamed
+    over whole and part-filled batches."""
+    import neuro.runner as runner_mod
+
+    torch.manual_seed(12)
+    stm = STM(STMConfig(in_channels=2, widths=(4, 6, 5), strides=(2, 1, 1)))
+    randomise_neurons(stm, 12)
+    path = export_stm(stm, tmp_path / "stm.h5", (9, 10))
+    x = random_mv(7, 2, 9, 10, 4, seed=12)
+
+    def run():
+        with LavaRunner(path, steps=4, record=record, conv="fused", tiles=3) as r:
+            return r.run(x), r.run(x[:2])
+
+    windowed = run()
+
+    made = []
+
+    def every_step(cls):
+        def make(*a, active=None, v_last_only=False, active_only=False, **k):
+            made.append(cls.__name__)
+            return cls(*a, **k)
+        return make
+
+    for name in ("ConvLIF", "BatchSource", "BatchReadout"):
+        monkeypatch.setattr(runner_mod, name, every_step(getattr(runner_mod, name)))
+    full = run()
+    assert sorted(made) == ["BatchReadout", "BatchSource"] + ["ConvLIF"] * 3
+    for a, b in zip(windowed, full):
+        assert np.array_equal(a.v_int, b.v_int)
+        assert all(np.array_equal(p, q) for p, q in zip(a.spike_counts, b.spike_counts))
+        if record:
+            assert np.array_equal(a.v_seq_int, b.v_seq_int)
+            assert all(np.array_equal(p, q) for p, q in zip(a.spikes, b.spikes))
+    assert all(c.sum() > 0 for c in windowed[0].spike_counts), "a layer never spiked"
+    with torch.no_grad():
+        out = stm(torch.from_numpy(x), quant="qat")
+    assert np.array_equal(out.v.numpy(), windowed[0].v)

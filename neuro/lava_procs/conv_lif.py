@@ -18,6 +18,16 @@ Tiling (several sequences side by side in the image plane, see :mod:`neuro.runne
 ``mask`` marks the neurons of the tiles; neurons in the gaps between tiles never spike,
 so they act as the zero padding of each tile. ``counts_out`` sends the spike count of
 each tile every step.
+
+Active window (``active``): when only the first ``active`` steps after each reset are
+read (the runner's ``T`` frames of a ``T + 3``-step period), the layer computes, sends
+and receives only where those steps need it: the LIF update and the sends (``s_out``,
+``counts_out``, ``v_out``) at the ``active`` steps from the reset, the receive and the
+conv one step earlier (the synaptic delay). The layer before it sends exactly then (its
+window starts one step earlier), so every channel stays in step. The steps left out
+(the pipeline's drain) change no value that is read: the state is zeroed at the next
+reset before it is used again. ``v_last_only``: ``v_out`` sends only at the window's
+last step (the readout needs no voltage per step unless it records).
 """
 from __future__ import annotations
 
@@ -47,21 +57,28 @@ class ConvLIF(AbstractProcess):
     (W, H, C_in) Lava layout) + soft-reset LIF (per-layer ``vth`` mantissa, ``dv``, ``du``).
     ``u, v`` reset to 0 when ``time_step % reset_interval == reset_offset``; ``in_max``:
     the largest |input message| (1 for spikes); ``tiles``: (start, stop) column ranges
-    along W of the tiles; neurons outside them never spike."""
+    along W of the tiles; neurons outside them never spike; ``active``: steps computed
+    after each reset (default ``reset_interval``: all; see the module docstring);
+    ``v_last_only``: send ``v_out`` only at the last active step."""
 
     def __init__(self, *, weight: np.ndarray, input_shape: tuple[int, int, int],
                  shape: tuple[int, int, int], stride: int, padding: int, vth: int, dv: int,
                  du: int, reset_interval: int, reset_offset: int, in_max: int,
-                 tiles: list[tuple[int, int]], name: str | None = None) -> None:
+                 tiles: list[tuple[int, int]], active: int | None = None,
+                 v_last_only: bool = False, name: str | None = None) -> None:
         super().__init__(shape=shape, name=name)
         assert reset_interval > 0, f"reset_interval must be positive, got {reset_interval}"
+        active = reset_interval if active is None else active
+        assert 0 < active <= reset_interval, (
+            f"active must be in 1..reset_interval ({reset_interval}), got {active}")
         self.proc_params["weight"] = np.asarray(weight, np.int32)
         for key, val in (("stride", stride), ("padding", padding), ("in_max", in_max),
                          ("dv", dv), ("du", du),
-                         ("reset_interval", reset_interval),
+                         ("reset_interval", reset_interval), ("active", active),
                          ("reset_offset", reset_offset % reset_interval)):
             self.proc_params[key] = int(val)
         self.proc_params["tiles"] = [(int(a), int(b)) for a, b in tiles]
+        self.proc_params["v_last_only"] = bool(v_last_only)
         self.s_in = InPort(shape=input_shape)
         self.s_out = OutPort(shape=shape)
         self.v_out = OutPort(shape=shape)
@@ -110,6 +127,7 @@ class PyConvLIFModelFixed(PyLoihiProcessModel):
         self._v_may_clip = (p["du"] != 4095 or self._u_may_wrap or kv >= 4096
                             or u_max * 4096 / (4096 - kv) >= V_LIM - 1)
         self.reset_interval, self.reset_offset = p["reset_interval"], p["reset_offset"]
+        self.active, self.v_last_only = p["active"], p["v_last_only"]
         self.tiles = p["tiles"]
         shape = p["shape"]
         self._mask = np.zeros(shape, bool)
@@ -157,11 +175,15 @@ class PyConvLIFModelFixed(PyLoihiProcessModel):
         np.subtract(v, vth, out=v, where=self._s)
 
     def run_spk(self) -> None:
-        if self.time_step % self.reset_interval == self.reset_offset:
+        phase = (self.time_step - self.reset_offset) % self.reset_interval  # 0: reset
+        if phase == 0:
             self.u[:] = 0
             self.v[:] = 0
-        self._lif(self._a)
-        self.s_out.send(self._s)
-        self.v_out.send(self.v)
-        self.counts_out.send(tile_counts(self._s, self.tiles))
-        self._a = self._conv(self.s_in.recv())
+        if phase < self.active:
+            self._lif(self._a)
+            self.s_out.send(self._s)
+            if not self.v_last_only or phase == self.active - 1:
+                self.v_out.send(self.v)
+            self.counts_out.send(tile_counts(self._s, self.tiles))
+        if (phase + 1) % self.reset_interval < self.active:  # the next step's input
+            self._a = self._conv(self.s_in.recv())

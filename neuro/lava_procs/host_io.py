@@ -12,6 +12,11 @@ drains and the layers reset). Every Lava step belongs to one batch:
   image plane into torch's (n_tiles, C, H, W) layout and sends one batch to the host at
   its last step (``receive``). Layer ``k`` (1-based) runs the batch's frame ``t`` at
   step ``i = t + k``.
+
+``active_only`` (for layers that compute only their active window, ``ConvLIF(active=T)``):
+the source sends only the ``T`` frames, no zero steps, and the readout receives each
+layer's counts (and spike maps) only at the steps of its ``T`` frames and the last
+layer's voltage only at its last one (every one of them with ``record``).
 """
 from __future__ import annotations
 
@@ -34,8 +39,8 @@ class BatchSource(AbstractProcess):
     """``shape`` (W, H, C) frames; ``steps`` T frames per batch; ``period`` steps per batch."""
 
     def __init__(self, *, shape: tuple[int, int, int], steps: int, period: int,
-                 buffer_size: int = 2) -> None:
-        super().__init__(shape=shape, steps=steps, period=period)
+                 buffer_size: int = 2, active_only: bool = False) -> None:
+        super().__init__(shape=shape, steps=steps, period=period, active_only=active_only)
         assert 0 < steps <= period, f"need 0 < steps ({steps}) <= period ({period})"
         self.in_port = InPort(shape=(steps, *shape))
         self.in_port.flag_external_pipe(buffer_size=buffer_size)
@@ -57,6 +62,7 @@ class PyBatchSourceModel(PyLoihiProcessModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self.steps, self.period = proc_params["steps"], proc_params["period"]
+        self.active_only = proc_params["active_only"]
         self._zeros = np.zeros(proc_params["shape"], np.float32)
         self._batch = None
 
@@ -64,17 +70,23 @@ class PyBatchSourceModel(PyLoihiProcessModel):
         i = (self.time_step - 1) % self.period
         if i == 0:
             self._batch = receive_empty_blocking(self.in_port.csp_ports[-1], None)
-        self.out_port.send(self._batch[i] if i < self.steps else self._zeros)
+        if i < self.steps:
+            self.out_port.send(self._batch[i])
+        elif not self.active_only:
+            self.out_port.send(self._zeros)
 
 
 class BatchReadout(AbstractProcess):
     """``layers``: per layer (shape (W, H, C) of its image plane, tiles [(start, stop)]);
-    ``steps`` T; ``period``; ``record``: also spike maps and voltages every step."""
+    ``steps`` T; ``period``; ``record``: also spike maps and voltages every step;
+    ``active_only``: receive only the steps that are read (module docstring)."""
 
     def __init__(self, *, layers: list[tuple[tuple[int, int, int], list[tuple[int, int]]]],
-                 steps: int, period: int, record: bool, buffer_size: int = 2) -> None:
+                 steps: int, period: int, record: bool, buffer_size: int = 2,
+                 active_only: bool = False) -> None:
         assert len(layers) == LAYERS, f"BatchReadout takes {LAYERS} layers, got {len(layers)}"
-        super().__init__(layers=layers, steps=steps, period=period, record=record)
+        super().__init__(layers=layers, steps=steps, period=period, record=record,
+                         active_only=active_only)
         n = len(layers[0][1])
         (w, h, c), tiles = layers[-1]
         tile_w = tiles[0][1] - tiles[0][0]
@@ -132,7 +144,7 @@ class PyBatchReadoutModel(PyLoihiProcessModel):
         super().__init__(proc_params)
         p = proc_params
         self.layers, self.steps, self.period = p["layers"], p["steps"], p["period"]
-        self.record = p["record"]
+        self.record, self.active_only = p["record"], p["active_only"]
         n = len(self.layers[0][1])
         self._counts = np.zeros((n, LAYERS, self.steps), np.int32)
         if self.record:
@@ -150,15 +162,19 @@ class PyBatchReadoutModel(PyLoihiProcessModel):
         ports = (self.counts_1, self.counts_2, self.counts_3)
         spike_ports = (self.s_1, self.s_2, self.s_3)
         for k in range(LAYERS):
+            t = i - (k + 1)  # the frame this layer ran at this step (< 0, >= T: none)
+            if self.active_only and not 0 <= t < self.steps:
+                continue  # the layer sent nothing at this step
             c = ports[k].recv()
             s = spike_ports[k].recv() if self.record else None
-            t = i - (k + 1)  # the frame this layer ran at this step (< 0, >= T: none)
             if 0 <= t < self.steps:
                 self._counts[:, k, t] = c
                 if s is not None:
                     self._spikes[k][..., t] = self._tiles(s, k)
-        v = self.v_in.recv()
         t = i - LAYERS
+        if self.active_only and t != self.steps - 1 and not (self.record and 0 <= t < self.steps):
+            return  # the last layer sent no voltage at this step
+        v = self.v_in.recv()
         if self.record and 0 <= t < self.steps:
             self._v_seq[..., t] = self._tiles(v, -1)
         if t == self.steps - 1:  # the batch's last step: send it
