@@ -38,7 +38,8 @@ def _base_images(expl: Explanation) -> dict[str, tuple[np.ndarray, str]]:
 
 def plot(expl: Explanation, path: str | Path, title: str = "") -> Path:
     """Write the figure: a row per segment; per modality the input and its heat map
-    (jet, alpha 0.5, scaled to the modality's largest value over all segments)."""
+    (jet, alpha 0.5, scaled to the modality's largest value over all segments) over the
+    input in grey."""
     from hybrid.profiling import pyplot
 
     plt = pyplot()
@@ -53,7 +54,9 @@ def plot(expl: Explanation, path: str | Path, title: str = "") -> Path:
         for s in range(S):
             a, b = axes[s, 2 * j], axes[s, 2 * j + 1]
             a.imshow(img[s], interpolation="nearest")
-            b.imshow(img[s], interpolation="nearest")
+            # the overlay on the input's grey values, so that the heat colours stay
+            # readable on the flow-colour image too
+            b.imshow(img[s].mean(-1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             b.imshow(expl.heat[m][s], cmap="jet", alpha=0.5, vmin=0, vmax=top or 1.0,
                      interpolation="bilinear")
             if s == 0:
