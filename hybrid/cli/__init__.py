@@ -10,6 +10,7 @@ import click
 from hybrid.cli.chip import chip_cmd
 from hybrid.cli.deploy import deploy, run
 from hybrid.cli.doctor import demo, doctor
+from hybrid.cli.explain import explain
 from hybrid.cli.map import map_cmd, nir_cmd
 from hybrid.cli.profile import profile
 from hybrid.cli.stm import stm
@@ -40,6 +41,7 @@ main.add_command(stm)
 main.add_command(train)
 main.add_command(evaluate)
 main.add_command(predict)
+main.add_command(explain)
 main.add_command(synth)
 main.add_command(inspect)
 main.add_command(extract)
