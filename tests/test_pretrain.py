@@ -238,3 +238,30 @@ def test_cli_pretrain_then_train_init(tmp_path):
     r = CliRunner().invoke(main, ["pretrain", str(data), "-o", str(tmp_path / "x"),
                                   "--tasks", "ctp,ctp-binary"])
     assert r.exit_code != 0 and "pick one" in r.output
+
+
+def test_synth_difficulty_options():
+    """hybrid synth's harder settings: the defaults render as before the options existed
+    (speed 1, one distractor), --speed scales the motion, --distractors adds squares."""
+    import numpy as np
+
+    from hybrid.video.synth import SynthConfig, render_video
+
+    base = SynthConfig(size=(96, 64), frames=12)
+    assert all(np.array_equal(a, b) for a, b in zip(
+        render_video(1, 3, base), render_video(1, 3, SynthConfig(size=(96, 64), frames=12,
+                                                                  speed=1.0, distractors=1))))
+
+    def rise(speed: float) -> float:  # move_up: the red object's centroid, frame 0 -> 11
+        cfg = SynthConfig(size=(96, 64), frames=12, speed=speed, distractors=0, noise=0,
+                          jitter=0)
+        f = render_video(0, 3, cfg)
+        ys = [np.nonzero(x[..., 0].astype(int) - x[..., 1] > 80)[0].mean() for x in (f[0], f[11])]
+        return ys[0] - ys[1]
+
+    assert abs(rise(1.0) - 22) < 2 and abs(rise(0.5) - 11) < 2, (rise(1.0), rise(0.5))
+    one = render_video(1, 3, base)
+    more = render_video(1, 3, SynthConfig(size=(96, 64), frames=12, distractors=4))
+    assert sum(int((a != b).any(-1).sum()) for a, b in zip(one, more)) > 12 * 100
+    with pytest.raises(AssertionError, match="speed"):
+        SynthConfig(speed=0)
