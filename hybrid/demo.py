@@ -163,7 +163,7 @@ def run_smoke(out: str | Path, echo: Callable[[str], None] = log.info) -> dict:
 
     import neuro  # noqa: F401  (lava compatibility first)
     from hybrid.video.selfcheck import decode_block_motion, encode_moving_square
-    from neuro.shutdown import end_runtime
+    from neuro.shutdown import end_runtime, forkable_heap
 
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -184,7 +184,9 @@ def run_smoke(out: str | Path, echo: Callable[[str], None] = log.info) -> dict:
     mon = Monitor()
     mon.probe(lif.s_out, steps)
     try:
-        lif.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        with forkable_heap():  # Lava forks its actors here
+            lif.run(condition=RunSteps(num_steps=steps),
+                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).sum(axis=0)
     except BaseException:  # also Ctrl-C and SIGTERM: leave no Lava process behind
         end_runtime(lif)

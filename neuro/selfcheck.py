@@ -53,7 +53,7 @@ def check_compat() -> tuple[bool, str]:
 
 def check_lava_lif(steps: int = 12) -> tuple[bool, str]:
     """A 3-neuron LIF runs in Lava's fixed_pt simulation and gives the reference voltages."""
-    from neuro.shutdown import end_runtime
+    from neuro.shutdown import end_runtime, forkable_heap
 
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -65,7 +65,9 @@ def check_lava_lif(steps: int = 12) -> tuple[bool, str]:
     mon = Monitor()
     mon.probe(lif.v, steps)
     try:
-        lif.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        with forkable_heap():  # Lava forks its actors here
+            lif.run(condition=RunSteps(num_steps=steps),
+                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         got = np.asarray(mon.get_data()[lif.name]["v"]).astype(np.int64)
     except BaseException:  # also Ctrl-C and SIGTERM: leave no Lava process behind
         end_runtime(lif)
