@@ -37,12 +37,12 @@ HARD = {"classes": 8, "size": (96, 64), "frames": 24, "speed": 0.5, "distractors
 # Compressed Video Understanding" (Das Biswas et al.), poster, STM ablation table
 # (../shared/paper/poster.txt): UCF-101 top-1 [%].
 PAPER_SOURCE = "Das Biswas et al., poster (poster.txt), STM ablation table, UCF-101 top-1"
-VARIANTS = [  # (name, HybridConfig overrides, paper top-1 %)
+VARIANTS = [  # (name, HybridConfig overrides, paper top-1 %); the costliest (ConvLSTM) last
     ("STM", {"temporal": "stm"}, 95.63),
+    ("W/o STM", {"temporal": "none"}, 88.61),
+    ("Common STM", {"temporal": "common"}, 93.45),
     ("STM (fixed v_th, leak)", {"temporal": "stm", "fixed": True}, 93.91),
     ("STM -> ConvLSTM", {"temporal": "lstm"}, 93.92),
-    ("Common STM", {"temporal": "common"}, 93.45),
-    ("W/o STM", {"temporal": "none"}, 88.61),
 ]
 
 
@@ -145,6 +145,34 @@ def plot(summary: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def write(out: Path, runs: list[dict], args, seconds: float) -> tuple[list[dict], dict]:
+    """OUT/ablations.json and .png of the runs so far (rewritten after every run, so an
+    interrupted benchmark keeps what it measured)."""
+    summary = []
+    for name, over, paper in VARIANTS:
+        rs = [r for r in runs if r["variant"] == name]
+        if not rs:
+            continue
+        top = [r["top1"] for r in rs]
+        summary.append({"variant": name, "switches": over, "paper_top1": paper,
+                        "top1": top, "top1_mean": float(np.mean(top)),
+                        "top1_std": float(np.std(top)),
+                        "energy_j_mean": float(np.mean([r["energy_j"] for r in rs])),
+                        "energy_counted": rs[0]["energy_counted"]})
+    setting = {"synth": HARD, "per_class": args.per_class, "epochs": args.epochs,
+               "seeds": args.seeds, "segments": args.segments, "crop": args.size,
+               "variant": "tiny", "energy_preset": "45nm-fp32",
+               "energy_videos": args.energy_videos}
+    doc = {"setting": setting, "paper_source": PAPER_SOURCE, "summary": summary, "runs": runs,
+           "complete": len(runs) == len(VARIANTS) * args.seeds, "wall_seconds": seconds}
+    (out / "ablations.json").write_text(json.dumps(doc, indent=2))
+    plot(summary, out / "ablations.png",
+         f"STM ablations, tiny model, synthetic set ({HARD['classes']} classes, speed "
+         f"{HARD['speed']}, {HARD['distractors']} distractors, noise {HARD['noise']}, "
+         f"{HARD['frames']} frames; {args.epochs} epochs, {args.seeds} seed(s))")
+    return summary, doc
+
+
 def main() -> None:
     import torch
 
@@ -176,26 +204,7 @@ def main() -> None:
             runs.append(r)
             print(f"{name:<24} seed {seed}: top-1 {r['top1']:.3f}, energy "
                   f"{r['energy_j'] * 1e6:.2f} µJ/video, {r['train_seconds']:.0f}s", flush=True)
-    summary = []
-    for name, over, paper in VARIANTS:
-        rs = [r for r in runs if r["variant"] == name]
-        top = [r["top1"] for r in rs]
-        summary.append({"variant": name, "switches": over, "paper_top1": paper,
-                        "top1": top, "top1_mean": float(np.mean(top)),
-                        "top1_std": float(np.std(top)),
-                        "energy_j_mean": float(np.mean([r["energy_j"] for r in rs])),
-                        "energy_counted": rs[0]["energy_counted"]})
-    setting = {"synth": HARD, "per_class": args.per_class, "epochs": args.epochs,
-               "seeds": args.seeds, "segments": args.segments, "crop": args.size,
-               "variant": "tiny", "energy_preset": "45nm-fp32",
-               "energy_videos": args.energy_videos}
-    doc = {"setting": setting, "paper_source": PAPER_SOURCE, "summary": summary, "runs": runs,
-           "wall_seconds": time.perf_counter() - t0}
-    (out / "ablations.json").write_text(json.dumps(doc, indent=2))
-    plot(summary, out / "ablations.png",
-         f"STM ablations, tiny model, synthetic set ({HARD['classes']} classes, speed "
-         f"{HARD['speed']}, {HARD['distractors']} distractors, noise {HARD['noise']}, "
-         f"{HARD['frames']} frames; {args.epochs} epochs, {args.seeds} seed(s))")
+            summary, doc = write(out, runs, args, time.perf_counter() - t0)
     print(f"{'variant':<24} {'paper top-1':>11} {'ours top-1':>11} {'µJ/video':>9}")
     for s in summary:
         print(f"{s['variant']:<24} {s['paper_top1']:>10.2f}% {100 * s['top1_mean']:>10.1f}% "
