@@ -1,5 +1,5 @@
 """The pretext tasks' labels, computed from the unlabeled clips themselves (IMRNet, Yu et
-al., ICLR 2021, "Self-Supervised Learning of Compressed Video Representations", Sec. 3.2;
+al., ICLR 2021, "Self-Supervised Learning of Compressed Video Representations";
 its poster is ``../shared/paper/imrnet-poster.txt``). No class label is read here.
 
 PMSP (pyramidal motion statistics prediction). A clip's motion vectors, mv (B, S, T, 2,
