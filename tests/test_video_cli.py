@@ -44,7 +44,7 @@ def test_synth_same_appearance_pair_differs_in_motion(tmp_path):
     """move_up vs move_down: same shape/colour distribution; the accumulated MV y of
     the moving object has opposite signs."""
     make_dataset(tmp_path, classes=2, per_class=2, seed=0,
-                 cfg=SynthConfig(noise=0, jitter=0, distractor=False))
+                 cfg=SynthConfig(noise=0, jitter=0, distractors=0))
     signs = []
     for name in ("move_up", "move_down"):
         for i in range(2):

@@ -12,6 +12,7 @@ from hybrid.cli.deploy import deploy, run
 from hybrid.cli.doctor import demo, doctor
 from hybrid.cli.explain import explain
 from hybrid.cli.map import map_cmd, nir_cmd
+from hybrid.cli.pretrain import pretrain
 from hybrid.cli.profile import profile
 from hybrid.cli.stm import stm
 from hybrid.cli.summary import summary
@@ -39,6 +40,7 @@ main.add_command(summary)
 main.add_command(profile)
 main.add_command(stm)
 main.add_command(train)
+main.add_command(pretrain)
 main.add_command(evaluate)
 main.add_command(predict)
 main.add_command(explain)

@@ -116,7 +116,8 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
               help="Start from this checkpoint's weights and model config (its variant, "
                    "segments, size, modalities; --quant applies), with a fresh optimiser: "
-                   "e.g. fine-tune a float-trained model with --quant qat.")
+                   "e.g. fine-tune a float-trained model with --quant qat, or a `hybrid "
+                   "pretrain` backbone (its classifier starts fresh).")
 @click.pass_context
 def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **opts):
     """Train the hybrid model on DATA (a dataset folder or a `hybrid prepare` cache).
@@ -145,8 +146,17 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     train_ds, classes = _open(data, "train", segments, True, size, fold, seed, video_size)
     val_ds, _ = _open(data, "test", segments, False, size, fold, seed, video_size)
     mcfg = model_config(p, len(classes), quant)
+    if init is not None and init_classes is None:  # a `hybrid pretrain` backbone
+        from hybrid.pretrain import finetune_init
+
+        try:
+            init_cfg, init = finetune_init({"kind": "pretrain", "model": init,
+                                            "model_config": init_cfg.to_dict()},
+                                           len(classes), seed, quant)
+        except CheckpointError as exc:
+            raise click.ClickException(f"{init_path}: {exc}") from exc
     if init is not None:
-        if init_classes != list(classes):
+        if init_classes is not None and init_classes != list(classes):
             raise click.ClickException(f"{init_path}: trained on classes {init_classes[:4]}"
                                        f"..., {data} has {list(classes)[:4]}...")
         mcfg = init_cfg
@@ -178,6 +188,8 @@ def _init_from(path: str, quant: str, resume: bool):
         cfg = dataclasses.replace(HybridConfig.from_dict(ck["model_config"]), quant=quant)
     except (checkpoint.CheckpointError, AssertionError, TypeError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if ck.get("kind") == "pretrain":  # no classes: the classifier starts fresh
+        return cfg, ck["model"], None
     return cfg, ck["model"], list(ck["classes"])
 
 

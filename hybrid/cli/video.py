@@ -22,14 +22,26 @@ def _user_error(e: Exception) -> click.ClickException:
 @click.option("--size", type=Size(minimum=32, even=True), default="128x96",
               show_default=True, help="Video size WIDTHxHEIGHT (N: NxN).")
 @click.option("--frames", type=click.IntRange(12), default=36, show_default=True,
-              help="Frames per video (12 per GOP).")
+              help="Frames per video (12 per GOP; fewer: shorter clips, harder).")
+@click.option("--speed", type=click.FloatRange(0, min_open=True), default=1.0,
+              show_default=True,
+              help="Factor on every class's motion (below 1: subtler motion, harder).")
+@click.option("--distractors", type=click.IntRange(0), default=1, show_default=True,
+              help="Squares moving at random over the scene.")
+@click.option("--noise", type=click.FloatRange(0), default=2.0, show_default=True,
+              help="Std of per-pixel Gaussian noise (intensity units).")
+@click.option("--jitter", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="Probability of a 1 px camera shake per frame.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def synth(out, classes, per_class, seed, size, frames, as_json):
+def synth(out, classes, per_class, seed, size, frames, speed, distractors, noise, jitter,
+          as_json):
     """Write a synthetic action dataset of MPEG-4 videos to OUT (folder per class,
-    UCF-style classInd.txt / trainlist01.txt / testlist01.txt)."""
+    UCF-style classInd.txt / trainlist01.txt / testlist01.txt). --speed, --distractors,
+    --noise, --jitter, --frames and --classes make it harder."""
     from hybrid.video.synth import SynthConfig, make_dataset
 
-    cfg = SynthConfig(size=size, frames=frames)
+    cfg = SynthConfig(size=size, frames=frames, speed=speed, distractors=distractors,
+                      noise=noise, jitter=jitter)
     try:
         with click.progressbar(length=classes * per_class, label="synth",
                                file=click.get_text_stream("stderr")) as bar:

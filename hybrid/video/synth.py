@@ -11,6 +11,11 @@ can. Each video also has a textured
 static background, a distractor square moving at random, camera jitter (whole-frame
 1 px shifts) and Gaussian noise. Everything is deterministic given the seed.
 
+Difficulty (``SynthConfig``; ``hybrid synth`` options): ``speed`` scales every class's
+motion (below 1: subtler, so the pairs' motions differ by less than the jitter and the
+distractors' random motion), ``distractors`` adds more randomly moving squares, ``noise``
+and ``jitter`` raise the nuisance, and fewer ``frames`` (one GOP: 12) give shorter clips.
+
 Layout written (UCF-101 style, so ``hybrid.data.splits.load_split`` reads it):
 ``OUT/<class>/<class>_NNN.avi``, ``OUT/classInd.txt``, ``OUT/trainlist01.txt``,
 ``OUT/testlist01.txt``.
@@ -59,7 +64,8 @@ class SynthConfig:
     radius: int = 0  # object half-size in px at scale 1; 0: 18 % of the smaller side
     jitter: float = 0.2  # probability of a 1 px camera shake per frame
     noise: float = 2.0  # std of per-pixel Gaussian noise (intensity units)
-    distractor: bool = True  # a small square moving at random over the scene
+    distractors: int = 1  # small squares moving at random over the scene (0: none)
+    speed: float = 1.0  # factor on every class's motion (translation, spin, log zoom)
     test_every: int = 4  # every n-th video of a class goes to the test list
 
     def __post_init__(self) -> None:
@@ -70,6 +76,10 @@ class SynthConfig:
         assert 4 * self.radius <= min(w, h), (
             f"size {w}x{h} too small for an object of radius {self.radius}")
         assert self.frames >= GOP, f"frames must be >= one GOP ({GOP}), got {self.frames}"
+        assert self.distractors >= 0, f"distractors must be >= 0, got {self.distractors}"
+        assert self.speed > 0, f"speed must be > 0, got {self.speed}"
+        assert self.noise >= 0 and 0 <= self.jitter <= 1, (
+            f"noise must be >= 0 and jitter in [0, 1], got {self.noise}, {self.jitter}")
 
 
 def _inside(shape: int, ox: np.ndarray, oy: np.ndarray, r: float) -> np.ndarray:
@@ -100,9 +110,17 @@ def render_video(label: int, seed: int, cfg: SynthConfig = SynthConfig()) -> lis
     bg = np.kron(cells, np.ones((8, 8, 1)))[:h, :w]  # (H, W, 3) blocky static texture
     tex = np.kron(rng.uniform(0.35, 1.15, (8, 8, 1)), np.ones((4, 4, 1)))  # (32, 32, 1)
     tex = tex * np.asarray(_HUES[group % len(_HUES)])  # (32, 32, 3)
-    dtex = np.kron(rng.uniform(40, 220, (3, 3, 3)), np.ones((4, 4, 1)))  # (12, 12, 3)
-    dpos = rng.uniform(0, [w, h])
-    dvel = rng.uniform(-2, 2, 2)
+    # distractors: (texture (12, 12, 3), start (x, y), velocity (vx, vy)); the first is
+    # always drawn from the video's stream (so 0 or 1 leave the rest of it unchanged),
+    # further ones from a stream of their own
+    dis = [(np.kron(rng.uniform(40, 220, (3, 3, 3)), np.ones((4, 4, 1))),
+            rng.uniform(0, [w, h]), rng.uniform(-2, 2, 2))]
+    extra = np.random.default_rng([seed, label, 1])
+    dis += [(np.kron(extra.uniform(40, 220, (3, 3, 3)), np.ones((4, 4, 1))),
+             extra.uniform(0, [w, h]), extra.uniform(-2, 2, 2))
+            for _ in range(cfg.distractors - 1)]
+    dis = dis[:cfg.distractors]
+    sp = cfg.speed
     frames, shift = [], np.zeros(2, int)
     for t in range(cfg.frames):
         k = t % GOP
@@ -112,9 +130,9 @@ def render_video(label: int, seed: int, cfg: SynthConfig = SynthConfig()) -> lis
             ang = rng.uniform(0, 2 * math.pi)
             s0 = rng.uniform(0.8, 1.2)
             sense = -1.0 if m.mirror and rng.random() < 0.5 else 1.0
-        px, py = cx + sense * m.vx * k, cy + m.vy * k
-        a = ang + sense * math.radians(m.spin) * k
-        s = s0 * m.zoom**k
+        px, py = cx + sense * sp * m.vx * k, cy + sp * m.vy * k
+        a = ang + sense * math.radians(sp * m.spin) * k
+        s = s0 * m.zoom ** (sp * k)
         dx = (xx - px + w / 2) % w - w / 2  # wrap around the frame
         dy = (yy - py + h / 2) % h - h / 2
         ox = (math.cos(a) * dx + math.sin(a) * dy) / s  # object coordinates
@@ -124,7 +142,7 @@ def render_video(label: int, seed: int, cfg: SynthConfig = SynthConfig()) -> lis
         ti = np.clip((oy[inside] * (16 / r) + 16).astype(int), 0, 31)
         tj = np.clip((ox[inside] * (16 / r) + 16).astype(int), 0, 31)
         img[inside] = tex[ti, tj]
-        if cfg.distractor:
+        for dtex, dpos, dvel in dis:
             d = dpos + dvel * t
             ddx = ((xx - d[0] + w / 2) % w - w / 2 + 6).astype(int)
             ddy = ((yy - d[1] + h / 2) % h - h / 2 + 6).astype(int)
@@ -164,4 +182,5 @@ def make_dataset(out: str | Path, classes: int = 8, per_class: int = 12, seed: i
     (out / "testlist01.txt").write_text("".join(f"{p}\n" for p, _ in test))
     return {"out": str(out), "classes": names, "videos": classes * per_class,
             "train": len(train), "test": len(test), "size": list(cfg.size),
-            "frames": cfg.frames, "seed": seed}
+            "frames": cfg.frames, "seed": seed, "speed": cfg.speed,
+            "distractors": cfg.distractors, "noise": cfg.noise, "jitter": cfg.jitter}

@@ -1,0 +1,335 @@
+"""Self-supervised pretraining of the hybrid model on IMRNet's pretext tasks (PMSP, CTP;
+:mod:`hybrid.pretrain_tasks`), without labels, then fine-tuning from it.
+
+The backbone is the hybrid model itself (its STMs and the dense partition up to the
+pooled, layer-normed features; its classifier is replaced by ``nn.Identity``); the
+pretext heads (:mod:`ann.pretext`) sit on those features and are dropped afterwards.
+
+``RUN/checkpoint.pt`` (:mod:`hybrid.checkpoint`, atomic, every epoch) has ``kind`` =
+``"pretrain"``, the backbone's ``model_config`` (its ``num_classes`` unused), ``model``
+(the backbone's state dict, no classifier), ``heads`` (the pretext heads, for
+``--resume``), ``pretrain_config``, ``train_config``, ``optimizer``, ``scheduler``,
+``epoch``, ``metrics``; ``classes`` is empty (no labels were used).
+:func:`finetune_init` turns it into a ``hybrid train --init`` start: the backbone's
+weights and a fresh classifier, initialised exactly as a run from scratch would.
+
+One process (no DDP); every epoch's random streams derive from the seed and the epoch as
+in :mod:`hybrid.train`, so a resumed run repeats an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ann.pretext import MLPHead, PMSPHead
+from hybrid import checkpoint, locking
+from hybrid.model import HybridConfig, HybridModel
+from hybrid.pretrain_tasks import (
+    DEFAULT_LEVELS,
+    IGNORE,
+    TASKS,
+    apply_ctp,
+    ctp_classes,
+    draw_ctp,
+    pmsp_targets,
+)
+from hybrid.train import (
+    CKPT_NAME,
+    LOCK_NAME,
+    METRICS_NAME,
+    DivergedError,
+    SkipBadVideos,
+    TrainConfig,
+    collate_readable,
+    make_optimizer,
+    seed_everything,
+    seed_worker,
+)
+
+log = logging.getLogger(__name__)
+KIND = "pretrain"
+HEAD_KEYS = ("dense.head.weight", "dense.head.bias")  # the classifier, not pretrained
+EVAL_SEED = 12345  # the held-out clips' CTP draws, the same every epoch
+
+
+@dataclass
+class PretrainConfig:
+    tasks: tuple[str, ...] = ("pmsp", "ctp")  # subset of TASKS; 'ctp' xor 'ctp-binary'
+    levels: tuple[tuple[int, int], ...] = DEFAULT_LEVELS  # PMSP pyramid: (grid, chunks)
+    hidden: int = 64  # hidden width of every 2-layer MLP head
+
+    def __post_init__(self):
+        self.tasks = tuple(self.tasks)
+        self.levels = tuple((int(g), int(c)) for g, c in self.levels)
+        assert self.tasks and set(self.tasks) <= set(TASKS), (
+            f"tasks {self.tasks} must be a non-empty subset of {TASKS}")
+        assert not {"ctp", "ctp-binary"} <= set(self.tasks), (
+            "pick one of 'ctp' (three types) and 'ctp-binary' (aligned or not)")
+        assert self.hidden >= 1, f"hidden must be >= 1, got {self.hidden}"
+
+    @property
+    def ctp(self) -> str | None:
+        return next((t for t in self.tasks if t.startswith("ctp")), None)
+
+    def names(self) -> list[str]:
+        """Metric names: one per PMSP level, then the CTP task."""
+        out = [f"pmsp_{g}x{g}_{c}" for g, c in self.levels] if "pmsp" in self.tasks else []
+        return out + ([self.ctp.replace("-", "_")] if self.ctp else [])
+
+    def chance(self) -> dict[str, float]:
+        out = ({f"pmsp_{g}x{g}_{c}": 1 / g**2 for g, c in self.levels}
+               if "pmsp" in self.tasks else {})
+        if self.ctp:
+            out[self.ctp.replace("-", "_")] = 1 / ctp_classes(self.ctp)
+        return out
+
+
+class PretrainModel(nn.Module):
+    """The backbone (a :class:`HybridModel` without its classifier) and the pretext heads.
+    ``forward(iframe, mv, residual)`` -> {metric name: logits}: PMSP (B, chunks,
+    grid**2) per level, CTP (B, types)."""
+
+    def __init__(self, model_cfg: HybridConfig, cfg: PretrainConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = HybridModel(model_cfg)
+        self.backbone.dense.head = nn.Identity()  # dropped: pretraining knows no classes
+        F = model_cfg.dense_config().filters
+        if cfg.ctp:
+            assert model_cfg.segments >= 2, (
+                f"CTP shifts P-frames between segments: it needs --segments >= 2, got "
+                f"{model_cfg.segments}")
+        if "pmsp" in cfg.tasks:
+            steps = model_cfg.segments * model_cfg.timesteps
+            for g, c in cfg.levels:
+                assert c <= steps and g <= min(model_cfg.size), (
+                    f"PMSP level {g}x{g} over {c} chunks does not fit clips of {steps} "
+                    f"P-frames at {model_cfg.size[0]} px")
+        self.pmsp = PMSPHead(F, cfg.hidden, cfg.levels) if "pmsp" in cfg.tasks else None
+        self.ctp = MLPHead(F, cfg.hidden, ctp_classes(cfg.ctp)) if cfg.ctp else None
+
+    def features(self, iframe, mv, residual) -> torch.Tensor:
+        """(B, F): the backbone's pooled, layer-normed features (the classifier's input)."""
+        m = self.backbone
+        v_mv, v_res, _ = m.forward_spiking(mv, residual)
+        x = m.dense.forward_features(iframe if "i" in m.cfg.modalities else None, v_mv, v_res)
+        return m.dense.head_norm(x)
+
+    def forward(self, iframe, mv, residual) -> dict[str, torch.Tensor]:
+        f = self.features(iframe, mv, residual)
+        logits = (self.pmsp(f) if self.pmsp is not None else []) + (
+            [self.ctp(f)] if self.ctp is not None else [])
+        return dict(zip(self.cfg.names(), logits, strict=True))
+
+
+def make_batch(batch: dict, cfg: PretrainConfig, gen: torch.Generator):
+    """(inputs, targets) of a clip batch without using its labels: the CTP transform
+    applied (when asked), then the PMSP labels of the motion vectors the model sees."""
+    iframe, mv, res = batch["iframe"], batch["mv"], batch["residual"]
+    targets = {}
+    if cfg.ctp:
+        kind, label = draw_ctp(mv.shape[0], cfg.ctp, gen)
+        mv, res, applied = apply_ctp(mv, res, kind, gen)
+        targets[cfg.ctp.replace("-", "_")] = label if cfg.ctp == "ctp-binary" else applied
+    if "pmsp" in cfg.tasks:
+        names = [n for n in cfg.names() if n.startswith("pmsp")]
+        targets.update(zip(names, pmsp_targets(mv, cfg.levels)))
+    return (iframe, mv, res), targets
+
+
+def losses(logits: dict, targets: dict) -> tuple[torch.Tensor, dict[str, tuple[int, int]]]:
+    """Sum of the tasks' cross-entropies (a PMSP level's: mean over its answered chunks)
+    and (correct, answered) per metric."""
+    total, counts = 0.0, {}
+    for name, y in targets.items():
+        z = logits[name]
+        z2, y2 = (z.flatten(0, 1), y.flatten()) if z.dim() == 3 else (z, y)
+        keep = y2 != IGNORE
+        if keep.any():
+            total = total + nn.functional.cross_entropy(z2[keep], y2[keep])
+        counts[name] = (int((z2.argmax(-1)[keep] == y2[keep]).sum()), int(keep.sum()))
+    return total, counts
+
+
+def run_epoch(model: PretrainModel, loader, gen: torch.Generator, optimizer=None,
+              grad_clip: float = 0.0, progress: Callable | None = None, label: str = ""):
+    """One pass; trains when ``optimizer`` is given. Returns (mean loss, {name: acc})."""
+    from hybrid.train import _progress_none
+
+    train = optimizer is not None
+    model.train(train)
+    loss_sum, batches, hits = 0.0, 0, {}
+    with torch.set_grad_enabled(train), (progress or _progress_none)(loader, label) as bar:
+        for step, batch in enumerate(bar, 1):
+            if batch is None:
+                continue
+            inputs, targets = make_batch(batch, model.cfg, gen)
+            loss, counts = losses(model(*inputs), targets)
+            if not torch.is_tensor(loss):  # no task had an answer in this batch
+                continue
+            if not torch.isfinite(loss):
+                raise DivergedError(f"{label or 'pass'}, batch {step}: the loss is "
+                                    f"{loss.item()} (learning rate too high?)")
+            if train:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                optimizer.step()
+            loss_sum += loss.item()
+            batches += 1
+            for k, (c, n) in counts.items():
+                h = hits.setdefault(k, [0, 0])
+                h[0] += c
+                h[1] += n
+    return loss_sum / max(batches, 1), {k: c / max(n, 1) for k, (c, n) in hits.items()}
+
+
+def evaluate(model: PretrainModel, dataset, batch_size: int = 8, seed: int = EVAL_SEED,
+             progress: Callable | None = None) -> dict[str, float]:
+    """Pretext accuracies on ``dataset`` (held-out clips), CTP draws fixed by ``seed``."""
+    loader = DataLoader(SkipBadVideos(dataset), batch_size, shuffle=False,
+                        collate_fn=collate_readable)
+    return run_epoch(model, loader, torch.Generator().manual_seed(seed), progress=progress,
+                     label="held-out")[1]
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def pretrain(datasets, run_dir: str | Path, model_cfg: HybridConfig, cfg: PretrainConfig,
+             tcfg: TrainConfig, resume: bool = False, progress: Callable | None = None,
+             echo: Callable[[str], None] = log.info) -> tuple[PretrainModel, dict]:
+    """Pretrain on ``datasets = (train, held_out)`` (their labels are never read); writes
+    ``run_dir/checkpoint.pt`` every epoch and ``metrics.csv`` (loss, train and held-out
+    accuracy per task). ``resume`` continues from the checkpoint (its configs win;
+    ``tcfg.epochs`` may extend the run). Returns the model and the last epoch's metrics."""
+    run_dir = Path(run_dir)
+    with locking.hold(run_dir / LOCK_NAME, f"run folder {run_dir}"):
+        return _pretrain(datasets, run_dir, model_cfg, cfg, tcfg, resume, progress, echo)
+
+
+def _pretrain(datasets, run_dir, model_cfg, cfg, tcfg, resume, progress, echo):
+    ckpt_path = run_dir / CKPT_NAME
+    state = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise checkpoint.CheckpointError(f"{ckpt_path}: --resume given but there is no "
+                                             "checkpoint in this run folder")
+        state = checkpoint.load(ckpt_path)
+        if state.get("kind") != KIND:
+            raise checkpoint.CheckpointError(f"{ckpt_path}: a training checkpoint, not a "
+                                             "pretraining one: resume it with `hybrid train`")
+        model_cfg = HybridConfig.from_dict(state["model_config"])
+        cfg = PretrainConfig(**state["pretrain_config"])
+    elif ckpt_path.is_file():
+        raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue that run, or "
+                              "choose another output folder")
+    seed_everything(tcfg.seed)
+    model = PretrainModel(model_cfg, cfg)
+    optimizer, scheduler = make_optimizer(model, tcfg)
+    start, rows = 0, _read_rows(run_dir / METRICS_NAME)
+    if state is not None:
+        model.backbone.load_state_dict(state["model"])
+        for name, sd in state["heads"].items():
+            getattr(model, name).load_state_dict(sd)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start = int(state["epoch"])
+        rows = [r for r in rows if int(r["epoch"]) <= start]
+        echo(f"resuming {run_dir} after epoch {start}")
+    train_ds, val_ds = datasets
+    gen = torch.Generator().manual_seed(tcfg.seed)
+    loader = DataLoader(SkipBadVideos(train_ds), tcfg.batch_size, shuffle=True,
+                        num_workers=tcfg.workers, drop_last=len(train_ds) >= tcfg.batch_size,
+                        generator=gen, collate_fn=collate_readable, worker_init_fn=seed_worker)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    last = {}
+    for epoch in range(start, tcfg.epochs):
+        t0 = time.perf_counter()
+        epoch_seed = tcfg.seed * 1000 + epoch * 10  # as hybrid.train: resumable streams
+        seed_everything(epoch_seed)
+        gen.manual_seed(epoch_seed)
+        if isinstance(getattr(train_ds, "rng", None), random.Random):
+            train_ds.rng = random.Random(epoch_seed)
+        task_gen = torch.Generator().manual_seed(epoch_seed + 1)
+        lr = optimizer.param_groups[0]["lr"]
+        try:
+            loss, acc = run_epoch(model, loader, task_gen, optimizer, tcfg.grad_clip, progress,
+                                  f"pretrain epoch {epoch + 1}/{tcfg.epochs}")
+        except DivergedError as exc:
+            kept = (f"the checkpoint of epoch {epoch} in {ckpt_path} is kept" if epoch
+                    else "no epoch was saved")
+            raise DivergedError(f"pretraining stopped at {exc}; {kept}") from None
+        val = evaluate(model, val_ds, tcfg.batch_size, progress=progress)
+        scheduler.step()
+        last = {"epoch": epoch + 1, "lr": lr, "loss": loss,
+                **{f"train_{k}": v for k, v in acc.items()},
+                **{f"val_{k}": v for k, v in val.items()},
+                "seconds": time.perf_counter() - t0}
+        rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()})
+        _write_rows(run_dir / METRICS_NAME, rows)
+        heads = {n: getattr(model, n).state_dict() for n in ("pmsp", "ctp")
+                 if getattr(model, n) is not None}
+        checkpoint.save(ckpt_path, kind=KIND, model_config=model_cfg.to_dict(),
+                        pretrain_config=dataclasses.asdict(cfg),
+                        train_config=dataclasses.asdict(tcfg), classes=[], epoch=epoch + 1,
+                        model=model.backbone.state_dict(), heads=heads,
+                        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                        metrics=last)
+        echo(f"pretrain epoch {epoch + 1}/{tcfg.epochs}: loss {loss:.3f} | "
+             + ", ".join(f"{k} {acc.get(k, 0):.2f}/{val.get(k, 0):.2f}" for k in cfg.names())
+             + " (train/held-out; chance "
+             + ", ".join(f"{v:.2f}" for v in cfg.chance().values())
+             + f") | {last['seconds']:.1f}s")
+    return model, last
+
+
+def is_pretrain(ck: dict) -> bool:
+    return ck.get("kind") == KIND
+
+
+def finetune_init(ck: dict, num_classes: int, seed: int, quant: str | None = None
+                  ) -> tuple[HybridConfig, dict]:
+    """(model config, full state dict) to fine-tune a pretraining checkpoint ``ck`` on
+    ``num_classes`` classes: the backbone's weights, and the classifier of a fresh model
+    built as :func:`hybrid.train.train` builds one from scratch with ``seed`` (so from
+    scratch and from pretraining differ only in the backbone's start)."""
+    assert is_pretrain(ck), "not a pretraining checkpoint"
+    cfg = dataclasses.replace(HybridConfig.from_dict(ck["model_config"]),
+                              num_classes=num_classes,
+                              **({"quant": quant} if quant else {}))
+    seed_everything(seed)
+    state = HybridModel(cfg).state_dict()
+    missing = set(state) - set(ck["model"])
+    extra = set(ck["model"]) - set(state)
+    if missing != set(HEAD_KEYS) or extra:
+        raise checkpoint.CheckpointError(
+            f"the pretrained backbone does not fit the model: missing {sorted(missing)[:4]}, "
+            f"unexpected {sorted(extra)[:4]}")
+    state.update(ck["model"])
+    return cfg, state
