@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import gc
 import logging
 import math
+import multiprocessing as mp
 import os
 import random
 import time
@@ -26,6 +28,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
+from ann.inputs import decode
 from hybrid import checkpoint
 from hybrid.data.dataset import UNREADABLE
 from hybrid.model import HybridConfig, HybridModel
@@ -161,10 +164,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
     return opt, sched
 
 
-def _to(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
 def _progress_none(it, label):
     return contextlib.nullcontext(it)
 
@@ -180,7 +179,7 @@ def run_epoch(model, loader, device, optimizer=None, grad_clip: float = 0.0,
         for batch in bar:
             if batch is None:  # every video of this batch was unreadable (reported)
                 continue
-            b = _to(batch, device)
+            b = decode(batch, device)  # uint8 codes -> normalised floats, on the device
             logits = model(b["iframe"], b["mv"], b["residual"])  # (B, K)
             loss = nn.functional.cross_entropy(logits, b["label"])
             if train:
@@ -283,11 +282,21 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
     sampler = DistributedSampler(train_ds, ctx.world, ctx.rank, shuffle=True, seed=cfg.seed)
     val_sampler = DistributedSampler(val_ds, ctx.world, ctx.rank, shuffle=False)
     gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                        drop_last=len(train_ds) >= cfg.batch_size * ctx.world, generator=gen,
-                        collate_fn=collate_readable, worker_init_fn=seed_worker)
-    val_loader = DataLoader(val_ds, cfg.batch_size, sampler=val_sampler,
-                            num_workers=cfg.workers, collate_fn=collate_readable)
+    # workers stay up across epochs and prefetch; pinned pages make the uint8 batches'
+    # copies to a GPU asynchronous. An explicit fork context: the default one, once
+    # fixed, makes a later `import lava` fail (it sets the start method at import).
+    fast = dict(num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                prefetch_factor=4 if cfg.workers else None,
+                multiprocessing_context=mp.get_context("fork") if cfg.workers else None,
+                pin_memory=ctx.device.type == "cuda", collate_fn=collate_readable)
+    loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, generator=gen,
+                        drop_last=len(train_ds) >= cfg.batch_size * ctx.world,
+                        worker_init_fn=seed_worker, **fast)
+    val_loader = DataLoader(val_ds, cfg.batch_size, sampler=val_sampler, **fast)
+    # Workers fork at the first epoch: a PyAV codec left in a reference cycle would be
+    # freed by a worker's garbage collector, which then waits forever for the codec's
+    # threads (they exist only here); see hybrid.data.cache.prepare.
+    gc.collect()
     if ctx.main:
         run_dir.mkdir(parents=True, exist_ok=True)
     last = {}

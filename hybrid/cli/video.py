@@ -151,7 +151,7 @@ def extract(video, out, accumulate, coviar, size, transcode, as_json):
 @click.option("--accumulate/--no-accumulate", default=True, show_default=True)
 @click.option("--coviar/--subpixel", default=True, show_default=True)
 @click.option("--compress/--no-compress", default=True, show_default=True,
-              help="gzip chunks (smaller) or raw (fastest reads).")
+              help="Compressed chunks (lzf; smaller) or raw (fastest reads).")
 @click.option("--shard", type=Shard(), default=None,
               help="Prepare only part K of N disjoint, deterministic parts (K/N, e.g. 3/8: "
                    "one job of a job array); train, eval and profile read a folder of the "
@@ -191,7 +191,7 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, shard, as_js
         part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
         click.echo(f"{out}{part}: {summary['prepared']} prepared, {summary['already_done']} "
                    f"already done, {len(summary['failed'])} failed, of "
-                   f"{summary['videos']} videos")
+                   f"{summary['videos']} videos; {summary['bytes'] / 1e6:.1f} MB")
     if summary["missing"]:
         click.echo(f"{summary['missing']} videos listed in the annotations are not on disk "
                    f"(left out); list in {summary['missing_list']}", err=True)

@@ -1,13 +1,16 @@
 """The HDF5 dataset cache written by ``hybrid prepare`` and read by the Dataset.
 
 Design: one HDF5 file holds, per video, the extracted modalities in the layout of
-``hybrid.video.extract`` (``iframe`` uint8, ``mv`` float16 (exact for half-pel values),
-``residual`` int16, ``p_frames``, one gzip-1-compressed chunk per GOP), so a training
-sample reads only the GOPs it samples (milliseconds for small videos) and never decodes
-video. Layout::
+``hybrid.video.extract`` but as the uint8 codes the model sees (``iframe`` RGB, ``mv``
+CoViAR's ``clip(trunc(mv * 127.5 / mv_bound) + 128, 0, 255)``, ``residual``
+``clip(r + 128, 0, 255)``: lossless for the model, see
+:class:`hybrid.data.transforms.Normalization`), ``p_frames``, one compressed chunk per
+GOP, so a training sample reads only the GOPs it samples and never decodes video.
+Version 1 (float16 MV, int16 residuals, 10x larger) is refused. Layout::
 
-    /                 attrs: format, version, kind="cache", accumulate, coviar, mode,
-                      size (W, H of the transcoded videos), classes, layout, root
+    /                 attrs: format, version (2), kind="cache", accumulate, coviar, mode,
+                      size (W, H of the transcoded videos), mv_bound, compression,
+                      classes, layout, root
     /splits/<split><fold>   str rows "relpath<TAB>label" (train1, test1, ...)
     /videos/<key>     group (key = relpath with "/" -> "|"); attrs path, label;
                       datasets iframe, mv, residual, p_frames
@@ -31,10 +34,15 @@ from pathlib import Path
 import numpy as np
 
 from hybrid.data.splits import available_folds, detect_layout, load_split
-from hybrid.video.extract import FORMAT, VERSION, check_format, mode_attrs, write_group
+from hybrid.data.transforms import Normalization
+from hybrid.video.extract import FORMAT, check_format, mode_attrs, write_group
 from hybrid.video.transcode import DEFAULT_SIZE
 
 log = logging.getLogger(__name__)
+CACHE_VERSION = 2  # 1: float16 MV and int16 residuals (before the uint8 codes)
+# Chunk filter, chosen by measurement (benchmarks/data_throughput.py, README): lzf reads
+# about 2x faster than gzip-1 for 1.3x the bytes on uint8 codes.
+COMPRESSION = "lzf"
 
 
 def key_of(rel: str) -> str:
@@ -46,7 +54,12 @@ class PrepareConfig:
     size: tuple[int, int] = DEFAULT_SIZE  # (width, height) videos are transcoded to
     accumulate: bool = True  # CoViAR accumulation back to the I-frame
     coviar: bool = True  # integer-pixel (CoViAR) or sub-pixel motion
-    compress: bool = True  # gzip-1 chunks (about 3x smaller); False reads fastest
+    compress: bool = True  # compressed chunks (COMPRESSION); False reads fastest
+    mv_bound: float = Normalization.mv_bound  # |MV| px at the ends of the uint8 codes
+
+
+def _codes(arrays: dict, cfg: PrepareConfig) -> dict:
+    return Normalization(mv_bound=cfg.mv_bound).codes(arrays)
 
 
 def _work(args: tuple[str, str, PrepareConfig]) -> tuple[str, dict | None, str | None]:
@@ -60,11 +73,11 @@ def _work(args: tuple[str, str, PrepareConfig]) -> tuple[str, dict | None, str |
     src = Path(root) / rel
     try:
         if is_coviar_form(src, cfg.size):
-            return rel, extract_arrays(src, cfg.accumulate, cfg.coviar), None
+            return rel, _codes(extract_arrays(src, cfg.accumulate, cfg.coviar), cfg), None
         with tempfile.TemporaryDirectory() as tmp:
             dst = Path(tmp) / "v.avi"
             transcode(src, dst, EncodeConfig(size=cfg.size), force=True)
-            return rel, extract_arrays(dst, cfg.accumulate, cfg.coviar), None
+            return rel, _codes(extract_arrays(dst, cfg.accumulate, cfg.coviar), cfg), None
     except VideoError as e:
         return rel, None, str(e)
     except Exception as e:  # noqa: BLE001  (an FFmpeg surprise must not stop the dataset)
@@ -81,17 +94,21 @@ def _init_file(f, root: Path, cfg: PrepareConfig) -> list[tuple[str, int]]:
         for split in ("train", "test"):
             items, classes = load_split(root, split, fold)
             splits[f"{split}{fold}"] = items
-    want = {"accumulate": cfg.accumulate, "coviar": cfg.coviar, "size": list(cfg.size)}
+    want = {"accumulate": cfg.accumulate, "coviar": cfg.coviar, "size": list(cfg.size),
+            "mv_bound": float(cfg.mv_bound)}
     if "format" in f.attrs:
-        check_format(f, f.filename)
+        check_format(f, f.filename, CACHE_VERSION)
         have = {"accumulate": bool(f.attrs["accumulate"]), "coviar": bool(f.attrs["coviar"]),
-                "size": [int(v) for v in f.attrs["size"]]}
+                "size": [int(v) for v in f.attrs["size"]],
+                "mv_bound": float(f.attrs["mv_bound"])}
         if have != want:
             raise ValueError(f"{f.filename}: cache was made with {have}, asked for {want}; "
                              f"use another output file")
     else:
-        f.attrs.update({"format": FORMAT, "version": VERSION, "kind": "cache",
+        f.attrs.update({"format": FORMAT, "version": CACHE_VERSION, "kind": "cache",
                         "layout": layout, "root": str(root), "size": list(cfg.size),
+                        "mv_bound": float(cfg.mv_bound),
+                        "compression": COMPRESSION if cfg.compress else "none",
                         **mode_attrs(cfg.accumulate, cfg.coviar)})
     f.attrs["classes"] = classes
     sp = f.require_group("splits")
@@ -159,7 +176,7 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
                 else:
                     g = vids.create_group(key_of(rel) + ".part")
                     g.attrs.update({"path": rel, "label": labels[rel]})
-                    write_group(g, arrays, np.float16, "gzip" if cfg.compress else None)
+                    write_group(g, arrays, np.uint8, COMPRESSION if cfg.compress else None)
                     vids.move(key_of(rel) + ".part", key_of(rel))
                     f.flush()
                     done += 1
@@ -170,7 +187,8 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
         if pool is not None:
             pool.terminate()
             pool.join()
-    return {"cache": str(out), "videos": len(all_items), "prepared": done,
+    return {"cache": str(out), "bytes": out.stat().st_size, "videos": len(all_items),
+            "prepared": done,
             "already_done": len(all_items) - len(todo), "failed": failed,
             "classes": classes, "shard": list(shard) if shard else None,
             "missing": len(missing), "missing_list": str(missing_list) if missing else None}
@@ -184,10 +202,10 @@ class CacheReader:
 
         self.path = str(path)
         with h5py.File(self.path, "r") as f:
-            check_format(f, self.path)
-            if f.attrs.get("kind") != "cache":
+            if f.attrs.get("kind") == "extract":
                 raise ValueError(f"{self.path}: an extract file, not a prepare cache")
-            self.attrs = {k: f.attrs[k] for k in ("accumulate", "coviar", "size")}
+            check_format(f, self.path, CACHE_VERSION)
+            self.attrs = {k: f.attrs[k] for k in ("accumulate", "coviar", "size", "mv_bound")}
         self._f, self._pid = None, None
 
     def _file(self):
@@ -214,11 +232,10 @@ class CacheReader:
         return vids[key_of(rel)]
 
     def gops(self, rel: str, idx: list[int]) -> dict[str, np.ndarray]:
-        """The arrays of GOPs ``idx`` (any order, repeats allowed) of video ``rel``."""
+        """The arrays of GOPs ``idx`` (any order, repeats allowed) of video ``rel``, as
+        stored: uint8 codes."""
         g = self._group(rel)
         uniq = sorted(set(idx))
         pos = [uniq.index(i) for i in idx]
-        out = {k: np.stack([g[k][i] for i in uniq])[pos]
-               for k in ("iframe", "mv", "residual", "p_frames")}
-        out["mv"] = out["mv"].astype(np.float32)
-        return out
+        return {k: np.stack([g[k][i] for i in uniq])[pos]
+                for k in ("iframe", "mv", "residual", "p_frames")}
