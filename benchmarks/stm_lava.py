@@ -136,12 +136,11 @@ def main() -> None:
         for threads in (1, 2):
             torch.set_num_threads(threads)
             for mode in ("float", "qat"):
-                stm.set_quant(mode)
-                stm(x1)  # warm up
-                torch_times[f"torch_{mode}_{threads}thread_s"] = best_of(lambda: stm(x1), 10)
+                stm(x1, quant=mode)  # warm up
+                torch_times[f"torch_{mode}_{threads}thread_s"] = best_of(
+                    lambda m=mode: stm(x1, quant=m), 10)
         torch.set_num_threads(2)
-        out = stm(torch.from_numpy(x), return_spike_maps=True)  # still qat: the reference
-        stm.set_quant("float")
+        out = stm(torch.from_numpy(x), return_spike_maps=True, quant="qat")  # the reference
     torch_float = min(v for k, v in torch_times.items() if "float" in k)
     torch_qat = min(v for k, v in torch_times.items() if "qat" in k)
     lava: dict = {}

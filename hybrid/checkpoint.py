@@ -9,11 +9,11 @@ Format (``torch.save`` of a dict of plain types and tensors, loaded with
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from deploy.atomic import write_file
 
 FORMAT = "hybrid-checkpoint"
 VERSION = 1
@@ -26,18 +26,7 @@ class CheckpointError(Exception):
 def save_atomic(obj: dict, path: str | Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, fsync, then rename over it:
     a kill at any moment leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(path, lambda f: torch.save(obj, f))
 
 
 def save(path: str | Path, **fields) -> None:

@@ -1,6 +1,8 @@
 """The built-in demo behind ``hybrid demo`` (the README's main-job command):
 make a synthetic action dataset, train the ``tiny`` hybrid model on CPU, evaluate it on
-the held-out split, and predict one video. Everything lands in one output folder.
+the held-out split, predict one video, then deploy the model to a partitioned artifact
+and run that video through it on the simulated hybrid chip. Everything lands in one
+output folder.
 
 :func:`run_smoke` is the foundation's quick PyAV + torch + Lava smoke test.
 """
@@ -52,11 +54,11 @@ def make_data(out: Path, cfg: DemoConfig, echo: Callable[[str], None]) -> tuple[
     data, cache = out / "data", out / "cache.h5"
     t0 = time.perf_counter()
     if (data / "testlist01.txt").is_file():
-        echo(f"[1/4] synthetic dataset: reusing {data}")
+        echo(f"[1/5] synthetic dataset: reusing {data}")
     else:
         s = make_dataset(data, cfg.classes, cfg.per_class, cfg.seed,
                          SynthConfig(size=cfg.video_size, frames=cfg.frames))
-        echo(f"[1/4] synthetic dataset: {s['videos']} MPEG-4 videos, {cfg.classes} classes "
+        echo(f"[1/5] synthetic dataset: {s['videos']} MPEG-4 videos, {cfg.classes} classes "
              f"({s['train']} train / {s['test']} held out)")
     r = prepare(data, cache, PrepareConfig(size=cfg.video_size), workers=2)
     if r["failed"]:
@@ -102,10 +104,10 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data, cache = make_data(out, cfg, echo)
-    echo(f"[2/4] training the tiny hybrid model for {cfg.epochs} epochs on CPU "
+    echo(f"[2/5] training the tiny hybrid model for {cfg.epochs} epochs on CPU "
          f"(segments {cfg.segments}, crops {cfg.size}x{cfg.size})")
     res = train_eval(cache, out / "run", cfg, echo, progress)
-    echo(f"[3/4] held-out top-1 {res['top1']:.3f}, top-5 {res['top5']:.3f} "
+    echo(f"[3/5] held-out top-1 {res['top1']:.3f}, top-5 {res['top5']:.3f} "
          f"({res['videos']} videos; training {res['train_seconds']:.0f}s); "
          f"confusion matrix: {out / 'run' / 'confusion.png'}")
     model, classes, _ = load_model(out / "run" / "checkpoint.pt")
@@ -115,12 +117,41 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None,
     p = predict_scores(model, val_ds[0])
     top = p.topk(3)
     ranked = [(classes[i], float(v)) for v, i in zip(top.values, top.indices)]
-    echo(f"[4/4] predict {rel} (true: {classes[label]}): "
+    echo(f"[4/5] predict {rel} (true: {classes[label]}): "
          + ", ".join(f"{c} {v:.2f}" for c, v in ranked))
+    deployed = deploy_and_run(out / "run" / "checkpoint.pt", out / "deploy", data / rel,
+                              cfg.video_size, echo)
     summary = {"top1": res["top1"], "top5": res["top5"], "train_seconds": res["train_seconds"],
-               "prediction": {"video": rel, "true": classes[label], "top": ranked}}
+               "prediction": {"video": rel, "true": classes[label], "top": ranked},
+               "deployed": deployed}
     (out / "demo.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def deploy_and_run(checkpoint: Path, out: Path, video: Path, video_size: tuple[int, int],
+                   echo: Callable[[str], None]) -> dict:
+    """``hybrid deploy`` the checkpoint to ``out`` (replacing an older one), then ``hybrid
+    run`` one video (resized to ``video_size`` as in training) through it with
+    ``--compare``; returns that video's record."""
+    from deploy.runtime import run_videos
+    from hybrid.deployment import SKIP, deploy_checkpoint, open_input
+
+    art = deploy_checkpoint(checkpoint, out, overwrite=True)
+    size = sum(f["bytes"] for f in art.manifest["files"])
+    ds, names, _ = open_input(art, video, video_size=video_size)
+    rep = run_videos(art, ds, names, top=3, compare=True, skip=SKIP)
+    if not rep["videos"]:
+        raise RuntimeError(f"the deployed model could not run {video}: {rep['skipped']}")
+    v = rep["videos"][0]
+    c = v["compare"]
+    echo(f"[5/5] deployed to {out} ({len(art.manifest['files'])} files, {size / 1e6:.2f} MB); "
+         f"ran {video.name} on the simulated hybrid chip (Lava fixed_pt + onnxruntime): "
+         + ", ".join(f"{t['class']} {t['probability']:.2f}" for t in v["top"])
+         + f"; vs torch fixed point: top-1 {'same' if c['top1_agrees'] else 'DIFFERENT'}, "
+         f"spikes {'identical' if c['spikes_equal'] else 'DIFFERENT'}, max logit diff "
+         f"{c['max_logit_diff']:.1e}; seconds: "
+         + ", ".join(f"{k} {t:.2f}" for k, t in v["seconds"].items()))
+    return v
 
 
 def run_smoke(out: str | Path, echo: Callable[[str], None] = log.info) -> dict:

@@ -81,16 +81,19 @@ def views(sample: dict, model_segments: int, crop: tuple[int, int], n_crops: int
 
 
 @torch.no_grad()
-def predict_scores(model: HybridModel, sample: dict, n_crops: int = 1) -> torch.Tensor:
-    """Class probabilities (K,) of one sample, averaged over its views."""
+def predict_scores(model: HybridModel, sample: dict, n_crops: int = 1,
+                   quant: str | None = None) -> torch.Tensor:
+    """Class probabilities (K,) of one sample, averaged over its views; STMs in mode
+    ``quant`` ("float" or "qat"; default: the model's own)."""
     b = views(sample, model.cfg.segments, model.cfg.size, n_crops)
-    return torch.softmax(model(b["iframe"], b["mv"], b["residual"]), dim=1).mean(0)
+    return torch.softmax(model(b["iframe"], b["mv"], b["residual"], quant=quant), dim=1).mean(0)
 
 
 def evaluate(model: HybridModel, dataset, classes: list[str], n_crops: int = 1,
-             progress: Callable | None = None) -> dict:
-    """top-1, top-5, per-class accuracy and the confusion matrix over ``dataset``;
-    videos that cannot be read are reported (``skipped``) and left out."""
+             progress: Callable | None = None, quant: str | None = None) -> dict:
+    """top-1, top-5, per-class accuracy and the confusion matrix over ``dataset``, STMs
+    in mode ``quant`` (default: the model's own); videos that cannot be read are
+    reported (``skipped``) and left out."""
     K = len(classes)
     conf = np.zeros((K, K), np.int64)
     top5 = 0
@@ -104,7 +107,7 @@ def evaluate(model: HybridModel, dataset, classes: list[str], n_crops: int = 1,
                 log.warning("skipping a video that cannot be read: %s", exc)
                 skipped.append(str(exc))
                 continue
-            p = predict_scores(model, sample, n_crops)
+            p = predict_scores(model, sample, n_crops, quant)
             label = int(sample["label"])
             conf[label, int(p.argmax())] += 1
             top5 += int(label in p.topk(min(5, K)).indices.tolist())
@@ -112,7 +115,8 @@ def evaluate(model: HybridModel, dataset, classes: list[str], n_crops: int = 1,
     per_class = {c: (float(conf[k, k] / conf[k].sum()) if conf[k].sum() else None)
                  for k, c in enumerate(classes)}
     return {"top1": float(np.trace(conf) / max(n, 1)), "top5": top5 / max(n, 1),
-            "videos": n, "skipped": skipped, "per_class": per_class, "confusion": conf.tolist(),
+            "videos": n, "skipped": skipped, "quant": quant or model.cfg.quant,
+            "per_class": per_class, "confusion": conf.tolist(),
             "classes": list(classes)}
 
 

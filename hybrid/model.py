@@ -6,8 +6,10 @@ into the dense partition (``ann``).
     mv       (B, S, T, 2, H, W) -> STM_mv  -> v (B, S, C, h, w) -----------/
     residual (B, S, T, 3, H, W) -> STM_res -> v (B, S, C, h, w) ----------/
 
-One :class:`HybridConfig` names everything; ``forward_features`` of the STMs is the
-partition boundary that ``deploy`` cuts at.
+One :class:`HybridConfig` names everything. The partition boundary is
+:class:`deploy.bridge.SpikingBranch` (``stm_mv``, ``stm_res``): ``forward_spiking`` is the
+spiking partition, ``dense`` the dense one; ``hybrid deploy`` cuts there, and the
+runtime converts between the two with the same bridge code.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ann.config import MODALITIES, VARIANTS, DenseConfig
 from ann.counting import Component
 from ann.counting import count as dense_count
 from ann.model import DenseModel
+from deploy.bridge import SpikingBranch
 from neuro.stm import STM, STMConfig
 
 # STMConfig overrides for CoViAR-normalised inputs (MV in [-0.5, 0.5], residuals within
@@ -94,43 +97,35 @@ class HybridConfig:
 class _NoSTM(nn.Module):
     """Stands in for the STM of a modality the config leaves out."""
 
-    def forward(self, x):
-        return None, []
-
-
-class _STMBranch(nn.Module):
-    """Runs an STM over (B, S, T, C, H, W) and returns (B, S, C', h, w) + spike counts."""
-
-    def __init__(self, cfg: STMConfig):
-        super().__init__()
-        self.stm = STM(cfg)
-
-    def forward(self, x):
-        B, S, T, C, H, W = x.shape
-        x = x.reshape(B * S, T, C, H, W).permute(0, 2, 3, 4, 1)  # (B*S, C, H, W, T)
-        out = self.stm(x)
-        v = out.v
-        return v.reshape(B, S, *v.shape[1:]), out.spikes
+    def forward(self, x, quant=None, return_spike_maps=False):
+        return None, None
 
 
 class HybridModel(nn.Module):
     def __init__(self, cfg: HybridConfig):
         super().__init__()
         self.cfg = cfg
-        self.stm_mv = _STMBranch(cfg.stm_config(2)) if "mv" in cfg.modalities else _NoSTM()
-        self.stm_res = _STMBranch(cfg.stm_config(3)) if "r" in cfg.modalities else _NoSTM()
+
+        def branch(channels: int) -> nn.Module:
+            return SpikingBranch(cfg.stm_config(channels), cfg.timesteps)
+
+        self.stm_mv = branch(2) if "mv" in cfg.modalities else _NoSTM()
+        self.stm_res = branch(3) if "r" in cfg.modalities else _NoSTM()
         self.dense = DenseModel(cfg.dense_config())
 
-    def forward_spiking(self, mv, residual):
-        """The spiking partition: membrane-potential maps and per-layer spike counts."""
-        v_mv, spikes_mv = self.stm_mv(mv)
-        v_res, spikes_res = self.stm_res(residual)
-        return v_mv, v_res, {"mv": spikes_mv, "r": spikes_res}
+    def forward_spiking(self, mv, residual, quant: str | None = None):
+        """The spiking partition: membrane-potential maps and per-layer spike counts
+        ((B*S, T) per layer), in STM mode ``quant`` (default: the STMs' own)."""
+        v_mv, out_mv = self.stm_mv(mv, quant)
+        v_res, out_res = self.stm_res(residual, quant)
+        return v_mv, v_res, {"mv": out_mv.spikes if out_mv else [],
+                             "r": out_res.spikes if out_res else []}
 
-    def forward(self, iframe, mv, residual):
+    def forward(self, iframe, mv, residual, quant: str | None = None):
         """iframe (B, S, 3, H, W), mv (B, S, T, 2, H, W), residual (B, S, T, 3, H, W)
-        -> logits (B, num_classes). Left-out modalities may be None."""
-        v_mv, v_res, _ = self.forward_spiking(mv, residual)
+        -> logits (B, num_classes). Left-out modalities may be None. ``quant``: the STMs'
+        numeric mode for this call ("float" or "qat"; default: ``cfg.quant``)."""
+        v_mv, v_res, _ = self.forward_spiking(mv, residual, quant)
         iframe = iframe if "i" in self.cfg.modalities else None
         return self.dense(iframe, v_mv, v_res)
 

@@ -236,13 +236,16 @@ def plot_metrics(rows: list[dict], path: Path) -> None:
 def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridConfig,
           cfg: TrainConfig, resume: bool = False, progress: Callable = _progress_none,
           echo: Callable[[str], None] = log.info,
-          on_epoch_end: Callable | None = None) -> tuple[HybridModel, dict]:
+          on_epoch_end: Callable | None = None,
+          init: dict | None = None) -> tuple[HybridModel, dict]:
     """Train ``HybridModel(model_cfg)`` on ``datasets = (train_ds, val_ds)``.
 
     Writes ``run_dir/checkpoint.pt`` (atomically, every epoch), ``metrics.csv`` and, at the
     end, ``metrics.png``. With ``resume`` the run continues from its checkpoint (its
     model config wins over ``model_cfg``; ``cfg.epochs`` may extend the run). Returns the
     last epoch's metrics. ``on_epoch_end(epoch)`` is called after each saved epoch.
+    ``init``: a model state dict to start from (fine-tuning, e.g. a float-trained model
+    quantisation-aware); the optimiser and schedule start fresh.
     """
     run_dir = Path(run_dir)
     ctx = Dist()
@@ -276,6 +279,8 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
         start = int(state["epoch"])
         rows = [r for r in rows if int(r["epoch"]) <= start]  # drop rows of unsaved epochs
         echo(f"resuming {run_dir} after epoch {start}")
+    elif init is not None:
+        model.load_state_dict(init)
     net = nn.parallel.DistributedDataParallel(model) if ctx.enabled else model
 
     train_ds, val_ds = SkipBadVideos(datasets[0]), SkipBadVideos(datasets[1])

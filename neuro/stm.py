@@ -6,23 +6,33 @@ the last layer's analog membrane potential after the last step (optionally every
 plus per-layer spike counts per timestep and, on request, the spike maps that the energy
 profiler (``deploy/profile.py``) counts by exact fan-out.
 
-Two numeric modes (``STMConfig.quant``):
+Two numeric modes:
 - ``"float"``: float32 dynamics, fastest, for training;
 - ``"qat"``: Loihi-2 fixed point emulated exactly (float64 tensors holding integers,
   straight-through gradients): bit-exact to the Lava ``fixed_pt`` simulation of the
   exported network, and trainable (quantisation-aware).
+
+The mode is explicit state: each call may name it (``stm(x, quant="qat")``), otherwise
+the STM's own ``quant`` attribute (``STMConfig.quant`` at construction) applies; it is
+never read from a config shared with other modules. The fixed-point form of a layer
+(weight exponent, mantissas, voltage scale) is a pure function of its parameters,
+computed in the forward that uses it (:meth:`Block.fixed_point`), not kept between calls.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from neuro import quant
 from neuro.neuron import SoftLIF
+from neuro.quant import quantize_input
 
 from lava.lib.dl import slayer
+
+MODES = ("float", "qat")  # the STM's numeric modes
 
 
 @dataclass
@@ -35,7 +45,7 @@ class STMConfig:
     leak: float = 0.25  # initial voltage leak of every layer, in (0, 1); decay = 1 - leak
     surrogate_width: float = 0.5  # width of the arctan surrogate gradient
     weight_scale: float = 3.0  # multiplies SLAYER's default init (3: every layer spikes)
-    quant: str = "float"  # "float" (fast) or "qat" (exact Loihi-2 fixed point, STE grads)
+    quant: str = "float"  # initial mode of an STM: "float" (fast) or "qat" (exact fixed point)
     input_frac_bits: int = 3  # fixed point: input x -> round(x * 2**bits) graded messages
     input_bits: int = 8  # fixed point: signed width of the graded input messages
 
@@ -49,7 +59,7 @@ class STMConfig:
         assert all(k % 2 == 1 for k in self.kernels), f"kernels must be odd, got {self.kernels}"
         assert self.in_channels in (2, 3), (
             f"in_channels must be 2 (MV) or 3 (R), got {self.in_channels}")
-        assert self.quant in ("float", "qat"), f"quant must be 'float' or 'qat', got {self.quant!r}"
+        assert self.quant in MODES, f"quant must be one of {MODES}, got {self.quant!r}"
         assert 1 < self.input_bits <= 24, f"input_bits must be in 2..24, got {self.input_bits}"
 
     def layer_sizes(self, h: int, w: int) -> list[tuple[int, int]]:
@@ -74,46 +84,47 @@ class Block(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, k: int, stride: int, cfg: STMConfig):
         super().__init__()
-        self.cfg = cfg  # shared with the STM: STM.set_quant switches every block
-        self._exp = 0  # weight exponent of the current forward (qat), set by the hook
         self.synapse = slayer.synapse.Conv(
-            c_in, c_out, k, stride=stride, padding=k // 2,
-            weight_scale=cfg.weight_scale, pre_hook_fx=self._weight_hook)
+            c_in, c_out, k, stride=stride, padding=k // 2, weight_scale=cfg.weight_scale)
         self.neuron = SoftLIF(cfg.threshold, cfg.leak, cfg.surrogate_width)
 
-    def _weight_hook(self, w: torch.Tensor) -> torch.Tensor:
-        if self.cfg.quant == "float":
-            return w
-        self._exp = quant.weight_exponent(w)
-        return quant.weight_mantissa(w, self._exp).double()
-
     def weight_exp(self) -> int:
+        """The power-of-two exponent of the 8-bit weight mantissas (fixed point)."""
         return quant.weight_exponent(self.synapse.weight)
 
-    def forward(self, x: torch.Tensor, in_scale: float):
-        """x (B, C_in, H, W, T): floats, or integer messages (qat) worth ``x / in_scale``."""
-        a = self.synapse(x)  # (B, C_out, H', W', T)
-        v_scale = None
-        if self.cfg.quant != "float":
-            v_scale = quant.voltage_scale(self._exp, in_scale)  # the hook's exponent
-        s, v = self.neuron(a, v_scale)
+    def fixed_point(self, in_scale: float) -> tuple[torch.Tensor, float]:
+        """(integer-valued float64 weight mantissas, voltage scale) of this layer for
+        inputs worth ``x / in_scale``; straight-through to the float weights."""
+        exp = self.weight_exp()
+        m = quant.weight_mantissa(self.synapse.weight, exp).double()
+        return m, quant.voltage_scale(exp, in_scale)
+
+    def _conv(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        syn = self.synapse
+        return F.conv3d(x, w, None, syn.stride, syn.padding, syn.dilation, syn.groups)
+
+    def forward(self, x: torch.Tensor, in_scale: float, mode: str):
+        """x (B, C_in, H, W, T): floats (``mode="float"``), or (``"qat"``) integer
+        messages worth ``x / in_scale``. Returns (spikes, v, v_scale or None)."""
+        if mode == "float":
+            s, v = self.neuron(self._conv(x, self.synapse.weight))
+            return s, v, None
+        w, v_scale = self.fixed_point(in_scale)
+        s, v = self.neuron(self._conv(x, w), v_scale)  # (B, C_out, H', W', T)
         return s, v, v_scale
 
 
 class STM(nn.Module):
-    """Three conv-LIF blocks. ``forward(x)``: x float32 (B, C_in, H, W, T) -> STMOutput."""
+    """Three conv-LIF blocks. ``forward(x, quant=None)``: x float32 (B, C_in, H, W, T)
+    -> STMOutput, in mode ``quant`` (default: this STM's ``quant`` attribute)."""
 
     def __init__(self, cfg: STMConfig):
         super().__init__()
         self.cfg = cfg
+        self.quant = cfg.quant  # this STM's default numeric mode
         chans = (cfg.in_channels, *cfg.widths)
         self.blocks = nn.ModuleList(
             Block(chans[i], chans[i + 1], cfg.kernels[i], cfg.strides[i], cfg) for i in range(3))
-
-    def set_quant(self, mode: str) -> None:
-        """Switch between ``"float"`` and ``"qat"`` (the parameters are shared)."""
-        assert mode in ("float", "qat"), f"quant must be 'float' or 'qat', got {mode!r}"
-        self.cfg.quant = mode  # the blocks share this config
 
     def out_size(self, h: int, w: int) -> tuple[int, int]:
         """Output spatial size for an (h, w) input."""
@@ -124,17 +135,19 @@ class STM(nn.Module):
         return float(2 ** self.cfg.input_frac_bits)
 
     def forward(self, x: torch.Tensor, return_v_seq: bool = False,
-                return_spike_maps: bool = False) -> STMOutput:
+                return_spike_maps: bool = False, quant: str | None = None) -> STMOutput:
+        mode = self.quant if quant is None else quant
+        assert mode in MODES, f"quant must be one of {MODES}, got {mode!r}"
         assert x.ndim == 5 and x.shape[1] == self.cfg.in_channels, (
             f"STM expects (B, {self.cfg.in_channels}, H, W, T), got {tuple(x.shape)}")
-        if self.cfg.quant == "float":
+        if mode == "float":
             h, scale = x, 1.0
         else:
-            h = quant.quantize_input(x.double(), self.cfg.input_frac_bits, self.cfg.input_bits)
+            h = quantize_input(x.double(), self.cfg.input_frac_bits, self.cfg.input_bits)
             scale = self.in_scale
         counts, maps = [], []
         for blk in self.blocks:
-            h, v, v_scale = blk(h, scale)  # h: spikes (B, C, H', W', T)
+            h, v, v_scale = blk(h, scale, mode)  # h: spikes (B, C, H', W', T)
             counts.append(h.detach().sum(dim=(1, 2, 3)))  # (B, T)
             maps.append(h.detach())
             scale = 1.0  # spikes are unit messages

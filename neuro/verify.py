@@ -34,15 +34,10 @@ def verify(stm: STM, x: np.ndarray, path: str | os.PathLike | None = None,
     :mod:`neuro.runner`). ``progress(n)`` is called after each run call with the
     number of sequences it ran."""
     n, _, h, w, steps = x.shape
-    mode = stm.cfg.quant
-    stm.set_quant("qat")
-    try:
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            out = stm(torch.from_numpy(x), return_v_seq=True, return_spike_maps=True)
-        torch_s = time.perf_counter() - t0
-    finally:
-        stm.set_quant(mode)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = stm(torch.from_numpy(x), return_v_seq=True, return_spike_maps=True, quant="qat")
+    torch_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(path) if path is not None else Path(tmp) / "stm.h5"
         export_stm(stm, path, (h, w))

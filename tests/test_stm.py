@@ -92,8 +92,7 @@ def test_qat_close_to_float():
     x = torch.randn(2, 2, 16, 16, 6) * (torch.rand(2, 1, 16, 16, 6) < 0.3) * 3
     x = torch.round(x * 8) / 8  # on the input grid
     f = stm(x)
-    stm.set_quant("qat")
-    q = stm(x)
+    q = stm(x, quant="qat")
     for sf, sq in zip(f.spikes, q.spikes):
         assert abs(float(sf.sum() - sq.sum())) <= 0.05 * float(sf.sum()) + 5
 
@@ -179,9 +178,7 @@ def test_export_round_trip_own_loader(exported):
         dp = blk.neuron.device_params(spec.v_scale)
         assert (spec.vth, spec.dv, spec.du) == (dp["vThMant"], dp["vDecay"], 4095)
     x = torch.randn(2, 2, 8, 8, 4)
-    stm.set_quant("qat")
-    back.set_quant("qat")
-    assert torch.equal(stm(x).v, back(x).v)
+    assert torch.equal(stm(x, quant="qat").v, back(x, quant="qat").v)
 
 
 def test_export_loads_in_netx(exported):

@@ -71,9 +71,8 @@ def test_stream_many_sequences_one_compiled_network(tmp_path):
     assert np.array_equal(alone[1].v_int[0], together.v_int[0])
     assert np.array_equal(v, together.v[:2])
     assert all(np.array_equal(c, t[:2]) for c, t in zip(counts, together.spike_counts))
-    stm.set_quant("qat")
     with torch.no_grad():
-        out = stm(torch.from_numpy(x))
+        out = stm(torch.from_numpy(x), quant="qat")
     assert np.array_equal(out.v.numpy(), together.v)
     assert all(np.array_equal(a.numpy(), b) for a, b in zip(out.spikes, together.spike_counts))
 

@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from hybrid.cli.deploy import deploy, run
 from hybrid.cli.doctor import demo, doctor
 from hybrid.cli.map import map_cmd, nir_cmd
 from hybrid.cli.profile import profile
@@ -36,5 +37,7 @@ main.add_command(synth)
 main.add_command(inspect)
 main.add_command(extract)
 main.add_command(prepare)
+main.add_command(deploy)
+main.add_command(run)
 main.add_command(map_cmd)
 main.add_command(nir_cmd)

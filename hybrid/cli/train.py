@@ -115,8 +115,12 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
               help="DataLoader worker processes per training process (0: load in the "
                    "training process) [default: the cores this process may use].")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
+              help="Start from this checkpoint's weights and model config (its variant, "
+                   "segments, size, modalities; --quant applies), with a fresh optimiser: "
+                   "e.g. fine-tune a float-trained model with --quant qat.")
 @click.pass_context
-def train(ctx, data, run_dir, resume, quant, fold, workers, seed, **opts):
+def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **opts):
     """Train the hybrid model on DATA (a dataset folder or a `hybrid prepare` cache).
 
     The defaults are the demo's (tiny, CPU); `--preset paper` is the paper's UCF-101
@@ -136,18 +140,45 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, **opts):
                        workers=len(os.sched_getaffinity(0)) if workers is None else workers,
                        seed=seed, fold=fold)
     segments, size, video_size = p["segments"], p["size"], p["video_size"]
+    init = None
+    if init_path is not None:  # its model config wins: data are opened to fit it
+        init_cfg, init, init_classes = _init_from(init_path, quant, resume)
+        segments, size = init_cfg.segments, init_cfg.size[0]
     train_ds, classes = _open(data, "train", segments, True, size, fold, seed, video_size)
     val_ds, _ = _open(data, "test", segments, False, size, fold, seed, video_size)
     mcfg = model_config(p, len(classes), quant)
+    if init is not None:
+        if init_classes != list(classes):
+            raise click.ClickException(f"{init_path}: trained on classes {init_classes[:4]}"
+                                       f"..., {data} has {list(classes)[:4]}...")
+        mcfg = init_cfg
     click.echo(f"{len(train_ds)} training and {len(val_ds)} held-out videos, "
                f"{len(classes)} classes", err=True)
     try:
         _, last = run_train((train_ds, val_ds), classes, run_dir, mcfg, tcfg, resume=resume,
-                         progress=progress_bar, echo=lambda m: click.echo(m, err=True))
+                         progress=progress_bar, echo=lambda m: click.echo(m, err=True),
+                         init=init)
     except (CheckpointError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     if last:
         click.echo(json.dumps(last))
+
+
+def _init_from(path: str, quant: str, resume: bool):
+    """(model config with ``quant``, state dict, classes) of ``--init`` checkpoint ``path``."""
+    import dataclasses
+
+    from hybrid import checkpoint
+    from hybrid.model import HybridConfig
+
+    if resume:
+        raise click.UsageError("--init starts a new run; --resume continues one: pick one")
+    try:
+        ck = checkpoint.load(path)
+        cfg = dataclasses.replace(HybridConfig.from_dict(ck["model_config"]), quant=quant)
+    except (checkpoint.CheckpointError, AssertionError, TypeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    return cfg, ck["model"], list(ck["classes"])
 
 
 @click.command("eval")
@@ -168,9 +199,12 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, **opts):
                    + paper("x".join(map(str, PAPER.video_size))))
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Confusion-matrix PNG [default: confusion.png beside the checkpoint].")
+@click.option("--quant", type=click.Choice(["float", "qat"]), default=None,
+              help="STM numerics: float, or Loihi fixed point emulated in torch (qat) "
+                   "[default: the checkpoint's].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
-def evaluate(ctx, checkpoint, data, split, fold, plot, as_json, **opts):
+def evaluate(ctx, checkpoint, data, split, fold, plot, quant, as_json, **opts):
     """Multi-view evaluation of CHECKPOINT on DATA: top-1, top-5, per-class accuracy and
     a confusion-matrix plot; with `--fold all`, each split and the mean over them."""
     from hybrid.data.splits import SplitError, load_split
@@ -196,7 +230,8 @@ def evaluate(ctx, checkpoint, data, split, fold, plot, as_json, **opts):
         out = Path(plot) if plot else Path(ck).with_name("confusion.png")
         if plot and len(folds) > 1:
             out = out.with_name(f"{out.stem}_fold{k}{out.suffix}")
-        per_fold[k] = _evaluate_one(ck, data, p["views"], split, k, p["video_size"], out)
+        per_fold[k] = _evaluate_one(ck, data, p["views"], split, k, p["video_size"], out,
+                                    quant)
     if len(folds) == 1 and fold != "all":
         _report(per_fold[folds[0]], as_json)
         return
@@ -213,7 +248,7 @@ def evaluate(ctx, checkpoint, data, split, fold, plot, as_json, **opts):
 
 
 def _evaluate_one(checkpoint: str, data: str, views: tuple[int, int], split: str, fold: int,
-                  video_size, plot: Path) -> dict:
+                  video_size, plot: Path, quant: str | None = None) -> dict:
     """Evaluate one checkpoint on one split of DATA; writes the confusion-matrix plot."""
     from hybrid.checkpoint import CheckpointError
     from hybrid.evaluate import evaluate as run_eval
@@ -237,7 +272,7 @@ def _evaluate_one(checkpoint: str, data: str, views: tuple[int, int], split: str
     if data_classes != classes:
         raise click.ClickException(f"{data} has classes {data_classes[:4]}... but "
                                    f"{checkpoint} was trained on {classes[:4]}...")
-    res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar)
+    res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar, quant=quant)
     res["views"], res["fold"] = f"{s}x{c}", fold
     plot_confusion(res, plot)
     res["plot"] = str(plot)
@@ -251,7 +286,8 @@ def _report(res: dict, as_json: bool) -> None:
         return
     for msg in res["skipped"]:
         click.echo(f"skipped: {msg}", err=True)
-    click.echo(f"{res['videos']} videos, views {res['views']}: top-1 {res['top1']:.4f}, "
+    click.echo(f"{res['videos']} videos, views {res['views']}, STMs {res['quant']}: "
+               f"top-1 {res['top1']:.4f}, "
                f"top-5 {res['top5']:.4f}; confusion matrix in {res['plot']}")
     for name, acc in res["per_class"].items():
         click.echo(f"  {name:<24} {'-' if acc is None else f'{acc:.3f}'}")

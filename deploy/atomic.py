@@ -1,0 +1,79 @@
+"""Atomic writes: a file or a whole folder appears complete or not at all.
+
+- :func:`write_file` writes through a temporary file beside the target, fsyncs it and
+  renames it over the target, so a kill at any moment leaves the old file or the new
+  one, never half of one.
+- :func:`staged_dir` stages a folder beside its target (a hidden ``.NAME.partial-*``
+  folder), fsyncs what was written and renames the folder into place only when the
+  ``with`` block ends without error; on an error the staging folder is removed. A
+  reader therefore never finds a half-written folder under the target name.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some filesystems do not open folders
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """``write(f)`` into a temporary binary file beside ``path``, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """``with staged_dir(out) as tmp:`` write the folder's files under ``tmp``; on a
+    clean exit the folder is renamed to ``out``. An existing ``out`` is an error
+    (``FileExistsError``) unless ``overwrite``; then it is replaced only after the new
+    folder is complete."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (choose another folder, or overwrite it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    try:
+        yield tmp
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb+") as h:
+                    os.fsync(h.fileno())
+        _fsync_dir(tmp)
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

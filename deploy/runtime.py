@@ -1,0 +1,287 @@
+"""Run a deployed artifact on the simulated hybrid chip, and compare it with torch.
+
+Per video: each STM branch in Lava ``fixed_pt`` (:class:`neuro.runner.LavaRunner`, compiled
+once per run and branch, the video's segments streamed as back-to-back sequences), the
+bridge (Lava integer voltages -> dense input, :mod:`deploy.bridge`), the dense partition
+in onnxruntime (:class:`ann.onnx_export.OnnxDense`). The host side (reading and
+extracting videos) is the caller's: :func:`run_videos` takes any indexable dataset whose
+items are dicts of ``iframe`` (S, 3, H, W), ``mv`` (S, T, 2, H, W), ``residual``
+(S, T, 3, H, W) tensors, and shards it over worker processes, each with its own Lava
+runtimes. ``compare=True`` also runs the artifact's own partitions in torch fixed point
+(``qat``: :func:`neuro.export.load_stm`, :func:`ann.onnx_export.load_torch`) on the same
+inputs and reports top-1 agreement, the largest logit difference and, per layer, whether
+every spike matches.
+
+An interrupted run (Ctrl-C, SIGTERM of a worker) ends every Lava process it started.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_mod
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ann.onnx_export import OnnxDense, load_torch
+from deploy import worker
+from deploy.artifact import Artifact
+from deploy.bridge import to_dense, to_stm
+from neuro.export import load_stm
+from neuro.runner import LavaRunner
+
+SAMPLE_KEYS = {"mv": "mv", "r": "residual"}
+STAGES = ("extract", "spiking", "bridge", "dense")
+
+
+@dataclass
+class VideoOutput:
+    logits: np.ndarray  # (K,) float32
+    spikes: dict[str, list[int]]  # per STM modality: spikes per layer (all segments, steps)
+    seconds: dict[str, float]  # spiking, bridge, dense
+    spike_maps: dict[str, list[np.ndarray]] | None  # per STM, per layer (S, C, H, W, T)
+
+
+def _stm_input(sample: dict, m: str) -> np.ndarray:
+    """One video's (S, T, C, H, W) P-frames -> the STM's (S, C, H, W, T) float32 sequences."""
+    x = torch.as_tensor(sample[SAMPLE_KEYS[m]])[None]
+    return np.ascontiguousarray(to_stm(x).numpy(), dtype=np.float32)
+
+
+class HybridRuntime:
+    """An artifact loaded onto the simulated chip: one compiled Lava network per STM,
+    one onnxruntime session. ``with HybridRuntime(art) as rt: out = rt.run(sample)``."""
+
+    def __init__(self, art: Artifact, record: bool = False, conv: str = "im2col"):
+        self.art, self.record = art, record
+        self.runners: dict[str, LavaRunner] = {}
+        try:
+            t0 = time.perf_counter()
+            for m in art.inputs.stm_modalities:
+                self.runners[m] = LavaRunner(art.stm_path(m), steps=art.inputs.timesteps,
+                                             record=record, conv=conv)
+            self.compile_s = time.perf_counter() - t0
+            self.dense = OnnxDense(art.onnx_path)
+        except BaseException:
+            self.close(interrupted=True)
+            raise
+
+    def run(self, sample: dict, name: str = "sample") -> VideoOutput:
+        """One video's inputs (shapes as the artifact's input spec says) -> its output."""
+        self.art.inputs.check(sample, name)
+        secs = dict.fromkeys(("spiking", "bridge", "dense"), 0.0)
+        v_in, spikes, maps = {}, {}, {} if self.record else None
+        for m, runner in self.runners.items():
+            t0 = time.perf_counter()
+            res = runner.run(_stm_input(sample, m))
+            t1 = time.perf_counter()
+            v_in[m] = self.art.bridges[m].from_lava(res.v_int)  # (1, S, C, h, w)
+            secs["spiking"] += t1 - t0
+            secs["bridge"] += time.perf_counter() - t1
+            spikes[m] = [int(c.sum()) for c in res.spike_counts]
+            if maps is not None:
+                maps[m] = res.spikes
+        t0 = time.perf_counter()
+        iframe = sample["iframe"][None] if "i" in self.art.inputs.modalities else None
+        logits = self.dense(iframe, v_in.get("mv"), v_in.get("r"))[0].numpy()
+        secs["dense"] = time.perf_counter() - t0
+        return VideoOutput(logits, spikes, secs, maps)
+
+    def close(self, interrupted: bool = False) -> None:
+        """Stop the Lava runtimes; ``interrupted``: end their processes at once (a stop
+        command could wait on a process blocked mid-run)."""
+        for runner in self.runners.values():
+            if interrupted:
+                runner._terminate()  # noqa: SLF001  LavaRunner's own interrupt path
+            else:
+                runner.close()
+        self.runners = {}
+
+    def __enter__(self) -> HybridRuntime:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(interrupted=exc_type is not None and not issubclass(exc_type, Exception))
+
+
+class TorchReference:
+    """The artifact's own partitions in torch, STMs in fixed point (``qat``)."""
+
+    def __init__(self, art: Artifact):
+        self.art = art
+        self.stms = {m: load_stm(art.stm_path(m)) for m in art.inputs.stm_modalities}
+        self.dense = load_torch(art.torch_path)
+
+    @torch.no_grad()
+    def run(self, sample: dict) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:
+        """(logits (K,), per STM per layer spike maps (S, C, H, W, T))."""
+        v, maps = {}, {}
+        for m, stm in self.stms.items():
+            x = torch.as_tensor(sample[SAMPLE_KEYS[m]])[None]
+            out = stm(to_stm(x), quant="qat", return_spike_maps=True)
+            v[m] = to_dense(out.v, 1)
+            maps[m] = [s.numpy().astype(np.int8) for s in out.spike_maps]
+        iframe = sample["iframe"][None] if "i" in self.art.inputs.modalities else None
+        logits = self.dense(iframe, v.get("mv"), v.get("r"))[0].numpy()
+        return logits, maps
+
+
+def compare_outputs(out: VideoOutput, ref_logits: np.ndarray, ref_maps: dict) -> dict:
+    layers = {m: [bool(np.array_equal(a, b)) for a, b in zip(out.spike_maps[m], ref_maps[m])]
+              for m in ref_maps}
+    return {"top1_agrees": bool(out.logits.argmax() == ref_logits.argmax()),
+            "max_logit_diff": float(np.abs(out.logits.astype(np.float64) - ref_logits).max()),
+            "spikes_equal": all(all(v) for v in layers.values()),
+            "layers_spikes_equal": layers}
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x.astype(np.float64) - x.max())
+    return e / e.sum()
+
+
+def _video_record(art: Artifact, name: str, label: int | None, out: VideoOutput,
+                  extract_s: float, top: int) -> dict:
+    p = _softmax(out.logits)
+    order = np.argsort(-p, kind="stable")[:min(top, len(p))]
+    rec = {"video": name, "top": [{"class": art.classes[i], "probability": float(p[i])}
+                                  for i in order],
+           "logits": [float(v) for v in out.logits], "spikes": out.spikes,
+           "seconds": {"extract": extract_s, **out.seconds}}
+    if label is not None:
+        rec["label"] = art.classes[label]
+        rec["correct"] = bool(order[0] == label)
+    return rec
+
+
+def run_shard(art: Artifact, dataset, names, labels, indices, top: int, compare: bool,
+               conv: str, skip: tuple[type[BaseException], ...], emit: Callable) -> None:
+    """Run ``indices`` of ``dataset`` with one runtime; ``emit(index, record)``."""
+    ref = TorchReference(art) if compare else None
+    with HybridRuntime(art, record=compare, conv=conv) as rt:
+        emit(-1, {"compile_s": rt.compile_s})
+        for i in indices:
+            t0 = time.perf_counter()
+            try:
+                sample = dataset[i]
+            except skip as exc:
+                emit(i, {"video": names[i], "error": str(exc)})
+                continue
+            extract_s = time.perf_counter() - t0
+            out = rt.run(sample, names[i])
+            rec = _video_record(art, names[i], None if labels is None else labels[i], out,
+                                extract_s, top)
+            if ref is not None:
+                ref_logits, ref_maps = ref.run(sample)
+                rec["compare"] = compare_outputs(out, ref_logits, ref_maps)
+                if labels is not None:
+                    rec["compare"]["torch_correct"] = bool(ref_logits.argmax() == labels[i])
+            emit(i, rec)
+
+
+def _stop(procs, grace: float = 5.0) -> None:
+    """SIGTERM every worker (each ends its Lava processes and exits), wait up to
+    ``grace`` seconds, then SIGKILL each worker's process group: the worker and every
+    Lava process it forked (a worker blocked in a Lava channel may never see SIGTERM)."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.pid is None:
+            continue
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # the worker leads its group (deploy.worker)
+        except (ProcessLookupError, PermissionError):
+            if p.is_alive():  # not yet its own group leader
+                p.kill()
+        p.join(5)
+
+
+def run_videos(art: Artifact, dataset, names: Sequence[str],
+               labels: Sequence[int] | None = None, workers: int = 1, top: int = 5,
+               compare: bool = False, conv: str = "im2col",
+               skip: tuple[type[BaseException], ...] = (),
+               progress: Callable[[int], None] | None = None) -> dict:
+    """Run every item of ``dataset`` (named ``names``, true class indices ``labels`` when
+    known) through the artifact, sharded over ``workers`` processes. Items raising one
+    of ``skip`` are reported and left out. ``progress(1)`` after each video. Returns the
+    run's JSON-ready report."""
+    n = len(names)
+    assert workers >= 1, f"workers must be >= 1, got {workers}"
+    results: dict[int, dict] = {}
+    compile_s: list[float] = []
+    t_start = time.perf_counter()
+
+    def emit(i, rec):
+        if i < 0:
+            compile_s.append(rec["compile_s"])
+            return
+        results[i] = rec
+        if progress is not None:
+            progress(1)
+
+    workers = min(workers, max(n, 1))
+    if workers == 1:
+        run_shard(art, dataset, names, labels, range(n), top, compare, conv, skip, emit)
+    else:
+        # spawn, not fork: a process forked after Lava and onnxruntime have run threads
+        # here can inherit a held lock and hang; a spawned worker starts clean
+        ctx = multiprocessing.get_context("spawn")
+        q = ctx.Queue()
+        procs = [ctx.Process(target=worker.main, name=f"hybrid-run-{w}",
+                             args=(art.path, dataset, names, labels, range(w, n, workers),
+                                   top, compare, conv, skip, q))
+                 for w in range(workers)]
+        try:
+            for p in procs:
+                p.start()
+            done, errors = 0, []
+            while done < workers:
+                try:
+                    kind, i, rec = q.get(timeout=1.0)
+                except queue_mod.Empty:
+                    if not any(p.is_alive() for p in procs) and q.empty():
+                        raise RuntimeError("a run worker died without reporting") from None
+                    continue
+                if kind == "video":
+                    emit(i, rec)
+                elif kind == "error":
+                    errors.append(rec)
+                else:
+                    done += 1
+            if errors:
+                raise RuntimeError(f"a run worker failed: {errors[0]}")
+        finally:
+            _stop(procs)
+    return summarize(art, [results[i] for i in sorted(results)], compare, workers,
+                     compile_s, time.perf_counter() - t_start)
+
+
+def summarize(art: Artifact, records: list[dict], compare: bool, workers: int,
+              compile_s: list[float], wall_s: float) -> dict:
+    videos = [r for r in records if "error" not in r]
+    rep = {"artifact": str(art.path), "videos": videos,
+           "skipped": [r for r in records if "error" in r], "workers": workers,
+           "bridge_bytes_per_video": art.bridge_bytes_per_video,
+           "compile_seconds": compile_s, "wall_seconds": wall_s,
+           "seconds_per_video": {s: (float(np.mean([v["seconds"][s] for v in videos]))
+                                     if videos else None) for s in STAGES}}
+    labelled = [v for v in videos if "label" in v]
+    if labelled:
+        rep["top1"] = sum(v["correct"] for v in labelled) / len(labelled)
+    if compare:
+        cmp = [v["compare"] for v in videos]
+        rep["agreement"] = (sum(c["top1_agrees"] for c in cmp) / len(cmp)) if cmp else None
+        rep["spikes_equal"] = all(c["spikes_equal"] for c in cmp)
+        rep["max_logit_diff"] = max((c["max_logit_diff"] for c in cmp), default=None)
+        if labelled:
+            rep["top1_torch_qat"] = sum(v["compare"]["torch_correct"] for v in labelled) / len(
+                labelled)
+    return rep

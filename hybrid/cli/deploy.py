@@ -1,0 +1,105 @@
+"""``hybrid deploy`` (checkpoint -> partitioned artifact) and ``hybrid run`` (an artifact
+on the simulated hybrid chip)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from hybrid.cli.train import DEFAULT_VIDEO_SIZE
+from hybrid.cli.types import VIDEO_SIZE
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", type=click.Path(file_okay=False), required=True,
+              help="Artifact folder to write (must not exist, unless --force).")
+@click.option("--force", is_flag=True, help="Replace an existing OUT (once the new one is "
+                                            "complete).")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def deploy(checkpoint, out, force, as_json):
+    """Cut the trained model in CHECKPOINT at its partition boundary and write one
+    artifact folder: a Lava-ready HDF5 per STM, the dense partition as ONNX and torch
+    files, the bridge and input specs, the class names and a checksummed manifest."""
+    from hybrid.checkpoint import CheckpointError
+    from hybrid.deployment import deploy_checkpoint
+
+    try:
+        art = deploy_checkpoint(checkpoint, out, overwrite=force)
+    except (CheckpointError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(art.manifest, indent=2))
+        return
+    for f in art.manifest["files"]:
+        click.echo(f"  {f['path']:<12} {f['role']:<12} {f['bytes']:>10,} B  {f['sha256'][:12]}")
+    for m, b in art.bridges.items():
+        click.echo(f"  bridge {m}: {b.source} -> dense '{b.target}', (S, C, H, W) {b.layout}, "
+                   f"v = v_int / {b.v_scale:g}, {b.bytes_per_video:,} B a video")
+    click.echo(f"deployed {checkpoint} to {art.path}")
+
+
+@click.command()
+@click.argument("artifact", type=click.Path())
+@click.argument("source", metavar="INPUT", type=click.Path(exists=True))
+@click.option("--top", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--compare", is_flag=True,
+              help="Also run the torch model in fixed point (qat) on the same inputs: top-1 "
+                   "agreement, largest logit difference, spikes equal per layer.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Processes, each with its own Lava runtime; videos are sharded over them.")
+@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
+              help="Split fold of a dataset folder or cache (its test split is run).")
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+              show_default=True,
+              help="WIDTHxHEIGHT videos (one, or a dataset folder's) are resized to, as in "
+                   "training (a cache keeps the size it was prepared at).")
+@click.option("--conv", type=click.Choice(["im2col", "lava"]), default="im2col",
+              show_default=True, help="Lava Conv model: neuro's exact im2col or Lava's own.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def run(artifact, source, top, compare, workers, fold, video_size, conv, as_json):
+    """Run the deployed ARTIFACT on the simulated hybrid chip (STMs in Lava fixed_pt, the
+    bridge, the dense partition in onnxruntime) on INPUT: one video (any format FFmpeg
+    reads), or the test split of a dataset folder or `hybrid prepare` cache (with
+    accuracy). Per video: top classes, spikes per layer, seconds per stage."""
+    from deploy.artifact import ArtifactError, load_artifact
+    from deploy.runtime import run_videos
+    from hybrid.data.splits import SplitError
+    from hybrid.deployment import SKIP, open_input
+
+    try:
+        art = load_artifact(artifact)
+        ds, names, labels = open_input(art, source, fold, video_size)
+    except (ArtifactError, SplitError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    with click.progressbar(length=len(names), label="running", show_pos=True,
+                           file=click.get_text_stream("stderr")) as bar:
+        rep = run_videos(art, ds, names, labels, workers=workers, top=top, compare=compare,
+                         conv=conv, skip=SKIP, progress=bar.update)
+    for s in rep["skipped"]:
+        click.echo(f"skipped: {s['error']}", err=True)
+    if not rep["videos"]:
+        raise click.ClickException(f"{source}: no video could be run")
+    if as_json:
+        click.echo(json.dumps(rep, indent=2))
+        return
+    for v in rep["videos"]:
+        best = v["top"][0]
+        truth = f" (true: {v['label']})" if "label" in v else ""
+        spikes = ", ".join(f"{m} {s}" for m, s in v["spikes"].items())
+        secs = " ".join(f"{k} {t:.3f}" for k, t in v["seconds"].items())
+        line = f"{v['video']}: {best['class']} {best['probability']:.3f}{truth} | spikes {spikes}"
+        if "compare" in v:
+            c = v["compare"]
+            line += (f" | torch qat: top-1 {'same' if c['top1_agrees'] else 'DIFFERS'}, "
+                     f"spikes {'equal' if c['spikes_equal'] else 'DIFFER'}, "
+                     f"max logit diff {c['max_logit_diff']:.2e}")
+        click.echo(f"{line} | s: {secs}")
+    per = " ".join(f"{k} {t:.3f}" for k, t in rep["seconds_per_video"].items())
+    click.echo(f"{len(rep['videos'])} videos on {rep['workers']} worker(s) in "
+               f"{rep['wall_seconds']:.1f}s; per video (s): {per}")
+    if "top1" in rep:
+        click.echo(f"top-1 {rep['top1']:.4f}")
+    if compare:
+        click.echo(f"vs torch qat: top-1 agreement {rep['agreement']:.4f}, spikes equal "
+                   f"{rep['spikes_equal']}, max logit diff {rep['max_logit_diff']:.2e}")
