@@ -6,7 +6,7 @@ Settings: the paper's (340x256 videos, 8 segments, 224 crops) and the demo's (12
 3 segments, 48 crops), training augmentation, on synthetic clips (``hybrid synth``'s
 moving textures). "Per loader core": CPU seconds of one single-threaded process per
 clip (what a DataLoader worker pays); the after column adds nothing for the
-normalisation, which runs in the training step (``ann.inputs.decode``) and is timed
+normalisation, which runs in the training step (``deploy.inputs.decode``) and is timed
 apart (``decode_s``: on this CPU; on a GPU it is a few kernels).
 
     git worktree add --detach /tmp/before <base commit>
@@ -56,7 +56,7 @@ def measure(data: Path, work: Path, setting: str, clips: int, compressions: list
         first = first or path
     has_decode = True
     try:
-        from ann.inputs import decode
+        from deploy.inputs import decode
     except ImportError:
         has_decode = False
 

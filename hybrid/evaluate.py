@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ann.inputs import decode
+from deploy.inputs import decode_sample
 from hybrid import checkpoint
 from hybrid.data.dataset import UNREADABLE
 from hybrid.model import HybridConfig, HybridModel
@@ -51,13 +51,6 @@ def crop_boxes(h: int, w: int, ch: int, cw: int, n: int) -> list[tuple[int, int]
             return [(cy, 0), (cy, cx), (cy, w - cw)]
         return [(0, cx), (cy, cx), (h - ch, cx)]
     return [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), (cy, cx)]
-
-
-def decode_sample(sample: dict, device=None) -> dict:
-    """One dataset sample (uint8 codes, :mod:`ann.inputs`) -> normalised floats,
-    through the same :func:`ann.inputs.decode` as training."""
-    one = decode({k: v[None] for k, v in sample.items()}, device)
-    return {k: v[0] for k, v in one.items()}
 
 
 def views(sample: dict, model_segments: int, crop: tuple[int, int], n_crops: int) -> dict:

@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
-from ann.inputs import decode
+from deploy.inputs import decode
 from hybrid import checkpoint
 from hybrid.data.dataset import UNREADABLE
 from hybrid.model import HybridConfig, HybridModel

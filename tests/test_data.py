@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ann.inputs import decode
+from deploy.inputs import decode, decode_sample
 from hybrid.cli import main
 from hybrid.data.cache import CacheReader
 from hybrid.data.dataset import CompressedVideoDataset, pad_p_frames
@@ -22,7 +22,6 @@ from hybrid.data.transforms import (
     hflip_mv,
     sample_segments,
 )
-from hybrid.evaluate import decode_sample
 from hybrid.video.extract import FormatError, extract_arrays
 from hybrid.video.reader import P_PER_GOP
 from hybrid.video.synth import SynthConfig, make_dataset
@@ -264,7 +263,7 @@ def _today(arrays: dict, segments: int, train: bool, crop: CropConfig, seed: int
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("crop", [32, 48, 20])
 def test_model_inputs_equal_through_every_path_and_to_today(ucf, cache, train, crop):
-    """What the model receives (codes from the loader, decoded by ann.inputs.decode, as
+    """What the model receives (codes from the loader, decoded by deploy.inputs.decode, as
     training does with a batch) equals, within float tolerance, today's float pipeline
     run on the video's own extracted arrays, through the array cache and the original
     video alike, for several seeds (crop places, scales, flips) and the short video."""

@@ -1,7 +1,7 @@
 """A torch Dataset of compressed-video samples: per video, ``segments`` GOPs sampled TSN
 style, each an I-frame and its 11 accumulated P-frame MV fields and residuals, cropped
 identically across modalities and handed over as the uint8 codes the model sees
-(normalising, resizing and flipping run on the device: :func:`ann.inputs.decode`).
+(normalising, resizing and flipping run on the device: :func:`deploy.inputs.decode`).
 
 A short GOP (the end of a video) is padded to 11 P-frames by repeating its last
 P-frame (for accumulated modalities: the motion froze); a GOP without P-frames gets
@@ -54,11 +54,11 @@ class CompressedVideoDataset(Dataset):
     :func:`hybrid.data.splits.load_split`.
 
     ``__getitem__`` returns what the model sees as uint8 codes (see
-    :mod:`ann.inputs`), cropped but not resized: ``iframe`` (S, 3, M, M), ``mv`` (S, 11,
+    :mod:`deploy.inputs`), cropped but not resized: ``iframe`` (S, 3, M, M), ``mv`` (S, 11,
     2, M, M), ``residual`` (S, 11, 3, M, M) with the crop in the top-left corner of each
     M x M buffer, ``box`` int64 (crop height, crop width, flip, C), and ``label`` int64,
     with S = ``segments``, C = ``crop.size``, M = the largest crop side the crop config
-    can draw. :func:`ann.inputs.decode` (on the device) makes the normalised float32
+    can draw. :func:`deploy.inputs.decode` (on the device) makes the normalised float32
     (S, 3, C, C), (S, 11, 2, C, C), (S, 11, 3, C, C) from a batch of them."""
 
     def __init__(self, source: str | Path, items: list[tuple[str, int]], segments: int = 3,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ann.inputs import IMAGENET_MEAN, IMAGENET_STD
+from deploy.inputs import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Normalization:
     0, 255) / 255 - 0.5``; residual ``(clip(r + 128, 0, 255) / 255 - 0.5) / std``.
 
     The model only sees 8-bit codes: :meth:`codes` turns raw arrays into them (what the
-    cache stores and loaders hand over), and :func:`ann.inputs.decode` turns codes into
+    cache stores and loaders hand over), and :func:`deploy.inputs.decode` turns codes into
     the floats on the device. :meth:`iframe`, :meth:`mv`, :meth:`residual` are the float
     reference in numpy (the pre-codes path), kept to test the two against."""
 
