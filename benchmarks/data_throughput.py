@@ -45,7 +45,7 @@ def measure(data: Path, work: Path, setting: str, clips: int, compressions: list
     (w, h), segments, crop = SETTINGS[setting]
     items, _ = load_split(data, "train")
     out: dict = {"caches": {}}
-    first = None
+    paths = {}
     for comp in compressions:
         path = work / f"cache-{comp}.h5"
         if hasattr(cache_mod, "COMPRESSION"):  # after: the filter is a module constant
@@ -53,17 +53,17 @@ def measure(data: Path, work: Path, setting: str, clips: int, compressions: list
         cfg = cache_mod.PrepareConfig(size=(w, h))
         cache_mod.prepare(data, path, cfg, workers=1)
         out["caches"][comp] = path.stat().st_size / len(items)
-        first = first or path
-    has_decode = True
-    try:
+        paths[comp] = path
+    try:  # after: the loader hands over codes that the training step decodes
         from deploy.inputs import decode
     except ImportError:
-        has_decode = False
+        decode = None
 
     def time_clips(source: Path) -> dict:
         ds = CompressedVideoDataset(source, items, segments, train=True, crop=crop,
                                     video_size=(w, h), seed=0)
         ds[0]  # warm: file opened, imports done
+        has_decode = decode is not None and ds[0]["iframe"].dtype == torch.uint8
         cpu, wall, dec = 0.0, 0.0, 0.0
         for k in range(clips):
             c, t = time.process_time(), time.perf_counter()
@@ -79,7 +79,9 @@ def measure(data: Path, work: Path, setting: str, clips: int, compressions: list
                 "wall_s_per_clip": wall / clips,
                 "decode_s": dec / clips if has_decode else None}
 
-    out["cache"] = time_clips(first)
+    out["cache"] = time_clips(paths[compressions[0]])  # the default compressor's cache
+    for comp in compressions[1:]:
+        out[f"cache_{comp}"] = time_clips(paths[comp])
     out["video"] = time_clips(data)
     return out
 
@@ -140,7 +142,7 @@ def plot(res: dict, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--before", type=Path, required=True, help="checkout of the old code")
+    ap.add_argument("--before", type=Path, help="checkout of the old code (required)")
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--frames", type=int, default=120, help="per video (12 per GOP)")
     ap.add_argument("--clips", type=int, default=12, help="clips timed per path")
@@ -154,6 +156,8 @@ def main() -> None:
         print(json.dumps(res))
         return
 
+    if args.before is None:
+        ap.error("--before CHECKOUT is required")
     after = Path(__file__).resolve().parents[1]
     res = {"videos": args.videos, "frames": args.frames, "clips": args.clips,
            "before": str(args.before.resolve()), "after": str(after), "settings": {}}
@@ -164,7 +168,7 @@ def main() -> None:
             data = Path(tmp) / name / "data"
             row = {"video_bytes": synth(data, size, args.videos, args.frames)}
             for when, code, comps in (("before", args.before.resolve(), "gzip"),
-                                      ("after", after, "lzf,gzip")):
+                                      ("after", after, "gzip,lzf")):
                 work = Path(tmp) / name / when
                 work.mkdir(parents=True)
                 print(f"{name}: {when} ...", file=sys.stderr, flush=True)

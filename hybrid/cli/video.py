@@ -151,7 +151,7 @@ def extract(video, out, accumulate, coviar, size, transcode, as_json):
 @click.option("--accumulate/--no-accumulate", default=True, show_default=True)
 @click.option("--coviar/--subpixel", default=True, show_default=True)
 @click.option("--compress/--no-compress", default=True, show_default=True,
-              help="Compressed chunks (lzf; smaller) or raw (fastest reads).")
+              help="Compressed chunks (gzip-1; smaller) or raw (fastest reads).")
 @click.option("--shard", type=Shard(), default=None,
               help="Prepare only part K of N disjoint, deterministic parts (K/N, e.g. 3/8: "
                    "one job of a job array); train, eval and profile read a folder of the "

@@ -40,9 +40,10 @@ from hybrid.video.transcode import DEFAULT_SIZE
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # 1: float16 MV and int16 residuals (before the uint8 codes)
-# Chunk filter, chosen by measurement (benchmarks/data_throughput.py, README): lzf reads
-# about 2x faster than gzip-1 for 1.3x the bytes on uint8 codes.
-COMPRESSION = "lzf"
+# Chunk filter (level 1 for gzip), chosen by measurement (benchmarks/data_throughput.py,
+# README): on uint8 codes lzf stores 1.3-1.4x gzip-1's bytes, which is what a dataset
+# cache cannot afford.
+COMPRESSION = "gzip"
 
 
 def key_of(rel: str) -> str:
