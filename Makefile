@@ -12,7 +12,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --upgrade pip
 	# CPU torch first: the wheel is found locally; a bare `torch` would pull CUDA.
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[dev,onnx,nir,nir-test]'
+	$(BIN)/pip install -e '.[dev,onnx,nir,nir-test,chip]'
+	# NeuroBench for tests/test_neurobench.py, without its audio/dataset dependencies
+	# (snntorch, which it imports, comes with nir-test)
+	$(BIN)/pip install --no-deps neurobench==2.3.0 tqdm
 	# lava-nc/lava-dl declare Python <3.11 and pin an old CUDA torch: no deps here,
 	# their real run-time needs come from pyproject.toml. See neuro/compat.py.
 	$(BIN)/pip install --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 MODALITIES = ("i", "mv", "r")  # I-frame, motion-vector STM, residual STM (this order)
 ENCODERS = ("unified", "separate", "cross")
 POOLINGS = ("gap", "cls")
+PFRAME_CHANNELS = {"mv": 2, "r": 3}  # channels of an (accumulated) P-frame per modality
 
 
 def _require(ok: bool, message: str) -> None:
@@ -40,6 +41,9 @@ class DenseConfig:
     mixer: bool = True  # Multi-Modal Mixer on; off: a 1x1 conv D->F per modality
     skips: bool = True  # the mixer's learnable conv skip from the initial feature maps
     rrdb: bool = True  # residual-in-residual dense block before pooling; off: identity
+    # 'mv' / 'r' inputs are the accumulated P-frames themselves (2 / 3 channels at
+    # stm_size), not STM maps: the paper's "W/o STM" ablation
+    raw_pframes: bool = False
 
     def __post_init__(self):
         mods = tuple(self.modalities)
@@ -75,6 +79,8 @@ class DenseConfig:
         """(channels, height, width) of one segment's input of `modality`."""
         if modality == "i":
             return (3, *self.image_size)
+        if self.raw_pframes:
+            return (PFRAME_CHANNELS[modality], *self.stm_size)
         return (self.stm_channels, *self.stm_size)
 
 

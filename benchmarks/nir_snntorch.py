@@ -78,9 +78,9 @@ def main() -> None:
         x = np.clip(np.round(x * 2**net.in_frac_bits), -(1 << net.in_bits - 1),
                     (1 << net.in_bits - 1) - 1) / 2**net.in_frac_bits
         stm = load_stm(path)
-        stm.set_quant("qat")
         with torch.no_grad():
-            maps = stm(torch.from_numpy(x).float(), return_spike_maps=True).spike_maps
+            maps = stm(torch.from_numpy(x).float(), return_spike_maps=True,
+                       quant="qat").spike_maps
         runs = {"ours": {f"lif{k + 1}": m.numpy() > 0 for k, m in enumerate(maps)},
                 "snntorch": run_snntorch(graph, x),
                 "nir_hard": simulate(graph, x)[0],

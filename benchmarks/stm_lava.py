@@ -5,17 +5,21 @@ Default STM (STMConfig()), 2x56x56 input, 11 steps. Prints JSON with:
   after a warm-up, best of 1 and 2 threads), float and the bit-exact fixed-point
   emulation;
 - lava_per_sequence_s: Lava ``fixed_pt`` per sequence, streaming --sequences sequences
-  through one compiled network (compile time reported apart);
+  through one compiled network, --tiles side by side (best and median of --repeats
+  calls; compile time reported apart);
 - ratios lava / torch;
-- both Conv ProcessModels: Lava's own (scipy ``convolve2d`` per channel pair) and
-  neuro's exact im2col one (``--conv``);
+- the layer variants (``--variants``, ``conv:tiles``): one ConvLIF process per layer
+  (``fused``), Lava's Conv Process with Lava's own model (``lava``: scipy
+  ``convolve2d`` per channel pair) or neuro's exact im2col one (``im2col``);
+- the machine's load average (the 2 cores are shared: compare ratios, not times);
 - breakdown: compute time spent inside the Lava worker processes (timers wrapped
   around the conv function and the LIF update, summed over processes, per sequence),
   and the same numpy work timed in this process; the rest of the Lava time is
   messaging / synchronisation between its processes;
 - cProfile's top functions of the host side of ``LavaRunner.run``.
 
-    PYTHONPATH=$PWD python benchmarks/stm_lava.py [--sequences 8] [--out stm_lava.json]
+    PYTHONPATH=$PWD python benchmarks/stm_lava.py [--sequences 32] [--repeats 3]
+        [--variants fused:8,fused:1,im2col:8,lava:8] [--out stm_lava.json]
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ import argparse
 import cProfile
 import io
 import json
+import math
+import os
 import pstats
 import tempfile
 import time
@@ -41,14 +47,20 @@ from neuro.verify import random_mv
 from lava.proc.conv import utils as conv_utils
 
 
-def install_compute_timers(folder: Path) -> None:
+def install_compute_timers(folder: Path):
     """Wrap the Lava models' compute (conv, LIF update) with timers that each forked
-    worker process writes to ``folder/<what>-<pid>.json`` (every call; tiny files)."""
-    import os
-
-    from neuro.lava_procs import fast_conv, soft_lif
+    worker process writes to ``folder/<what>-<pid>.json`` (every call; tiny files).
+    Returns a function that removes them again (the timed runs go without)."""
+    from neuro.lava_procs import conv_lif, fast_conv, soft_lif
 
     from lava.proc.conv import models as conv_models
+
+    saved = [(conv_models, "utils", conv_models.utils),
+             (fast_conv, "conv_im2col", fast_conv.conv_im2col),
+             (soft_lif.PySoftResetLIFModelFixed, "subthr_dynamics",
+              soft_lif.PySoftResetLIFModelFixed.subthr_dynamics),
+             (conv_lif.PyConvLIFModelFixed, "_conv", conv_lif.PyConvLIFModelFixed._conv),
+             (conv_lif.PyConvLIFModelFixed, "_lif", conv_lif.PyConvLIFModelFixed._lif)]
 
     def timed(fn, what):
         acc = {"s": 0.0, "calls": 0}
@@ -68,6 +80,14 @@ def install_compute_timers(folder: Path) -> None:
     fast_conv.conv_im2col = timed(fast_conv.conv_im2col, "conv_im2col")
     model = soft_lif.PySoftResetLIFModelFixed
     model.subthr_dynamics = timed(model.subthr_dynamics, "lif")
+    fused = conv_lif.PyConvLIFModelFixed
+    fused._conv = timed(fused._conv, "conv_fused")
+    fused._lif = timed(fused._lif, "lif")
+
+    def remove() -> None:
+        for obj, name, val in saved:
+            setattr(obj, name, val)
+    return remove
 
 
 def read_compute_timers(folder: Path) -> dict:
@@ -78,6 +98,28 @@ def read_compute_timers(folder: Path) -> dict:
         out[what] = out.get(what, 0.0) + acc["s"]
         f.unlink()
     return out
+
+
+def lava_cpu_s(runner: LavaRunner) -> float:
+    """CPU seconds (user + system) used so far by the runner's Lava processes and this one:
+    a measure the other users of a shared machine do not move as much as wall time."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = time.process_time()
+    mi = getattr(runner.inj.runtime, "_messaging_infrastructure", None)
+    for actor in getattr(mi, "actors", []):
+        try:
+            fields = Path(f"/proc/{actor.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def cpu_of(fn, repeats: int = 10) -> float:
+    t0 = time.process_time()
+    for _ in range(repeats):
+        fn()
+    return (time.process_time() - t0) / repeats
 
 
 def best_of(fn, repeats: int = 5) -> float:
@@ -121,7 +163,10 @@ def numpy_work_per_sequence(net, x_int: np.ndarray, steps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sequences", type=int, default=8)
+    ap.add_argument("--sequences", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--variants", default="fused:8,fused:1,im2col:8,lava:8",
+                    help="comma-separated conv:tiles layer variants to time")
     ap.add_argument("--size", type=int, default=56)
     ap.add_argument("--steps", type=int, default=11)
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
@@ -139,50 +184,74 @@ def main() -> None:
                 stm(x1, quant=mode)  # warm up
                 torch_times[f"torch_{mode}_{threads}thread_s"] = best_of(
                     lambda m=mode: stm(x1, quant=m), 10)
+                torch_times[f"torch_{mode}_{threads}thread_cpu_s"] = cpu_of(
+                    lambda m=mode: stm(x1, quant=m))
         torch.set_num_threads(2)
         out = stm(torch.from_numpy(x), return_spike_maps=True, quant="qat")  # the reference
-    torch_float = min(v for k, v in torch_times.items() if "float" in k)
-    torch_qat = min(v for k, v in torch_times.items() if "qat" in k)
+    torch_float = min(v for k, v in torch_times.items() if "float" in k and "cpu" not in k)
+    torch_qat = min(v for k, v in torch_times.items() if "qat" in k and "cpu" not in k)
+    torch_float_cpu = torch_times["torch_float_1thread_cpu_s"]
     lava: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = export_stm(stm, Path(tmp) / "stm.h5", (S, S))
         net = read_network(path)
         timers = Path(tmp) / "timers"
         timers.mkdir()
-        install_compute_timers(timers)
-        for conv in ("lava", "im2col"):
-            with LavaRunner(path, steps=T, conv=conv) as runner:
+        for variant in args.variants.split(","):
+            conv, tiles = variant.split(":")
+            with LavaRunner(path, steps=T, conv=conv, tiles=int(tiles)) as runner:
                 runner.run(x[:1])  # warm up
-                read_compute_timers(timers)
+                times = []
                 prof = cProfile.Profile()
-                t0 = time.perf_counter()
-                prof.enable()
-                res = runner.run(x)
-                prof.disable()
-                per_seq = (time.perf_counter() - t0) / args.sequences
+                cpu0 = lava_cpu_s(runner)
+                for rep in range(args.repeats):
+                    t0 = time.perf_counter()
+                    if rep == 0:
+                        prof.enable()
+                    res = runner.run(x)
+                    prof.disable()
+                    times.append((time.perf_counter() - t0) / args.sequences)
+                cpu_per_seq = (lava_cpu_s(runner) - cpu0) / (args.repeats * args.sequences)
+                per_seq = min(times)
+            remove = install_compute_timers(timers)  # a second runner, with timers
+            with LavaRunner(path, steps=T, conv=conv, tiles=int(tiles)) as timed_runner:
+                timed_runner.run(x[:1])
+                read_compute_timers(timers)
+                timed_runner.run(x)
                 compute = read_compute_timers(timers)
+            remove()
             exact = bool(np.array_equal(out.v.numpy(), res.v)) and all(
                 np.array_equal(a.numpy(), b) for a, b in zip(out.spikes, res.spike_counts))
-            lava[conv] = {
+            lava[variant] = {
+                "conv": conv, "tiles": int(tiles),
                 "lava_compile_s": runner.compile_s,
                 "lava_per_sequence_s": per_seq,
-                "lava_per_step_ms": 1000 * per_seq / T,
+                "lava_per_sequence_median_s": float(np.median(times)),
+                "lava_steps_per_sequence": runner.period * math.ceil(args.sequences / int(tiles))
+                / args.sequences,
                 "ratio_lava_over_torch_float": per_seq / torch_float,
                 "ratio_lava_over_torch_qat": per_seq / torch_qat,
+                "lava_cpu_s_per_sequence": cpu_per_seq,  # all its processes, mean
+                "cpu_ratio_lava_over_torch_float_1thread": cpu_per_seq / torch_float_cpu,
                 "matches_torch_qat_exactly": exact,
                 "in_lava_conv_s_per_sequence": sum(v for k, v in compute.items()
                                                    if k.startswith("conv")) / args.sequences,
                 "in_lava_lif_s_per_sequence": compute.get("lif", 0.0) / args.sequences,
             }
+            print(f"{variant}: {1000 * per_seq:.1f} ms per sequence "
+                  f"({per_seq / torch_float:.2f}x torch float), CPU {1000 * cpu_per_seq:.1f} ms "
+                  f"({cpu_per_seq / torch_float_cpu:.2f}x), exact {exact}", flush=True)
             buf = io.StringIO()
             pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(8)
-            lava[conv]["host_profile"] = buf.getvalue().splitlines()[:22]
+            lava[variant]["host_profile"] = buf.getvalue().splitlines()[:22]
     xq = quant.quantize_input_np(x[0], net.in_frac_bits, net.in_bits)
     work = numpy_work_per_sequence(net, xq, T)
     rep = {
         "config": {"input": [2, S, S, T], "widths": list(stm.cfg.widths),
                    "kernels": list(stm.cfg.kernels), "strides": list(stm.cfg.strides),
-                   "sequences": args.sequences},
+                   "sequences": args.sequences, "repeats": args.repeats},
+        "load_average_1_5_15min": list(os.getloadavg()),
+        "cpu_count": os.cpu_count(),
         **torch_times,
         "torch_float_s": torch_float,  # best over 1 and 2 threads
         "torch_qat_s": torch_qat,
@@ -191,8 +260,8 @@ def main() -> None:
                  for k, v in lava.items()},
     }
     print(json.dumps(rep, indent=2))
-    for conv, r in lava.items():
-        print(f"host-side cProfile of LavaRunner.run, conv={conv} (cumulative):")
+    for variant, r in lava.items():
+        print(f"host-side cProfile of LavaRunner.run, {variant} (cumulative):")
         print("\n".join(r["host_profile"]))
     if args.out:
         args.out.write_text(json.dumps(rep, indent=2))

@@ -10,6 +10,9 @@ Layout (``hybrid deploy CHECKPOINT -o DIR``)::
     DIR/stm_r.h5         schema + soft-reset extras, neuro.export), at the STM input size
     DIR/dense.onnx     dense partition for onnxruntime (ann.onnx_export)
     DIR/dense.pt       the same dense partition as a versioned torch file
+    DIR/mapping.json   the STMs on a chip preset's neurocores (deploy.mapping; role mapping)
+    DIR/stm_mv.nir     with ``nir=True``: each STM branch as a NIR graph (deploy.nir; roles
+    DIR/stm_r.nir        nir:mv, nir:r)
 
 The folder is staged beside DIR and renamed into place when complete
 (:func:`deploy.atomic.staged_dir`); ``manifest.json`` is its last file. Loading checks the
@@ -30,6 +33,8 @@ from ann.onnx_export import export_onnx, save_torch
 from deploy.atomic import staged_dir
 from deploy.bridge import DENSE_INPUTS, BridgeSpec
 from deploy.inputs import InputSpec
+from deploy.mapping import map_network, read_mapping, write_mapping
+from deploy.presets import LOIHI2, ChipPreset
 from neuro.export import StmFileError, export_stm, read_network
 from neuro.stm import STM
 
@@ -40,6 +45,7 @@ SPEC = "spec.json"
 STM_FILES = {"mv": "stm_mv.h5", "r": "stm_r.h5"}
 ONNX_FILE = "dense.onnx"
 TORCH_FILE = "dense.pt"
+MAPPING_FILE = "mapping.json"
 DIST_NAME = "hybrid-snn-video"  # the toolkit's distribution (pyproject.toml)
 
 
@@ -76,6 +82,21 @@ class Artifact:
     def stm_path(self, modality: str) -> Path:
         return self.path / STM_FILES[modality]
 
+    def role_path(self, role: str) -> Path | None:
+        """The listed file of ``role`` (``mapping``, ``nir:mv``, ...), None if unlisted."""
+        rel = next((f["path"] for f in self.manifest["files"] if f["role"] == role), None)
+        return None if rel is None else self.path / rel
+
+    @property
+    def mapping_path(self) -> Path | None:
+        return self.role_path("mapping")
+
+    @property
+    def nir_paths(self) -> dict[str, Path]:
+        """Per STM modality, its NIR file (empty unless deployed with ``nir``)."""
+        return {f["role"][4:]: self.path / f["path"] for f in self.manifest["files"]
+                if f["role"].startswith("nir:")}
+
     @property
     def onnx_path(self) -> Path:
         return self.path / ONNX_FILE
@@ -91,10 +112,13 @@ class Artifact:
 
 def write_artifact(out: str | os.PathLike, stms: dict[str, STM], dense: DenseModel,
                    inputs: InputSpec, classes: list[str], model_config: dict | None = None,
-                   source_sha256: str | None = None, overwrite: bool = False) -> Artifact:
+                   source_sha256: str | None = None, overwrite: bool = False,
+                   chip: ChipPreset = LOIHI2, nir: bool = False) -> Artifact:
     """Write the artifact folder ``out`` from the built partitions: ``stms`` per STM
     modality of ``inputs`` (exported at ``inputs.stm_size``), the ``dense`` partition and
-    the class names. ``FileExistsError`` if ``out`` exists and not ``overwrite``."""
+    the class names; the exported STMs' mapping onto ``chip`` and, with ``nir``, their
+    NIR graphs (needs the ``nir`` package). ``FileExistsError`` if ``out`` exists and not
+    ``overwrite``."""
     out = Path(out)
     mods = inputs.stm_modalities
     if set(stms) != set(mods):
@@ -106,10 +130,11 @@ def write_artifact(out: str | os.PathLike, stms: dict[str, STM], dense: DenseMod
     if len(classes) != dcfg.num_classes:
         raise ValueError(f"{out}: {len(classes)} class names for {dcfg.num_classes} outputs")
     with staged_dir(out, overwrite=overwrite) as tmp:
-        files, bridges = [], {}
+        files, bridges, nets = [], {}, {}
         for m in mods:
             path = export_stm(stms[m], tmp / STM_FILES[m], inputs.stm_size)
-            last = read_network(path).layers[-1]
+            nets[m] = read_network(path)  # what the runtime, `hybrid map` and NIR read
+            last = nets[m].layers[-1]
             c, h, w = last.shape
             if dcfg.in_shape(m) != (c, h, w):
                 raise ValueError(f"{out}: STM {m} gives (C, H, W) {(c, h, w)}, the dense "
@@ -121,6 +146,12 @@ def write_artifact(out: str | os.PathLike, stms: dict[str, STM], dense: DenseMod
         export_onnx(dense, tmp / ONNX_FILE)
         save_torch(dense, tmp / TORCH_FILE)
         files += [(ONNX_FILE, "dense-onnx"), (TORCH_FILE, "dense-torch")]
+        write_mapping(map_network(nets, chip), tmp / MAPPING_FILE)
+        files.append((MAPPING_FILE, "mapping"))
+        if nir:
+            from deploy.nir import write_nir  # the optional `nir` package
+
+            files += [(p.name, f"nir:{m}") for m, p in zip(nets, write_nir(nets, tmp))]
         spec = {"classes": list(classes), "inputs": inputs.to_dict(),
                 "bridges": {m: b.to_dict() for m, b in bridges.items()},
                 "spiking": {m: STM_FILES[m] for m in mods},
@@ -174,6 +205,8 @@ def _check_files(root: Path, manifest: dict) -> dict[str, str]:
             raise ArtifactError(f"{path}: {kind}: {actual} bytes, {MANIFEST} says {size}")
         if sha256_file(path) != digest:
             raise ArtifactError(f"{path}: altered: sha256 differs from {MANIFEST}'s")
+        if role in roles:
+            raise ArtifactError(f"{mpath}: role {role!r} listed twice ({roles[role]}, {rel})")
         roles[role] = rel
     return roles
 
@@ -209,6 +242,7 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         raise ArtifactError(f"{spec_path}: bridges for {sorted(bridges)}, STMs "
                             f"{list(inputs.stm_modalities)}")
     art = Artifact(root, manifest, classes, inputs, bridges, spec.get("model_config", {}))
+    nets = {}
     for m, b in bridges.items():
         try:
             net = read_network(art.stm_path(m))
@@ -221,4 +255,19 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         if net.input_shape[1:] != inputs.stm_size:
             raise ArtifactError(f"{art.stm_path(m)}: input {net.input_shape}, {SPEC} says "
                                 f"STM input size {inputs.stm_size}")
+        nets[m] = net
+    if "mapping" in roles:
+        _check_mapping(root / roles["mapping"], nets)
     return art
+
+
+def _check_mapping(path: Path, nets: dict) -> None:
+    """The listed mapping is this format and maps the artifact's STMs as deployed."""
+    try:
+        mp = read_mapping(path)
+    except ValueError as e:
+        raise ArtifactError(str(e)) from e
+    want = {m: list(net.input_shape) for m, net in nets.items()}
+    got = mp.get("branches")
+    if got != want:
+        raise ArtifactError(f"{path}: maps branches {got}, the STM files take {want}")

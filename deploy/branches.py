@@ -1,6 +1,7 @@
 """The STM branches to map or export: from STM HDF5 files, folders of them, or a deploy
 artifact folder (the STM files its ``manifest.json`` lists, checked against their sizes
-and sha256 as the manifest records them)."""
+and sha256 as the manifest records them; a ``hybrid deploy`` folder is opened with
+:func:`deploy.artifact.load_artifact`, which checks every file it lists)."""
 from __future__ import annotations
 
 import hashlib
@@ -38,6 +39,9 @@ def _manifest_stms(folder: Path) -> list[Path]:
     """The ``.h5`` files a deploy artifact's ``manifest.json`` lists (``files``: path,
     role, bytes, sha256), each checked against its size and sha256."""
     mpath = folder / "manifest.json"
+    art = _deploy_artifact(folder)
+    if art is not None:
+        return [art.stm_path(m) for m in art.inputs.stm_modalities]
     try:
         entries = json.loads(mpath.read_text())["files"]
         listed = [(folder / e["path"], int(e["bytes"]), str(e["sha256"])) for e in entries
@@ -52,6 +56,32 @@ def _manifest_stms(folder: Path) -> list[Path]:
     if not listed:
         raise BranchInputError(f"{mpath}: lists no STM .h5 file")
     return [p for p, _, _ in listed]
+
+
+def _deploy_artifact(folder: Path):
+    """The verified artifact if ``folder`` holds a ``hybrid deploy`` manifest, else None."""
+    from deploy.artifact import FORMAT, ArtifactError, load_artifact
+
+    try:
+        fmt = json.loads((folder / "manifest.json").read_text()).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None  # not JSON / not an object: the plain manifest reader reports it
+    if fmt != FORMAT:
+        return None
+    try:
+        return load_artifact(folder)
+    except ArtifactError as e:
+        raise BranchInputError(str(e)) from e
+
+
+def stored_mapping(paths: list[str | os.PathLike]) -> dict | None:
+    """The ``mapping.json`` a single deploy artifact folder holds (verified), else None."""
+    from deploy.mapping import read_mapping
+
+    if len(paths) != 1 or not Path(paths[0]).is_dir():
+        return None
+    art = _deploy_artifact(Path(paths[0]))
+    return None if art is None or art.mapping_path is None else read_mapping(art.mapping_path)
 
 
 def stm_paths(paths: list[str | os.PathLike]) -> list[Path]:

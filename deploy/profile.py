@@ -179,12 +179,14 @@ def count_stm(geometry: list[ConvGeometry], x, spike_maps: list) -> list[LayerCo
 
 
 @torch.no_grad()
-def stm_counts(stm: STM, x: torch.Tensor, prefix: str = "stm") -> list[LayerCount]:
-    """Runs the torch STM on ``x`` (N, C, H, W, T) and counts its spikes. The first
-    layer's input events are the nonzero graded messages the deployed STM receives
-    (``round(x * 2**input_frac_bits) != 0``, what a Lava run is sent), in float mode too:
-    a value that quantises to 0 sends no message."""
-    out = stm(x, return_spike_maps=True)
+def stm_counts(stm: STM, x: torch.Tensor, prefix: str = "stm",
+               mode: str | None = None) -> list[LayerCount]:
+    """Runs the torch STM on ``x`` (N, C, H, W, T), in quant mode ``mode`` ("float" or
+    "qat"; default: the STM's own), and counts its spikes. The first layer's input
+    events are the nonzero graded messages the deployed STM receives
+    (``round(x * 2**input_frac_bits) != 0``, what a Lava run is sent), in float mode
+    too: a value that quantises to 0 sends no message."""
+    out = stm(x, return_spike_maps=True, quant=mode)
     msgs = quant.quantize_input(x.double(), stm.cfg.input_frac_bits, stm.cfg.input_bits)
     return count_stm(stm_geometry(stm.cfg, tuple(x.shape[2:4]), prefix), msgs, out.spike_maps)
 
@@ -228,7 +230,9 @@ class Row:
                   "fan_out_max": int(fan_out(g).max()), "neurons": g.neurons,
                   "neuron_updates": c.neuron_updates,
                   "firing_rate": float(np.mean(c.firing_rate)),
-                  "firing_rate_per_step": c.firing_rate, "paper_acs": c.paper_acs}
+                  "firing_rate_per_step": c.firing_rate, "paper_acs": c.paper_acs,
+                  # NeuroBench's name for the same count (tests/test_neurobench.py)
+                  ("Effective_MACs" if g.analog_input else "Effective_ACs"): c.synops}
         return d
 
 

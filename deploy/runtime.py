@@ -32,6 +32,7 @@ from deploy import worker
 from deploy.artifact import Artifact
 from deploy.bridge import to_dense, to_stm
 from deploy.inputs import decode_sample
+from deploy.profile import LayerCount, lava_counts
 from neuro.export import load_stm
 from neuro.runner import LavaRunner
 
@@ -47,17 +48,21 @@ class VideoOutput:
     spike_maps: dict[str, list[np.ndarray]] | None  # per STM, per layer (S, C, H, W, T)
 
 
+def _sequences(clips) -> np.ndarray:
+    """(B, S, T, C, H, W) P-frames -> the STM's (B*S, C, H, W, T) float32 sequences."""
+    return np.ascontiguousarray(to_stm(torch.as_tensor(clips)).numpy(), dtype=np.float32)
+
+
 def _stm_input(sample: dict, m: str) -> np.ndarray:
     """One video's (S, T, C, H, W) P-frames -> the STM's (S, C, H, W, T) float32 sequences."""
-    x = torch.as_tensor(sample[SAMPLE_KEYS[m]])[None]
-    return np.ascontiguousarray(to_stm(x).numpy(), dtype=np.float32)
+    return _sequences(torch.as_tensor(sample[SAMPLE_KEYS[m]])[None])
 
 
 class HybridRuntime:
     """An artifact loaded onto the simulated chip: one compiled Lava network per STM,
     one onnxruntime session. ``with HybridRuntime(art) as rt: out = rt.run(sample)``."""
 
-    def __init__(self, art: Artifact, record: bool = False, conv: str = "im2col"):
+    def __init__(self, art: Artifact, record: bool = False, conv: str = "fused"):
         self.art, self.record = art, record
         self.runners: dict[str, LavaRunner] = {}
         try:
@@ -91,6 +96,14 @@ class HybridRuntime:
         logits = self.dense(iframe, v_in.get("mv"), v_in.get("r"))[0].numpy()
         secs["dense"] = time.perf_counter() - t0
         return VideoOutput(logits, spikes, secs, maps)
+
+    def spike_counts(self, clips: dict) -> dict[str, list[LayerCount]]:
+        """Per STM modality, the profiler's per-layer counts (:func:`deploy.profile.
+        lava_counts`) of the spikes this runtime's Lava networks emit on ``clips``: a
+        dict of ``mv`` / ``residual`` (B, S, T, C, H, W), e.g. one video's views (needs
+        ``record=True``)."""
+        return {m: lava_counts(r, _sequences(clips[SAMPLE_KEYS[m]]), prefix=f"stm.{m}")
+                for m, r in self.runners.items()}
 
     def close(self, interrupted: bool = False) -> None:
         """Stop the Lava runtimes; ``interrupted``: end their processes at once (a stop
@@ -215,7 +228,7 @@ def _stop(procs, grace: float = 5.0) -> None:
 
 def run_videos(art: Artifact, dataset, names: Sequence[str],
                labels: Sequence[int] | None = None, workers: int = 1, top: int = 5,
-               compare: bool = False, conv: str = "im2col",
+               compare: bool = False, conv: str = "fused",
                skip: tuple[type[BaseException], ...] = (),
                progress: Callable[[int], None] | None = None) -> dict:
     """Run every item of ``dataset`` (named ``names``, true class indices ``labels`` when

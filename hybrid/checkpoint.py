@@ -1,11 +1,13 @@
 """Training checkpoints: one versioned file holding the model and its configs, the class
-names, the optimiser, scheduler and RNG states, written atomically.
+names, the optimiser and scheduler, written atomically.
 
 Format (``torch.save`` of a dict of plain types and tensors, loaded with
 ``weights_only=True``): ``format`` = ``"hybrid-checkpoint"``, ``version`` =
 :data:`VERSION`, ``model_config`` (dict), ``train_config`` (dict), ``classes`` (list),
 ``epoch`` (epochs completed), ``model``, ``optimizer``, ``scheduler`` (state dicts),
-``rng`` (dict), ``metrics`` (dict of the last epoch).
+``metrics`` (dict of the last epoch). No RNG state: training derives every epoch's
+random streams from ``train_config["seed"]`` and the epoch (``hybrid.train``), so a
+resumed run repeats an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -38,11 +40,14 @@ def load(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: checkpoint file is empty (0 bytes; a failed copy "
+                              f"or a full disk?)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]})") from exc
+                              f"{first_line(exc, 200)})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a hybrid checkpoint (format "
                               f"{ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt)!r}, "
@@ -54,3 +59,10 @@ def load(path: str | Path) -> dict:
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {sorted(missing)}")
     return ckpt
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, shortened; never fails (some
+    exceptions have an empty message)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else "no message"

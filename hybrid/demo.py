@@ -163,6 +163,7 @@ def run_smoke(out: str | Path, echo: Callable[[str], None] = log.info) -> dict:
 
     import neuro  # noqa: F401  (lava compatibility first)
     from hybrid.video.selfcheck import decode_block_motion, encode_moving_square
+    from neuro.shutdown import end_runtime
 
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -185,8 +186,10 @@ def run_smoke(out: str | Path, echo: Callable[[str], None] = log.info) -> dict:
     try:
         lif.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).sum(axis=0)
-    finally:
-        lif.stop()
+    except BaseException:  # also Ctrl-C and SIGTERM: leave no Lava process behind
+        end_runtime(lif)
+        raise
+    lif.stop()
     moving = bias > 0
     result = {"blocks": int(bias.size), "moving_blocks": int(moving.sum()),
               "spikes_moving": int(spikes[moving].sum()),

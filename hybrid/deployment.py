@@ -18,6 +18,23 @@ from hybrid.video.transcode import DEFAULT_SIZE
 BRANCHES = {"mv": "stm_mv", "r": "stm_res"}
 
 
+class NotDeployable(ValueError):
+    """A checkpoint whose model has nothing that runs on Lava (the message says why)."""
+
+
+def check_deployable(model: HybridModel, name: str | Path) -> None:
+    """Raise :class:`NotDeployable` for the ablations without a spiking partition: a
+    ConvLSTM is dense (no Lava form), and without STM every layer is dense."""
+    t = model.cfg.temporal
+    if not model.cfg.spiking and set(model.cfg.modalities) & set(BRANCHES):
+        why = {"lstm": "its MV / residual modules are dense ConvLSTMs, which have no Lava "
+                       "(spiking) form",
+               "none": "without STM its P-frames go straight to the dense patch "
+                       "embeddings: every layer is dense"}[t]
+        raise NotDeployable(f"{name}: cannot deploy a model with temporal={t!r}: {why}. "
+                            "Run it with `hybrid eval` / `hybrid predict` on CPU/GPU.")
+
+
 def input_spec(model: HybridModel, norm: Normalization = COVIAR_NORM) -> InputSpec:
     cfg = model.cfg
     stms = {m: getattr(model, BRANCHES[m]).stm for m in cfg.modalities if m in BRANCHES}
@@ -28,16 +45,23 @@ def input_spec(model: HybridModel, norm: Normalization = COVIAR_NORM) -> InputSp
                      for m, s in stms.items()})
 
 
-def deploy_checkpoint(checkpoint: str | Path, out: str | Path,
-                      overwrite: bool = False) -> Artifact:
+def deploy_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool = False,
+                      chip: str = "loihi2", nir: bool = False) -> Artifact:
     """Cut the trained model of ``checkpoint`` at its partition boundary and write the
-    artifact folder ``out`` (CheckpointError for a bad checkpoint, FileExistsError)."""
+    artifact folder ``out``, with the STMs' mapping onto ``chip`` (a
+    ``deploy.presets.CHIPS`` name) and, with ``nir``, their NIR export (CheckpointError
+    for a bad checkpoint, NotDeployable for a model without a spiking partition,
+    FileExistsError)."""
+    from deploy.presets import CHIPS
+
     model, classes, _ = load_model(checkpoint)
+    check_deployable(model, checkpoint)
     spec = input_spec(model)
     stms = {m: getattr(model, BRANCHES[m]).stm for m in spec.stm_modalities}
     return write_artifact(out, stms, model.dense, spec, classes,
                           model_config=model.cfg.to_dict(),
-                          source_sha256=sha256_file(checkpoint), overwrite=overwrite)
+                          source_sha256=sha256_file(checkpoint), overwrite=overwrite,
+                          chip=CHIPS[chip], nir=nir)
 
 
 def open_input(art: Artifact, source: str | Path, fold: int = 1,

@@ -34,7 +34,8 @@ def load_model(path: str | Path) -> tuple[HybridModel, list[str], dict]:
         model.load_state_dict(ckpt["model"])
     except (AssertionError, TypeError, RuntimeError, KeyError) as exc:
         raise checkpoint.CheckpointError(f"{path}: checkpoint does not fit this toolkit's "
-                                         f"model ({str(exc).splitlines()[0][:300]})") from exc
+                                         f"model ({type(exc).__name__}: "
+                                         f"{checkpoint.first_line(exc)})") from exc
     model.eval()
     return model, list(ckpt["classes"]), ckpt
 

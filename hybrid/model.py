@@ -10,6 +10,14 @@ One :class:`HybridConfig` names everything. The partition boundary is
 :class:`deploy.bridge.SpikingBranch` (``stm_mv``, ``stm_res``): ``forward_spiking`` is the
 spiking partition, ``dense`` the dense one; ``hybrid deploy`` cuts there, and the
 runtime converts between the two with the same bridge code.
+
+The paper's STM ablations (poster, STM table) are ``HybridConfig.temporal``:
+``"stm"`` (one STM per modality), ``"common"`` (one STM for MV and residual: a
+per-modality first conv-LIF layer, since the inputs differ (2 MV vs 3 residual channels,
+different units), and the two spiking layers shared), ``"lstm"`` (a dense ConvLSTM,
+:mod:`ann.convlstm`, per modality) and ``"none"`` (the GOP's last accumulated P-frame goes
+to the patch embedding directly); the fixed-threshold-and-leak STM is
+``stm={"learn_neuron": False}``.
 """
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ann.config import MODALITIES, VARIANTS, DenseConfig
+from ann.convlstm import ConvLSTM, ConvLSTMGeometry
 from ann.counting import Component
 from ann.counting import count as dense_count
 from ann.model import DenseModel
@@ -39,6 +48,10 @@ STM_DEFAULTS = {"weight_scale": 10.0, "input_frac_bits": 6}
 # motion vectors). tiny keeps the stride 2 its measured demo accuracy was trained with.
 STM_STRIDES = {"tiny": (2, 1, 1), "base": (2, 2, 1), "large": (2, 2, 1)}
 
+# what turns each modality's P-frame sequence into the dense partition's input (ablations)
+TEMPORAL = ("stm", "common", "lstm", "none")
+SPIKING = ("stm", "common")  # the temporal modules with a spiking partition
+
 
 @dataclass
 class HybridConfig:
@@ -52,6 +65,10 @@ class HybridConfig:
     # STMConfig overrides (both STMs); the variant's STM_STRIDES are filled in when absent
     stm: dict = field(default_factory=lambda: dict(STM_DEFAULTS))
     dense: dict = field(default_factory=dict)  # DenseConfig overrides (ablation switches)
+    # temporal module per MV / residual sequence, one of TEMPORAL: "stm" an STM each,
+    # "common" one STM shared by both (per-modality first layer), "lstm" a ConvLSTM each,
+    # "none" the last accumulated P-frame straight to the patch embedding
+    temporal: str = "stm"
 
     def __post_init__(self):
         self.size = tuple(int(v) for v in self.size)
@@ -61,6 +78,7 @@ class HybridConfig:
             f"modalities {self.modalities} must be a non-empty subset of {MODALITIES}")
         assert self.segments >= 1 and self.timesteps >= 1, "segments and timesteps must be >= 1"
         assert len(self.size) == 2 and min(self.size) >= 1, f"size must be (H, W), got {self.size}"
+        assert self.temporal in TEMPORAL, f"temporal {self.temporal!r} not in {TEMPORAL}"
         # written out, so a checkpoint's config names its STM geometry explicitly
         self.stm = {"strides": STM_STRIDES[self.variant], **self.stm}
 
@@ -71,8 +89,25 @@ class HybridConfig:
         """(H, W) of the MV and residual frames each STM sees: the crop itself."""
         return self.size
 
+    @property
+    def spiking(self) -> bool:
+        """Whether the MV / residual modules are STMs (a spiking partition)."""
+        return self.temporal in SPIKING
+
+    def lstm_geometry(self, in_channels: int) -> ConvLSTMGeometry:
+        """The ConvLSTM standing in for the STM (``temporal="lstm"``): the STM's last width
+        and total stride, so its output map has the STM's size."""
+        s = self.stm_config(in_channels)
+        stride = s.strides[0] * s.strides[1] * s.strides[2]
+        return ConvLSTMGeometry(in_channels, s.widths[-1], stride, self.stm_input_size())
+
     def stm_output_size(self) -> tuple[int, int]:
-        """(h, w) of the STMs' membrane-potential maps, the dense partition's stm_size."""
+        """(h, w) of the STMs' membrane-potential maps (the ConvLSTM's hidden state; the
+        P-frame itself without STM), the dense partition's stm_size."""
+        if self.temporal == "none":
+            return self.stm_input_size()
+        if self.temporal == "lstm":
+            return self.lstm_geometry(2).out_hw
         return self.stm_config(2).layer_sizes(*self.stm_input_size())[-1]
 
     def dense_config(self) -> DenseConfig:
@@ -81,7 +116,7 @@ class HybridConfig:
             VARIANTS[self.variant], num_classes=self.num_classes, segments=self.segments,
             image_size=self.size, stm_size=self.stm_output_size(),
             stm_channels=self.stm_config(2).widths[-1], modalities=self.modalities,
-            **self.dense)
+            raw_pframes=self.temporal == "none", **self.dense)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -101,16 +136,49 @@ class _NoSTM(nn.Module):
         return None, None
 
 
+class LastPFrame(nn.Module):
+    """No STM: (B, S, T, C, H, W) accumulated P-frames -> the last, (B, S, C, H, W), which
+    accumulates the whole GOP's motion / residual (CoViAR's representation)."""
+
+    def forward(self, x, quant=None, return_spike_maps=False):
+        return x[:, :, -1], None
+
+
+class LSTMBranch(nn.Module):
+    """A ConvLSTM in place of the STM: (B, S, T, C, H, W) -> (B, S, hidden, h, w)."""
+
+    def __init__(self, geo: ConvLSTMGeometry):
+        super().__init__()
+        self.lstm = ConvLSTM(geo)
+
+    def forward(self, x, quant=None, return_spike_maps=False):
+        B, S = x.shape[:2]
+        return self.lstm(x.flatten(0, 1)).unflatten(0, (B, S)), None
+
+
+def _share_spiking_layers(a: SpikingBranch, b: SpikingBranch) -> None:
+    """The common STM: ``b`` uses ``a``'s second and third conv-LIF blocks (synapses and
+    neurons); each keeps its own first block for its own input channels."""
+    for i in (1, 2):
+        b.stm.blocks[i] = a.stm.blocks[i]
+
+
 class HybridModel(nn.Module):
     def __init__(self, cfg: HybridConfig):
         super().__init__()
         self.cfg = cfg
 
         def branch(channels: int) -> nn.Module:
+            if cfg.temporal == "none":
+                return LastPFrame()
+            if cfg.temporal == "lstm":
+                return LSTMBranch(cfg.lstm_geometry(channels))
             return SpikingBranch(cfg.stm_config(channels), cfg.timesteps)
 
         self.stm_mv = branch(2) if "mv" in cfg.modalities else _NoSTM()
         self.stm_res = branch(3) if "r" in cfg.modalities else _NoSTM()
+        if cfg.temporal == "common" and {"mv", "r"} <= set(cfg.modalities):
+            _share_spiking_layers(self.stm_mv, self.stm_res)
         self.dense = DenseModel(cfg.dense_config())
 
     def forward_spiking(self, mv, residual, quant: str | None = None):
@@ -135,18 +203,30 @@ def count(cfg: HybridConfig) -> tuple[list[Component], dict[str, int]]:
     STM (its parameters, and the MACs of its first layer, which sees analog MV/residual
     values, over S segments x T steps), then the dense partition's rows
     (:func:`ann.counting.count`). Also returns, per STM, the dense conv operations of its
-    two spiking layers at firing rate 1: their ACs are these times the measured rate."""
+    two spiking layers at firing rate 1: their ACs are these times the measured rate.
+
+    Ablations: a common STM's shared layers count their parameters once (in ``stm.mv``;
+    ``stm.r`` holds its own first layer), their operations per modality; a ConvLSTM is a
+    dense ``lstm.*`` row (all MACs, nothing spiking); without STM there is no such row."""
     import torch
 
     from deploy.profile import stm_geometry
 
     rows, spiking = [], {}
     steps = cfg.segments * cfg.timesteps
-    for m, c_in in (("mv", 2), ("r", 3)):
-        if m not in cfg.modalities:
+    mods = [(m, c) for m, c in (("mv", 2), ("r", 3)) if m in cfg.modalities]
+    for k, (m, c_in) in enumerate(mods):
+        if cfg.temporal == "lstm":
+            geo = cfg.lstm_geometry(c_in)
+            rows.append(Component(f"lstm.{m}", geo.params, geo.macs_per_step * steps))
+            continue
+        if cfg.temporal == "none":
             continue
         with torch.device("meta"):
-            params = sum(p.numel() for p in STM(cfg.stm_config(c_in)).parameters())
+            blocks = STM(cfg.stm_config(c_in)).blocks
+        shared = cfg.temporal == "common" and k > 0  # its layers 2-3 are counted already
+        params = sum(p.numel() for b in (blocks[:1] if shared else blocks)
+                     for p in b.parameters())
         layers = stm_geometry(cfg.stm_config(c_in), cfg.stm_input_size())
         rows.append(Component(f"stm.{m}", params, layers[0].dense_macs * steps))
         spiking[m] = sum(g.dense_macs for g in layers[1:]) * steps

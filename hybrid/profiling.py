@@ -2,18 +2,21 @@
 the model and data live here (``hybrid``), the counting and energy in ``deploy``.
 
 Per video, all its views (clips x crops, :func:`hybrid.evaluate.views`) run through the
-STMs (torch, or their Lava ``fixed_pt`` export); every sequence's spike maps are counted
-by exact fan-out. Plots of the profile for ``hybrid profile --plots`` and ``examples/``.
+STMs (torch, or their Lava ``fixed_pt`` export; for a deploy artifact, its STM files on
+the hybrid runtime's Lava networks); every sequence's spike maps are counted by exact
+fan-out. Plots of the profile for ``hybrid profile --plots`` and ``examples/``.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from deploy.bridge import to_stm
 from deploy.profile import Profile, lava_counts, stm_counts, video_rows
 from hybrid.data.dataset import UNREADABLE
 from hybrid.evaluate import views
@@ -27,12 +30,11 @@ SPIKE_SOURCES = ("torch", "lava")
 
 
 def _stm_inputs(model: HybridModel, batch: dict):
-    """(modality, STM, x (B*S, C, H, W, T)) per STM branch of a batch of views."""
+    """(modality, STM, x (B*S, C, H, W, T)) per STM branch of a batch of views
+    (batch[key] (B, S, T, C, H, W), laid out for the STM by the bridge)."""
     for m, module, key in BRANCHES:
         if m in model.cfg.modalities:
-            x = batch[key]
-            B, S, T, C, H, W = x.shape
-            yield m, getattr(model, module).stm, x.reshape(B * S, T, C, H, W).permute(0, 2, 3, 4, 1)
+            yield m, getattr(model, module).stm, to_stm(batch[key])
 
 
 class LavaSpikes:
@@ -70,43 +72,87 @@ class LavaSpikes:
         self._stack.close()
 
 
-def spiking_counts(model: HybridModel, batch: dict) -> dict:
-    """{modality: per-layer LayerCount} of a batch of views (torch STMs):
-    batch[key] (B, S, T, C, H, W)."""
-    return {m: stm_counts(stm, x, prefix=f"stm.{m}") for m, stm, x in _stm_inputs(model, batch)}
+def spiking_counts(model: HybridModel, batch: dict, quant: str | None = None) -> dict:
+    """{modality: per-layer LayerCount} of a batch of views (torch STMs, in mode
+    ``quant``, default the model's): batch[key] (B, S, T, C, H, W)."""
+    return {m: stm_counts(stm, x, prefix=f"stm.{m}", mode=quant)
+            for m, stm, x in _stm_inputs(model, batch)}
 
 
-def profile_model(model: HybridModel, dataset, n_crops: int = 1, limit: int | None = None,
-                  progress: Callable | None = None, spikes: str = "torch") -> Profile:
-    """Profile of ``model`` over (the first ``limit``) videos of ``dataset``, each at all
-    its views (the dataset's segments, a multiple of the model's, x ``n_crops``), with
-    spikes from the torch STMs or (``spikes="lava"``) from their Lava ``fixed_pt`` run.
-    Unreadable videos are reported and skipped."""
-    assert spikes in SPIKE_SOURCES, f"spikes must be one of {SPIKE_SOURCES}, got {spikes!r}"
+def _profile(dataset, count: Callable[[dict], dict], segments: int, crop: tuple[int, int],
+             dense_cfg, n_crops: int, limit: int | None, progress: Callable | None) -> Profile:
+    """The loop both sources share: per readable video, its views (``segments`` a clip,
+    ``crop``, ``n_crops``) -> ``count(views)`` ({modality: LayerCounts}) -> its rows."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    dense_cfg = model.dense.cfg
     prof = None
     it = range(n)
-    with contextlib.ExitStack() as stack:
-        lava = stack.enter_context(LavaSpikes(model)) if spikes == "lava" else None
-        bar = stack.enter_context(progress(it, "profiling") if progress
-                                  else contextlib.nullcontext(it))
+    with progress(it, "profiling") if progress else contextlib.nullcontext(it) as bar:
         for i in bar:
             try:
                 sample = dataset[i]
             except UNREADABLE as exc:
                 log.warning("skipping a video that cannot be read: %s", exc)
                 continue
-            b = views(sample, model.cfg.segments, model.cfg.size, n_crops)
+            b = views(sample, segments, crop, n_crops)
             if prof is None:
                 prof = Profile(views=f"{sample['iframe'].shape[0]}x{n_crops}")
             with torch.no_grad():
-                counts = lava.counts(model, b) if lava else spiking_counts(model, b)
-            rows = video_rows(counts, dense_cfg, b["iframe"].shape[0])
+                rows = video_rows(count(b), dense_cfg, b["iframe"].shape[0])
             prof.add(dataset.items[i][0] if hasattr(dataset, "items") else str(i), rows)
     if prof is None:
         raise ValueError("no readable video to profile")
     return prof
+
+
+def profile_model(model: HybridModel, dataset, n_crops: int = 1, limit: int | None = None,
+                  progress: Callable | None = None, spikes: str = "torch",
+                  quant: str | None = None) -> Profile:
+    """Profile of ``model`` over (the first ``limit``) videos of ``dataset``, each at all
+    its views (the dataset's segments, a multiple of the model's, x ``n_crops``), with
+    spikes from the torch STMs (in mode ``quant``, default the model's) or
+    (``spikes="lava"``) from their Lava ``fixed_pt`` run. Unreadable videos are
+    reported and skipped."""
+    assert spikes in SPIKE_SOURCES, f"spikes must be one of {SPIKE_SOURCES}, got {spikes!r}"
+    if not model.cfg.spiking and {"mv", "r"} & set(model.cfg.modalities):
+        raise ValueError(f"a model with temporal={model.cfg.temporal!r} has no STMs: the "
+                         "profiler counts spiking ACs against dense MACs (`hybrid summary` "
+                         "counts this model's MACs)")
+    with contextlib.ExitStack() as stack:
+        if spikes == "lava":
+            count = functools.partial(stack.enter_context(LavaSpikes(model)).counts, model)
+        else:
+            count = functools.partial(spiking_counts, model, quant=quant)
+        return _profile(dataset, count, model.cfg.segments, model.cfg.size, model.dense.cfg,
+                        n_crops, limit, progress)
+
+
+def profile_artifact(art, dataset, n_crops: int = 1, limit: int | None = None,
+                     progress: Callable | None = None, spikes: str = "lava") -> Profile:
+    """Profile of a deployed artifact (``deploy.artifact.Artifact``): spikes from its
+    STMs run on Lava ``fixed_pt`` by the hybrid runtime (``deploy.runtime``), or
+    (``spikes="torch"``) from the same STM files in torch fixed point (``qat``); the
+    dense rows from its dense partition's configuration."""
+    from ann.onnx_export import load_torch
+    from deploy.runtime import SAMPLE_KEYS, HybridRuntime
+    from neuro.export import load_stm
+
+    assert spikes in SPIKE_SOURCES, f"spikes must be one of {SPIKE_SOURCES}, got {spikes!r}"
+    spec, dense_cfg = art.inputs, load_torch(art.torch_path).cfg
+    if spec.crop != spec.stm_size:
+        raise ValueError(f"{art.path}: I-frame crop {spec.crop} and STM input "
+                         f"{spec.stm_size} differ; the profiler cuts one crop for both")
+    with contextlib.ExitStack() as stack:
+        if spikes == "lava":
+            rt = stack.enter_context(HybridRuntime(art, record=True))
+            count = rt.spike_counts
+        else:
+            stms = {m: load_stm(art.stm_path(m)) for m in spec.stm_modalities}
+
+            def count(b):
+                return {m: stm_counts(stm, to_stm(b[SAMPLE_KEYS[m]]), prefix=f"stm.{m}",
+                                      mode="qat") for m, stm in stms.items()}
+        return _profile(dataset, count, spec.segments, spec.crop, dense_cfg, n_crops, limit,
+                        progress)
 
 
 COLOURS = {"spiking": "tab:orange", "bridge": "tab:green", "dense": "tab:blue"}

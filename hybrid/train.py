@@ -29,13 +29,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from deploy.inputs import decode
-from hybrid import checkpoint
+from hybrid import checkpoint, locking
 from hybrid.data.dataset import UNREADABLE
 from hybrid.model import HybridConfig, HybridModel
 
 log = logging.getLogger(__name__)
 CKPT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.csv"
+LOCK_NAME = ".lock"  # held while a run trains (hybrid.locking)
 METRIC_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 
 
@@ -54,6 +55,11 @@ class TrainConfig:
     workers: int = 0             # DataLoader worker processes per training process
     seed: int = 0                # seeds python, numpy, torch and the samplers
     fold: int = 1                # split file number (trainlist0N / testlist0N)
+
+
+class DivergedError(RuntimeError):
+    """A non-finite loss: training stopped before saving the epoch (the message says
+    which step, and which checkpoint was kept)."""
 
 
 class Dist:
@@ -176,12 +182,15 @@ def run_epoch(model, loader, device, optimizer=None, grad_clip: float = 0.0,
     model.train(train)
     loss_sum, correct, count = 0.0, 0, 0
     with torch.set_grad_enabled(train), progress(loader, label) as bar:
-        for batch in bar:
+        for step, batch in enumerate(bar, 1):
             if batch is None:  # every video of this batch was unreadable (reported)
                 continue
             b = decode(batch, device)  # uint8 codes -> normalised floats, on the device
             logits = model(b["iframe"], b["mv"], b["residual"])  # (B, K)
             loss = nn.functional.cross_entropy(logits, b["label"])
+            if not torch.isfinite(loss):
+                raise DivergedError(f"{label or 'pass'}, batch {step}: the loss is "
+                                    f"{loss.item()} (learning rate too high?)")
             if train:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -246,8 +255,20 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
     last epoch's metrics. ``on_epoch_end(epoch)`` is called after each saved epoch.
     ``init``: a model state dict to start from (fine-tuning, e.g. a float-trained model
     quantisation-aware); the optimiser and schedule start fresh.
+    One run per folder: while it trains, ``run_dir/.lock`` is held and a second run into
+    the same folder raises :class:`hybrid.locking.LockedError` at once.
     """
     run_dir = Path(run_dir)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 alone writes files
+        return _train(datasets, classes, run_dir, model_cfg, cfg, resume, progress, echo,
+                      on_epoch_end, init)
+    with locking.hold(run_dir / LOCK_NAME, f"run folder {run_dir}"):
+        return _train(datasets, classes, run_dir, model_cfg, cfg, resume, progress, echo,
+                      on_epoch_end, init)
+
+
+def _train(datasets, classes, run_dir: Path, model_cfg, cfg, resume, progress, echo,
+           on_epoch_end, init) -> tuple[HybridModel, dict]:
     ctx = Dist()
     ckpt_path = run_dir / CKPT_NAME
     state = None
@@ -308,26 +329,40 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         sampler.set_epoch(epoch)
-        # every epoch draws fresh segments and augmentations, reproducibly
-        seed_everything(cfg.seed * 1000 + epoch * 10 + ctx.rank)
+        # every epoch draws fresh segments and augmentations, reproducibly: all of its
+        # random streams derive from (seed, epoch, rank), so a resumed run repeats an
+        # uninterrupted one without carrying RNG states across epochs
+        epoch_seed = cfg.seed * 1000 + epoch * 10 + ctx.rank
+        seed_everything(epoch_seed)
+        gen.manual_seed(epoch_seed)  # the loader's worker seeds
+        for ds in datasets:  # the segment and crop draws of the main process
+            if isinstance(getattr(ds, "rng", None), random.Random):
+                ds.rng = random.Random(epoch_seed)
         lr = optimizer.param_groups[0]["lr"]
-        tl, tc, tn = run_epoch(net, loader, ctx.device, optimizer, cfg.grad_clip, progress,
-                               f"epoch {epoch + 1}/{cfg.epochs}")
-        vl, vc, vn = run_epoch(net, val_loader, ctx.device, progress=progress,
-                               label="held-out")
+        try:
+            tl, tc, tn = run_epoch(net, loader, ctx.device, optimizer, cfg.grad_clip,
+                                   progress, f"epoch {epoch + 1}/{cfg.epochs}")
+            vl, vc, vn = run_epoch(net, val_loader, ctx.device, progress=progress,
+                                   label=f"epoch {epoch + 1} held-out")
+        except DivergedError as exc:
+            kept = (f"the checkpoint of epoch {epoch} in {ckpt_path} is kept" if epoch
+                    else "no epoch was saved")
+            raise DivergedError(f"training stopped at {exc}; {kept}") from None
         tl, tc, tn, vl, vc, vn = ctx.all_sum(tl, tc, tn, vl, vc, vn)
         scheduler.step()
         last = {"epoch": epoch + 1, "lr": lr, "train_loss": tl / max(tn, 1),
                 "train_acc": tc / max(tn, 1), "val_loss": vl / max(vn, 1),
                 "val_acc": vc / max(vn, 1), "seconds": time.perf_counter() - t0}
         if ctx.main:
+            # the metrics row first: a kill between the two leaves a row that --resume
+            # drops (its epoch is not in the checkpoint), never a saved epoch without its row
+            rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()})
+            write_metrics(run_dir / METRICS_NAME, rows)
             checkpoint.save(ckpt_path, model_config=model_cfg.to_dict(),
                             train_config=dataclasses.asdict(cfg), classes=list(classes),
                             epoch=epoch + 1, model=model.state_dict(),
                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                             metrics=last)
-            rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()})
-            write_metrics(run_dir / METRICS_NAME, rows)
             echo(f"epoch {epoch + 1}/{cfg.epochs}: loss {last['train_loss']:.3f} "
                  f"acc {last['train_acc']:.3f} | held-out loss {last['val_loss']:.3f} "
                  f"acc {last['val_acc']:.3f} | {last['seconds']:.1f}s")

@@ -1,8 +1,10 @@
 """The STM neuron: a current-free LIF with soft (subtractive) reset, in SLAYER's style.
 
 - dynamics are a pure function (:func:`lif_dynamics`), run over the whole sequence;
-- threshold and leak are learned per layer and kept in their valid ranges by their
-  parametrisation (threshold = ``min_threshold + softplus(raw)``, leak = ``sigmoid(raw)``);
+- threshold and leak are learned per layer (or fixed at their initial values, the
+  paper's "STM (fixed v_th, lambda)" ablation: ``learn=False``) and kept in their valid
+  ranges by their parametrisation (threshold = ``min_threshold + softplus(raw)``,
+  leak = ``sigmoid(raw)``);
 - spikes use an arctan surrogate gradient of configurable width;
 - state starts at zero for every sequence (the forward call is one sequence);
 - ``device_params`` names the Loihi-2 / netx parameters in one place.
@@ -73,10 +75,12 @@ def _inv_softplus(y: float) -> float:
 
 
 class SoftLIF(nn.Module):
-    """Per-layer learnable threshold and leak; soft reset; arctan surrogate."""
+    """Per-layer learnable (``learn=True``) or fixed threshold and leak; soft reset;
+    arctan surrogate. Fixed ones stay parameters (``requires_grad=False``), so a state
+    dict and an export look the same either way."""
 
     def __init__(self, threshold: float = 1.0, leak: float = 0.25, width: float = 0.5,
-                 min_threshold: float = 0.05) -> None:
+                 min_threshold: float = 0.05, learn: bool = True) -> None:
         super().__init__()
         assert threshold > min_threshold, f"threshold {threshold} must exceed {min_threshold}"
         assert 0.0 < leak < 1.0, f"leak {leak} must lie in (0, 1)"
@@ -85,6 +89,8 @@ class SoftLIF(nn.Module):
         self.width = width
         self.threshold_raw = nn.Parameter(torch.tensor(_inv_softplus(threshold - min_threshold)))
         self.leak_raw = nn.Parameter(torch.tensor(math.log(leak / (1 - leak))))
+        self.threshold_raw.requires_grad_(learn)
+        self.leak_raw.requires_grad_(learn)
 
     @property
     def threshold(self) -> torch.Tensor:

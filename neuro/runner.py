@@ -1,55 +1,76 @@
 """Run an exported STM on Lava's Loihi-2 simulator (``fixed_pt``), many sequences per
-compiled network.
+compiled network, several of them side by side.
 
 Process graph (built from the HDF5 file by :func:`neuro.export.read_network`)::
 
-    Injector -> Conv_1 -> SoftResetLIF_1 -> Conv_2 -> SoftResetLIF_2 -> Conv_3 -> SoftResetLIF_3
-                                 |s_out                    |s_out                 |s_out, v_out
-                             Extractor                 Extractor            Extractor x2
+    BatchSource -> layer_1 -> layer_2 -> layer_3
+                      |counts   |counts   |counts, v
+                      +---------+---------+--> BatchReadout
+
+A layer is one ``ConvLIF`` process (``conv="fused"``, the default: conv synapses and
+soft-reset LIF neurons in one ProcessModel, :mod:`neuro.lava_procs.conv_lif`) or Lava's
+``Conv`` Process followed by ``SoftResetLIF`` (``conv="lava"``: Lava's own Conv model,
+the reference; ``conv="im2col"``: an exact, faster model for Lava's Conv). All three
+compute the same integers.
+
+Tiling: ``tiles`` sequences run side by side in the image plane, as one wider network
+(several chips in lock step): tile ``n`` occupies columns ``[n * pitch, n * pitch + W)``
+of every layer's (W, H, C) plane. The pitch is a multiple of the strides' product and
+leaves gaps at least as wide as each conv's padding; gap neurons never spike, so every
+tile sees exactly the zero padding it would see alone (:func:`tile_layout`).
 
 Timestep alignment: Lava's ``Conv`` sends the previous step's result before computing
-the current one, so every synapse adds one step. Input frame ``t`` of sequence ``n``
-is injected at Lava time step ``g = n*T + t + 1`` (Lava counts from 1) and layer ``k``
-(1-based) processes it at ``g + k``. Layer ``k`` therefore resets its ``u, v`` when
-``time_step % T == (k + 1) % T`` (inside the simulation), and the torch step ``t`` of
-layer ``k`` is Lava step ``n*T + t + 1 + k``. The sequences are pipelined back to back;
-each ``run`` call appends ``ceil(3 / T)`` all-zero sequences so the last real one
-drains and every call spans whole periods of ``T`` steps (the reset phase persists).
+the current one, so every synapse adds one step. A batch of ``tiles`` sequences takes
+``period = T + 3`` Lava steps: frame ``t`` of batch ``b`` enters at Lava step
+``g = b * period + t + 1`` (Lava counts from 1) and layer ``k`` (1-based) processes it
+at ``g + k``; the last ``3`` steps of a period drain the pipeline. Layer ``k`` resets its
+``u, v`` when ``time_step % period == (k + 1) % period`` (inside the simulation), so the
+torch step ``t`` of layer ``k`` is Lava step ``b * period + t + 1 + k``. Each ``run``
+call spans whole periods; the host sends one message per batch and receives one.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from neuro import quant
+from neuro import quant, shutdown
 from neuro.export import StmNetwork, read_network
+from neuro.lava_procs.conv_lif import ConvLIF
 from neuro.lava_procs.fast_conv import PyConvModelFixedIm2col
+from neuro.lava_procs.host_io import (
+    BatchReadout,
+    BatchSource,
+    PyBatchReadoutModel,
+    PyBatchSourceModel,
+)
 from neuro.lava_procs.soft_lif import SoftResetLIF
 
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.conv.process import Conv
-from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
-from lava.proc.io.injector import Injector, PyLoihiInjectorModel
 
 log = logging.getLogger(__name__)
 
 
-CONV_MODELS = ("lava", "im2col")  # Lava's PyConvModelFixed, or neuro's exact im2col one
+# "fused": one ConvLIF process per layer; "lava": Lava's Conv Process and its own
+# PyConvModelFixed + SoftResetLIF; "im2col": the same with neuro's exact im2col Conv model
+CONV_MODELS = ("fused", "lava", "im2col")
+DEFAULT_TILES = 8  # sequences side by side (the paper's 8 segments of a video)
+HOST_AHEAD = 2  # batches the host may send ahead of the one it waits for
 
 
-def run_cfg(conv: str = "lava") -> Loihi2SimCfg:
+def run_cfg(conv: str = "fused") -> Loihi2SimCfg:
     """Loihi-2 bit-accurate simulation; the host I/O processes have no tagged models.
     ``conv="im2col"`` swaps Lava's scipy-based Conv model for the exact, faster
     :class:`neuro.lava_procs.fast_conv.PyConvModelFixedIm2col`."""
     assert conv in CONV_MODELS, f"conv must be one of {CONV_MODELS}, got {conv!r}"
-    models = {Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel}
+    models = {BatchSource: PyBatchSourceModel, BatchReadout: PyBatchReadoutModel}
     if conv == "im2col":
         models[Conv] = PyConvModelFixedIm2col
     return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
@@ -78,30 +99,81 @@ def _to_whc(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 1, 0))
 
 
+@dataclass(frozen=True)
+class Plane:
+    """One layer's (or the input's) image plane in the tiled network, along W."""
+    frame: int  # columns of the whole plane
+    pitch: int  # tile n starts at column n * pitch
+    width: int  # columns of one tile (the untiled layer's W)
+    tiles: int
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        return [(n * self.pitch, n * self.pitch + self.width) for n in range(self.tiles)]
+
+
+def tile_layout(net: StmNetwork, tiles: int) -> list[Plane]:
+    """The input plane and each layer's plane for ``tiles`` sequences side by side: the
+    smallest input pitch, a multiple of every stride below it, whose gaps hold each
+    conv's padding and keep its windows inside one tile (exactness needs both)."""
+    assert tiles >= 1, f"tiles must be >= 1, got {tiles}"
+    widths = [net.input_shape[2]] + [spec.shape[2] for spec in net.layers]
+    if tiles == 1:
+        return [Plane(w, w, w, 1) for w in widths]
+    step = math.prod(spec.stride for spec in net.layers)
+    first = step * math.ceil((widths[0] + 1) / step)
+    for pitch0 in range(first, first + 64 * step, step):
+        planes = [Plane(tiles * pitch0, pitch0, widths[0], tiles)]
+        for spec, w_out in zip(net.layers, widths[1:]):
+            prev, s, q, k = planes[-1], spec.stride, spec.padding, spec.weight.shape[-1]
+            if (prev.pitch - prev.width < q  # the next tile's left padding
+                    or s * (w_out - 1) - q + k > prev.pitch):  # a window reaches the next tile
+                break
+            frame = (prev.frame + 2 * q - k) // s + 1  # Lava Conv's output width
+            plane = Plane(frame, prev.pitch // s, w_out, tiles)
+            assert frame >= plane.ranges[-1][1], f"tiled plane too narrow: {plane}"
+            planes.append(plane)
+        else:
+            return planes
+    raise AssertionError(f"no tile pitch found for input width {widths[0]}")  # unreachable
+
+
 class LavaRunner:
-    """Compiles an exported STM once and streams sequences through it.
+    """Compiles an exported STM once and streams sequences through it, ``tiles`` at a time
+    side by side.
 
     ``with LavaRunner(path, steps=11) as r: v, spikes = r.run(x)`` with x (N, C, H, W, T).
-    The runtime is stopped on ``close()``/exit, also on errors and KeyboardInterrupt.
+    The runtime is stopped on ``close()``/exit, also on errors, KeyboardInterrupt and
+    SIGTERM (held as :func:`neuro.shutdown.sigterm_as_exit` from compiling to closing).
     """
 
     def __init__(self, path: str | os.PathLike, steps: int, record: bool = False,
-                 conv: str = "lava"):
+                 conv: str = "fused", tiles: int = DEFAULT_TILES):
         """``path``: an :func:`neuro.export.export_stm` file; ``steps``: T per sequence;
         ``record``: also return every layer's spikes and the last layer's v per step;
-        ``conv``: the Conv ProcessModel, ``"lava"`` (Lava's own) or ``"im2col"``."""
+        ``conv``: the layer processes, ``"fused"`` (one ConvLIF process per layer),
+        ``"lava"`` (Lava's own Conv model) or ``"im2col"``; ``tiles``: sequences
+        simulated side by side (a ``run`` of N sequences takes ``ceil(N / tiles)``
+        periods of ``steps + 3`` Lava steps)."""
         assert conv in CONV_MODELS, f"conv must be one of {CONV_MODELS}, got {conv!r}"
         self.conv = conv
         assert steps > 0, f"steps must be positive, got {steps}"
+        assert tiles >= 1, f"tiles must be >= 1, got {tiles}"
         self.net: StmNetwork = read_network(path)
         self.steps = steps
         self.record = record
+        self.tiles = tiles
+        self.period = steps + len(self.net.layers)
+        self.planes = tile_layout(self.net, tiles)
         self._runtime_started = False
+        self._ran = False  # a run completed: Lava's stop() works (it hangs before one)
+        self._signals = contextlib.ExitStack()
         t0 = time.perf_counter()
         self._build()
         self.build_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         try:
+            self._signals.enter_context(shutdown.sigterm_as_exit())
             self.inj.create_runtime(run_cfg=run_cfg(self.conv))
             self._runtime_started = True
         except BaseException:  # compile errors, Ctrl-C while starting: leave nothing behind
@@ -111,31 +183,54 @@ class LavaRunner:
         log.info("Lava STM built in %.2f s, compiled in %.2f s", self.build_s, self.compile_s)
 
     def _build(self) -> None:
-        net, T = self.net, self.steps
-        c, h, w = net.input_shape
-        self.inj = Injector(shape=(w, h, c), buffer_size=4)
-        src, shape = self.inj.out_port, (w, h, c)
-        msg_bits = net.in_bits
-        self.lifs, self.spike_taps = [], []
+        net, T, P = self.net, self.steps, self.period
+        shapes = [(pl.frame, s[1], s[0]) for pl, s in  # (W, H, C) of every plane
+                  zip(self.planes, [net.input_shape] + [spec.shape for spec in net.layers])]
+        self.inj = BatchSource(shape=shapes[0], steps=T, period=P, buffer_size=HOST_AHEAD)
+        self.readout = BatchReadout(layers=[(sh, pl.ranges) for sh, pl in
+                                            zip(shapes[1:], self.planes[1:])],
+                                    steps=T, period=P, record=self.record,
+                                    buffer_size=HOST_AHEAD)
+        src, msg_bits = self.inj.out_port, net.in_bits
+        self.lifs = []
         for k, spec in enumerate(net.layers, start=1):
-            conv = Conv(weight=_lava_conv_weight(spec.weight), input_shape=shape,
-                        padding=spec.padding, stride=spec.stride,
-                        num_message_bits=msg_bits, name=f"conv{k}")
-            src.connect(conv.s_in)
-            oc, oh, ow = spec.shape
-            shape = (ow, oh, oc)
-            assert conv.a_out.shape == shape, (
-                f"layer {k}: Lava Conv gives {conv.a_out.shape}, the file says (W,H,C) {shape}")
-            lif = SoftResetLIF(shape=shape, vth=spec.vth, dv=spec.dv, du=spec.du,
-                               reset_interval=T, reset_offset=(k + 1) % T, name=f"lif{k}")
-            conv.a_out.connect(lif.a_in)
-            tap = Extractor(shape=shape, buffer_size=4)
-            lif.s_out.connect(tap.in_port)
+            shape, tiles = shapes[k], self.planes[k].ranges
+            if self.conv == "fused":
+                lif = ConvLIF(weight=spec.weight, input_shape=shapes[k - 1], shape=shape,
+                              stride=spec.stride, padding=spec.padding, vth=spec.vth,
+                              dv=spec.dv, du=spec.du, reset_interval=P, reset_offset=k + 1,
+                              in_max=2 ** (msg_bits - 1) if msg_bits else 1, tiles=tiles,
+                              name=f"layer{k}")
+                src.connect(lif.s_in)
+            else:
+                conv = Conv(weight=_lava_conv_weight(spec.weight), input_shape=shapes[k - 1],
+                            padding=spec.padding, stride=spec.stride,
+                            num_message_bits=msg_bits, name=f"conv{k}")
+                src.connect(conv.s_in)
+                assert conv.a_out.shape == shape, (
+                    f"layer {k}: Lava Conv gives {conv.a_out.shape}, expected (W,H,C) {shape}")
+                lif = SoftResetLIF(shape=shape, vth=spec.vth, dv=spec.dv, du=spec.du,
+                                   reset_interval=P, reset_offset=k + 1, tiles=tiles,
+                                   name=f"lif{k}")
+                conv.a_out.connect(lif.a_in)
+            lif.counts_out.connect(getattr(self.readout, f"counts_{k}"))
+            if self.record:
+                lif.s_out.connect(getattr(self.readout, f"s_{k}"))
             self.lifs.append(lif)
-            self.spike_taps.append(tap)
             src, msg_bits = lif.s_out, 0
-        self.v_tap = Extractor(shape=shape, buffer_size=4)
-        self.lifs[-1].v_out.connect(self.v_tap.in_port)
+        self.lifs[-1].v_out.connect(self.readout.v_in)
+
+    def _frames(self, xq: np.ndarray) -> np.ndarray:
+        """(N, C, H, W, T) integer inputs -> (batches, T, frame W, H, C) tiled planes."""
+        n, c, h, w, T = xq.shape
+        pl = self.planes[0]
+        nb = math.ceil(n / self.tiles)
+        frames = np.zeros((nb, T, self.tiles, pl.pitch, h, c), np.float32)
+        x = np.zeros((nb * self.tiles, c, h, w, T), np.float32)
+        x[:n] = xq
+        # (nb, B, C, H, W, T) -> (nb, T, B, W, H, C)
+        frames[..., :w, :, :] = x.reshape(nb, self.tiles, c, h, w, T).transpose(0, 5, 1, 4, 3, 2)
+        return frames.reshape(nb, T, self.tiles * pl.pitch, h, c)[:, :, :pl.frame]
 
     def run(self, x: np.ndarray) -> RunResult:
         """x (N, C, H, W, T) float inputs -> last-layer v and per-layer spike counts."""
@@ -144,85 +239,69 @@ class LavaRunner:
             f"LavaRunner expects (N, {net.input_shape}, {T}) inputs, got {x.shape}")
         assert self._runtime_started, "LavaRunner is closed"
         n = x.shape[0]
-        pad = math.ceil(len(net.layers) / T)
-        xq = quant.quantize_input_np(x, net.in_frac_bits, net.in_bits)
-        total = (n + pad) * T
-        zero = np.zeros(_to_whc(xq[0, ..., 0]).shape)
-        counts = [np.zeros((n, T), np.int64) for _ in net.layers]
-        spikes = ([np.zeros((n, *s.shape, T), np.int8) for s in net.layers]
-                  if self.record else None)
-        v_int = np.zeros((n, *net.layers[-1].shape), np.int64)
-        v_seq = np.zeros((*v_int.shape, T), np.int64) if self.record else None
+        frames = self._frames(quant.quantize_input_np(x, net.in_frac_bits, net.in_bits))
+        nb = len(frames)
+        out = {"counts_out": [], "v_out": []}
+        if self.record:
+            out.update({f"s_out_{k}": [] for k in (1, 2, 3)}, v_seq_out=[])
         try:
-            self.inj.run(condition=RunSteps(num_steps=total, blocking=False),
+            self.inj.run(condition=RunSteps(num_steps=nb * self.period, blocking=False),
                          run_cfg=run_cfg(self.conv))
-            self._stream(xq, n, total, counts, spikes, v_int, v_seq, zero)
+            sent = 0
+            for b in range(nb):
+                while sent < min(nb, b + HOST_AHEAD):
+                    self.inj.send(frames[sent])
+                    sent += 1
+                for key, val in self.readout.receive().items():
+                    out[key].append(val)
             self.inj.wait()
+            self._ran = True
         except BaseException:
             # Mid-run, Lava's processes block in their channels and cannot take a stop
             # command: end them at once (also on KeyboardInterrupt), then re-raise.
             self._terminate()
             raise
+        cat = {key: np.concatenate(val)[:n] for key, val in out.items()}  # per sequence
+        counts = cat["counts_out"].astype(np.int64)  # (N, 3, T)
+        v_int = cat["v_out"].astype(np.int64)
         v_float = (v_int / net.layers[-1].v_scale).astype(np.float32)
-        return RunResult(v=v_float, spike_counts=counts, spikes=spikes, v_int=v_int,
-                         v_seq_int=v_seq)
-
-    def _stream(self, xq, n, total, counts, spikes, v_int, v_seq, zero) -> None:
-        """Feed the injector one frame per Lava step and collect the taps' outputs."""
-        T, n_layers = self.steps, len(self.net.layers)
-        for g in range(1, total + 1):  # Lava time step
-            i = g - 1
-            self.inj.send(_to_whc(xq[i // T, ..., i % T]) if i < n * T else zero)
-            for k, tap in enumerate(self.spike_taps, start=1):
-                s = tap.receive()
-                j = g - 1 - k  # sequence-major index of the torch step this layer ran
-                if 0 <= j < n * T:
-                    s = s.transpose(2, 1, 0)  # (C, H, W)
-                    counts[k - 1][j // T, j % T] = int(s.sum())
-                    if spikes is not None:
-                        spikes[k - 1][j // T, ..., j % T] = s
-            v = self.v_tap.receive()
-            j = g - 1 - n_layers
-            if 0 <= j < n * T and v_seq is not None:
-                v_seq[j // T, ..., j % T] = v.transpose(2, 1, 0)
-            if 0 <= j < n * T and j % T == T - 1:
-                v_int[j // T] = v.transpose(2, 1, 0)
+        return RunResult(
+            v=v_float, spike_counts=[counts[:, k] for k in range(len(net.layers))],
+            spikes=[cat[f"s_out_{k}"] for k in (1, 2, 3)] if self.record else None,
+            v_int=v_int, v_seq_int=cat["v_seq_out"].astype(np.int64) if self.record else None)
 
     def _terminate(self) -> None:
         """End the runtime's OS processes now (for an interrupted run) and release its
-        shared memory. Uses Lava 0.10 runtime internals, guarded."""
+        shared memory."""
         self._runtime_started = False
-        rt = getattr(self.inj, "_runtime", None)
-        mi = getattr(rt, "_messaging_infrastructure", None)
-        for actor in getattr(mi, "actors", []):  # multiprocessing.Process subclasses
-            if actor.is_alive():
-                actor.terminate()
-                multiprocessing.Process.join(actor, 5)
-            if actor.is_alive():
-                actor.kill()
-                multiprocessing.Process.join(actor, 5)
-        if getattr(mi, "_smm", None) is not None:
-            mi._smm.shutdown()
-        wd = getattr(rt, "_watchdog_manager", None)
-        if wd is not None:
-            wd.stop()
-        if rt is not None:  # so that Runtime.__del__ does not try a stop() that would hang
-            rt._is_started = False
-            rt._is_running = False
+        try:
+            shutdown.end_runtime(self.inj)
+        finally:
+            self._signals.close()
 
     def close(self) -> None:
         """Stop the Lava runtime (idempotent)."""
+        if getattr(self, "inj", None) is not None and self._runtime_started and not self._ran:
+            self._terminate()  # Lava 0.10's stop() waits forever for a runtime never run
         if getattr(self, "inj", None) is not None and self._runtime_started:
             self._runtime_started = False
             try:
                 self.inj.stop()
             except Exception as e:  # noqa: BLE001  a failed stop must not hide the real error
                 log.warning("stopping the Lava runtime failed: %s", e)
+                shutdown.end_runtime(self.inj)
+            except BaseException:  # SIGTERM or Ctrl-C while stopping: end it at once
+                shutdown.end_runtime(self.inj)
+                raise
+        if getattr(self, "_signals", None) is not None:
+            self._signals.close()
 
     def __enter__(self) -> LavaRunner:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self._runtime_started:
+            self._terminate()  # an error, Ctrl-C or SIGTERM: end the processes at once
         self.close()
 
     def __del__(self):

@@ -53,6 +53,8 @@ def check_compat() -> tuple[bool, str]:
 
 def check_lava_lif(steps: int = 12) -> tuple[bool, str]:
     """A 3-neuron LIF runs in Lava's fixed_pt simulation and gives the reference voltages."""
+    from neuro.shutdown import end_runtime
+
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.lif.process import LIF
@@ -65,8 +67,10 @@ def check_lava_lif(steps: int = 12) -> tuple[bool, str]:
     try:
         lif.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         got = np.asarray(mon.get_data()[lif.name]["v"]).astype(np.int64)
-    finally:
-        lif.stop()
+    except BaseException:  # also Ctrl-C and SIGTERM: leave no Lava process behind
+        end_runtime(lif)
+        raise
+    lif.stop()
     want = lif_reference(steps, **params)
     if got.shape != want.shape or not np.array_equal(got, want):
         return False, f"voltages differ from the reference: lava {got[-1]} vs ref {want[-1]}"

@@ -48,6 +48,7 @@ class STMConfig:
     quant: str = "float"  # initial mode of an STM: "float" (fast) or "qat" (exact fixed point)
     input_frac_bits: int = 3  # fixed point: input x -> round(x * 2**bits) graded messages
     input_bits: int = 8  # fixed point: signed width of the graded input messages
+    learn_neuron: bool = True  # learn threshold and leak; False: fixed at the values above
 
     def __post_init__(self):
         self.widths, self.kernels, self.strides = (
@@ -86,7 +87,8 @@ class Block(nn.Module):
         super().__init__()
         self.synapse = slayer.synapse.Conv(
             c_in, c_out, k, stride=stride, padding=k // 2, weight_scale=cfg.weight_scale)
-        self.neuron = SoftLIF(cfg.threshold, cfg.leak, cfg.surrogate_width)
+        self.neuron = SoftLIF(cfg.threshold, cfg.leak, cfg.surrogate_width,
+                              learn=cfg.learn_neuron)
 
     def weight_exp(self) -> int:
         """The power-of-two exponent of the 8-bit weight mantissas (fixed point)."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from neuro.export import export_stm
-from neuro.runner import LavaRunner
+from neuro.runner import DEFAULT_TILES, LavaRunner
 from neuro.stm import STM
 
 
@@ -25,9 +25,10 @@ def random_mv(n: int, channels: int, h: int, w: int, steps: int, seed: int,
 
 def verify(stm: STM, x: np.ndarray, path: str | os.PathLike | None = None,
            batches: int = 2, progress: Callable[[int], None] | None = None,
-           conv: str = "lava") -> dict:
+           conv: str = "fused", tiles: int = DEFAULT_TILES) -> dict:
     """Export ``stm``, run ``x`` (N, C, H, W, T) through the quantised torch model and
-    through Lava (one compiled network, ``batches`` run calls), and compare.
+    through Lava (one compiled network, ``tiles`` sequences side by side, ``batches`` run
+    calls), and compare.
 
     ``exact`` is True only if every layer's spikes agree at every neuron and step and
     the last layer's voltages agree at every step (Lava steps aligned as documented in
@@ -41,7 +42,8 @@ def verify(stm: STM, x: np.ndarray, path: str | os.PathLike | None = None,
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(path) if path is not None else Path(tmp) / "stm.h5"
         export_stm(stm, path, (h, w))
-        with LavaRunner(path, steps=steps, record=True, conv=conv) as runner:
+        with LavaRunner(path, steps=steps, record=True, conv=conv,
+                        tiles=tiles) as runner:
             v_scale = runner.net.layers[-1].v_scale
             t0 = time.perf_counter()
             parts = []
@@ -74,6 +76,7 @@ def verify(stm: STM, x: np.ndarray, path: str | os.PathLike | None = None,
         "layers": layers,
         "sequences": int(n),
         "conv_model": conv,
+        "tiles": tiles,
         "input_shape": list(x.shape[1:]),
         "output_shape": list(out.v.shape[1:]),
         "torch_s": torch_s,

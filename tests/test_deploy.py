@@ -13,45 +13,14 @@ from click.testing import CliRunner
 from ann.onnx_export import load_torch
 from deploy import artifact as A
 from deploy.bridge import BridgeSpec, SpikingBranch, to_dense, to_stm
+from deploy.mapping import map_network, read_mapping
+from deploy.presets import CHIPS
 from hybrid.cli import main
 from neuro.export import load_stm, read_network
 from neuro.stm import STMConfig
 
-SIZE = 24
-VIDEO = (64, 48)  # (W, H) of the synthetic videos: kept, not resized
-TINY_STM = {"widths": (4, 6, 5)}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny synthetic set and a hybrid model trained on it for 2 epochs."""
-    from hybrid.data.splits import load_split
-    from hybrid.model import HybridConfig
-    from hybrid.train import TrainConfig, train
-    from hybrid.video.synth import SynthConfig, make_dataset
-
-    root = tmp_path_factory.mktemp("deploy")
-    data = root / "data"
-    make_dataset(data, classes=3, per_class=4, seed=1, cfg=SynthConfig(size=VIDEO, frames=24))
-    from hybrid.data.dataset import open_split
-
-    train_ds, classes = open_split(data, "train", 2, True, SIZE, seed=0, video_size=VIDEO)
-    val_ds, _ = open_split(data, "test", 2, False, SIZE, video_size=VIDEO)
-    assert load_split(data, "test")[1] == classes
-    cfg = HybridConfig(num_classes=len(classes), segments=2, size=(SIZE, SIZE),
-                       stm={"weight_scale": 10.0, "input_frac_bits": 6, **TINY_STM})
-    torch.manual_seed(0)
-    train((train_ds, val_ds), classes, root / "run", cfg,
-          TrainConfig(epochs=2, batch_size=3, lr=3e-3, warmup_epochs=0))
-    return data, root / "run" / "checkpoint.pt"
-
-
-@pytest.fixture(scope="module")
-def deployed(trained, tmp_path_factory):
-    from hybrid.deployment import deploy_checkpoint
-
-    out = tmp_path_factory.mktemp("art") / "model"
-    return deploy_checkpoint(trained[1], out)
+SIZE = 24  # the crop of the `trained` fixture's model (tests/conftest.py)
+VIDEO = (64, 48)  # (W, H) of its synthetic videos: kept, not resized
 
 
 # ---- the bridge ------------------------------------------------------------------
@@ -122,7 +91,7 @@ def test_deploy_load_round_trip(deployed, trained):
     assert m["source_checkpoint_sha256"] == A.sha256_file(trained[1])
     assert m["toolkit_version"] == A.toolkit_version() != ""
     roles = {f["role"]: f for f in m["files"]}
-    assert set(roles) == {"stm:mv", "stm:r", "dense-onnx", "dense-torch", "spec"}
+    assert set(roles) == {"stm:mv", "stm:r", "dense-onnx", "dense-torch", "spec", "mapping"}
     for f in m["files"]:
         p = art.path / f["path"]
         assert p.stat().st_size == f["bytes"] and A.sha256_file(p) == f["sha256"]
@@ -144,6 +113,15 @@ def test_deploy_load_round_trip(deployed, trained):
     for (k, a), (_, b) in zip(model.dense.state_dict().items(), dense.state_dict().items()):
         assert torch.equal(a, b), k
     assert art.bridge_bytes_per_video == 2 * (2 * 5 * 12 * 12 * 3)
+    # the mapping: the STM files as deployed, on the default chip, as `hybrid map` maps them
+    assert art.mapping_path == art.path / "mapping.json" and art.nir_paths == {}
+    stored = read_mapping(art.mapping_path)
+    assert stored["chip"] == "loihi2" and stored["branches"] == {"mv": [2, SIZE, SIZE],
+                                                                 "r": [3, SIZE, SIZE]}
+    nets = {m: read_network(art.stm_path(m)) for m in ("mv", "r")}
+    assert stored == json.loads(json.dumps(map_network(nets, CHIPS["loihi2"]).to_dict()))
+    assert [m["neurons"] for m in stored["layers"][:3]] == [4 * 12 * 12, 6 * 12 * 12,
+                                                            5 * 12 * 12]
     assert not [p for p in art.path.parent.iterdir() if p.name.startswith(".")]
 
 
@@ -225,9 +203,52 @@ def _break_stm_version(d):
     return "stm_mv.h5", "version 7"
 
 
+def _rehash(d, name):
+    m = json.loads((d / "manifest.json").read_text())
+    for e in m["files"]:
+        if e["path"] == name:
+            e["bytes"], e["sha256"] = (d / name).stat().st_size, A.sha256_file(d / name)
+    (d / "manifest.json").write_text(json.dumps(m))
+
+
+def _break_mapping(d):
+    p = d / "mapping.json"
+    p.write_text(p.read_text().replace('"fits": true', '"fits":false'))  # same size
+    return "mapping.json", "altered: sha256"
+
+
+def _break_mapping_version(d):
+    """A re-hashed mapping.json of another format version: refused by its own reader."""
+    p = d / "mapping.json"
+    p.write_text(json.dumps({**json.loads(p.read_text()), "version": 0}))
+    _rehash(d, "mapping.json")
+    return "mapping.json", "version 0"
+
+
+def _break_mapping_branches(d):
+    """A re-hashed mapping.json of STMs at another input size."""
+    p = d / "mapping.json"
+    mp = json.loads(p.read_text())
+    mp["branches"]["mv"] = [2, 48, 48]
+    p.write_text(json.dumps(mp))
+    _rehash(d, "mapping.json")
+    return "mapping.json", "maps branches"
+
+
+def _break_duplicate_role(d):
+    p = d / "manifest.json"
+    m = json.loads(p.read_text())
+    m["files"].append({**next(e for e in m["files"] if e["role"] == "mapping"),
+                       "path": "spec.json", "bytes": (d / "spec.json").stat().st_size,
+                       "sha256": A.sha256_file(d / "spec.json")})
+    p.write_text(json.dumps(m))
+    return "manifest.json", "role 'mapping' listed twice"
+
+
 BREAKS = [_break_missing, _break_truncated, _break_altered, _break_grown, _break_version,
           _break_format, _break_no_manifest, _break_bad_json, _break_escape,
-          _break_stm_version]
+          _break_stm_version, _break_mapping, _break_mapping_version, _break_mapping_branches,
+          _break_duplicate_role]
 
 
 @pytest.mark.parametrize("brk", BREAKS, ids=[b.__name__[7:] for b in BREAKS])
@@ -280,6 +301,42 @@ def test_cli_deploy(trained, tmp_path):
     assert res.exit_code == 1 and "exists" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(main, ["deploy", str(tmp_path / "none.pt"), "-o", str(out / "b")])
     assert res.exit_code == 1 and "none.pt" in res.output
+
+
+def test_cli_deploy_chip_and_nir(trained, deployed, tmp_path):
+    """`--chip loihi --nir`: the mapping for that chip and one NIR graph per STM branch,
+    each listed with its sha256 and checked on load; nir.read gives the STMs' weights."""
+    nir = pytest.importorskip("nir")
+    out = tmp_path / "a"
+    res = CliRunner().invoke(main, ["deploy", str(trained[1]), "-o", str(out), "--chip",
+                                    "loihi", "--nir"])
+    assert res.exit_code == 0, res.output
+    assert "mapping:" in res.output and "Loihi" in res.output and "NIR" in res.output
+    art = A.load_artifact(out)
+    files = {f["role"]: f for f in art.manifest["files"]}
+    assert {"mapping", "nir:mv", "nir:r"} <= set(files)
+    assert (files["nir:mv"]["path"], files["nir:r"]["path"]) == ("stm_mv.nir", "stm_r.nir")
+    for role in ("mapping", "nir:mv", "nir:r"):
+        p = out / files[role]["path"]
+        assert files[role]["sha256"] == A.sha256_file(p)
+        assert files[role]["bytes"] == p.stat().st_size
+    assert read_mapping(art.mapping_path)["chip"] == "loihi"
+    assert read_mapping(art.mapping_path) != read_mapping(deployed.mapping_path)
+    assert set(art.nir_paths) == {"mv", "r"}
+    for m, path in art.nir_paths.items():
+        g = nir.read(path)
+        assert g.metadata["branch"] == m
+        net = read_network(art.stm_path(m))
+        for k, spec in enumerate(net.layers, start=1):
+            w = g.nodes[f"conv{k}"].weight
+            assert np.array_equal(w.astype(np.float64), spec.weight * 2.0 ** spec.weight_exp)
+            assert np.all(g.nodes[f"lif{k}"].v_threshold == spec.vth * 64 / spec.v_scale)
+    # the NIR files are checked like every other listed file
+    b = bytearray((out / "stm_r.nir").read_bytes())
+    b[len(b) // 2] ^= 0xFF
+    (out / "stm_r.nir").write_bytes(bytes(b))
+    with pytest.raises(A.ArtifactError, match="stm_r.nir: altered: sha256"):
+        A.load_artifact(out)
 
 
 # ---- the runtime: Lava + onnxruntime against torch ---------------------------------
@@ -426,7 +483,9 @@ def test_ctrl_c_during_run_leaves_no_lava_process(deployed, trained, tmp_path, w
         (data / p.name).symlink_to(p)
     (data / "testlist01.txt").unlink()
     lines = (trained[0] / "testlist01.txt").read_text().split()
-    (data / "testlist01.txt").write_text("\n".join(lines * 20) + "\n")
+    # long enough that the fused Lava layers (a few ms a sequence) are still running
+    # when the signal comes, whatever the machine's load
+    (data / "testlist01.txt").write_text("\n".join(lines * 400) + "\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, "-m", "hybrid", "run", str(deployed.path),
                              str(data), "--workers", str(workers), "--video-size", "64x48"],
@@ -444,6 +503,7 @@ def test_ctrl_c_during_run_leaves_no_lava_process(deployed, trained, tmp_path, w
             f"the run never started its Lava processes: {proc.stderr.read()[-2000:]}")
         time.sleep(2.0)  # mid-run
         seen |= _descendants(proc.pid)
+        assert proc.poll() is None, "the run ended before the test could interrupt it"
         proc.send_signal(signal.SIGINT)
         proc.wait(120)
     finally:

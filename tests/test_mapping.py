@@ -314,3 +314,33 @@ def test_artifact_manifest_folder(tmp_path):
     (tmp_path / "stm/r.h5").write_bytes(b"x")
     with pytest.raises(ValueError, match="r.h5: missing or not the"):
         read_branches([tmp_path])
+
+
+def test_cli_map_real_artifact(deployed, tmp_path):
+    """`hybrid map DIR` on a `hybrid deploy` folder: by default the chip its mapping.json
+    was made for, and the same mapping; another chip recomputed from its STM files; a
+    corrupted mapping.json is an error naming it."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from hybrid.cli import main
+
+    run = CliRunner().invoke
+    stored = read_mapping(deployed.mapping_path)
+    res = run(main, ["map", str(deployed.path), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == stored and stored["chip"] == "loihi2"
+    assert "warning" not in res.stderr
+    lo = run(main, ["map", str(deployed.path), "--chip", "loihi", "--json"])
+    assert lo.exit_code == 0, lo.output
+    d = json.loads(lo.stdout)
+    assert d["chip"] == "loihi" and d["branches"] == stored["branches"]
+    assert [m["neurons"] for m in d["layers"]] == [m["neurons"] for m in stored["layers"]]
+    text = run(main, ["map", str(deployed.path)])
+    assert text.exit_code == 0 and "mv/conv1" in text.stdout and "Loihi 2" in text.stdout
+    bad = tmp_path / "copy"
+    shutil.copytree(deployed.path, bad)
+    (bad / "mapping.json").write_text((bad / "mapping.json").read_text()[:-2])
+    res = run(main, ["map", str(bad)])
+    assert res.exit_code == 1 and "mapping.json" in res.stderr and "Traceback" not in res.stderr

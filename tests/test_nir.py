@@ -79,9 +79,8 @@ def _ours(path, x):
     """Our STM's spikes per layer (quantised torch: bit-exact to Lava fixed_pt, with
     Lava's one-step delay per layer removed, see neuro/runner.py)."""
     stm = load_stm(path)
-    stm.set_quant("qat")
     with torch.no_grad():
-        out = stm(torch.from_numpy(x).float(), return_spike_maps=True)
+        out = stm(torch.from_numpy(x).float(), return_spike_maps=True, quant="qat")
     return [m.numpy() > 0 for m in out.spike_maps], out.v.numpy()
 
 

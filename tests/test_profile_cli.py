@@ -141,3 +141,43 @@ def test_profile_spikes_from_lava_equal_torch_qat(data, tmp_path):
         assert {k: t.get(k) for k in keys} == {k: lv.get(k) for k in keys}
     spiking = [r for r in reps["lava"]["layers"] if r["kind"] == "ac"]
     assert all(r["input_spikes"] > 0 for r in spiking), "no spikes: a weak test"
+
+
+@pytest.mark.slow
+def test_profile_of_deploy_folder_equals_its_checkpoint_in_qat(trained, deployed):
+    """`hybrid profile DIR` (the artifact's STM files run on the hybrid runtime's Lava
+    networks) == `hybrid profile CHECKPOINT --quant qat` (its source model's torch STMs in
+    fixed point), layer by layer, dense rows included; the artifact in torch too."""
+    data, ck = trained
+    common = [data, "--videos", "2", "--views", "4x1", "--video-size", "64x48"]
+    reps = {"deploy": _profile([deployed.path, *common]),
+            "deploy-torch": _profile([deployed.path, *common, "--spikes", "torch"]),
+            "checkpoint": _profile([ck, *common, "--quant", "qat"])}
+    assert (reps["deploy"]["source"], reps["deploy"]["spikes"]) == ("deploy", "lava")
+    assert reps["checkpoint"]["quant"] == "qat" and reps["deploy"]["views"] == "4x1"
+    keys = ("name", "partition", "kind", "ops", "input_spikes", "input_events", "synops",
+            "neuron_updates", "firing_rate_per_step", "energy_j")
+    ref = [{k: r.get(k) for k in keys} for r in reps["checkpoint"]["layers"]]
+    for name in ("deploy", "deploy-torch"):
+        assert [{k: r.get(k) for k in keys} for r in reps[name]["layers"]] == ref, name
+        assert reps[name]["per_video"] == reps["checkpoint"]["per_video"], name
+    spiking = [r for r in reps["deploy"]["layers"] if r["kind"] == "ac"]
+    assert len(spiking) == 4 and all(r["input_spikes"] > 0 for r in spiking), "a weak test"
+    # the float model spikes differently: the comparison can fail
+    flt = _profile([ck, *common])
+    assert flt["quant"] == "float"
+    assert [r["synops"] for r in flt["layers"] if r["kind"] == "ac"] != [
+        r["synops"] for r in spiking]
+
+
+def test_profile_deploy_folder_errors(deployed, trained, tmp_path):
+    data, _ = trained
+    r = CliRunner().invoke(main, ["profile", str(deployed.path), str(data), "--quant", "qat"])
+    assert r.exit_code == 2 and "--quant" in r.output
+    import shutil
+
+    bad = tmp_path / "art"
+    shutil.copytree(deployed.path, bad)
+    (bad / "stm_mv.h5").unlink()
+    r = CliRunner().invoke(main, ["profile", str(bad), str(data)])
+    assert r.exit_code == 1 and "stm_mv.h5: missing" in r.output and "Traceback" not in r.output

@@ -17,14 +17,19 @@ from neuro.verify import random_mv, verify
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("seed,hw,steps,channels,strides,batches,conv", [
-    (0, (8, 8), 4, 2, (1, 2, 1), 2, "lava"),
-    (1, (10, 6), 5, 3, (2, 1, 1), 3, "lava"),
-    (2, (9, 9), 3, 2, (1, 1, 2), 1, "lava"),
-    (3, (10, 6), 4, 2, (2, 1, 1), 2, "im2col"),
+@pytest.mark.parametrize("seed,hw,steps,channels,strides,batches,conv,tiles", [
+    (0, (8, 8), 4, 2, (1, 2, 1), 2, "lava", 1),
+    (1, (10, 6), 5, 3, (2, 1, 1), 3, "lava", 2),
+    (2, (9, 9), 3, 2, (1, 1, 2), 1, "lava", 3),
+    (3, (10, 6), 4, 2, (2, 1, 1), 2, "im2col", 2),
+    (4, (8, 8), 4, 2, (1, 2, 1), 2, "fused", 1),
+    (5, (10, 6), 5, 3, (2, 1, 1), 3, "fused", 2),
+    (6, (9, 9), 3, 2, (1, 1, 2), 1, "fused", 3),
+    (9, (7, 11), 4, 3, (2, 2, 1), 2, "fused", 8),
+    (8, (13, 5), 2, 2, (1, 1, 1), 1, "fused", 4),
 ])
 def test_torch_qat_and_lava_fixed_pt_agree_exactly(seed, hw, steps, channels, strides, batches,
-                                                   conv, randomise_neurons):
+                                                   conv, tiles, randomise_neurons):
     torch.manual_seed(seed)
     stm = STM(STMConfig(in_channels=channels, widths=(4, 6, 5), strides=strides))
     randomise_neurons(stm, seed)
@@ -32,7 +37,7 @@ def test_torch_qat_and_lava_fixed_pt_agree_exactly(seed, hw, steps, channels, st
     leaks = {round(float(b.neuron.leak.detach()), 4) for b in stm.blocks}
     assert len(thresholds) == 3 and len(leaks) == 3, "layers must differ for this test"
     x = random_mv(5, channels, *hw, steps, seed)
-    rep = verify(stm, x, batches=batches, conv=conv)
+    rep = verify(stm, x, batches=batches, conv=conv, tiles=tiles)
     for layer in rep["layers"]:
         assert layer["spikes_torch"] > 0, f"layer {layer['layer']} never spiked: a weak test"
         assert layer["mismatched_spikes"] == 0, rep
@@ -56,14 +61,16 @@ def test_im2col_conv_equals_lava_conv(hw, c_in, c_out, k, stride):
     assert np.array_equal(conv_im2col(x, w, (stride, stride), (p, p)), ref)
 
 
-def test_stream_many_sequences_one_compiled_network(tmp_path):
-    """Sequences streamed in several run() calls give what each gives alone: the state
-    is reset inside the simulation between sequences."""
+@pytest.mark.parametrize("conv,tiles", [("lava", 1), ("fused", 3)])
+def test_stream_many_sequences_one_compiled_network(tmp_path, conv, tiles):
+    """Sequences streamed in several run() calls (whole and partial batches of tiles)
+    give what each gives alone: the state is reset inside the simulation between
+    sequences, and tiles side by side do not mix."""
     torch.manual_seed(5)
     stm = STM(STMConfig(widths=(4, 6, 5)))
     path = export_stm(stm, tmp_path / "stm.h5", (8, 8))
     x = random_mv(4, 2, 8, 8, 4, seed=5)
-    with LavaRunner(path, steps=4) as r:
+    with LavaRunner(path, steps=4, conv=conv, tiles=tiles) as r:
         together = r.run(x)
         alone = [r.run(x[i:i + 1]) for i in (3, 0)]
         v, counts = r.run(x[:2])
@@ -77,14 +84,15 @@ def test_stream_many_sequences_one_compiled_network(tmp_path):
     assert all(np.array_equal(a.numpy(), b) for a, b in zip(out.spikes, together.spike_counts))
 
 
-@pytest.mark.parametrize("at", [1, 4, 9])
-def test_runtime_stopped_on_keyboard_interrupt(tmp_path, at):
+@pytest.mark.parametrize("at,conv", [(1, "fused"), (4, "lava"), (9, "fused")])
+def test_runtime_stopped_on_keyboard_interrupt(tmp_path, at, conv):
+    """Interrupted while sending the at-th batch (one sequence per batch here)."""
     stm = STM(STMConfig(widths=(2, 2, 2)))
     path = export_stm(stm, tmp_path / "stm.h5", (6, 6))
-    x = random_mv(2, 2, 6, 6, 3, seed=0)
+    x = random_mv(10, 2, 6, 6, 3, seed=0)
     calls = {"n": 0}
     with pytest.raises(KeyboardInterrupt):
-        with LavaRunner(path, steps=3) as r:
+        with LavaRunner(path, steps=3, conv=conv, tiles=1) as r:
             assert multiprocessing.active_children(), "expected Lava's runtime processes"
             real_send = r.inj.send
 
@@ -98,6 +106,54 @@ def test_runtime_stopped_on_keyboard_interrupt(tmp_path, at):
             r.run(x)
     assert calls["n"] == at
     assert multiprocessing.active_children() == [], "Lava processes left running"
+
+
+@pytest.mark.parametrize("tiles", [2, 5])
+def test_fused_layers_equal_lava_conv_and_lif_processes(tmp_path, tiles, randomise_neurons):
+    """The one-process ConvLIF layers against Lava's own Conv model + the LIF subclass
+    of Lava's bit-accurate model (a second implementation), every spike and voltage,
+    with inputs large enough to wrap the 24-bit current and clip the voltage."""
+    torch.manual_seed(11)
+    stm = STM(STMConfig(in_channels=3, widths=(5, 4, 6), strides=(2, 1, 2)))
+    randomise_neurons(stm, 11)
+    with torch.no_grad():  # one-signed layer-1 weights and saturated inputs: |a| << 6 > 2**23
+        w = stm.blocks[0].synapse.weight
+        w.copy_(w.abs() + w.abs().max())  # mantissas 64..127
+    path = export_stm(stm, tmp_path / "stm.h5", (9, 12))
+    x = np.abs(random_mv(7, 3, 9, 12, 5, seed=11, density=0.6, scale=40.0))
+    res = {}
+    for conv in ("lava", "fused"):
+        with LavaRunner(path, steps=5, record=True, conv=conv, tiles=tiles) as r:
+            res[conv] = r.run(x)
+    a, b = res["lava"], res["fused"]
+    assert np.array_equal(a.v_seq_int, b.v_seq_int)
+    from neuro import quant
+    from neuro.export import read_network
+
+    net = read_network(path)  # layer 1's synaptic sums, so that << 6 leaves 24 bit
+    xq = quant.quantize_input_np(x, net.in_frac_bits, net.in_bits)[..., 0]
+    a1 = torch.nn.functional.conv2d(torch.from_numpy(xq).double(),
+                                    torch.from_numpy(net.layers[0].weight).double(), padding=1)
+    assert float(a1.max()) * 64 > 2**23, "sums too small to test the current wrap"
+    for sa, sb in zip(a.spikes, b.spikes):
+        assert sa.sum() > 0 and np.array_equal(sa, sb)
+
+
+@pytest.mark.parametrize("w,strides,tiles", [(56, (2, 1, 1), 8), (9, (1, 1, 2), 3),
+                                             (7, (2, 2, 1), 5), (5, (1, 1, 1), 2)])
+def test_tile_layout_gaps_and_alignment(tmp_path, w, strides, tiles):
+    from neuro.export import read_network
+    from neuro.runner import tile_layout
+
+    stm = STM(STMConfig(widths=(2, 2, 2), strides=strides))
+    net = read_network(export_stm(stm, tmp_path / "stm.h5", (6, w)))
+    planes = tile_layout(net, tiles)
+    assert [p.width for p in planes] == [w] + [s.shape[2] for s in net.layers]
+    for prev, plane, s in zip(planes, planes[1:], strides):
+        assert prev.pitch == s * plane.pitch  # tile n's outputs see tile n's inputs
+        assert prev.pitch - prev.width >= 1  # room for the 3x3 convs' padding
+        assert plane.ranges[-1][1] <= plane.frame
+    assert tile_layout(net, 1)[0].frame == w  # one tile: the untiled network
 
 
 def test_cli_stm_verify_json(tmp_path):
@@ -157,3 +213,4 @@ def test_cli_stm_verify_extract_input(tmp_path):
         f.attrs["version"] = 7
     res = CliRunner().invoke(main, ["stm", "verify", "--input", str(path), "--steps", "4"])
     assert res.exit_code == 1 and "clip.h5" in res.output and "version 7" in res.output
+

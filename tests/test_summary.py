@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from torch.utils.flop_counter import FlopCounterMode
 
 from hybrid.cli import main
-from hybrid.model import HybridConfig, HybridModel
+from hybrid.model import STM_DEFAULTS, HybridConfig, HybridModel
 
 K = 101
 # summary options -> the HybridConfig that `hybrid train` builds from them (written out
@@ -33,6 +33,34 @@ CASES = {
     "noskips-mv": (["--no-skips", "--modalities", "mv"],
                    HybridConfig(variant="tiny", num_classes=K, modalities=("mv",),
                                 dense={"skips": False})),
+    # the STM ablations (poster, STM table)
+    "no-stm": (["--temporal", "none"], HybridConfig(variant="tiny", num_classes=K,
+                                                    temporal="none")),
+    "no-stm-base-r": (["--temporal", "none", "--variant", "base", "--size", "64",
+                       "--modalities", "i,r"],
+                      HybridConfig(variant="base", num_classes=K, size=(64, 64),
+                                   modalities=("i", "r"), temporal="none")),
+    "common": (["--temporal", "common"], HybridConfig(variant="tiny", num_classes=K,
+                                                      temporal="common")),
+    "common-base": (["--temporal", "common", "--variant", "base", "--size", "40",
+                     "--segments", "2"],
+                    HybridConfig(variant="base", num_classes=K, size=(40, 40), segments=2,
+                                 temporal="common")),
+    "common-mv-only": (["--temporal", "common", "--modalities", "i,mv"],
+                       HybridConfig(variant="tiny", num_classes=K, modalities=("i", "mv"),
+                                    temporal="common")),
+    "lstm": (["--temporal", "lstm"], HybridConfig(variant="tiny", num_classes=K,
+                                                  temporal="lstm")),
+    "lstm-base-37": (["--temporal", "lstm", "--variant", "base", "--size", "37"],
+                     HybridConfig(variant="base", num_classes=K, size=(37, 37),
+                                  temporal="lstm")),
+    "fixed-lif": (["--fixed-lif"],
+                  HybridConfig(variant="tiny", num_classes=K,
+                               stm={**STM_DEFAULTS, "learn_neuron": False})),
+    "fixed-lif-common": (["--fixed-lif", "--temporal", "common", "--encoder", "separate"],
+                         HybridConfig(variant="tiny", num_classes=K, temporal="common",
+                                      stm={**STM_DEFAULTS, "learn_neuron": False},
+                                      dense={"encoder": "separate"})),
 }
 
 
@@ -54,7 +82,8 @@ def _flops(cfg: HybridConfig) -> dict[str, int]:
     with FlopCounterMode(display=False) as fc:
         model(*x)
     counts = {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
-    counts["params"] = sum(p.numel() for p in model.parameters())
+    counts["params"] = sum(p.numel() for p in model.parameters())  # shared ones once
+    counts["trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return counts
 
 
@@ -67,20 +96,40 @@ def test_summary_counts_the_built_model(case):
     assert rep["macs"] == sum(c["macs"] for c in rep["components"])
     fc = _flops(cfg)
     assert rep["params"] == fc["params"]
+    trainable = fc.pop("trainable")
+    if not cfg.stm.get("learn_neuron", True):  # threshold and leak of each STM layer fixed
+        n_stm = len({"mv", "r"} & set(cfg.modalities))
+        n_layers = 3 * n_stm - (2 if cfg.temporal == "common" and n_stm == 2 else 0)
+        assert rep["params"] - trainable == 2 * n_layers
+    else:
+        assert trainable == rep["params"]
     # every conv, linear and attention matmul the built model runs, STMs included: the
     # summary's MACs plus the STM spiking layers' operations at firing rate 1
     spiking = rep["stm_spiking_ops_at_rate_1"]
     assert fc["HybridModel"] == 2 * (rep["macs"] + sum(spiking.values()))
     rows = {c["name"]: c for c in rep["components"]}
-    dense = sum(c["macs"] for n, c in rows.items() if not n.startswith("stm."))
+    dense = sum(c["macs"] for n, c in rows.items() if not n.startswith(("stm.", "lstm.")))
     assert fc["HybridModel.dense"] == 2 * dense
+    branches = [(m, b) for m, b in (("mv", "stm_mv"), ("r", "stm_res")) if m in cfg.modalities]
     for m, branch in (("mv", "stm_mv"), ("r", "stm_res")):
-        if m not in cfg.modalities:
-            assert f"stm.{m}" not in rows and m not in spiking
-            continue
-        blocks = [fc[f"HybridModel.{branch}.stm.blocks.{i}"] for i in range(3)]
-        assert rows[f"stm.{m}"]["macs"] * 2 == blocks[0]  # analog first layer: MACs
-        assert spiking[m] * 2 == blocks[1] + blocks[2]  # spiking layers: ACs = rate x this
+        if m not in cfg.modalities or cfg.temporal != "stm":
+            assert f"stm.{m}" not in rows or cfg.temporal == "common"
+        if m not in cfg.modalities or not cfg.spiking:
+            assert m not in spiking
+        if cfg.temporal == "lstm" and m in cfg.modalities:  # a dense row: all MACs
+            assert rows[f"lstm.{m}"]["macs"] * 2 == fc[f"HybridModel.{branch}"]
+            assert rows[f"lstm.{m}"]["macs"] > 0
+    if cfg.temporal == "none":  # everything is the dense partition's
+        assert not spiking and all(b not in "".join(fc) for _, b in branches)
+        assert not any(n.startswith(("stm.", "lstm.")) for n in rows)
+    if cfg.spiking:
+        # a shared block is named once by the counter (under the first branch calling it)
+        block = [sum(fc.get(f"HybridModel.{b}.stm.blocks.{i}", 0) for _, b in branches)
+                 for i in range(3)]
+        assert sum(rows[f"stm.{m}"]["macs"] for m, _ in branches) * 2 == block[0]  # analog
+        assert sum(spiking.values()) * 2 == block[1] + block[2]  # ACs = rate x this
+        for m, b in branches:  # each branch's own first layer
+            assert rows[f"stm.{m}"]["macs"] * 2 == fc[f"HybridModel.{b}.stm.blocks.0"]
 
 
 def test_paper_geometry():

@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from hybrid.cli.chip import chip_cmd
 from hybrid.cli.deploy import deploy, run
 from hybrid.cli.doctor import demo, doctor
 from hybrid.cli.map import map_cmd, nir_cmd
@@ -19,10 +20,16 @@ from hybrid.cli.video import extract, inspect, prepare, synth
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-def main(verbose: int) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
     """Hybrid SNN/ANN action recognition on compressed video, for simulated Loihi 2."""
+    from neuro.shutdown import sigterm_as_exit
+
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # every command: SIGTERM shuts down as Ctrl-C does (Lava processes ended, temporary
+    # files removed, worker pools stopped), exit status 143
+    ctx.with_resource(sigterm_as_exit())
 
 
 main.add_command(doctor)
@@ -41,3 +48,4 @@ main.add_command(deploy)
 main.add_command(run)
 main.add_command(map_cmd)
 main.add_command(nir_cmd)
+main.add_command(chip_cmd)

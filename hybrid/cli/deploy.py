@@ -6,6 +6,7 @@ import json
 
 import click
 
+from hybrid.cli.map import CHIP_NAMES
 from hybrid.cli.train import DEFAULT_VIDEO_SIZE
 from hybrid.cli.types import VIDEO_SIZE
 
@@ -16,17 +17,28 @@ from hybrid.cli.types import VIDEO_SIZE
               help="Artifact folder to write (must not exist, unless --force).")
 @click.option("--force", is_flag=True, help="Replace an existing OUT (once the new one is "
                                             "complete).")
+@click.option("--chip", type=click.Choice(CHIP_NAMES), default="loihi2", show_default=True,
+              help="Chip preset the STMs are mapped onto (mapping.json; see `hybrid map`).")
+@click.option("--nir", "with_nir", is_flag=True,
+              help="Also export each STM branch as NIR (stm_mv.nir, stm_r.nir; `nir` extra).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def deploy(checkpoint, out, force, as_json):
+def deploy(checkpoint, out, force, chip, with_nir, as_json):
     """Cut the trained model in CHECKPOINT at its partition boundary and write one
     artifact folder: a Lava-ready HDF5 per STM, the dense partition as ONNX and torch
-    files, the bridge and input specs, the class names and a checksummed manifest."""
+    files, the bridge and input specs, the class names, the STMs' core mapping
+    (mapping.json), with --nir their NIR graphs, and a checksummed manifest."""
     from hybrid.checkpoint import CheckpointError
-    from hybrid.deployment import deploy_checkpoint
+    from hybrid.deployment import NotDeployable, deploy_checkpoint
 
+    if with_nir:
+        try:
+            import nir  # noqa: F401
+        except ImportError as e:
+            raise click.ClickException(f"--nir needs the 'nir' package "
+                                       f"(pip install 'hybrid-snn-video[nir]'): {e}") from e
     try:
-        art = deploy_checkpoint(checkpoint, out, overwrite=force)
-    except (CheckpointError, FileExistsError) as exc:
+        art = deploy_checkpoint(checkpoint, out, overwrite=force, chip=chip, nir=with_nir)
+    except (CheckpointError, NotDeployable, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(art.manifest, indent=2))
@@ -36,6 +48,13 @@ def deploy(checkpoint, out, force, as_json):
     for m, b in art.bridges.items():
         click.echo(f"  bridge {m}: {b.source} -> dense '{b.target}', (S, C, H, W) {b.layout}, "
                    f"v = v_int / {b.v_scale:g}, {b.bytes_per_video:,} B a video")
+    mp = json.loads(art.mapping_path.read_text())
+    click.echo(f"  mapping: {mp['cores_used']} of {mp['cores_total']} cores on "
+               f"{mp['chip_title']}, fits: {'yes' if mp['fits'] else 'no'} "
+               f"(`hybrid map {art.path}` for every layer)")
+    if art.nir_paths:
+        click.echo("  NIR: a reader runs soft reset, fixed point, delays and the readout "
+                   f"differently (`hybrid nir {art.path} -o DIR` lists how)")
     click.echo(f"deployed {checkpoint} to {art.path}")
 
 
@@ -54,8 +73,10 @@ def deploy(checkpoint, out, force, as_json):
               show_default=True,
               help="WIDTHxHEIGHT videos (one, or a dataset folder's) are resized to, as in "
                    "training (a cache keeps the size it was prepared at).")
-@click.option("--conv", type=click.Choice(["im2col", "lava"]), default="im2col",
-              show_default=True, help="Lava Conv model: neuro's exact im2col or Lava's own.")
+@click.option("--conv", type=click.Choice(["fused", "im2col", "lava"]), default="fused",
+              show_default=True,
+              help="Lava layer processes: one ConvLIF per layer, or Lava's Conv Process with "
+                   "neuro's exact im2col model or Lava's own.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def run(artifact, source, top, compare, workers, fold, video_size, conv, as_json):
     """Run the deployed ARTIFACT on the simulated hybrid chip (STMs in Lava fixed_pt, the

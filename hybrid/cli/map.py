@@ -12,8 +12,9 @@ CHIP_NAMES = ("loihi", "loihi2")  # deploy.presets.CHIPS (kept here so --help st
 
 @click.command(name="map")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--chip", type=click.Choice(CHIP_NAMES), default="loihi2", show_default=True,
-              help="Chip preset (deploy/presets.py names each figure's source).")
+@click.option("--chip", type=click.Choice(CHIP_NAMES), default=None,
+              help="Chip preset (deploy/presets.py names each figure's source) [default: "
+                   "a deploy folder's (its mapping.json), else loihi2].")
 @click.option("--size", type=Size(order="hw"), default=None,
               help="Map as if deployed at this STM input size, WIDTHxHEIGHT (N: NxN) "
                    "[default: each file's].")
@@ -26,7 +27,8 @@ def map_cmd(paths, chip, size, no_weight_sharing, as_json) -> None:
 
     PATHS: STM exports (.h5 from neuro.export, one per branch: MV and residual),
     folders holding them, or a deploy artifact folder (the STM files its manifest lists,
-    checked). Exit status 1 when the partition does not fit one chip.
+    checked: every file it lists; the chip its mapping.json was made for unless --chip).
+    Exit status 1 when the partition does not fit one chip.
     """
     from deploy import branches, mapping
     from deploy.presets import CHIPS
@@ -34,11 +36,20 @@ def map_cmd(paths, chip, size, no_weight_sharing, as_json) -> None:
 
     try:
         nets = branches.read_branches(paths)
-    except (StmFileError, branches.BranchInputError) as e:
+        stored = branches.stored_mapping(paths)
+    except (StmFileError, ValueError) as e:  # BranchInputError, a bad mapping.json
         raise click.ClickException(str(e)) from e
+    chip = chip or (stored["chip"] if stored else "loihi2")
+    if chip not in CHIPS:
+        raise click.ClickException(f"{paths[0]}/mapping.json: chip {chip!r} is not one of "
+                                   f"{sorted(CHIPS)}; pass --chip")
     if size is not None:
         nets = {name: branches.resized(net, size) for name, net in nets.items()}
     mp = mapping.map_network(nets, CHIPS[chip], shared=not no_weight_sharing)
+    if (stored and size is None and (stored["chip"], stored["shared_weights"]) ==
+            (mp.chip, mp.shared_weights) and json.loads(json.dumps(mp.to_dict())) != stored):
+        click.echo(f"warning: {paths[0]}/mapping.json differs from this toolkit's mapping "
+                   "of its STMs (shown here); another version wrote it", err=True)
     if as_json:
         click.echo(json.dumps(mp.to_dict(), indent=2))
     else:

@@ -68,6 +68,15 @@ def model_options(f):
                      help="Ablation: a 1x1 conv per modality instead of the Multi-Modal Mixer."),
         click.option("--no-skips", is_flag=True, help="Ablation: no skip conv in the mixer."),
         click.option("--no-rrdb", is_flag=True, help="Ablation: no RRDB before pooling."),
+        click.option("--temporal", type=click.Choice(["stm", "common", "lstm", "none"]),
+                     default="stm", show_default=True,
+                     help="Ablation of the MV / residual module: an STM each, one common "
+                          "STM (own first layer per modality, shared spiking layers), a "
+                          "dense ConvLSTM each (not deployable to Lava), or none (the last "
+                          "accumulated P-frame goes to the patch embedding)."),
+        click.option("--fixed-lif", is_flag=True,
+                     help="Ablation: STM thresholds and leaks fixed at their initial "
+                          "values, not learned."),
     ]
     for d in reversed(decorators):
         f = d(f)
@@ -85,17 +94,21 @@ def parse_modalities(text: str) -> tuple[str, ...]:
 def model_config(p: dict, num_classes: int, quant: str = "float"):
     """The ``HybridConfig`` of the (preset-applied) options ``p``: the one mapping from
     command-line options to a model, used by ``train`` and ``summary``."""
-    from hybrid.model import HybridConfig
+    from hybrid.model import STM_DEFAULTS, HybridConfig
 
     dense = {"encoder": p["encoder"], "pooling": p["pooling"], "mixer": not p["no_mixer"],
              "skips": not p["no_skips"], "rrdb": not p["no_rrdb"]}
     defaults = {"encoder": "unified", "pooling": "gap", "mixer": True, "skips": True,
                 "rrdb": True}
+    if p["fixed_lif"] and p["temporal"] not in ("stm", "common"):
+        raise click.UsageError(f"--fixed-lif fixes STM neurons; --temporal {p['temporal']} "
+                               "has no STM")
+    stm = {**STM_DEFAULTS, **({"learn_neuron": False} if p["fixed_lif"] else {})}
     try:
         cfg = HybridConfig(
             variant=p["variant"], num_classes=num_classes, segments=p["segments"],
             size=(p["size"], p["size"]), quant=quant,
-            modalities=parse_modalities(p["modalities"]),
+            modalities=parse_modalities(p["modalities"]), temporal=p["temporal"], stm=stm,
             dense={k: v for k, v in dense.items() if v != defaults[k]})
         cfg.dense_config()  # DenseConfig checks the combination (e.g. cross needs 2 inputs)
         return cfg

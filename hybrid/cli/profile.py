@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hybrid.cli.train import VIEWS_HELP, _views, progress_bar
+from hybrid.cli.train import DEFAULT_VIDEO_SIZE, VIEWS_HELP, _views, progress_bar
+from hybrid.cli.types import VIDEO_SIZE
 
 
 class PresetType(click.ParamType):
@@ -90,40 +91,77 @@ def render(rep: dict) -> str:
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
 @click.option("--videos", type=click.IntRange(1), default=None,
               help="Profile only the first N videos of the split.")
-@click.option("--spikes", type=click.Choice(["torch", "lava"]), default="torch",
-              show_default=True, help="Spike source: the torch STMs (the checkpoint's "
-              "numerics), or their export run on Lava fixed_pt (the deployed network).")
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+              show_default=True,
+              help="WIDTHxHEIGHT a dataset folder's videos are resized to, as in training "
+                   "(a cache keeps the size it was prepared at).")
+@click.option("--spikes", type=click.Choice(["torch", "lava"]), default=None,
+              help="Spike source: the torch STMs (a checkpoint's numerics; a deploy "
+                   "folder's STM files in fixed point), or the STMs on Lava fixed_pt (a "
+                   "checkpoint's export; a deploy folder as `hybrid run` runs it) "
+                   "[default: torch for a checkpoint, lava for a deploy folder].")
+@click.option("--quant", type=click.Choice(["float", "qat"]), default=None,
+              help="A checkpoint's torch STMs in float or fixed point (qat, bit-exact to "
+                   "Lava) [default: the checkpoint's own].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plots", type=click.Path(file_okay=False), default=None,
               help="Folder for ops_per_layer.png and energy_by_partition.png.")
-def profile(source, data, preset, views, split, fold, videos, spikes, as_json, plots):
-    """Operations and energy of the model in SOURCE (a training checkpoint) on the videos
-    of DATA (a dataset folder or a `hybrid prepare` cache), per layer and per video.
+def profile(source, data, preset, views, split, fold, videos, video_size, spikes, quant,
+            as_json, plots):
+    """Operations and energy of the model in SOURCE (a training checkpoint, or a `hybrid
+    deploy` folder) on the videos of DATA (a dataset folder or a `hybrid prepare` cache),
+    per layer and per video.
 
     Spiking layers count ACs from the spikes the STMs actually emit on these videos
     (exact fan-out per spike); the first STM layer (analog input), the bridge and the
     dense partition count MACs. Every view (clips x crops) of a video is counted.
     """
+    from deploy.artifact import ArtifactError, load_artifact
     from hybrid.checkpoint import CheckpointError
     from hybrid.cli.train import _eval_crop, _open
     from hybrid.evaluate import load_model
-    from hybrid.profiling import energy_by_preset, plot_energy, plot_ops, profile_model, save
+    from hybrid.profiling import (
+        energy_by_preset,
+        plot_energy,
+        plot_ops,
+        profile_artifact,
+        profile_model,
+        save,
+    )
 
+    folder = Path(source).is_dir()
+    if quant is not None and (folder or spikes == "lava"):
+        raise click.BadParameter("applies to a checkpoint's torch STMs only (a deploy "
+                                 "folder and --spikes lava are fixed point)",
+                                 param_hint="--quant")
+    spikes = spikes or ("lava" if folder else "torch")
     try:
-        model, classes, _ = load_model(source)
-    except CheckpointError as exc:
+        if folder:
+            art = load_artifact(source)
+            segments, size = art.inputs.segments, art.inputs.crop[0]
+        else:
+            model, _, _ = load_model(source)
+            segments, size = model.cfg.segments, model.cfg.size[0]
+    except (ArtifactError, CheckpointError) as exc:
         raise click.ClickException(str(exc)) from exc
-    s, c = views or (model.cfg.segments, 1)
-    if s % model.cfg.segments:
+    s, c = views or (segments, 1)
+    if s % segments:
         raise click.BadParameter(f"{s} segments is not a multiple of the model's "
-                                 f"{model.cfg.segments}", param_hint="--views")
-    ds, _ = _open(data, split, s, False, _eval_crop(model.cfg.size[0], c), fold, 0)
+                                 f"{segments}", param_hint="--views")
+    ds, _ = _open(data, split, s, False, _eval_crop(size, c), fold, 0, video_size)
     try:
-        prof = profile_model(model, ds, c, limit=videos, progress=progress_bar, spikes=spikes)
+        if folder:
+            prof = profile_artifact(art, ds, c, limit=videos, progress=progress_bar,
+                                    spikes=spikes)
+        else:
+            prof = profile_model(model, ds, c, limit=videos, progress=progress_bar,
+                                 spikes=spikes, quant=quant)
     except ValueError as exc:
         raise click.ClickException(f"{data}: {exc}") from exc
     rep = prof.report(preset)
-    rep["spikes"] = spikes
+    rep["source"], rep["spikes"] = ("deploy" if folder else "checkpoint"), spikes
+    if not folder:
+        rep["quant"] = quant or model.cfg.quant
     if plots:
         out = Path(plots)
         out.mkdir(parents=True, exist_ok=True)

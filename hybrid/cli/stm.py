@@ -5,7 +5,7 @@ import json
 
 import click
 
-from hybrid.cli.types import Size
+from hybrid.cli.types import FiniteFloatRange, Size
 
 
 def _read_extract(path: str, channels: int, steps: int, sequences: int):
@@ -98,14 +98,17 @@ def stm() -> None:
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
               help="Use the GOPs of a `hybrid extract` file (its 'mv' for 2 channels, "
                    "'residual' for 3) instead of random inputs; --size is then the file's.")
-@click.option("--input-scale", type=float, default=1.0, show_default=True,
+@click.option("--input-scale", type=FiniteFloatRange(), default=1.0, show_default=True,
               help="Multiply --input values by this before the STM (MV are in pixels).")
-@click.option("--conv", type=click.Choice(["lava", "im2col"]), default="lava",
+@click.option("--conv", type=click.Choice(["fused", "lava", "im2col"]), default="fused",
               show_default=True,
-              help="Lava Conv ProcessModel: Lava's own (scipy) or neuro's exact im2col.")
+              help="Layer processes: one ConvLIF per layer (fused), or Lava's Conv Process "
+                   "with Lava's own model (lava, the reference) or neuro's im2col one.")
+@click.option("--tiles", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Sequences simulated side by side in one compiled network.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def verify(checkpoint, seed, size, steps, channels, sequences, input_path, input_scale,
-           conv, as_json) -> None:
+           conv, tiles, as_json) -> None:
     """Run the same inputs through the quantised torch STM and Lava fixed_pt.
 
     Exit status 0 only when spikes (every layer, neuron, step) and the output
@@ -129,11 +132,11 @@ def verify(checkpoint, seed, size, steps, channels, sequences, input_path, input
         x = ver.random_mv(sequences, model.cfg.in_channels, *size, steps, seed)
     batches = min(len(x), max(2, len(x) // 4))
     if as_json:
-        rep = ver.verify(model, x, batches=batches, conv=conv)
+        rep = ver.verify(model, x, batches=batches, conv=conv, tiles=tiles)
     else:
         with click.progressbar(length=len(x), label="torch vs Lava fixed_pt") as bar:
             rep = ver.verify(model, x, batches=batches, progress=bar.update,
-                             conv=conv)
+                             conv=conv, tiles=tiles)
     if as_json:
         click.echo(json.dumps(rep, indent=2))
     else:

@@ -75,10 +75,24 @@ def summary(ctx, classes, as_json, **opts) -> None:
     notes = [f"stm.{m}: input {c}x{sh}x{sw}, strides {hcfg.stm_config(c).strides}, "
              f"{hcfg.timesteps} steps; its spiking layers' ACs = firing rate x "
              f"{spiking[m]:,} (at rate 1)" for m, c in (("mv", 2), ("r", 3)) if m in spiking]
+    if hcfg.temporal == "common" and len(spiking) == 2:
+        notes.append("common STM: stm.r holds its own first layer; its spiking layers are "
+                     "stm.mv's (parameters counted once, operations per modality)")
+    if hcfg.temporal == "lstm":
+        notes += [f"lstm.{m}: a dense ConvLSTM in place of the STM, hidden "
+                  f"{hcfg.lstm_geometry(c).hidden}, stride {hcfg.lstm_geometry(c).stride}, "
+                  f"{hcfg.timesteps} steps (all MACs)"
+                  for m, c in (("mv", 2), ("r", 3)) if m in hcfg.modalities]
+    if hcfg.temporal == "none":
+        notes.append("no STM: each segment's last accumulated P-frame goes to embed.mv / "
+                     "embed.r directly")
+    if not hcfg.stm.get("learn_neuron", True):
+        notes.append("STM thresholds and leaks fixed (counted as parameters, not trained)")
     click.echo(render_table(
         f"HybridModel '{hcfg.variant}'{' (preset ' + p['preset'] + ')' if p['preset'] else ''}"
         f": I-frame {H}x{W}, STM maps {cfg.stm_channels}x{h}x{w}, {cfg.segments} segments, "
         f"width {cfg.width}, depth {cfg.depth}, heads {cfg.heads}, filters {cfg.filters}, "
-        f"encoder {cfg.encoder}, modalities {'+'.join(cfg.modalities)}",
+        f"encoder {cfg.encoder}, modalities {'+'.join(cfg.modalities)}"
+        f"{'' if hcfg.temporal == 'stm' else ', temporal ' + hcfg.temporal}",
         rep,
     ) + "".join("\n" + n for n in notes))

@@ -15,7 +15,7 @@ from hybrid.cli.options import (
     paper,
     preset_option,
 )
-from hybrid.cli.types import VIDEO_SIZE
+from hybrid.cli.types import VIDEO_SIZE, FiniteFloatRange
 
 # = hybrid.video.transcode.DEFAULT_SIZE, prepare's (not imported: keeps --help instant;
 # tests/test_data.py checks they agree)
@@ -96,11 +96,11 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
               show_default=True,
               help="AdamW (decoupled weight decay) or Adam (L2 decay in the gradient, as "
                    "CoViAR)." + paper(PAPER.optimizer))
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
+@click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=1e-3, show_default=True,
               help="Peak learning rate." + paper(PAPER.lr))
-@click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-8,
+@click.option("--eps", type=FiniteFloatRange(0, min_open=True), default=1e-8,
               show_default=True, help="Adam's epsilon." + paper(PAPER.eps))
-@click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True,
+@click.option("--weight-decay", type=FiniteFloatRange(0), default=1e-4, show_default=True,
               help="Weight decay of the weights." + paper(PAPER.weight_decay))
 @click.option("--lr-steps", callback=_steps, default="", metavar="E1,E2,...",
               help="Step schedule: lr x 0.1 at each of these epochs [default: none, warm-up "
@@ -130,7 +130,8 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     nccl on GPU); the batch size is per process.
     """
     from hybrid.checkpoint import CheckpointError
-    from hybrid.train import TrainConfig
+    from hybrid.locking import LockedError
+    from hybrid.train import DivergedError, TrainConfig
     from hybrid.train import train as run_train
 
     p = apply_preset(ctx, opts)
@@ -158,8 +159,10 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
         _, last = run_train((train_ds, val_ds), classes, run_dir, mcfg, tcfg, resume=resume,
                          progress=progress_bar, echo=lambda m: click.echo(m, err=True),
                          init=init)
-    except (CheckpointError, FileExistsError) as exc:
+    except (CheckpointError, FileExistsError, LockedError, DivergedError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # a run folder that cannot be written (read-only, not a folder)
+        raise click.ClickException(f"{run_dir}: cannot write the run ({exc})") from exc
     if last:
         click.echo(json.dumps(last))
 
@@ -210,6 +213,12 @@ def evaluate(ctx, checkpoint, data, split, fold, plot, quant, as_json, **opts):
     from hybrid.data.splits import SplitError, load_split
 
     p = apply_preset(ctx, opts)
+    if plot:  # an explicit --plot: its folder is made now, before a long evaluation
+        try:
+            Path(plot).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot create its folder ({exc})",
+                                     param_hint="--plot") from exc
     if fold == "all":
         if "{fold}" not in checkpoint:
             raise click.BadParameter("--fold all evaluates each split with the model trained "
@@ -234,6 +243,7 @@ def evaluate(ctx, checkpoint, data, split, fold, plot, quant, as_json, **opts):
                                     quant)
     if len(folds) == 1 and fold != "all":
         _report(per_fold[folds[0]], as_json)
+        _plot_errors(per_fold, asked=bool(plot))
         return
     mean = {m: sum(r[m] for r in per_fold.values()) / len(per_fold) for m in ("top1", "top5")}
     if as_json:
@@ -245,6 +255,17 @@ def evaluate(ctx, checkpoint, data, split, fold, plot, quant, as_json, **opts):
                    f"top-5 {r['top5']:.4f} ({r['plot']})")
     click.echo(f"mean over {len(per_fold)} folds, views {per_fold[folds[0]]['views']}: "
                f"top-1 {mean['top1']:.4f}, top-5 {mean['top5']:.4f}")
+    _plot_errors(per_fold, asked=bool(plot))
+
+
+def _plot_errors(per_fold: dict, asked: bool) -> None:
+    """After the results: a plot asked for by --plot that could not be written is an
+    error; the default one beside a read-only checkpoint a warning."""
+    errors = [r["plot_error"] for r in per_fold.values() if r.get("plot_error")]
+    if errors and asked:
+        raise click.ClickException("; ".join(errors))
+    for e in errors:
+        click.echo(f"warning: {e} (choose a place with --plot)", err=True)
 
 
 def _evaluate_one(checkpoint: str, data: str, views: tuple[int, int], split: str, fold: int,
@@ -274,8 +295,11 @@ def _evaluate_one(checkpoint: str, data: str, views: tuple[int, int], split: str
                                    f"{checkpoint} was trained on {classes[:4]}...")
     res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar, quant=quant)
     res["views"], res["fold"] = f"{s}x{c}", fold
-    plot_confusion(res, plot)
-    res["plot"] = str(plot)
+    try:  # a plot that cannot be written must not lose the evaluation
+        plot_confusion(res, plot)
+        res["plot"] = str(plot)
+    except OSError as exc:
+        res["plot"], res["plot_error"] = None, f"could not write the confusion matrix: {exc}"
     return res
 
 
@@ -287,8 +311,8 @@ def _report(res: dict, as_json: bool) -> None:
     for msg in res["skipped"]:
         click.echo(f"skipped: {msg}", err=True)
     click.echo(f"{res['videos']} videos, views {res['views']}, STMs {res['quant']}: "
-               f"top-1 {res['top1']:.4f}, "
-               f"top-5 {res['top5']:.4f}; confusion matrix in {res['plot']}")
+               f"top-1 {res['top1']:.4f}, top-5 {res['top5']:.4f}"
+               + (f"; confusion matrix in {res['plot']}" if res["plot"] else ""))
     for name, acc in res["per_class"].items():
         click.echo(f"  {name:<24} {'-' if acc is None else f'{acc:.3f}'}")
 

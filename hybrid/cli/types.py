@@ -8,6 +8,8 @@ side) receives the side as an int.
 """
 from __future__ import annotations
 
+import math
+
 import click
 
 
@@ -69,3 +71,16 @@ class Shard(click.ParamType):
         if not 1 <= k <= n:
             self.fail(f"need 1 <= K <= N, got {value!r}", param, ctx)
         return k, n
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and inf, which pass every range check
+    (``nan <= 0`` is False) and would end in a traceback or a run of NaN losses."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        v = super().convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return v

@@ -30,9 +30,12 @@ def synth(out, classes, per_class, seed, size, frames, as_json):
     from hybrid.video.synth import SynthConfig, make_dataset
 
     cfg = SynthConfig(size=size, frames=frames)
-    with click.progressbar(length=classes * per_class, label="synth",
-                           file=click.get_text_stream("stderr")) as bar:
-        summary = make_dataset(out, classes, per_class, seed, cfg, progress=bar.update)
+    try:
+        with click.progressbar(length=classes * per_class, label="synth",
+                               file=click.get_text_stream("stderr")) as bar:
+            summary = make_dataset(out, classes, per_class, seed, cfg, progress=bar.update)
+    except OSError as e:  # read-only, full, not a folder
+        raise click.ClickException(f"{out}: cannot write the dataset ({e})") from None
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -122,15 +125,23 @@ def extract(video, out, accumulate, coviar, size, transcode, as_json):
     iframe (G, H, W, 3) uint8, mv (G, 11, H, W, 2), residual (G, 11, H, W, 3),
     p_frames (G,). Any video FFmpeg reads (see --transcode); GOPs are streamed to
     the file one at a time, so memory holds one GOP."""
+    from pathlib import Path
+
     from hybrid.video.errors import VideoError
     from hybrid.video.extract import write_extract
     from hybrid.video.transcode import as_mpeg4
 
+    try:  # the output's folder first: a bad path fails before the extraction
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.BadParameter(f"cannot create its folder ({e})", param_hint="-o") from None
     try:
         with as_mpeg4(video, size, allow_transcode=transcode) as path:
             shapes = write_extract(path, out, accumulate, coviar, source=video)
     except VideoError as e:
         raise _user_error(e) from None
+    except OSError as e:
+        raise click.ClickException(f"{out}: cannot write ({e})") from None
     if as_json:
         click.echo(json.dumps({"out": out, "accumulate": accumulate, "coviar": coviar,
                                "transcoded": str(path) != str(video), "shapes": shapes},
@@ -167,6 +178,7 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, shard, as_js
     from hybrid.data.cache import PrepareConfig
     from hybrid.data.cache import prepare as run
     from hybrid.data.splits import SplitError
+    from hybrid.locking import LockedError
     from hybrid.video.extract import FormatError
 
     cfg = PrepareConfig(size=size, accumulate=accumulate, coviar=coviar, compress=compress)
@@ -180,7 +192,7 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, shard, as_js
     try:
         summary = run(data, out, cfg, workers, progress=lambda k: state["bar"].update(k),
                       on_start=start, shard=shard)
-    except (SplitError, FormatError, ValueError, OSError) as e:
+    except (SplitError, FormatError, LockedError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     finally:
         if "bar" in state:
@@ -189,9 +201,11 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, shard, as_js
         click.echo(json.dumps(summary, indent=2))
     else:
         part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-        click.echo(f"{out}{part}: {summary['prepared']} prepared, {summary['already_done']} "
-                   f"already done, {len(summary['failed'])} failed, of "
-                   f"{summary['videos']} videos; {summary['bytes'] / 1e6:.1f} MB")
+        again = (f" ({summary['changed']} again: their source changed)"
+                 if summary["changed"] else "")
+        click.echo(f"{out}{part}: {summary['prepared']} prepared{again}, "
+                   f"{summary['already_done']} already done, {len(summary['failed'])} "
+                   f"failed, of {summary['videos']} videos; {summary['bytes'] / 1e6:.1f} MB")
     if summary["missing"]:
         click.echo(f"{summary['missing']} videos listed in the annotations are not on disk "
                    f"(left out); list in {summary['missing_list']}", err=True)

@@ -10,15 +10,19 @@ Version 1 (float16 MV, int16 residuals, 10x larger) is refused. Layout::
 
     /                 attrs: format, version (2), kind="cache", accumulate, coviar, mode,
                       size (W, H of the transcoded videos), mv_bound, compression,
-                      classes, layout, root
+                      classes, layout, root (the dataset folder, resolved)
     /splits/<split><fold>   str rows "relpath<TAB>label" (train1, test1, ...)
-    /videos/<key>     group (key = relpath with "/" -> "|"); attrs path, label;
+    /videos/<key>     group (key = relpath with "/" -> "|"); attrs path, label,
+                      source_stamp ("size:mtime_ns" of the source video);
                       datasets iframe, mv, residual, p_frames
 
 Workers transcode (when needed) and extract in separate processes; only the parent
 writes the file. A video is written under ``<key>.part`` and renamed when complete, and
 the file is flushed after each video, so a re-run skips finished videos and drops any
-half-written one. Bad videos are reported and skipped.
+half-written one. A re-run resumes only the same source: another dataset folder is
+refused, and a video whose source changed (size or modification time) or that left the
+splits is dropped (and extracted again when still listed). Bad videos are reported and
+skipped.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hybrid import locking
 from hybrid.data.splits import available_folds, detect_layout, load_split
 from hybrid.data.transforms import Normalization
 from hybrid.video.extract import FORMAT, check_format, mode_attrs, write_group
@@ -48,6 +53,11 @@ COMPRESSION = "gzip"
 
 def key_of(rel: str) -> str:
     return rel.replace("/", "|")
+
+
+class NotInCacheError(ValueError):
+    """A video of the cache's splits that the cache does not hold: training and
+    evaluation report it and go on without it, as they do for an unreadable video."""
 
 
 @dataclass(frozen=True)
@@ -97,17 +107,28 @@ def _init_file(f, root: Path, cfg: PrepareConfig) -> list[tuple[str, int]]:
             splits[f"{split}{fold}"] = items
     want = {"accumulate": cfg.accumulate, "coviar": cfg.coviar, "size": list(cfg.size),
             "mv_bound": float(cfg.mv_bound)}
+    source = str(root.resolve())
     if "format" in f.attrs:
         check_format(f, f.filename, CACHE_VERSION)
+        if f.attrs.get("kind") != "cache":
+            raise ValueError(f"{f.filename}: a `hybrid {f.attrs.get('kind', 'extract')}` "
+                             f"file, not a prepare cache; choose another output file")
         have = {"accumulate": bool(f.attrs["accumulate"]), "coviar": bool(f.attrs["coviar"]),
                 "size": [int(v) for v in f.attrs["size"]],
                 "mv_bound": float(f.attrs["mv_bound"])}
         if have != want:
             raise ValueError(f"{f.filename}: cache was made with {have}, asked for {want}; "
                              f"use another output file")
+        made_from = str(Path(str(f.attrs.get("root", ""))).resolve())
+        if made_from != source:
+            raise ValueError(f"{f.filename}: cache was made from the dataset {made_from}, "
+                             f"not {source}; use another output file")
+    elif len(f) or len(f.attrs):
+        raise ValueError(f"{f.filename}: an HDF5 file of another program (no 'format' "
+                         f"attribute), not a prepare cache; choose another output file")
     else:
         f.attrs.update({"format": FORMAT, "version": CACHE_VERSION, "kind": "cache",
-                        "layout": layout, "root": str(root), "size": list(cfg.size),
+                        "layout": layout, "root": source, "size": list(cfg.size),
                         "mv_bound": float(cfg.mv_bound),
                         "compression": COMPRESSION if cfg.compress else "none",
                         **mode_attrs(cfg.accumulate, cfg.coviar)})
@@ -133,21 +154,68 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
     ``out`` (only part K of N with ``shard=(K, N)``, see :mod:`hybrid.data.shards`).
     Resumable; bad videos are reported in the result (``failed``) and skipped; videos
     the annotations list but the disk lacks (Kinetics) are counted (``missing``) and
-    listed in ``missing_list`` (a text file beside ``out``)."""
+    listed in ``missing_list`` (a text file beside ``out``). One writer per cache:
+    ``out.lock`` is held throughout, so a second ``prepare`` into the same cache raises
+    :class:`hybrid.locking.LockedError` before any work."""
+    root, out = Path(root), Path(out)
+    with locking.hold(out.with_name(out.name + ".lock"), f"cache {out}"):
+        return _prepare(root, out, cfg, workers, progress, on_start, shard)
+
+
+def source_stamp(path: Path) -> str:
+    """What identifies a source video's content for resuming: size and modification
+    time (ns); "" when it cannot be read (the worker then reports it)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _drop_stale(vids, stamps: dict[str, str]) -> int:
+    """Delete the videos a re-run must not keep: those no longer in the splits, and
+    those whose source changed since they were extracted (size or modification time;
+    a cache without stamps counts as changed). Returns how many changed."""
+    keep = {key_of(r): st for r, st in stamps.items()}
+    changed = 0
+    for k in list(vids):
+        if k not in keep:
+            del vids[k]
+        elif str(vids[k].attrs.get("source_stamp", "")) != keep[k] or not keep[k]:
+            del vids[k]
+            changed += 1
+    return changed
+
+
+def _open(out: Path):
+    """The cache open for writing; a file held open by a reader is a clear error."""
     import h5py
 
+    try:
+        return h5py.File(out, "a")
+    except OSError as e:
+        if "lock" in str(e).lower() or "already open" in str(e).lower():
+            raise OSError(f"{out}: the cache is open in another process (training or "
+                          f"evaluation reading it?); try again when it ends") from None
+        raise OSError(f"{out}: cannot open as an HDF5 cache ({e})") from None
+
+
+
+def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
+             on_start, shard) -> dict:
     from hybrid.data.shards import check_shard, shard_of
     from hybrid.data.splits import missing_videos
 
-    root, out = Path(root), Path(out)
     mine = (lambda rel: True) if shard is None else (
         lambda rel: shard_of(rel, shard[1]) == shard[0])
-    with h5py.File(out, "a") as f:
+    with _open(out) as f:
         all_items = [it for it in _init_file(f, root, cfg) if mine(it[0])]
         check_shard(f, shard)
         vids = f["videos"]
         for k in [k for k in vids if k.endswith(".part")]:
             del vids[k]  # half-written by a killed run
+        stamps = {r: source_stamp(root / r) for r, _ in all_items}
+        changed = _drop_stale(vids, stamps)
         todo = [(r, lab) for r, lab in all_items if key_of(r) not in vids]
     missing = [rel for rel in missing_videos(root) if mine(rel)]
     missing_list = out.with_name(out.name + ".missing.txt")
@@ -168,7 +236,7 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
     pool = mp.get_context("fork").Pool(workers) if workers > 1 and len(jobs) > 1 else None
     results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
     try:
-        with h5py.File(out, "a") as f:
+        with _open(out) as f:
             vids = f["videos"]
             for rel, arrays, err in results:
                 if err is not None:
@@ -176,7 +244,8 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
                     failed.append({"path": rel, "error": err})
                 else:
                     g = vids.create_group(key_of(rel) + ".part")
-                    g.attrs.update({"path": rel, "label": labels[rel]})
+                    g.attrs.update({"path": rel, "label": labels[rel],
+                                    "source_stamp": stamps[rel]})
                     write_group(g, arrays, np.uint8, COMPRESSION if cfg.compress else None)
                     vids.move(key_of(rel) + ".part", key_of(rel))
                     f.flush()
@@ -190,7 +259,8 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
             pool.join()
     return {"cache": str(out), "bytes": out.stat().st_size, "videos": len(all_items),
             "prepared": done,
-            "already_done": len(all_items) - len(todo), "failed": failed,
+            "already_done": len(all_items) - len(todo), "changed": changed,
+            "failed": failed,
             "classes": classes, "shard": list(shard) if shard else None,
             "missing": len(missing), "missing_list": str(missing_list) if missing else None}
 
@@ -228,8 +298,8 @@ class CacheReader:
     def _group(self, rel: str):
         vids = self._file()["videos"]
         if key_of(rel) not in vids:
-            raise KeyError(f"{self.path}: no video {rel!r} (bad video skipped by prepare, "
-                           f"or prepare not finished)")
+            raise NotInCacheError(f"{self.path}: no video {rel!r} (skipped by `hybrid "
+                                  f"prepare` as unreadable, or prepare not finished)")
         return vids[key_of(rel)]
 
     def gops(self, rel: str, idx: list[int]) -> dict[str, np.ndarray]:

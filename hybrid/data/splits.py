@@ -34,7 +34,7 @@ import csv
 import json
 import logging
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,12 @@ def detect_layout(root: str | Path) -> str:
 def _ucf(root: Path, split: str, fold: int):
     ind = _find(root, UCF_DIRS, "classInd.txt")
     classes = [line.split()[1] for line in ind.read_text().splitlines() if line.strip()]
+    seen: dict[str, int] = {}
+    for n, c in enumerate(classes, 1):  # the index is case-insensitive, as the lists are
+        if c.lower() in seen:
+            raise SplitError(f"{ind}: class {c!r} (entry {n}) is listed twice (also entry "
+                             f"{seen[c.lower()]}); each output needs its own name")
+        seen[c.lower()] = n
     lst = _find(root, UCF_DIRS, f"{split}list{fold:02d}.txt")
     if lst is None:
         raise SplitError(f"{root}: no {split}list{fold:02d}.txt beside {ind.name}")
@@ -283,9 +289,9 @@ def load_split(root: str | Path, split: str = "train", fold: int = 1,
     if layout == "cache":
         return _cache(root, split, fold)
     if layout == "ucf101":
-        return _ucf(root, split, fold)
+        return _checked(root, split, fold, *_ucf(root, split, fold))
     if layout == "hmdb51":
-        return _hmdb(root, split, fold)
+        return _checked(root, split, fold, *_hmdb(root, split, fold))
     if layout == "shards":
         from hybrid.data.shards import shard_split
 
@@ -293,8 +299,28 @@ def load_split(root: str | Path, split: str = "train", fold: int = 1,
     if fold != 1:
         raise SplitError(f"{root}: a {layout} dataset has one fold, asked for {fold}")
     if layout in ("kinetics", "ssv2"):
-        return _present(root, layout, split)
-    return _folder(root, split, test_every)
+        return _checked(root, split, fold, *_present(root, layout, split))
+    return _checked(root, split, fold, *_folder(root, split, test_every))
+
+
+def _checked(root: Path, split: str, fold: int, items, classes):
+    """Split files are not trusted: every entry must stay inside the dataset folder, a
+    classifier needs two classes or more, and every class needs training videos."""
+    for rel, _ in items:
+        p = PurePosixPath(rel)
+        if p.is_absolute() or ".." in p.parts:
+            raise SplitError(f"{root}: split entry {rel!r} points outside the dataset "
+                             f"folder; entries are paths relative to it")
+    if len(classes) < 2:
+        raise SplitError(f"{root}: {len(classes)} class {classes}; a classifier needs at "
+                         f"least 2")
+    if split == "train":
+        have = {lab for _, lab in items}
+        empty = [c for k, c in enumerate(classes) if k not in have]
+        if empty:
+            raise SplitError(f"{root}: class(es) {empty} have no training videos in fold "
+                             f"{fold}; add their videos or remove them from the class list")
+    return items, classes
 
 
 def available_folds(root: str | Path) -> list[int]:

@@ -49,6 +49,8 @@ def open_video(path: str | Path):
     import av
 
     path = Path(path)
+    if path.is_dir():
+        raise VideoNotFoundError(path, "is a folder, not a video file")
     if not path.is_file():
         raise VideoNotFoundError(path, "no such file")
     if path.stat().st_size == 0:

@@ -1,0 +1,165 @@
+"""``hybrid chip``: time and energy of every stage of a video on the hybrid chip."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hybrid.cli.train import DEFAULT_VIDEO_SIZE, progress_bar
+from hybrid.cli.types import VIDEO_SIZE
+
+
+class TargetType(click.ParamType):
+    """A preset of deploy/targets.py by name (accelerator or link)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.name = kind
+
+    def convert(self, value, param, ctx):
+        from deploy import targets
+        from deploy.presets import PresetError
+
+        if not isinstance(value, str):
+            return value
+        try:
+            return getattr(targets, self.kind)(value)
+        except PresetError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _si(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    for p, k in (("", 1), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9)):
+        if abs(v) >= k:
+            return f"{v / k:.3g} {p}{unit}"
+    return f"{v:.3g} {unit}"
+
+
+def render(rep: dict) -> str:
+    """The text report: stages, per video, the neurocore steps, Tianjic's verdict."""
+    n, pv = rep["neuro"], rep["per_video"]
+    sims = ", ".join(f"{m} {k}" for m, k in rep["sequences_simulated"].items())
+    out = [f"hybrid chip: {rep['videos_read']} video(s) read; SANA-FE simulated {sims} "
+           f"sequence(s); report took {rep['report_s']:.1f} s", "",
+           f"{'stage':<8} {'time':>10} {'energy':>10}  source"]
+    for s in rep["stages"]:
+        extra = (f"; measured here: {_si(s['measured_time_s'], 's')}"
+                 if s.get("measured_time_s") else "")
+        out.append(f"{s['name']:<8} {_si(s['time_s'], 's'):>10} {_si(s['energy_j'], 'J'):>10}"
+                   f"  {s['source']}{extra}")
+    out += ["", f"per video: latency {_si(pv['latency_s'], 's')}, pipelined "
+            f"{pv['throughput_vps']:.3g} videos/s, energy {_si(pv['energy_j'], 'J')} "
+            "(all stages but extract)",
+            f"the paper (its GPU measurement): {rep['paper']['energy_j']} J, "
+            f"{rep['paper']['throughput_vps']} videos/s", "",
+            f"neurocores: {n['simulator']}, {n['architecture']}; mapping: {n['mapping']}; "
+            f"{n['placement']}"]
+    for m, b in n["branches"].items():
+        ps = b["per_sequence"]
+        out.append(f"  {m}: {b['cores']} cores (+{b['input_cores']} input), "
+                   f"{b['steps_simulated']} steps a sequence: time "
+                   f"{_si(ps['time_s']['mean'], 's')} [{_si(ps['time_s']['min'], 's')} .. "
+                   f"{_si(ps['time_s']['max'], 's')}], energy "
+                   f"{_si(ps['energy_j']['mean'], 'J')} [{_si(ps['energy_j']['min'], 'J')} .. "
+                   f"{_si(ps['energy_j']['max'], 'J')}] (layer 1: "
+                   f"{_si(b['layer1']['energy_j'], 'J')}, estimated by the profiler)")
+        for la in b["layers"]:
+            sp, ms = la["spikes_per_step"], la["messages_per_step"]
+            out.append(f"    {la['name']}: spikes/step {sum(sp) / len(sp):.0f}, "
+                       f"messages/step {sum(ms) / len(ms):.0f} ({la['source']})")
+    ps = n["per_step"]
+    out.append("  per step (both branches): time " + " ".join(_si(t, "s") for t in ps["time_s"]))
+    tj = rep["tianjic"]
+    out += ["", f"Tianjic: {tj['cores_needed']:,} cores ({tj['snn_cores']:,} SNN-mode, "
+            f"{tj['ann_cores']:,} ANN-mode) of {tj['cores_per_chip']} a chip, "
+            f"{tj['chips_needed']} chip(s); fits one chip: "
+            f"{'yes' if tj['fits_one_chip'] else 'no'}"]
+    out += [f"  why not: {w}" for w in tj["why_not"]]
+    return "\n".join(out)
+
+
+@click.command(name="chip")
+@click.argument("artifact", type=click.Path())
+@click.argument("data", type=click.Path(exists=True))
+@click.option("--neuro", type=click.Choice(["loihi"]), default="loihi", show_default=True,
+              help="Neurocore architecture for SANA-FE (deploy/arch/loihi.yaml) and the "
+                   "energy preset of the first STM layer.")
+@click.option("--accelerator", type=TargetType("accelerator"), default="h100-sxm",
+              show_default=True, help="Accelerator of the dense partition: h100-sxm, "
+              "a100-sxm, jetson-orin, tianjic-ann (deploy/targets.py names each source).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp16",
+              show_default=True, help="Precision of the dense partition.")
+@click.option("--link", type=TargetType("link"), default="pcie4-x16", show_default=True,
+              help="Link carrying the bridge: pcie4-x16, 10gbe, on-chip.")
+@click.option("--sequences", type=click.IntRange(1), default=4, show_default=True,
+              help="P-frame sequences per STM branch to simulate (about a second each "
+                   "at 2x56x56 on SANA-FE).")
+@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
+              help="Split whose test videos are read (as hybrid run).")
+@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
+              show_default=True,
+              help="WIDTHxHEIGHT videos are resized to, as in training and hybrid run (a "
+                   "cache keeps the size it was prepared at).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--plot", type=click.Path(file_okay=False), default=None,
+              help="Folder for chip_timeline.png (a Gantt chart of one video).")
+def chip_cmd(artifact, data, neuro, accelerator, precision, link, sequences, fold, video_size,
+             as_json, plot):
+    """Time and energy per video on the hybrid chip: extraction on the host (measured),
+    the STMs on neurocores (simulated by SANA-FE, an optional extra), the bridge over a
+    link and the dense partition on an accelerator (estimated), latency and pipelined
+    throughput, and whether the model fits a Tianjic chip.
+
+    ARTIFACT: a `hybrid deploy` folder (a mapping.json in it, `hybrid map --json`'s, is
+    used when it maps onto --neuro's chip). DATA: a dataset folder or a `hybrid prepare`
+    cache (its test split, as `hybrid run`), or one video.
+    """
+    from deploy.artifact import ArtifactError, load_artifact
+    from deploy.chip_neuro import MissingExtra, require_sanafe
+    from deploy.mapping import read_mapping
+    from hybrid.data.splits import SplitError
+    from hybrid.deployment import open_input
+    from neuro.export import StmFileError, read_network
+
+    try:
+        require_sanafe()
+    except MissingExtra as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        art = load_artifact(artifact)
+        paths = {m: art.stm_path(m) for m in art.inputs.stm_modalities}
+        nets = {m: read_network(p) for m, p in paths.items()}
+        mpath = Path(artifact) / "mapping.json"
+        mapping = read_mapping(mpath) if mpath.exists() else None
+        from ann.onnx_export import load_torch
+
+        dense_cfg = load_torch(art.torch_path).cfg
+    except (ArtifactError, StmFileError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not nets:
+        raise click.ClickException(f"{artifact}: the artifact has no spiking partition")
+    if precision not in accelerator.peak_ops:
+        raise click.BadParameter(f"{accelerator.name} has no {precision} peak; choose "
+                                 f"{', '.join(accelerator.peak_ops)}", param_hint="--precision")
+    try:
+        ds, _, _ = open_input(art, data, fold, video_size)
+    except (SplitError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    from hybrid.chipping import estimate, plot_timeline
+    from hybrid.profiling import save
+
+    try:
+        rep = estimate(paths, nets, dense_cfg, ds, art.inputs.crop, accelerator, precision,
+                       link, sequences, mapping, neuro, data_is_cache=str(data).endswith(".h5"),
+                       bridge_bytes=art.bridge_bytes_per_video, progress=progress_bar)
+    except ValueError as exc:
+        raise click.ClickException(f"{data}: {exc}") from None
+    if plot:
+        out = Path(plot)
+        out.mkdir(parents=True, exist_ok=True)
+        save(plot_timeline(rep), out / "chip_timeline.png")
+        rep["plots"] = [str(out / "chip_timeline.png")]
+    click.echo(json.dumps(rep, indent=2) if as_json else render(rep))

@@ -1,0 +1,170 @@
+"""Host I/O of a batched STM network: one message per batch each way, not per step.
+
+A batch is ``T`` input frames followed by ``period - T`` all-zero steps (the pipeline
+drains and the layers reset). Every Lava step belongs to one batch:
+``i = (time_step - 1) % period`` is its step within the batch.
+
+- ``BatchSource``: the host sends one batch (T, W, H, C) of input frames (``send``,
+  blocking when ``buffer_size`` batches wait); the model takes it at the batch's first
+  step and sends frame ``i`` (zeros for ``i >= T``) every step;
+- ``BatchReadout``: collects, per layer, the tile spike counts (and, with ``record``,
+  the spike maps and the last layer's voltage every step), cuts the tiles out of the
+  image plane into torch's (n_tiles, C, H, W) layout and sends one batch to the host at
+  its last step (``receive``). Layer ``k`` (1-based) runs the batch's frame ``t`` at
+  step ``i = t + k``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lava.magma.core.decorator import implements, requires
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.io.utils import receive_empty_blocking, send_full_blocking
+
+LAYERS = 3  # the STM's conv-LIF layers
+
+
+class BatchSource(AbstractProcess):
+    """``shape`` (W, H, C) frames; ``steps`` T frames per batch; ``period`` steps per batch."""
+
+    def __init__(self, *, shape: tuple[int, int, int], steps: int, period: int,
+                 buffer_size: int = 2) -> None:
+        super().__init__(shape=shape, steps=steps, period=period)
+        assert 0 < steps <= period, f"need 0 < steps ({steps}) <= period ({period})"
+        self.in_port = InPort(shape=(steps, *shape))
+        self.in_port.flag_external_pipe(buffer_size=buffer_size)
+        self.out_port = OutPort(shape=shape)
+
+    def send(self, batch: np.ndarray) -> None:
+        """One batch (T, W, H, C) of frames (blocks while the pipe is full)."""
+        port = getattr(self.in_port, "external_pipe_csp_send_port", None)
+        assert port is not None, "BatchSource.send needs a created runtime"
+        send_full_blocking(port, batch)
+
+
+@implements(proc=BatchSource, protocol=LoihiProtocol)
+@requires(CPU)
+class PyBatchSourceModel(PyLoihiProcessModel):
+    in_port: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.float32)
+    out_port: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.float32)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.steps, self.period = proc_params["steps"], proc_params["period"]
+        self._zeros = np.zeros(proc_params["shape"], np.float32)
+        self._batch = None
+
+    def run_spk(self) -> None:
+        i = (self.time_step - 1) % self.period
+        if i == 0:
+            self._batch = receive_empty_blocking(self.in_port.csp_ports[-1], None)
+        self.out_port.send(self._batch[i] if i < self.steps else self._zeros)
+
+
+class BatchReadout(AbstractProcess):
+    """``layers``: per layer (shape (W, H, C) of its image plane, tiles [(start, stop)]);
+    ``steps`` T; ``period``; ``record``: also spike maps and voltages every step."""
+
+    def __init__(self, *, layers: list[tuple[tuple[int, int, int], list[tuple[int, int]]]],
+                 steps: int, period: int, record: bool, buffer_size: int = 2) -> None:
+        assert len(layers) == LAYERS, f"BatchReadout takes {LAYERS} layers, got {len(layers)}"
+        super().__init__(layers=layers, steps=steps, period=period, record=record)
+        n = len(layers[0][1])
+        (w, h, c), tiles = layers[-1]
+        tile_w = tiles[0][1] - tiles[0][0]
+        self.counts_1 = InPort(shape=(n,))
+        self.counts_2 = InPort(shape=(n,))
+        self.counts_3 = InPort(shape=(n,))
+        self.s_1 = InPort(shape=layers[0][0])  # spike maps: connected with record only
+        self.s_2 = InPort(shape=layers[1][0])
+        self.s_3 = InPort(shape=layers[2][0])
+        self.v_in = InPort(shape=(w, h, c))
+        outs = {"counts_out": (n, LAYERS, steps), "v_out": (n, c, h, tile_w)}
+        recorded = {f"s_out_{k}": (n, shape[2], shape[1], t[0][1] - t[0][0], steps)
+                    for k, (shape, t) in enumerate(layers, start=1)}
+        recorded["v_seq_out"] = (n, c, h, tile_w, steps)
+        if record:
+            outs.update(recorded)
+        for name in recorded.keys() - outs.keys():  # the model declares every port
+            setattr(self, name, OutPort(shape=(1,)))
+        for name, shape in outs.items():
+            port = OutPort(shape=shape)
+            port.flag_external_pipe(buffer_size=buffer_size)
+            setattr(self, name, port)
+        self.out_names = list(outs)
+
+    def receive(self) -> dict[str, np.ndarray]:
+        """One batch's results: ``counts_out`` (n_tiles, 3, T), ``v_out`` (n_tiles, C, H,
+        W) last-step voltage; with record ``s_out_k`` (n_tiles, C, H, W, T) and
+        ``v_seq_out`` (n_tiles, C, H, W, T)."""
+        out = {}
+        for name in self.out_names:
+            port = getattr(getattr(self, name), "external_pipe_csp_recv_port", None)
+            assert port is not None, "BatchReadout.receive needs a created runtime"
+            out[name] = receive_empty_blocking(port, None)
+        return out
+
+
+@implements(proc=BatchReadout, protocol=LoihiProtocol)
+@requires(CPU)
+class PyBatchReadoutModel(PyLoihiProcessModel):
+    counts_1: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    counts_2: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    counts_3: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    s_1: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int8)
+    s_2: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int8)
+    s_3: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int8)
+    v_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    counts_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
+    v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
+    s_out_1: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int8)
+    s_out_2: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int8)
+    s_out_3: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int8)
+    v_seq_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        p = proc_params
+        self.layers, self.steps, self.period = p["layers"], p["steps"], p["period"]
+        self.record = p["record"]
+        n = len(self.layers[0][1])
+        self._counts = np.zeros((n, LAYERS, self.steps), np.int32)
+        if self.record:
+            self._spikes = [np.zeros((n, shape[2], shape[1], t[0][1] - t[0][0], self.steps),
+                                     np.int8) for shape, t in self.layers]
+            (_, h, c), tiles = self.layers[-1]
+            self._v_seq = np.zeros((n, c, h, tiles[0][1] - tiles[0][0], self.steps), np.int32)
+
+    def _tiles(self, x: np.ndarray, layer: int) -> np.ndarray:
+        """(W, H, C) image plane -> (n_tiles, C, H, W_tile) (torch layout)."""
+        return np.stack([x[a:b] for a, b in self.layers[layer][1]]).transpose(0, 3, 2, 1)
+
+    def run_spk(self) -> None:
+        i = (self.time_step - 1) % self.period
+        ports = (self.counts_1, self.counts_2, self.counts_3)
+        spike_ports = (self.s_1, self.s_2, self.s_3)
+        for k in range(LAYERS):
+            c = ports[k].recv()
+            s = spike_ports[k].recv() if self.record else None
+            t = i - (k + 1)  # the frame this layer ran at this step (< 0, >= T: none)
+            if 0 <= t < self.steps:
+                self._counts[:, k, t] = c
+                if s is not None:
+                    self._spikes[k][..., t] = self._tiles(s, k)
+        v = self.v_in.recv()
+        t = i - LAYERS
+        if self.record and 0 <= t < self.steps:
+            self._v_seq[..., t] = self._tiles(v, -1)
+        if t == self.steps - 1:  # the batch's last step: send it
+            self.counts_out.send(self._counts)
+            self.v_out.send(self._tiles(v, -1))
+            if self.record:
+                for k in range(LAYERS):
+                    getattr(self, f"s_out_{k + 1}").send(self._spikes[k])
+                self.v_seq_out.send(self._v_seq)

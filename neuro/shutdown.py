@@ -1,0 +1,122 @@
+"""Clean shutdown of Lava on SIGTERM as on Ctrl-C.
+
+Python turns SIGINT into ``KeyboardInterrupt``, so ``finally`` blocks run, a
+:class:`neuro.runner.LavaRunner` ends its Lava processes and temporary folders are
+removed. SIGTERM (``kill``, a batch scheduler, a container stop) kills the process
+outright: Lava's actor processes (about 480 MB each), its shared-memory manager and
+resource tracker stay behind for good. :func:`sigterm_as_exit` makes SIGTERM raise
+:class:`Terminated` (a ``SystemExit`` with status 143 = 128 + SIGTERM, as a shell
+reports a terminated process) in the main thread instead, so the same clean-up runs.
+A SIGTERM whose exception Python drops (it lands in an at-fork hook while Lava forks
+its actors, or in a ``__del__``) is delivered again from normal code.
+
+``LavaRunner`` holds it from the moment it starts compiling until it is closed, so
+every user of the runner gets it; the ``hybrid`` CLI holds it for the whole command.
+:func:`end_runtime` ends the OS processes of a Lava runtime at once (what an
+interrupted run needs, as its processes block in their channels and cannot take a stop
+command). Imports only the standard library.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+
+log = logging.getLogger(__name__)
+
+EXIT_CODE = 128 + signal.SIGTERM  # 143
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread by SIGTERM while :func:`sigterm_as_exit` is held."""
+
+    def __init__(self) -> None:
+        super().__init__(EXIT_CODE)
+
+
+# one installation per process, shared by nested holders (a CLI command and its runners)
+_state = {"pid": None, "depth": 0, "previous": signal.SIG_DFL, "terminating": False,
+          "unraisable": None}
+
+
+def _on_sigterm(signum, frame) -> None:
+    if os.getpid() != _state["pid"]:
+        # a forked child (a Lava actor, a pool or DataLoader worker) inherited this
+        # handler: end the way SIGTERM's default would
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    if _state["terminating"]:  # a repeated SIGTERM must not interrupt the clean-up
+        log.warning("SIGTERM again: already shutting down")
+        return
+    _state["terminating"] = True
+    log.warning("SIGTERM: shutting down cleanly")
+    raise Terminated()
+
+
+def _on_unraisable(info) -> None:
+    """A signal handler's exception is dropped where Python ignores exceptions (an
+    at-fork hook such as logging's while Lava forks its actors, a ``__del__``): deliver
+    the SIGTERM again a moment later, from normal code, instead of losing it."""
+    if isinstance(info.exc_value, Terminated) and _state["pid"] == os.getpid():
+        _state["terminating"] = False
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return
+    (_state["unraisable"] or sys.__unraisablehook__)(info)
+
+
+@contextlib.contextmanager
+def sigterm_as_exit():
+    """While held (nestable), SIGTERM raises :class:`Terminated` in the main thread; a
+    second SIGTERM during the clean-up is ignored (SIGKILL still ends the process).
+    A no-op outside the main thread, and where the program set its own SIGTERM handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if _state["pid"] != os.getpid():  # first use in this process (or a forked child)
+        _state.update(pid=os.getpid(), depth=0, terminating=False)
+    if _state["depth"] == 0:
+        current = signal.getsignal(signal.SIGTERM)
+        if current not in (signal.SIG_DFL, None):  # the program's own choice: keep it
+            yield
+            return
+        _state.update(previous=current, terminating=False, unraisable=sys.unraisablehook)
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        sys.unraisablehook = _on_unraisable
+    _state["depth"] += 1
+    try:
+        yield
+    finally:
+        _state["depth"] -= 1
+        if (_state["depth"] == 0 and threading.current_thread() is threading.main_thread()
+                and _state["pid"] == os.getpid()):
+            signal.signal(signal.SIGTERM, _state["previous"])
+            sys.unraisablehook = _state["unraisable"] or sys.__unraisablehook__
+
+
+def end_runtime(process) -> None:
+    """End the OS processes of the Lava runtime that ``process`` (any Lava Process of
+    the network) runs in, now, and release its shared memory, so nothing is left
+    behind after an interrupted run. Uses Lava 0.10 runtime internals, guarded: a
+    missing attribute means there is nothing to end."""
+    rt = getattr(process, "_runtime", None)
+    mi = getattr(rt, "_messaging_infrastructure", None)
+    for actor in getattr(mi, "actors", []):  # multiprocessing.Process subclasses
+        if actor.is_alive():
+            actor.terminate()
+            multiprocessing.Process.join(actor, 5)
+        if actor.is_alive():
+            actor.kill()
+            multiprocessing.Process.join(actor, 5)
+    if getattr(mi, "_smm", None) is not None:
+        mi._smm.shutdown()
+    wd = getattr(rt, "_watchdog_manager", None)
+    if wd is not None:
+        wd.stop()
+    if rt is not None:  # so that Runtime.__del__ does not try a stop() that would hang
+        rt._is_started = False
+        rt._is_running = False

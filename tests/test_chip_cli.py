@@ -1,0 +1,130 @@
+"""`hybrid chip` on a deploy artifact of a tiny random model and a synthetic set; its
+errors (bad artifact, missing extra, unknown preset) are one line each."""
+import json
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from hybrid.cli import main
+
+SIZE, VIDEO = 24, (64, 48)
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    from deploy.artifact import write_artifact
+    from hybrid.data.splits import load_split
+    from hybrid.deployment import BRANCHES, input_spec
+    from hybrid.model import HybridConfig, HybridModel
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    root = tmp_path_factory.mktemp("chip")
+    data = root / "data"
+    make_dataset(data, classes=2, per_class=4, seed=2, cfg=SynthConfig(size=VIDEO, frames=24))
+    classes = load_split(data, "test")[1]
+    torch.manual_seed(0)
+    cfg = HybridConfig(num_classes=len(classes), segments=2, size=(SIZE, SIZE),
+                       stm={"weight_scale": 10.0, "widths": (4, 6, 5)})
+    model = HybridModel(cfg).eval()
+    spec = input_spec(model)
+    stms = {m: getattr(model, BRANCHES[m]).stm for m in spec.stm_modalities}
+    art = write_artifact(root / "art", stms, model.dense, spec, classes,
+                         model_config=cfg.to_dict())
+    return art, data
+
+
+def _run(*args):
+    return CliRunner().invoke(main, ["chip", *map(str, args), "--video-size", "64x48"],
+                              catch_exceptions=False)
+
+
+@pytest.mark.slow
+def test_chip_report_json(artifact, tmp_path):
+    pytest.importorskip("sanafe", reason="SANA-FE is an optional extra: pip install -e '.[chip]'")
+    art, data = artifact
+    r = _run(art.path, data, "--sequences", 3, "--json", "--plot", tmp_path)
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)  # stdout is the JSON alone (progress goes to stderr)
+    steps = rep["neuro"]["per_step"]
+    T = art.inputs.timesteps
+    assert len(steps["time_s"]) == len(steps["energy_j"]) == T + 2  # T + depth - 1
+    assert all(t > 0 for t in steps["time_s"]) and all(e > 0 for e in steps["energy_j"])
+    assert [s["name"] for s in rep["stages"]] == ["extract", "spiking", "bridge", "dense"]
+    for s in rep["stages"]:
+        assert {"name", "time_s", "energy_j", "source"} <= set(s)
+        assert s["source"].split(" ")[0] in ("measured", "simulated", "estimated")
+    pv = rep["per_video"]
+    assert pv["latency_s"] == pytest.approx(sum(s["time_s"] for s in rep["stages"]))
+    assert pv["throughput_vps"] == pytest.approx(1 / max(s["time_s"] for s in rep["stages"]))
+    assert pv["energy_j"] > 0
+    assert rep["sequences_simulated"] == {"mv": 3, "r": 3}
+    assert rep["bridge"]["bytes"] == art.bridge_bytes_per_video
+    b = rep["neuro"]["branches"]["mv"]
+    assert len(b["layers"]) == 3 and b["layers"][1]["source"].startswith("simulated")
+    assert b["per_sequence"]["time_s"]["min"] <= b["per_sequence"]["time_s"]["max"]
+    assert rep["tianjic"]["cores_needed"] >= rep["tianjic"]["snn_cores"] > 0
+    assert (tmp_path / "chip_timeline.png").stat().st_size > 0
+    text = _run(art.path, data, "--sequences", 1, "--accelerator", "jetson-orin",
+                "--precision", "int8", "--link", "10gbe")
+    assert text.exit_code == 0 and "Tianjic:" in text.output and "jetson" in text.output.lower()
+
+
+def _error_line(r) -> str:
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("Error")]
+    assert r.exit_code != 0 and len(lines) == 1 and "Traceback" not in r.output, r.output
+    return lines[0]
+
+
+def test_bad_artifact_is_one_line(artifact, tmp_path):
+    pytest.importorskip("sanafe")
+    art, data = artifact
+    bad = tmp_path / "bad"
+    shutil.copytree(art.path, bad)
+    (bad / "stm_r.h5").write_bytes(b"not hdf5")
+    assert "stm_r.h5" in _error_line(_run(bad, data))
+    assert "no such artifact" in _error_line(_run(tmp_path / "none", data))
+
+
+def test_unknown_preset_is_one_line(artifact):
+    art, data = artifact
+    assert "unknown accelerator 'tpu9'" in _error_line(_run(art.path, data, "--accelerator",
+                                                            "tpu9"))
+    assert "unknown link 'usb9'" in _error_line(_run(art.path, data, "--link", "usb9"))
+
+
+def test_missing_extra_is_one_line(artifact, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sanafe", None)
+    art, data = artifact
+    line = _error_line(_run(art.path, data))
+    assert "pip install -e '.[chip]'" in line
+
+
+@pytest.mark.slow
+def test_chip_example_writes_its_figures(artifact, tmp_path, monkeypatch):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from hybrid import checkpoint
+    from hybrid.data.splits import load_split
+    from hybrid.model import HybridConfig, HybridModel
+
+    pytest.importorskip("sanafe", reason="SANA-FE is an optional extra: pip install -e '.[chip]'")
+    _, data = artifact
+    cfg = HybridConfig(num_classes=2, segments=2, size=(SIZE, SIZE), stm={"widths": (4, 6, 5)})
+    path = tmp_path / "ckpt.pt"
+    checkpoint.save(path, model_config=cfg.to_dict(), train_config={},
+                    classes=load_split(data, "test")[1], epoch=0,
+                    model=HybridModel(cfg).state_dict())
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    monkeypatch.setattr(sys, "argv", ["chip_timeline", "--checkpoint", str(path), "--data",
+                                      str(data), "--out", str(tmp_path), "--sequences", "1"])
+    monkeypatch.syspath_prepend(str(examples))
+    runpy.run_path(str(examples / "chip_timeline.py"), run_name="__main__")
+    for stem in ("chip_timeline", "chip_energy_by_stage"):
+        assert (tmp_path / f"{stem}.png").stat().st_size > 5000
+        assert json.loads((tmp_path / f"{stem}.json").read_text())
