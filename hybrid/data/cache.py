@@ -26,7 +26,6 @@ skipped.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing as mp
 import os
@@ -226,14 +225,12 @@ def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
         on_start(len(todo))
     failed, done = [], 0
     jobs = [(str(root), r, cfg) for r, _ in todo]
-    # fork, created before the file is reopened: workers never touch HDF5, and unlike
-    # spawn/forkserver it leaves the process's default start method unset (lava sets it
-    # at import and fails if something fixed it before).
-    # Collect garbage first: a PyAV codec left in a reference cycle would otherwise be
-    # freed by a worker's garbage collector, which then waits forever for the codec's
-    # threads (they exist only in the parent; seen with VP9 and H.264).
-    gc.collect()
-    pool = mp.get_context("fork").Pool(workers) if workers > 1 and len(jobs) > 1 else None
+    # spawn, not fork: a worker forked from a process that has live threads (a PyAV
+    # codec's, torch's, a Lava runtime's) can inherit a lock some thread held at the fork
+    # and wait on it forever (seen in CI with VP9 clips). A spawned worker starts from a
+    # fresh interpreter (its imports take about 0.2 s); get_context leaves the process's
+    # default start method unset, which Lava sets at import and fails if it is fixed.
+    pool = mp.get_context("spawn").Pool(workers) if workers > 1 and len(jobs) > 1 else None
     results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
     try:
         with _open(out) as f:
