@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from hybrid import locking
+from hybrid.data.mpstart import default_kept
 from hybrid.data.splits import available_folds, detect_layout, load_split
 from hybrid.data.transforms import Normalization
 from hybrid.video.extract import FORMAT, check_format, mode_attrs, write_group
@@ -108,10 +109,11 @@ def _init_file(f, root: Path, cfg: PrepareConfig) -> list[tuple[str, int]]:
             "mv_bound": float(cfg.mv_bound)}
     source = str(root.resolve())
     if "format" in f.attrs:
-        check_format(f, f.filename, CACHE_VERSION)
+        # what the file is before which version: an extract file has its own versions
         if f.attrs.get("kind") != "cache":
             raise ValueError(f"{f.filename}: a `hybrid {f.attrs.get('kind', 'extract')}` "
                              f"file, not a prepare cache; choose another output file")
+        check_format(f, f.filename, CACHE_VERSION)
         have = {"accumulate": bool(f.attrs["accumulate"]), "coviar": bool(f.attrs["coviar"]),
                 "size": [int(v) for v in f.attrs["size"]],
                 "mv_bound": float(f.attrs["mv_bound"])}
@@ -228,9 +230,12 @@ def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
     # spawn, not fork: a worker forked from a process that has live threads (a PyAV
     # codec's, torch's, a Lava runtime's) can inherit a lock some thread held at the fork
     # and wait on it forever (seen in CI with VP9 clips). A spawned worker starts from a
-    # fresh interpreter (its imports take about 0.2 s); get_context leaves the process's
-    # default start method unset, which Lava sets at import and fails if it is fixed.
-    pool = mp.get_context("spawn").Pool(workers) if workers > 1 and len(jobs) > 1 else None
+    # fresh interpreter (its imports take about 0.2 s); default_kept leaves the
+    # process's default start method unset, which Lava sets at import and fails if fixed.
+    pool = None
+    if workers > 1 and len(jobs) > 1:
+        with default_kept():  # a later Lava import in this process still works
+            pool = mp.get_context("spawn").Pool(workers)
     results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
     try:
         with _open(out) as f:
