@@ -56,6 +56,17 @@ def cache(ucf, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def vcache(ucf, tmp_path_factory):
+    out = tmp_path_factory.mktemp("vcache") / "v"
+    res = CliRunner().invoke(main, ["prepare", str(ucf), "--video-cache", str(out), "--size",
+                                    "64x48", "--workers", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["prepared"] == 13 and summary["failed"] == []
+    return out
+
+
 def test_ucf_split(ucf):
     assert detect_layout(ucf) == "ucf101"
     train, classes = load_split(ucf, "train")
@@ -262,16 +273,18 @@ def _today(arrays: dict, segments: int, train: bool, crop: CropConfig, seed: int
 
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("crop", [32, 48, 20])
-def test_model_inputs_equal_through_every_path_and_to_today(ucf, cache, train, crop):
+def test_model_inputs_equal_through_every_path_and_to_today(ucf, cache, vcache, train, crop):
     """What the model receives (codes from the loader, decoded by deploy.inputs.decode, as
     training does with a batch) equals, within float tolerance, today's float pipeline
-    run on the video's own extracted arrays, through the array cache and the original
-    video alike, for several seeds (crop places, scales, flips) and the short video."""
+    run on the video's own extracted arrays (every GOP decoded in sequence), through the
+    array cache, the video cache and the original video (both seeking to the sampled
+    GOPs) alike, for several seeds (crop places, scales, flips) and the short video."""
     items, _ = load_split(ucf, "test")
     items = [items[0], items[-1]]  # the last is the short video (a 5-P-frame final GOP)
     cfg = CropConfig(size=crop)
     kw = dict(segments=3, train=train, crop=cfg, video_size=SIZE)
     paths = {"cache": CompressedVideoDataset(cache, items, **kw),
+             "video cache": CompressedVideoDataset(vcache, items, **kw),
              "video": CompressedVideoDataset(ucf, items, **kw)}
     flips = set()
     for i, (rel, _) in enumerate(items):

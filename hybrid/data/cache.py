@@ -110,10 +110,14 @@ def _init_file(f, root: Path, cfg: PrepareConfig) -> list[tuple[str, int]]:
     source = str(root.resolve())
     if "format" in f.attrs:
         # what the file is before which version: an extract file has its own versions
-        if f.attrs.get("kind") != "cache":
-            raise ValueError(f"{f.filename}: a `hybrid {f.attrs.get('kind', 'extract')}` "
-                             f"file, not a prepare cache; choose another output file")
+        kind = f.attrs.get("kind")
+        if kind is not None and kind != "cache":
+            raise ValueError(f"{f.filename}: a `hybrid {kind}` file, not a prepare cache; "
+                             f"choose another output file")
         check_format(f, f.filename, CACHE_VERSION)
+        if kind is None:
+            raise ValueError(f"{f.filename}: a `hybrid extract` file, not a prepare cache; "
+                             f"choose another output file")
         have = {"accumulate": bool(f.attrs["accumulate"]), "coviar": bool(f.attrs["coviar"]),
                 "size": [int(v) for v in f.attrs["size"]],
                 "mv_bound": float(f.attrs["mv_bound"])}

@@ -73,8 +73,13 @@ class CompressedVideoDataset(Dataset):
         self.norm, self.video_size = norm, tuple(video_size)
         self.accumulate, self.coviar = accumulate, coviar
         self.rng = random.Random(seed)
-        self.cache = None
+        self.cache = self.videos = None
+        self._gops: dict[tuple[str, str], list[int] | None] = {}  # original videos' indices
         layout = detect_layout(self.source)
+        if layout == "videocache":
+            from hybrid.data.videocache import VideoCacheReader
+
+            self.videos = VideoCacheReader(self.source)
         if layout in ("cache", "shards"):
             from hybrid.data.shards import ShardedCacheReader
 
@@ -92,24 +97,49 @@ class CompressedVideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _from_video(self, rel: str) -> dict[str, np.ndarray]:
-        from hybrid.data.cache import PrepareConfig, _work
+    def _seekable(self, path: Path) -> list[int] | None:
+        """The GOP index of an original video already in the reader's form at
+        ``video_size`` (probed once per process and version of the file), else None."""
+        from hybrid.data.cache import source_stamp
+        from hybrid.video.seek import gop_index
+        from hybrid.video.transcode import is_coviar_form
 
-        rel_, arrays, err = _work((str(self.source), rel,
-                                   PrepareConfig(self.video_size, self.accumulate, self.coviar,
-                                                 mv_bound=self.norm.mv_bound)))
-        if err is not None:
-            raise RuntimeError(err)
-        return arrays
+        key = (str(path), source_stamp(path))
+        if key not in self._gops:
+            self._gops[key] = (gop_index(path) if is_coviar_form(path, self.video_size)
+                               else None)
+        return self._gops[key]
+
+    def _codes(self, arrays: dict) -> dict:
+        return self.norm.codes(arrays)
 
     def load(self, rel: str, n_segments: int) -> tuple[dict[str, np.ndarray], list[int]]:
         """The sampled GOPs (S leading) as uint8 codes (:meth:`Normalization.codes`),
-        and their indices."""
+        and their indices. Videos (a video cache's, or originals already MPEG-4 GOP 12
+        at ``video_size``) decode only the sampled GOPs; other originals are transcoded
+        and extracted whole at every read (``hybrid prepare --video-cache`` does it once)."""
+        from hybrid.video.seek import read_gops_at
+
         if self.cache is not None:
             n = self.cache.num_gops(rel)
             idx = sample_segments(n, n_segments, self.train, self.rng)
             return self.cache.gops(rel, idx), idx
-        arrays = self._from_video(rel)
+        if self.videos is not None:
+            path, starts = self.videos.entry(rel)
+        else:
+            path = self.source / rel
+            starts = self._seekable(path)
+        if starts is not None:
+            idx = sample_segments(len(starts), n_segments, self.train, self.rng)
+            return self._codes(read_gops_at(path, starts, idx, self.accumulate,
+                                            self.coviar)), idx
+        from hybrid.data.cache import PrepareConfig, _work
+
+        _, arrays, err = _work((str(self.source), rel,
+                                PrepareConfig(self.video_size, self.accumulate, self.coviar,
+                                              mv_bound=self.norm.mv_bound)))
+        if err is not None:
+            raise RuntimeError(err)
         idx = sample_segments(len(arrays["p_frames"]), n_segments, self.train, self.rng)
         return {k: v[idx] for k, v in arrays.items()}, idx
 
