@@ -87,8 +87,8 @@ def seed_worker(worker_id: int) -> None:
 # server is a fresh interpreter (started once per process, serving every loader) that
 # imports PRELOAD and then only forks: its one other thread is numpy's idle BLAS pool,
 # which has fork handlers. Spawn is as safe but imports torch once per worker and per
-# loader (README "Training data" gives both costs). Loader leaves the process's
-# default start method unset (Lava sets it at import and fails if it is fixed).
+# loader (README "Compressed-video reader and dataset cache" gives both costs). Loader
+# leaves the process's default start method unset (Lava sets it at import, fails if set).
 WORKER_START = "forkserver"
 # what workers import (torch with this module); the fork server imports it once
 PRELOAD = ["av", "h5py", "hybrid.data.loader", "hybrid.data.cache", "hybrid.video.extract"]
