@@ -31,6 +31,7 @@ from ann.onnx_export import OnnxDense, load_torch
 from deploy import worker
 from deploy.artifact import Artifact
 from deploy.bridge import to_dense, to_stm
+from deploy.inputs import decode_sample
 from deploy.profile import LayerCount, lava_counts
 from neuro.export import load_stm
 from neuro.runner import LavaRunner
@@ -171,6 +172,12 @@ def _video_record(art: Artifact, name: str, label: int | None, out: VideoOutput,
     return rec
 
 
+def _norm(art: Artifact) -> dict:
+    """The mean and std of the training side's normalisation (the spec's)."""
+    n = art.inputs.normalization
+    return {k: tuple(n[k]) for k in ("mean", "std") if k in n}
+
+
 def run_shard(art: Artifact, dataset, names, labels, indices, top: int, compare: bool,
                conv: str, skip: tuple[type[BaseException], ...], emit: Callable) -> None:
     """Run ``indices`` of ``dataset`` with one runtime; ``emit(index, record)``."""
@@ -184,6 +191,8 @@ def run_shard(art: Artifact, dataset, names, labels, indices, top: int, compare:
             except skip as exc:
                 emit(i, {"video": names[i], "error": str(exc)})
                 continue
+            if torch.as_tensor(sample["iframe"]).dtype == torch.uint8:  # a loader's codes
+                sample = decode_sample(sample, **_norm(art))
             extract_s = time.perf_counter() - t0
             out = rt.run(sample, names[i])
             rec = _video_record(art, names[i], None if labels is None else labels[i], out,

@@ -77,7 +77,9 @@ def open_input(art: Artifact, source: str | Path, fold: int = 1,
         raise ValueError(f"{art.path}: crops {spec.crop} (I-frame) and {spec.stm_size} (STM) "
                          "differ or are not square; the dataset reader makes one square crop")
     kw = {"segments": spec.segments, "train": False, "crop": spec.crop[0],
-          "norm": Normalization(**spec.normalization), "video_size": video_size}
+          "norm": Normalization(**{k: v for k, v in spec.normalization.items()
+                                   if k != "quantize"}),  # an artifact of before the codes
+          "video_size": video_size}
     source = Path(source)
     if source.is_file() and source.suffix not in (".h5", ".hdf5"):
         ds = CompressedVideoDataset(source.parent, [(source.name, 0)], **kw)

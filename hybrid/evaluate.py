@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deploy.inputs import decode_sample
 from hybrid import checkpoint
 from hybrid.data.dataset import UNREADABLE
 from hybrid.model import HybridConfig, HybridModel
@@ -55,7 +56,10 @@ def crop_boxes(h: int, w: int, ch: int, cw: int, n: int) -> list[tuple[int, int]
 
 def views(sample: dict, model_segments: int, crop: tuple[int, int], n_crops: int) -> dict:
     """All clips x crops of one sample as a batch. ``sample`` holds iframe (S, 3, H, W),
-    mv (S, T, 2, H, W), residual (S, T, 3, H, W) for S = a multiple of ``model_segments``."""
+    mv (S, T, 2, H, W), residual (S, T, 3, H, W) for S = a multiple of ``model_segments``,
+    as floats (a dataset's uint8 codes are decoded first)."""
+    if sample["iframe"].dtype == torch.uint8:
+        sample = decode_sample(sample)
     S = sample["iframe"].shape[0]
     assert S % model_segments == 0, (
         f"views: {S} segments is not a multiple of the model's {model_segments} segments")

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+from torch.utils.data import DistributedSampler
 
+from deploy.inputs import decode
 from hybrid import checkpoint, locking
-from hybrid.data.dataset import UNREADABLE
+from hybrid.data.loader import Loader, SeededSampler, SkipBadVideos, loader_options
 from hybrid.model import HybridConfig, HybridModel
 
 log = logging.getLogger(__name__)
@@ -90,49 +91,6 @@ class Dist:
             dist.barrier()
 
 
-class SkipBadVideos(Dataset):
-    """Wraps a dataset so that a video that cannot be read is reported (a warning naming
-    the file, once per process) and left out of its batch instead of ending the run."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-        self.reported: set[int] = set()
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int):
-        try:
-            return self.dataset[i]
-        except UNREADABLE as exc:
-            if i not in self.reported:
-                self.reported.add(i)
-                log.warning("skipping a video that cannot be read: %s", exc)
-            return None
-
-
-def collate_readable(batch: list):
-    """default_collate of the samples that could be read; None when none could."""
-    batch = [b for b in batch if b is not None]
-    return default_collate(batch) if batch else None
-
-
-def seed_worker(worker_id: int) -> None:
-    """DataLoader worker init: each worker (and each epoch's workers) draws its own
-    segments and augmentations instead of repeating its siblings' random stream."""
-    from torch.utils.data import get_worker_info
-
-    from hybrid.data.dataset import CompressedVideoDataset
-
-    seed = torch.initial_seed() % 2**32  # base seed of this epoch + worker id
-    random.seed(seed)
-    np.random.seed(seed)
-    inner = get_worker_info().dataset
-    inner = getattr(inner, "dataset", inner)  # through SkipBadVideos
-    if isinstance(inner, CompressedVideoDataset):
-        inner.rng = random.Random(seed)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -167,26 +125,28 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
     return opt, sched
 
 
-def _to(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
 def _progress_none(it, label):
     return contextlib.nullcontext(it)
 
 
 def run_epoch(model, loader, device, optimizer=None, grad_clip: float = 0.0,
-              progress: Callable = _progress_none,
-              label: str = "") -> tuple[float, int, int]:
-    """One pass; trains when ``optimizer`` is given. Returns (summed loss, correct, count)."""
+              progress: Callable = _progress_none, label: str = "",
+              reported: set[str] | None = None) -> tuple[float, int, int]:
+    """One pass; trains when ``optimizer`` is given. Returns (summed loss, correct, count).
+    A video that cannot be read is reported once (its message kept in ``reported``)."""
     train = optimizer is not None
+    reported = set() if reported is None else reported
     model.train(train)
     loss_sum, correct, count = 0.0, 0, 0
     with torch.set_grad_enabled(train), progress(loader, label) as bar:
         for step, batch in enumerate(bar, 1):
-            if batch is None:  # every video of this batch was unreadable (reported)
+            for msg in batch.pop("skipped", []):
+                if msg not in reported:
+                    reported.add(msg)
+                    log.warning("skipping a video that cannot be read: %s", msg)
+            if "label" not in batch:  # every video of this batch was unreadable
                 continue
-            b = _to(batch, device)
+            b = decode(batch, device)  # uint8 codes -> normalised floats, on the device
             logits = model(b["iframe"], b["mv"], b["residual"])  # (B, K)
             loss = nn.functional.cross_entropy(logits, b["label"])
             if not torch.isfinite(loss):
@@ -306,35 +266,29 @@ def _train(datasets, classes, run_dir: Path, model_cfg, cfg, resume, progress, e
     net = nn.parallel.DistributedDataParallel(model) if ctx.enabled else model
 
     train_ds, val_ds = SkipBadVideos(datasets[0]), SkipBadVideos(datasets[1])
-    sampler = DistributedSampler(train_ds, ctx.world, ctx.rank, shuffle=True, seed=cfg.seed)
-    val_sampler = DistributedSampler(val_ds, ctx.world, ctx.rank, shuffle=False)
+    sampler = SeededSampler(DistributedSampler(train_ds, ctx.world, ctx.rank, shuffle=True,
+                                               seed=cfg.seed), cfg.seed * 100 + ctx.rank)
+    val_sampler = SeededSampler(DistributedSampler(val_ds, ctx.world, ctx.rank,
+                                                   shuffle=False), cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                        drop_last=len(train_ds) >= cfg.batch_size * ctx.world, generator=gen,
-                        collate_fn=collate_readable, worker_init_fn=seed_worker)
-    val_loader = DataLoader(val_ds, cfg.batch_size, sampler=val_sampler,
-                            num_workers=cfg.workers, collate_fn=collate_readable)
+    loader = Loader(train_ds, cfg.batch_size, sampler=sampler, generator=gen,
+                    drop_last=len(train_ds) >= cfg.batch_size * ctx.world,
+                    **loader_options(cfg.workers, ctx.device))
+    val_loader = Loader(val_ds, cfg.batch_size, sampler=val_sampler,
+                        **loader_options(cfg.workers, ctx.device))
     if ctx.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    last = {}
+    last, reported = {}, set()
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
-        # every epoch draws fresh segments and augmentations, reproducibly: all of its
-        # random streams derive from (seed, epoch, rank), so a resumed run repeats an
-        # uninterrupted one without carrying RNG states across epochs
-        epoch_seed = cfg.seed * 1000 + epoch * 10 + ctx.rank
-        seed_everything(epoch_seed)
-        gen.manual_seed(epoch_seed)  # the loader's worker seeds
-        for ds in datasets:  # the segment and crop draws of the main process
-            if isinstance(getattr(ds, "rng", None), random.Random):
-                ds.rng = random.Random(epoch_seed)
+        sampler.set_epoch(epoch)  # the shuffle and every item's seed
+        seed_everything(cfg.seed * 1000 + epoch * 10 + ctx.rank)
         lr = optimizer.param_groups[0]["lr"]
         try:
             tl, tc, tn = run_epoch(net, loader, ctx.device, optimizer, cfg.grad_clip,
-                                   progress, f"epoch {epoch + 1}/{cfg.epochs}")
+                                   progress, f"epoch {epoch + 1}/{cfg.epochs}", reported)
             vl, vc, vn = run_epoch(net, val_loader, ctx.device, progress=progress,
-                                   label=f"epoch {epoch + 1} held-out")
+                                   label=f"epoch {epoch + 1} held-out", reported=reported)
         except DivergedError as exc:
             kept = (f"the checkpoint of epoch {epoch} in {ckpt_path} is kept" if epoch
                     else "no epoch was saved")

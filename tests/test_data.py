@@ -9,12 +9,21 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from deploy.inputs import decode, decode_sample
 from hybrid.cli import main
 from hybrid.data.cache import CacheReader
 from hybrid.data.dataset import CompressedVideoDataset, pad_p_frames
 from hybrid.data.splits import SplitError, detect_layout, load_split
-from hybrid.data.transforms import CropConfig, Normalization, hflip_mv, sample_segments
-from hybrid.video.extract import extract_arrays
+from hybrid.data.transforms import (
+    CropConfig,
+    Normalization,
+    apply_box,
+    crop_box,
+    hflip_mv,
+    sample_segments,
+)
+from hybrid.video.extract import FormatError, extract_arrays
+from hybrid.video.reader import P_PER_GOP
 from hybrid.video.synth import SynthConfig, make_dataset
 
 SIZE = (64, 48)
@@ -41,6 +50,17 @@ def cache(ucf, tmp_path_factory):
     out = tmp_path_factory.mktemp("cache") / "c.h5"
     res = CliRunner().invoke(main, ["prepare", str(ucf), "-o", str(out), "--size", "64x48",
                                     "--workers", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["prepared"] == 13 and summary["failed"] == []
+    return out
+
+
+@pytest.fixture(scope="module")
+def vcache(ucf, tmp_path_factory):
+    out = tmp_path_factory.mktemp("vcache") / "v"
+    res = CliRunner().invoke(main, ["prepare", str(ucf), "--video-cache", str(out), "--size",
+                                    "64x48", "--workers", "2", "--json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["prepared"] == 13 and summary["failed"] == []
@@ -125,10 +145,12 @@ def test_pad_short_gop_repeats_last():
 
 def test_cache_roundtrip_matches_extraction(ucf, cache):
     reader = CacheReader(cache)
-    direct = extract_arrays(ucf / "move_down/move_down_001.avi")
+    direct = Normalization().codes(extract_arrays(ucf / "move_down/move_down_001.avi"))
     got = reader.gops("move_down/move_down_001.avi", [1, 0, 1])
     for k in ("iframe", "mv", "residual", "p_frames"):
         np.testing.assert_array_equal(got[k], direct[k][[1, 0, 1]], err_msg=k)
+    assert got["mv"].dtype == got["residual"].dtype == np.uint8
+    assert got["mv"].min() < 128 < got["mv"].max()  # the codes hold motion both ways
     assert reader.num_gops("zoom_in/zoom_in_short.avi") == 3
     assert reader.gops("zoom_in/zoom_in_short.avi", [2])["p_frames"].tolist() == [5]
     items, classes = load_split(cache, "test")
@@ -142,11 +164,17 @@ def test_dataset_from_cache_equals_from_videos(ucf, cache):
     b = CompressedVideoDataset(ucf, items, **kw)
     for i in (0, len(items) - 1):  # the last is the short video
         x, y = a[i], b[i]
-        assert x["iframe"].shape == (3, 3, 32, 32) and x["mv"].shape == (3, 11, 2, 32, 32)
-        assert x["residual"].shape == (3, 11, 3, 32, 32) and x["label"].dtype == torch.int64
+        m = int(48 * 0.875)  # the eval crop, not yet resized
+        assert x["iframe"].shape == (3, 3, m, m) and x["mv"].shape == (3, 11, 2, m, m)
+        assert x["iframe"].dtype == x["mv"].dtype == x["residual"].dtype == torch.uint8
+        assert x["box"].tolist() == [m, m, 0, 32] and x["label"].dtype == torch.int64
         for k in x:
             assert torch.equal(x[k], y[k]), k
-            assert torch.isfinite(x[k].float()).all()
+        x = decode_sample(x)
+        assert x["iframe"].shape == (3, 3, 32, 32) and x["mv"].shape == (3, 11, 2, 32, 32)
+        assert x["residual"].shape == (3, 11, 3, 32, 32) and "box" not in x
+        for k in ("iframe", "mv", "residual"):
+            assert x[k].dtype == torch.float32 and torch.isfinite(x[k]).all()
 
 
 def test_dataset_train_flip_negates_mv_x(cache):
@@ -159,9 +187,9 @@ def test_dataset_train_flip_negates_mv_x(cache):
     for k in range(30):  # same seed: same GOP and crop place; only the flip differs
         ds.rng.seed(k)
         state = ds.rng.getstate()
-        x = ds[0]
+        x = decode_sample(ds[0])
         ds_noflip.rng.setstate(state)
-        y = ds_noflip[0]
+        y = decode_sample(ds_noflip[0])
         flipped = not torch.equal(x["iframe"], y["iframe"])
         seen.add(flipped)
         if flipped:
@@ -209,6 +237,72 @@ def test_prepare_rejects_other_version_and_mode(ucf, tmp_path):
     assert res.exit_code == 1 and "version 7" in res.output and "Traceback" not in res.output
 
 
+def test_version_1_cache_is_refused_naming_the_file(tmp_path):
+    """A cache of before the uint8 codes (float16 MV, int16 residuals) is refused by
+    the reader and by prepare, naming the file and the way out."""
+    old = tmp_path / "old.h5"
+    with h5py.File(old, "w") as f:
+        f.attrs.update({"format": "hybrid-compressed-video", "version": 1, "kind": "cache"})
+    with pytest.raises(FormatError, match=f"{old}: format version 1.*reads version 2.*prepare"):
+        CacheReader(old)
+    with pytest.raises(FormatError, match="old.h5"):
+        CompressedVideoDataset(old, [("a.avi", 0)])
+
+
+def _today(arrays: dict, segments: int, train: bool, crop: CropConfig, seed: int) -> dict:
+    """main's __getitem__ before the uint8 codes, from raw extracted arrays: float
+    normalisation in numpy on the full frames, then crop, resize and flip in torch."""
+    rng = random.Random(seed)
+    idx = sample_segments(len(arrays["p_frames"]), segments, train, rng)
+    a = {k: v[idx] for k, v in arrays.items()}
+    norm, s = Normalization(), segments
+    mv = np.stack([pad_p_frames(a["mv"][k], int(a["p_frames"][k])) for k in range(s)])
+    res = np.stack([pad_p_frames(a["residual"][k], int(a["p_frames"][k])) for k in range(s)])
+    h, w = a["iframe"].shape[1:3]
+    top, left, ch, cw, flip = crop_box(h, w, crop, train, rng)
+    box, c, t = (top, left, ch, cw, flip), crop.size, s * P_PER_GOP
+
+    def chw(x, n):
+        return torch.from_numpy(np.ascontiguousarray(x.reshape((n,) + x.shape[-3:])
+                                                     .transpose(0, 3, 1, 2)))
+
+    return {"iframe": apply_box(chw(norm.iframe(a["iframe"]), s), box, c),
+            "mv": apply_box(chw(norm.mv(mv), t), box, c, is_mv=True).reshape(s, 11, 2, c, c),
+            "residual": apply_box(chw(norm.residual(res), t), box, c).reshape(s, 11, 3, c, c)}
+
+
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("crop", [32, 48, 20])
+def test_model_inputs_equal_through_every_path_and_to_today(ucf, cache, vcache, train, crop):
+    """What the model receives (codes from the loader, decoded by deploy.inputs.decode, as
+    training does with a batch) equals, within float tolerance, today's float pipeline
+    run on the video's own extracted arrays (every GOP decoded in sequence), through the
+    array cache, the video cache and the original video (both seeking to the sampled
+    GOPs) alike, for several seeds (crop places, scales, flips) and the short video."""
+    items, _ = load_split(ucf, "test")
+    items = [items[0], items[-1]]  # the last is the short video (a 5-P-frame final GOP)
+    cfg = CropConfig(size=crop)
+    kw = dict(segments=3, train=train, crop=cfg, video_size=SIZE)
+    paths = {"cache": CompressedVideoDataset(cache, items, **kw),
+             "video cache": CompressedVideoDataset(vcache, items, **kw),
+             "video": CompressedVideoDataset(ucf, items, **kw)}
+    flips = set()
+    for i, (rel, _) in enumerate(items):
+        raw = extract_arrays(ucf / rel)
+        for seed in (0, 2, 4, 5):  # 4, 5: flipped in training; 2: a non-square crop
+            want = _today(raw, 3, train, cfg, seed)
+            got = {}
+            for name, ds in paths.items():
+                ds.rng.seed(seed)
+                got[name] = ds[i]
+                flips.add(bool(got[name]["box"][2]))
+            batch = decode(torch.utils.data.default_collate(list(got.values())))
+            for k in ("iframe", "mv", "residual"):
+                for j, name in enumerate(paths):
+                    torch.testing.assert_close(batch[k][j], want[k], atol=2e-6, rtol=1e-5,
+                                               msg=f"{name} {k} {rel} seed {seed}")
+    assert flips == ({False, True} if train else {False})
+
 def test_folder_dataset_resizes_exactly_as_prepare(tmp_path):
     """One video read straight from a dataset folder and through a `hybrid prepare` cache,
     both at their defaults, gives identical input tensors: the folder path resizes to
@@ -227,7 +321,7 @@ def test_folder_dataset_resizes_exactly_as_prepare(tmp_path):
         a, b = CompressedVideoDataset(cache, items, **kw), CompressedVideoDataset(root, items, **kw)
         for i in range(len(items)):
             x, y = a[i], b[i]
-            assert x["iframe"].shape == (3, 3, 40, 40)
+            assert decode_sample(x)["iframe"].shape == (3, 3, 40, 40)
             for k in x:
                 assert torch.equal(x[k], y[k]), (train, i, k)
     arrays, _ = b.load(items[0][0], 1)

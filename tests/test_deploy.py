@@ -344,13 +344,14 @@ def test_cli_deploy_chip_and_nir(trained, deployed, tmp_path):
 
 def _torch_qat_logits(checkpoint, dataset) -> np.ndarray:
     """The independent path: the training checkpoint's HybridModel, STMs in qat."""
+    from deploy.inputs import decode_sample
     from hybrid.evaluate import load_model
 
     model, _, _ = load_model(checkpoint)
     out = []
     with torch.no_grad():
         for i in range(len(dataset)):
-            s = dataset[i]
+            s = decode_sample(dataset[i])  # the loader's uint8 codes -> the model's floats
             out.append(model(s["iframe"][None], s["mv"][None], s["residual"][None],
                              quant="qat")[0].numpy())
     return np.stack(out)

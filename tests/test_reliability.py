@@ -158,37 +158,34 @@ def test_non_finite_options_are_refused(data, tmp_path, opt):
     assert not (tmp_path / "run").exists()
 
 
-class NanAfter(torch.utils.data.Dataset):
-    """The samples of ``ds``, with NaN I-frames from read ``after`` on (a diverged run's
-    NaNs, without depending on how fast a given learning rate blows up)."""
-
-    def __init__(self, ds, after: int):
-        self.ds, self.after, self.reads = ds, after, 0
-
-    def __len__(self):
-        return len(self.ds)
-
-    def __getitem__(self, i):
-        self.reads += 1
-        x = self.ds[i]
-        if self.reads > self.after:
-            x["iframe"] = torch.full_like(x["iframe"], float("nan"))
-        return x
-
-
-def test_a_diverging_run_stops_at_the_first_non_finite_loss(data, tmp_path):
+def test_a_diverging_run_stops_at_the_first_non_finite_loss(data, tmp_path, monkeypatch):
+    """Loaders hand over uint8 codes, which cannot hold a NaN: the diverged run's NaNs
+    enter where floats first exist, the decoded inputs, from the first batch after
+    epoch 1 was saved (without depending on how fast a learning rate blows up)."""
     from hybrid import checkpoint
+    from hybrid import train as train_mod
     from hybrid.data.dataset import open_split
     from hybrid.model import HybridConfig
     from hybrid.train import DivergedError, TrainConfig, train
 
+    saved = []
+
+    def nan_after_epoch_1(batch, device=None):
+        out = train_mod_decode(batch, device)
+        if saved:
+            out["iframe"] = torch.full_like(out["iframe"], float("nan"))
+        return out
+
+    train_mod_decode = train_mod.decode
+    monkeypatch.setattr(train_mod, "decode", nan_after_epoch_1)
     (tr, classes), (te, _) = (open_split(data, s, 1, s == "train", 32, seed=0)
                               for s in ("train", "test"))
     mcfg = HybridConfig(num_classes=2, segments=1, size=(32, 32), stm={"widths": (4, 4, 4)})
     run = tmp_path / "run"
     with pytest.raises(DivergedError, match=r"epoch 2/3, batch 1: the loss is nan.*epoch 1"):
-        train((NanAfter(tr, len(tr)), te), classes, run, mcfg,
-              TrainConfig(epochs=3, batch_size=3))
+        train((tr, te), classes, run, mcfg, TrainConfig(epochs=3, batch_size=3),
+              on_epoch_end=saved.append)
+    assert saved == [1]
     assert checkpoint.load(run / "checkpoint.pt")["epoch"] == 1  # the last good one, kept
     assert (run / "metrics.csv").read_text().count("\n") == 2  # header + epoch 1
 

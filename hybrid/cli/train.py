@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -110,8 +111,9 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
               show_default=True, help="STM numerics: float, or Loihi fixed point (QAT).")
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
               help="Split to train on (UCF-101 and HMDB-51 have 3).")
-@click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
-              help="DataLoader worker processes per training process.")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="DataLoader worker processes per training process (0: load in the "
+                   "training process) [default: the cores this process may use].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
               help="Start from this checkpoint's weights and model config (its variant, "
@@ -137,7 +139,8 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                        optimizer=p["optimizer"], eps=p["eps"], weight_decay=p["weight_decay"],
                        lr_steps=p["lr_steps"], warmup_epochs=p["warmup_epochs"],
-                       workers=workers, seed=seed, fold=fold)
+                       workers=len(os.sched_getaffinity(0)) if workers is None else workers,
+                       seed=seed, fold=fold)
     segments, size, video_size = p["segments"], p["size"], p["video_size"]
     init = None
     if init_path is not None:  # its model config wins: data are opened to fit it

@@ -164,8 +164,13 @@ def extract(video, out, accumulate, coviar, size, transcode, as_json):
 
 @click.command()
 @click.argument("data", type=click.Path(exists=True))
-@click.option("-o", "--out", type=click.Path(dir_okay=False), required=True,
-              help="HDF5 cache to write (or resume).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
+              help="HDF5 array cache to write (or resume): fastest to read, 5-10x the "
+                   "videos' bytes.")
+@click.option("--video-cache", type=click.Path(file_okay=False), default=None,
+              help="Folder of the video cache to write (or resume): the videos as MPEG-4 "
+                   "GOP 12 with their GOP index, about the source's bytes; loaders decode "
+                   "only the GOPs they sample.")
 @click.option("--size", type=VIDEO_SIZE, default="340x256", show_default=True,
               help="Transcode size WIDTHxHEIGHT, N: NxN (videos already MPEG-4 GOP 12 at "
                    "this size are used as they are).")
@@ -174,41 +179,50 @@ def extract(video, out, accumulate, coviar, size, transcode, as_json):
 @click.option("--accumulate/--no-accumulate", default=True, show_default=True)
 @click.option("--coviar/--subpixel", default=True, show_default=True)
 @click.option("--compress/--no-compress", default=True, show_default=True,
-              help="gzip chunks (smaller) or raw (fastest reads).")
+              help="Compressed chunks (gzip-1; smaller) or raw (fastest reads).")
 @click.option("--shard", type=Shard(), default=None,
               help="Prepare only part K of N disjoint, deterministic parts (K/N, e.g. 3/8: "
                    "one job of a job array); train, eval and profile read a folder of the "
                    "N shard caches as one dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def prepare(data, out, size, workers, accumulate, coviar, compress, shard, as_json):
+def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress, shard,
+            as_json):
     """Transcode and extract every video of DATA (UCF-101, HMDB-51, Kinetics-400/600/700,
     Something-Something v2 or folder-per-class, detected from its files) into the HDF5
     cache OUT, in parallel. Re-running skips finished videos; bad videos are reported
     and skipped (exit status 1 if any, after the rest is done); videos the annotations
     list but the disk lacks (common in Kinetics) are counted once and listed in
-    OUT.missing.txt."""
+    OUT.missing.txt. With --video-cache DIR (beside or instead of -o), the transcoded
+    videos and their GOP index are written to DIR (README: "Video cache")."""
     from hybrid.data.cache import PrepareConfig
     from hybrid.data.cache import prepare as run
-    from hybrid.data.splits import SplitError
-    from hybrid.locking import LockedError
-    from hybrid.video.extract import FormatError
 
+    if out is None and video_cache is None:
+        raise click.UsageError("give -o OUT.h5 (array cache), --video-cache DIR, or both")
+    if video_cache is not None and shard is not None:
+        raise click.UsageError("--shard applies to the array cache (-o) only")
     cfg = PrepareConfig(size=size, accumulate=accumulate, coviar=coviar, compress=compress)
-    state = {}
+    failed = []
+    if video_cache is not None:
+        from hybrid.data.videocache import prepare_videos
 
-    def start(n):
-        state["bar"] = click.progressbar(length=n, label="prepare",
-                                         file=click.get_text_stream("stderr"))
-        state["bar"].__enter__()
-
-    try:
-        summary = run(data, out, cfg, workers, progress=lambda k: state["bar"].update(k),
-                      on_start=start, shard=shard)
-    except (SplitError, FormatError, LockedError, ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from None
-    finally:
-        if "bar" in state:
-            state["bar"].__exit__(None, None, None)
+        vsum = _with_bar("video cache", lambda progress, on_start: prepare_videos(
+            data, video_cache, size, workers, progress=progress, on_start=on_start))
+        failed += vsum["failed"]
+        if as_json:
+            click.echo(json.dumps(vsum, indent=2))
+        else:
+            click.echo(f"{video_cache}: {vsum['prepared']} videos written, "
+                       f"{vsum['already_done']} already done, {len(vsum['failed'])} failed, "
+                       f"of {vsum['videos']}; {vsum['bytes'] / 1e6:.1f} MB")
+    if out is None:
+        for bad in failed:
+            click.echo(f"skipped: {bad['error']}", err=True)
+        if failed:
+            raise SystemExit(1)
+        return
+    summary = _with_bar("prepare", lambda progress, on_start: run(
+        data, out, cfg, workers, progress=progress, on_start=on_start, shard=shard))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -217,11 +231,34 @@ def prepare(data, out, size, workers, accumulate, coviar, compress, shard, as_js
                  if summary["changed"] else "")
         click.echo(f"{out}{part}: {summary['prepared']} prepared{again}, "
                    f"{summary['already_done']} already done, {len(summary['failed'])} "
-                   f"failed, of {summary['videos']} videos")
+                   f"failed, of {summary['videos']} videos; {summary['bytes'] / 1e6:.1f} MB")
     if summary["missing"]:
         click.echo(f"{summary['missing']} videos listed in the annotations are not on disk "
                    f"(left out); list in {summary['missing_list']}", err=True)
     for bad in summary["failed"]:
         click.echo(f"skipped: {bad['error']}", err=True)
-    if summary["failed"]:
+    if summary["failed"] or failed:
         raise SystemExit(1)
+
+
+def _with_bar(label: str, work):
+    """``work(progress, on_start)`` with a progress bar on stderr; user errors become
+    ClickExceptions."""
+    from hybrid.data.splits import SplitError
+    from hybrid.locking import LockedError
+    from hybrid.video.extract import FormatError
+
+    state = {}
+
+    def start(n):
+        state["bar"] = click.progressbar(length=n, label=label,
+                                         file=click.get_text_stream("stderr"))
+        state["bar"].__enter__()
+
+    try:
+        return work(lambda k: state["bar"].update(k), start)
+    except (SplitError, FormatError, LockedError, ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)

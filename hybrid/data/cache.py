@@ -1,14 +1,16 @@
 """The HDF5 dataset cache written by ``hybrid prepare`` and read by the Dataset.
 
 Design: one HDF5 file holds, per video, the extracted modalities in the layout of
-``hybrid.video.extract`` (``iframe`` uint8, ``mv`` float16 (exact for half-pel values),
-``residual`` int16, ``p_frames``, one gzip-1-compressed chunk per GOP), so a training
-sample reads only the GOPs it samples (milliseconds for small videos) and never decodes
-video. Layout::
+``hybrid.video.extract`` but as the uint8 codes the model sees (``iframe`` RGB, ``mv``
+CoViAR's ``clip(trunc(mv * 127.5 / mv_bound) + 128, 0, 255)``, ``residual``
+``clip(r + 128, 0, 255)``: lossless for the model, see
+:class:`hybrid.data.transforms.Normalization`), ``p_frames``, one compressed chunk per
+GOP, so a training sample reads only the GOPs it samples and never decodes video.
+Version 1 (float16 MV, int16 residuals, 10x larger) is refused. Layout::
 
-    /                 attrs: format, version, kind="cache", accumulate, coviar, mode,
-                      size (W, H of the transcoded videos), classes, layout,
-                      root (the dataset folder, resolved)
+    /                 attrs: format, version (2), kind="cache", accumulate, coviar, mode,
+                      size (W, H of the transcoded videos), mv_bound, compression,
+                      classes, layout, root (the dataset folder, resolved)
     /splits/<split><fold>   str rows "relpath<TAB>label" (train1, test1, ...)
     /videos/<key>     group (key = relpath with "/" -> "|"); attrs path, label,
                       source_stamp ("size:mtime_ns" of the source video);
@@ -35,11 +37,18 @@ from pathlib import Path
 import numpy as np
 
 from hybrid import locking
+from hybrid.data.mpstart import default_kept
 from hybrid.data.splits import available_folds, detect_layout, load_split
-from hybrid.video.extract import FORMAT, VERSION, check_format, mode_attrs, write_group
+from hybrid.data.transforms import Normalization
+from hybrid.video.extract import FORMAT, check_format, mode_attrs, write_group
 from hybrid.video.transcode import DEFAULT_SIZE
 
 log = logging.getLogger(__name__)
+CACHE_VERSION = 2  # 1: float16 MV and int16 residuals (before the uint8 codes)
+# Chunk filter (level 1 for gzip), chosen by measurement (benchmarks/data_throughput.py,
+# README): on uint8 codes lzf stores 1.3-1.4x gzip-1's bytes, which is what a dataset
+# cache cannot afford.
+COMPRESSION = "gzip"
 
 
 def key_of(rel: str) -> str:
@@ -56,7 +65,12 @@ class PrepareConfig:
     size: tuple[int, int] = DEFAULT_SIZE  # (width, height) videos are transcoded to
     accumulate: bool = True  # CoViAR accumulation back to the I-frame
     coviar: bool = True  # integer-pixel (CoViAR) or sub-pixel motion
-    compress: bool = True  # gzip-1 chunks (about 3x smaller); False reads fastest
+    compress: bool = True  # compressed chunks (COMPRESSION); False reads fastest
+    mv_bound: float = Normalization.mv_bound  # |MV| px at the ends of the uint8 codes
+
+
+def _codes(arrays: dict, cfg: PrepareConfig) -> dict:
+    return Normalization(mv_bound=cfg.mv_bound).codes(arrays)
 
 
 def _work(args: tuple[str, str, PrepareConfig]) -> tuple[str, dict | None, str | None]:
@@ -70,11 +84,11 @@ def _work(args: tuple[str, str, PrepareConfig]) -> tuple[str, dict | None, str |
     src = Path(root) / rel
     try:
         if is_coviar_form(src, cfg.size):
-            return rel, extract_arrays(src, cfg.accumulate, cfg.coviar), None
+            return rel, _codes(extract_arrays(src, cfg.accumulate, cfg.coviar), cfg), None
         with tempfile.TemporaryDirectory() as tmp:
             dst = Path(tmp) / "v.avi"
             transcode(src, dst, EncodeConfig(size=cfg.size), force=True)
-            return rel, extract_arrays(dst, cfg.accumulate, cfg.coviar), None
+            return rel, _codes(extract_arrays(dst, cfg.accumulate, cfg.coviar), cfg), None
     except VideoError as e:
         return rel, None, str(e)
     except Exception as e:  # noqa: BLE001  (an FFmpeg surprise must not stop the dataset)
@@ -91,15 +105,22 @@ def _init_file(f, root: Path, cfg: PrepareConfig) -> list[tuple[str, int]]:
         for split in ("train", "test"):
             items, classes = load_split(root, split, fold)
             splits[f"{split}{fold}"] = items
-    want = {"accumulate": cfg.accumulate, "coviar": cfg.coviar, "size": list(cfg.size)}
+    want = {"accumulate": cfg.accumulate, "coviar": cfg.coviar, "size": list(cfg.size),
+            "mv_bound": float(cfg.mv_bound)}
     source = str(root.resolve())
     if "format" in f.attrs:
-        check_format(f, f.filename)
-        if f.attrs.get("kind") != "cache":
-            raise ValueError(f"{f.filename}: a `hybrid {f.attrs.get('kind', 'extract')}` "
-                             f"file, not a prepare cache; choose another output file")
+        # what the file is before which version: an extract file has its own versions
+        kind = f.attrs.get("kind")
+        if kind is not None and kind != "cache":
+            raise ValueError(f"{f.filename}: a `hybrid {kind}` file, not a prepare cache; "
+                             f"choose another output file")
+        check_format(f, f.filename, CACHE_VERSION)
+        if kind is None:
+            raise ValueError(f"{f.filename}: a `hybrid extract` file, not a prepare cache; "
+                             f"choose another output file")
         have = {"accumulate": bool(f.attrs["accumulate"]), "coviar": bool(f.attrs["coviar"]),
-                "size": [int(v) for v in f.attrs["size"]]}
+                "size": [int(v) for v in f.attrs["size"]],
+                "mv_bound": float(f.attrs["mv_bound"])}
         if have != want:
             raise ValueError(f"{f.filename}: cache was made with {have}, asked for {want}; "
                              f"use another output file")
@@ -111,8 +132,10 @@ def _init_file(f, root: Path, cfg: PrepareConfig) -> list[tuple[str, int]]:
         raise ValueError(f"{f.filename}: an HDF5 file of another program (no 'format' "
                          f"attribute), not a prepare cache; choose another output file")
     else:
-        f.attrs.update({"format": FORMAT, "version": VERSION, "kind": "cache",
+        f.attrs.update({"format": FORMAT, "version": CACHE_VERSION, "kind": "cache",
                         "layout": layout, "root": source, "size": list(cfg.size),
+                        "mv_bound": float(cfg.mv_bound),
+                        "compression": COMPRESSION if cfg.compress else "none",
                         **mode_attrs(cfg.accumulate, cfg.coviar)})
     f.attrs["classes"] = classes
     sp = f.require_group("splits")
@@ -211,9 +234,12 @@ def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
     # spawn, not fork: a worker forked from a process that has live threads (a PyAV
     # codec's, torch's, a Lava runtime's) can inherit a lock some thread held at the fork
     # and wait on it forever (seen in CI with VP9 clips). A spawned worker starts from a
-    # fresh interpreter (its imports take about 0.2 s); get_context leaves the process's
-    # default start method unset, which Lava sets at import and fails if it is fixed.
-    pool = mp.get_context("spawn").Pool(workers) if workers > 1 and len(jobs) > 1 else None
+    # fresh interpreter (its imports take about 0.2 s); default_kept leaves the
+    # process's default start method unset, which Lava sets at import and fails if fixed.
+    pool = None
+    if workers > 1 and len(jobs) > 1:
+        with default_kept():  # a later Lava import in this process still works
+            pool = mp.get_context("spawn").Pool(workers)
     results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
     try:
         with _open(out) as f:
@@ -226,7 +252,7 @@ def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
                     g = vids.create_group(key_of(rel) + ".part")
                     g.attrs.update({"path": rel, "label": labels[rel],
                                     "source_stamp": stamps[rel]})
-                    write_group(g, arrays, np.float16, "gzip" if cfg.compress else None)
+                    write_group(g, arrays, np.uint8, COMPRESSION if cfg.compress else None)
                     vids.move(key_of(rel) + ".part", key_of(rel))
                     f.flush()
                     done += 1
@@ -237,7 +263,8 @@ def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
         if pool is not None:
             pool.terminate()
             pool.join()
-    return {"cache": str(out), "videos": len(all_items), "prepared": done,
+    return {"cache": str(out), "bytes": out.stat().st_size, "videos": len(all_items),
+            "prepared": done,
             "already_done": len(all_items) - len(todo), "changed": changed,
             "failed": failed,
             "classes": classes, "shard": list(shard) if shard else None,
@@ -252,10 +279,10 @@ class CacheReader:
 
         self.path = str(path)
         with h5py.File(self.path, "r") as f:
-            check_format(f, self.path)
-            if f.attrs.get("kind") != "cache":
+            if f.attrs.get("kind") == "extract":
                 raise ValueError(f"{self.path}: an extract file, not a prepare cache")
-            self.attrs = {k: f.attrs[k] for k in ("accumulate", "coviar", "size")}
+            check_format(f, self.path, CACHE_VERSION)
+            self.attrs = {k: f.attrs[k] for k in ("accumulate", "coviar", "size", "mv_bound")}
         self._f, self._pid = None, None
 
     def _file(self):
@@ -282,11 +309,10 @@ class CacheReader:
         return vids[key_of(rel)]
 
     def gops(self, rel: str, idx: list[int]) -> dict[str, np.ndarray]:
-        """The arrays of GOPs ``idx`` (any order, repeats allowed) of video ``rel``."""
+        """The arrays of GOPs ``idx`` (any order, repeats allowed) of video ``rel``, as
+        stored: uint8 codes."""
         g = self._group(rel)
         uniq = sorted(set(idx))
         pos = [uniq.index(i) for i in idx]
-        out = {k: np.stack([g[k][i] for i in uniq])[pos]
-               for k in ("iframe", "mv", "residual", "p_frames")}
-        out["mv"] = out["mv"].astype(np.float32)
-        return out
+        return {k: np.stack([g[k][i] for i in uniq])[pos]
+                for k in ("iframe", "mv", "residual", "p_frames")}

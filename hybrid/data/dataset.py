@@ -1,10 +1,11 @@
 """A torch Dataset of compressed-video samples: per video, ``segments`` GOPs sampled TSN
-style, each an I-frame and its 11 accumulated P-frame MV fields and residuals,
-normalised, cropped and resized identically across modalities.
+style, each an I-frame and its 11 accumulated P-frame MV fields and residuals, cropped
+identically across modalities and handed over as the uint8 codes the model sees
+(normalising, resizing and flipping run on the device: :func:`deploy.inputs.decode`).
 
 A short GOP (the end of a video) is padded to 11 P-frames by repeating its last
 P-frame (for accumulated modalities: the motion froze); a GOP without P-frames gets
-zeros for MV and residual before normalisation.
+the code of zero (128) for MV and residual.
 """
 from __future__ import annotations
 
@@ -17,13 +18,7 @@ from torch.utils.data import Dataset
 
 from hybrid.data.cache import CacheReader
 from hybrid.data.splits import detect_layout
-from hybrid.data.transforms import (
-    CropConfig,
-    Normalization,
-    apply_box,
-    crop_box,
-    sample_segments,
-)
+from hybrid.data.transforms import CropConfig, Normalization, crop_box, sample_segments
 from hybrid.video.errors import VideoError
 from hybrid.video.reader import P_PER_GOP
 from hybrid.video.transcode import DEFAULT_SIZE
@@ -37,13 +32,14 @@ COVIAR_NORM = Normalization()
 UNREADABLE = (VideoError, RuntimeError, OSError, ValueError)
 
 
-def pad_p_frames(a: np.ndarray, p: int) -> np.ndarray:
-    """(11, ...) slots of which the first ``p`` are real -> repeat slot p-1 after them."""
+def pad_p_frames(a: np.ndarray, p: int, zero: int = 0) -> np.ndarray:
+    """(11, ...) slots of which the first ``p`` are real -> repeat slot p-1 after them;
+    no real slot: all ``zero`` (the code of no motion / no residual)."""
     if 0 < p < a.shape[0]:
         a = a.copy()
         a[p:] = a[p - 1]
     elif p == 0:
-        a = np.zeros_like(a)
+        a = np.full_like(a, zero)
     return a
 
 
@@ -57,9 +53,13 @@ class CompressedVideoDataset(Dataset):
     tensors. ``items``: (relative path, label) as from
     :func:`hybrid.data.splits.load_split`.
 
-    ``__getitem__`` returns ``iframe`` (S, 3, C, C), ``mv`` (S, 11, 2, C, C),
-    ``residual`` (S, 11, 3, C, C), all float32 normalised, and ``label`` int64, with
-    S = ``segments``, C = ``crop.size``."""
+    ``__getitem__`` returns what the model sees as uint8 codes (see
+    :mod:`deploy.inputs`), cropped but not resized: ``iframe`` (S, 3, M, M), ``mv`` (S, 11,
+    2, M, M), ``residual`` (S, 11, 3, M, M) with the crop in the top-left corner of each
+    M x M buffer, ``box`` int64 (crop height, crop width, flip, C), and ``label`` int64,
+    with S = ``segments``, C = ``crop.size``, M = the largest crop side the crop config
+    can draw. :func:`deploy.inputs.decode` (on the device) makes the normalised float32
+    (S, 3, C, C), (S, 11, 2, C, C), (S, 11, 3, C, C) from a batch of them."""
 
     def __init__(self, source: str | Path, items: list[tuple[str, int]], segments: int = 3,
                  train: bool = True, crop: CropConfig | int = DEFAULT_CROP,
@@ -73,8 +73,13 @@ class CompressedVideoDataset(Dataset):
         self.norm, self.video_size = norm, tuple(video_size)
         self.accumulate, self.coviar = accumulate, coviar
         self.rng = random.Random(seed)
-        self.cache = None
+        self.cache = self.videos = None
+        self._gops: dict[tuple[str, str], list[int] | None] = {}  # original videos' indices
         layout = detect_layout(self.source)
+        if layout == "videocache":
+            from hybrid.data.videocache import VideoCacheReader
+
+            self.videos = VideoCacheReader(self.source)
         if layout in ("cache", "shards"):
             from hybrid.data.shards import ShardedCacheReader
 
@@ -85,53 +90,90 @@ class CompressedVideoDataset(Dataset):
                 raise ValueError(f"{source}: cache holds accumulate={bool(a['accumulate'])}, "
                                  f"coviar={bool(a['coviar'])}; asked for "
                                  f"accumulate={accumulate}, coviar={coviar}")
+            if float(a["mv_bound"]) != norm.mv_bound:
+                raise ValueError(f"{source}: cache holds MV codes for mv_bound "
+                                 f"{float(a['mv_bound'])}, asked for {norm.mv_bound}")
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def _from_video(self, rel: str) -> dict[str, np.ndarray]:
-        from hybrid.data.cache import PrepareConfig, _work
+    def _seekable(self, path: Path) -> list[int] | None:
+        """The GOP index of an original video already in the reader's form at
+        ``video_size`` (probed once per process and version of the file), else None."""
+        from hybrid.data.cache import source_stamp
+        from hybrid.video.seek import gop_index
+        from hybrid.video.transcode import is_coviar_form
 
-        rel_, arrays, err = _work((str(self.source), rel,
-                                   PrepareConfig(self.video_size, self.accumulate, self.coviar)))
-        if err is not None:
-            raise RuntimeError(err)
-        return arrays
+        key = (str(path), source_stamp(path))
+        if key not in self._gops:
+            self._gops[key] = (gop_index(path) if is_coviar_form(path, self.video_size)
+                               else None)
+        return self._gops[key]
+
+    def _codes(self, arrays: dict) -> dict:
+        return self.norm.codes(arrays)
 
     def load(self, rel: str, n_segments: int) -> tuple[dict[str, np.ndarray], list[int]]:
-        """Raw arrays of the sampled GOPs (S leading) and their indices."""
+        """The sampled GOPs (S leading) as uint8 codes (:meth:`Normalization.codes`),
+        and their indices. Videos (a video cache's, or originals already MPEG-4 GOP 12
+        at ``video_size``) decode only the sampled GOPs; other originals are transcoded
+        and extracted whole at every read (``hybrid prepare --video-cache`` does it once)."""
+        from hybrid.video.seek import read_gops_at
+
         if self.cache is not None:
             n = self.cache.num_gops(rel)
             idx = sample_segments(n, n_segments, self.train, self.rng)
             return self.cache.gops(rel, idx), idx
-        arrays = self._from_video(rel)
+        if self.videos is not None:
+            path, starts = self.videos.entry(rel)
+        else:
+            path = self.source / rel
+            starts = self._seekable(path)
+        if starts is not None:
+            idx = sample_segments(len(starts), n_segments, self.train, self.rng)
+            return self._codes(read_gops_at(path, starts, idx, self.accumulate,
+                                            self.coviar)), idx
+        from hybrid.data.cache import PrepareConfig, _work
+
+        _, arrays, err = _work((str(self.source), rel,
+                                PrepareConfig(self.video_size, self.accumulate, self.coviar,
+                                              mv_bound=self.norm.mv_bound)))
+        if err is not None:
+            raise RuntimeError(err)
         idx = sample_segments(len(arrays["p_frames"]), n_segments, self.train, self.rng)
         return {k: v[idx] for k, v in arrays.items()}, idx
+
+    def buffer_side(self, h: int, w: int) -> int:
+        """M: the largest crop side :func:`crop_box` can draw for an (h, w) frame."""
+        short = min(h, w)
+        fracs = (*self.crop.scales, self.crop.eval_fraction) if self.train else (
+            self.crop.eval_fraction,)
+        return max(1, max(int(short * f) for f in fracs))
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         rel, label = self.items[i]
         a, _ = self.load(rel, self.segments)
         s = self.segments
-        mv = np.stack([pad_p_frames(a["mv"][k], int(a["p_frames"][k])) for k in range(s)])
-        res = np.stack([pad_p_frames(a["residual"][k], int(a["p_frames"][k]))
-                        for k in range(s)])
         h, w = a["iframe"].shape[1:3]
         top, left, ch, cw, flip = crop_box(h, w, self.crop, self.train, self.rng)
-        win = (slice(None), slice(None), slice(top, top + ch), slice(left, left + cw))
-        box = (0, 0, ch, cw, flip)  # the crop is taken on the arrays below
-        c, t = self.crop.size, s * P_PER_GOP
-
-        def chw(x: np.ndarray, n: int) -> torch.Tensor:  # (n, h, w, k) -> (n, k, h, w)
-            return torch.from_numpy(np.ascontiguousarray(x.reshape((n,) + x.shape[-3:])
-                                                         .transpose(0, 3, 1, 2)))
-
-        iframe = chw(self.norm.iframe(a["iframe"][:, top:top + ch, left:left + cw]), s)
-        mv_t = chw(self.norm.mv(mv[win]), t)
-        res_t = chw(self.norm.residual(res[win]), t)
+        rows, cols = slice(top, top + ch), slice(left, left + cw)
+        m = self.buffer_side(h, w)
+        assert ch <= m and cw <= m, f"crop {ch}x{cw} larger than the {m}x{m} buffer"
+        iframe = np.zeros((s, 3, m, m), np.uint8)
+        mv = np.zeros((s, P_PER_GOP, 2, m, m), np.uint8)
+        res = np.zeros((s, P_PER_GOP, 3, m, m), np.uint8)
+        iframe[..., :ch, :cw] = a["iframe"][:, rows, cols].transpose(0, 3, 1, 2)
+        for k in range(s):  # crop first: padding and transposing touch the crop only
+            p = int(a["p_frames"][k])
+            mv[k, ..., :ch, :cw] = pad_p_frames(a["mv"][k, :, rows, cols], p, 128
+                                                ).transpose(0, 3, 1, 2)
+            res[k, ..., :ch, :cw] = pad_p_frames(a["residual"][k, :, rows, cols], p, 128
+                                                 ).transpose(0, 3, 1, 2)
         return {
-            "iframe": apply_box(iframe, box, c),  # (S, 3, C, C)
-            "mv": apply_box(mv_t, box, c, is_mv=True).reshape(s, P_PER_GOP, 2, c, c),
-            "residual": apply_box(res_t, box, c).reshape(s, P_PER_GOP, 3, c, c),
+            "iframe": torch.from_numpy(iframe),  # (S, 3, M, M) uint8
+            "mv": torch.from_numpy(mv),  # (S, 11, 2, M, M) uint8 codes
+            "residual": torch.from_numpy(res),  # (S, 11, 3, M, M) uint8 codes
+            "box": torch.tensor([ch, cw, int(flip), self.crop.size], dtype=torch.int64),
             "label": torch.tensor(label, dtype=torch.int64),
         }
 

@@ -67,7 +67,8 @@ def shard_files(folder: str | Path) -> tuple[list[Path], int]:
                 raise SplitError(f"{folder}: {p.name} is not a `hybrid prepare` cache")
             k, n = (int(v) for v in f.attrs.get("shard", (0, 0)))
             modes[p.name] = (bool(f.attrs["accumulate"]), bool(f.attrs["coviar"]),
-                             tuple(int(v) for v in f.attrs["size"]))
+                             tuple(int(v) for v in f.attrs["size"]),
+                             float(f.attrs.get("mv_bound", 0)))
         k, n = (1, 1) if n == 0 else (k, n)  # an unsharded cache is the only part
         if k in found:
             raise SplitError(f"{folder}: {found[k].name} and {p.name} are both part "

@@ -60,7 +60,8 @@ def _find(root: Path, dirs, name: str) -> Path | None:
 
 
 def detect_layout(root: str | Path) -> str:
-    """'cache', 'shards', 'ucf101', 'hmdb51', 'kinetics', 'ssv2' or 'folder'."""
+    """'cache', 'videocache', 'shards', 'ucf101', 'hmdb51', 'kinetics', 'ssv2' or
+    'folder'."""
     from hybrid.data.shards import is_shard_folder
 
     root = Path(root)
@@ -68,6 +69,8 @@ def detect_layout(root: str | Path) -> str:
         return "cache"
     if not root.is_dir():
         raise SplitError(f"{root}: no such dataset folder or cache file")
+    if (root / "videocache.json").is_file():  # hybrid.data.videocache
+        return "videocache"
     if _find(root, UCF_DIRS, "classInd.txt"):
         return "ucf101"
     if any(HMDB_RE.match(p.name) for d in HMDB_DIRS if (root / d).is_dir()
@@ -278,6 +281,17 @@ def _cache(path: Path, split: str, fold: int):
     return items, classes
 
 
+def _videocache(root: Path, split: str, fold: int):
+    from hybrid.data.videocache import read_header
+
+    head = read_header(root)
+    name = f"{split}{fold}"
+    if name not in head["splits"]:
+        raise SplitError(f"{root}: video cache has no split {name!r} "
+                         f"(has {sorted(head['splits'])})")
+    return [(str(r), int(lab)) for r, lab in head["splits"][name]], list(head["classes"])
+
+
 def load_split(root: str | Path, split: str = "train", fold: int = 1,
                test_every: int = 4) -> tuple[list[tuple[str, int]], list[str]]:
     """(items, classes) of ``split`` ('train' or 'test') and ``fold`` (1-based) for a
@@ -288,6 +302,8 @@ def load_split(root: str | Path, split: str = "train", fold: int = 1,
     layout = detect_layout(root)
     if layout == "cache":
         return _cache(root, split, fold)
+    if layout == "videocache":
+        return _videocache(root, split, fold)
     if layout == "ucf101":
         return _checked(root, split, fold, *_ucf(root, split, fold))
     if layout == "hmdb51":
@@ -336,4 +352,8 @@ def available_folds(root: str | Path) -> list[int]:
         from hybrid.data.shards import shard_folds
 
         return shard_folds(root)
+    if layout == "videocache":
+        from hybrid.data.videocache import read_header
+
+        return sorted({int(n[5:]) for n in read_header(root)["splits"] if n[:5] == "train"})
     return [1]

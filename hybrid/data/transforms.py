@@ -12,17 +12,39 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deploy.inputs import IMAGENET_MEAN, IMAGENET_STD
+
 
 @dataclass(frozen=True)
 class Normalization:
     """CoViAR's input scaling (``dataset.py``/``transforms.py`` of pytorch-coviar):
     I-frame ``(x/255 - mean) / std``; MV ``clip(trunc(mv * 127.5 / mv_bound) + 128,
-    0, 255) / 255 - 0.5``; residual ``(clip(r + 128, 0, 255) / 255 - 0.5) / std``."""
+    0, 255) / 255 - 0.5``; residual ``(clip(r + 128, 0, 255) / 255 - 0.5) / std``.
 
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB, ImageNet
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)  # RGB, ImageNet
+    The model only sees 8-bit codes: :meth:`codes` turns raw arrays into them (what the
+    cache stores and loaders hand over), and :func:`deploy.inputs.decode` turns codes into
+    the floats on the device. :meth:`iframe`, :meth:`mv`, :meth:`residual` are the float
+    reference in numpy (the pre-codes path), kept to test the two against."""
+
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # RGB
+    std: tuple[float, float, float] = IMAGENET_STD  # RGB
     mv_bound: float = 20.0  # |MV| in px that maps to the ends of the uint8 range
-    quantize: bool = True  # round through uint8 exactly as CoViAR; False keeps floats
+
+    def mv_codes(self, x: np.ndarray) -> np.ndarray:
+        """(..., 2) float px -> uint8 codes, 128 = no motion."""
+        v = np.trunc(np.asarray(x, np.float32) * np.float32(127.5 / self.mv_bound))
+        return np.clip(v + 128.0, 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def residual_codes(x: np.ndarray) -> np.ndarray:
+        """(..., 3) residual units -> uint8 codes, 128 = no residual."""
+        return np.clip(x.astype(np.int32) + 128, 0, 255).astype(np.uint8)
+
+    def codes(self, arrays: dict) -> dict:
+        """Raw GOP arrays (``hybrid.video.extract`` layout) -> the same with ``mv`` and
+        ``residual`` as uint8 codes (zero-padded P-frame slots become code 128)."""
+        return {**arrays, "mv": self.mv_codes(arrays["mv"]),
+                "residual": self.residual_codes(arrays["residual"])}
 
     def iframe(self, x: np.ndarray) -> np.ndarray:
         """(..., 3) uint8 RGB -> float32."""
@@ -31,9 +53,7 @@ class Normalization:
 
     def mv(self, x: np.ndarray) -> np.ndarray:
         """(..., 2) float px -> float32, in [-0.5, 0.5]."""
-        v = x * (127.5 / self.mv_bound)
-        if self.quantize:
-            v = np.trunc(v)
+        v = np.trunc(x * (127.5 / self.mv_bound))
         return (np.clip(v + 128.0, 0, 255) / 255.0 - 0.5).astype(np.float32)
 
     def residual(self, x: np.ndarray) -> np.ndarray:

@@ -53,18 +53,22 @@ def write_group(group, arrays: dict, mv_dtype=np.float32, compression: str | Non
     for name, a in arrays.items():
         if name == "mv":
             a = a.astype(mv_dtype)
-        big = a.ndim > 1 and compression is not None
+        big = a.ndim > 1 and compression is not None  # lzf: no level
         group.create_dataset(name, data=a, chunks=(1,) + a.shape[1:] if a.ndim > 1 else None,
                              compression=compression if big else None,
                              compression_opts=level if big and compression == "gzip" else None)
 
 
-def check_format(f, path: str | Path) -> None:
+def check_format(f, path: str | Path, version: int = VERSION) -> None:
+    """FormatError unless ``f`` is ours at ``version`` (a ``hybrid prepare`` cache has
+    its own, :data:`hybrid.data.cache.CACHE_VERSION`)."""
     fmt, ver = f.attrs.get("format"), f.attrs.get("version")
     if fmt != FORMAT:
         raise FormatError(f"{path}: not a {FORMAT} file (format attribute {fmt!r})")
-    if int(ver) != VERSION:
-        raise FormatError(f"{path}: format version {ver}, this code reads version {VERSION}")
+    if int(ver) != version:
+        raise FormatError(f"{path}: format version {ver}, this code reads version {version}"
+                          + ("; re-run `hybrid prepare` into a new file" if version != VERSION
+                             else ""))
 
 
 class GopWriter:

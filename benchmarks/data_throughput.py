@@ -1,0 +1,211 @@
+"""Training-data throughput and size: clips/s per loader core and bytes per video, for
+the array cache, the video cache (after only) and the original videos, before (another
+checkout, e.g. main at this branch's base) and after (this checkout), in one run.
+
+Settings: the paper's (340x256 videos, 8 segments, 224 crops) and the demo's (128x96,
+3 segments, 48 crops), training augmentation, on synthetic clips (``hybrid synth``'s
+moving textures, already MPEG-4 GOP 12 at the setting's size, so the original videos
+are read as they are: before, every GOP decoded; after, the sampled ones). "Per loader
+core": CPU seconds of one single-threaded process per clip (what a DataLoader worker
+pays); the after columns add nothing for the normalisation, which runs in the training
+step (``deploy.inputs.decode``) and is timed apart (``decode_s``: on this CPU; on a GPU
+it is a few kernels).
+
+    git worktree add --detach /tmp/before <base commit>
+    PYTHONPATH=. python benchmarks/data_throughput.py --before /tmp/before \\
+        [--videos 4] [--frames 120] [--clips 12] [--out benchmarks/results]
+
+Writes OUT/data_throughput.json and OUT/data_throughput.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SETTINGS = {  # name: (video W, H), segments, crop side
+    "paper": ((340, 256), 8, 224),  # the paper's UCF-101 setting (README, preset "paper")
+    "demo": ((128, 96), 3, 48),  # hybrid.demo.DemoConfig
+}
+
+
+def measure(data: Path, work: Path, setting: str, clips: int, compressions: list[str]) -> dict:
+    """In a child process whose PYTHONPATH is the checkout under test: prepare ``data``
+    (once per compression), then time clips from the cache and from the videos."""
+    import torch
+
+    torch.set_num_threads(1)
+    import hybrid.data.cache as cache_mod
+    from hybrid.data.dataset import CompressedVideoDataset
+    from hybrid.data.splits import load_split
+
+    (w, h), segments, crop = SETTINGS[setting]
+    items, _ = load_split(data, "train")
+    out: dict = {"caches": {}}
+    paths = {}
+    for comp in compressions:
+        path = work / f"cache-{comp}.h5"
+        if hasattr(cache_mod, "COMPRESSION"):  # after: the filter is a module constant
+            cache_mod.COMPRESSION = comp
+        cfg = cache_mod.PrepareConfig(size=(w, h))
+        summary = cache_mod.prepare(data, path, cfg, workers=1)
+        out["caches"][comp] = path.stat().st_size / summary["videos"]
+        paths[comp] = path
+    try:  # after: the loader hands over codes that the training step decodes
+        from deploy.inputs import decode
+    except ImportError:
+        decode = None
+
+    def time_clips(source: Path) -> dict:
+        ds = CompressedVideoDataset(source, items, segments, train=True, crop=crop,
+                                    video_size=(w, h), seed=0)
+        ds[0]  # warm: file opened, imports done
+        has_decode = decode is not None and ds[0]["iframe"].dtype == torch.uint8
+        cpu, wall, dec = 0.0, 0.0, 0.0
+        for k in range(clips):
+            c, t = time.process_time(), time.perf_counter()
+            x = ds[k % len(items)]
+            cpu += time.process_time() - c
+            wall += time.perf_counter() - t
+            if has_decode:
+                batch = torch.utils.data.default_collate([x])
+                t = time.perf_counter()
+                decode(batch)
+                dec += time.perf_counter() - t
+        return {"clips_per_core_s": clips / cpu, "s_per_clip": cpu / clips,
+                "wall_s_per_clip": wall / clips,
+                "decode_s": dec / clips if has_decode else None}
+
+    out["cache"] = time_clips(paths[compressions[0]])  # the default compressor's cache
+    for comp in compressions[1:]:
+        out[f"cache_{comp}"] = time_clips(paths[comp])
+    out["video"] = time_clips(data)
+    try:  # after: the video cache (transcoded MPEG-4 files and their GOP index)
+        from hybrid.data.videocache import prepare_videos
+    except ImportError:
+        return out
+    summary = prepare_videos(data, work / "videocache", (w, h), workers=1)
+    out["video_cache_bytes"] = summary["bytes"] / summary["videos"]
+    out["video_cache"] = time_clips(work / "videocache")
+    return out
+
+
+def synth(root: Path, size: tuple[int, int], videos: int, frames: int) -> int:
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    if not (root / "testlist01.txt").is_file():
+        make_dataset(root, classes=2, per_class=max(1, videos // 2), seed=0,
+                     cfg=SynthConfig(size=size, frames=frames))
+    from hybrid.data.splits import load_split
+
+    items = load_split(root, "train")[0] + load_split(root, "test")[0]
+    return sum((root / r).stat().st_size for r, _ in items) // len(items)
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    names = list(res["settings"])
+    bars = [("before", "cache", "array cache, before", "#1f77b4", 0.4),
+            ("after", "cache", "array cache, after", "#1f77b4", 1.0),
+            ("after", "video_cache", "video cache, after", "#2ca02c", 1.0),
+            ("before", "video", "original videos, before", "#ff7f0e", 0.4),
+            ("after", "video", "original videos, after", "#ff7f0e", 1.0)]
+    width = 0.8 / len(bars)
+    for j, (when, src, label, color, alpha) in enumerate(bars):
+        vals = [res["settings"][n][when][src]["clips_per_core_s"] for n in names]
+        xs = [i + (j - (len(bars) - 1) / 2) * width for i in range(len(names))]
+        r = a.bar(xs, vals, width, label=label, color=color, alpha=alpha)
+        a.bar_label(r, fmt="%.1f", fontsize=7)
+    a.set_xticks(range(len(names)), [f"{n} ({SETTINGS[n][1]} seg, {SETTINGS[n][2]} px)"
+                                     for n in names])
+    a.set(ylabel="training clips / s per loader core", yscale="log",
+          title="loading one training clip (synthetic, 1 core)")
+    a.legend(fontsize=7)
+    for i, n in enumerate(names):
+        s = res["settings"][n]
+        stores = [("MPEG-4 source", s["video_bytes"], "grey")]
+        stores += [(f"array {c}, before", v, "#d62728") for c, v in s["before"]["caches"].items()]
+        stores += [(f"array {c}, after", v, "#1f77b4") for c, v in s["after"]["caches"].items()]
+        stores += [("video cache", s["after"]["video_cache_bytes"], "#2ca02c")]
+        ratios = [v / s["video_bytes"] for _, v, _ in stores]
+        w = 0.8 / len(stores)
+        xs = [i + (k - (len(stores) - 1) / 2) * w for k in range(len(stores))]
+        r = b.bar(xs, ratios, w, color=[c for _, _, c in stores])
+        b.bar_label(r, labels=[f"{lab}\n{v:.1f}x" for (lab, _, _), v in zip(stores, ratios)],
+                    fontsize=6)
+    b.axhline(2.0, color="black", lw=0.8, ls="--")
+    b.text(len(names) - 0.5, 2.1, "2x the MPEG-4 bytes", fontsize=7, ha="right")
+    b.set_xticks(range(len(names)), names)
+    b.set(ylabel="bytes per video / source MPEG-4 bytes", yscale="log",
+          title="store size per video (synthetic)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--before", type=Path, help="checkout of the old code (required)")
+    ap.add_argument("--videos", type=int, default=4)
+    ap.add_argument("--frames", type=int, default=120, help="per video (12 per GOP)")
+    ap.add_argument("--clips", type=int, default=12, help="clips timed per path")
+    ap.add_argument("--settings", default="paper,demo")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)  # child process
+    args = ap.parse_args()
+    if args.measure:
+        data, work, setting, comps = args.measure
+        res = measure(Path(data), Path(work), setting, args.clips, comps.split(","))
+        print(json.dumps(res))
+        return
+
+    if args.before is None:
+        ap.error("--before CHECKOUT is required")
+    after = Path(__file__).resolve().parents[1]
+    res = {"videos": args.videos, "frames": args.frames, "clips": args.clips,
+           "before": str(args.before.resolve()), "after": str(after), "settings": {}}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.settings.split(","):
+            size = SETTINGS[name][0]
+            data = Path(tmp) / name / "data"
+            row = {"video_bytes": synth(data, size, args.videos, args.frames)}
+            for when, code, comps in (("before", args.before.resolve(), "gzip"),
+                                      ("after", after, "gzip,lzf")):
+                work = Path(tmp) / name / when
+                work.mkdir(parents=True)
+                print(f"{name}: {when} ...", file=sys.stderr, flush=True)
+                p = subprocess.run([sys.executable, __file__, "--clips", str(args.clips),
+                                    "--measure", str(data), str(work), name, comps],
+                                   env={**env, "PYTHONPATH": str(code)}, cwd=code,
+                                   capture_output=True, text=True, check=False)
+                if p.returncode:
+                    sys.exit(f"{when} ({code}) failed:\n{p.stderr[-3000:]}")
+                row[when] = json.loads(p.stdout.strip().splitlines()[-1])
+            for src in ("cache", "video"):
+                row[f"speedup_{src}"] = (row["after"][src]["clips_per_core_s"]
+                                         / row["before"][src]["clips_per_core_s"])
+            # every after path against today's fastest, the array cache before
+            for src in ("cache", "video_cache", "video"):
+                row[f"vs_cache_before_{src}"] = (row["after"][src]["clips_per_core_s"]
+                                                 / row["before"]["cache"]["clips_per_core_s"])
+            res["settings"][name] = row
+            print(json.dumps({name: row}, indent=1), file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "data_throughput.json").write_text(json.dumps(res, indent=2))
+    plot(res, args.out / "data_throughput.png")
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The video cache written by ``hybrid prepare --video-cache DIR``: every video of a
+dataset as MPEG-4 Part 2 GOP 12 at the prepare size (transcoded once; a video already in
+that form is copied), with the index of its GOPs' I-frames, so a loader seeks to the GOPs
+it samples and decodes only those (:mod:`hybrid.video.seek`). About the size of the
+source videos; the array cache (:mod:`hybrid.data.cache`) is 5-10x that and reads faster.
+
+Layout::
+
+    DIR/videocache.json          format, version (1), kind "video-cache", size (W, H),
+                                 root (the dataset folder), layout, classes,
+                                 splits {"train1": [[relpath, label], ...], ...}
+    DIR/videos/<relpath>.avi     the video, in the reader's form
+    DIR/videos/<relpath>.avi.json  {"label", "source_stamp", "gops": [I-frame pts, ...]}
+
+Kill-safe and resumable as the array cache: a worker writes a video under a temporary
+name; the parent renames it and then writes its ``.json`` atomically
+(:func:`deploy.atomic.write_file`), so a video counts as done only with its index; a
+re-run removes temporary files, redoes videos whose source changed (size, modification
+time) and refuses another dataset folder or size. ``DIR/.lock`` is held throughout.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from deploy.atomic import write_file
+from hybrid import locking
+from hybrid.data.mpstart import default_kept
+from hybrid.video.extract import FORMAT
+
+log = logging.getLogger(__name__)
+VERSION = 1
+HEADER = "videocache.json"
+TMP = ".part.avi"  # suffix of a video a worker is writing
+
+
+class NotInVideoCacheError(ValueError):
+    """A video of the splits that the video cache does not hold (skipped as unreadable
+    by prepare, or prepare not finished): reported and left out, as an unreadable one."""
+
+
+def video_path(out: Path, rel: str) -> Path:
+    return out / "videos" / (rel + ".avi")
+
+
+def _work(args: tuple[str, str, str, tuple[int, int]]) -> tuple[str, list | None, str | None]:
+    """In a worker: ``root/rel`` into ``dst`` + TMP (transcoded, or copied when already
+    in form) and its GOP index. Returns (rel, index, None) or (rel, None, error)."""
+    from hybrid.video.errors import VideoError
+    from hybrid.video.seek import gop_index
+    from hybrid.video.transcode import EncodeConfig, transcode
+
+    root, rel, dst, size = args
+    tmp = Path(dst + TMP)
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        transcode(Path(root) / rel, tmp, EncodeConfig(size=tuple(size)))
+        return rel, gop_index(tmp), None
+    except VideoError as e:
+        err = str(e).replace(str(tmp), str(Path(root) / rel))
+    except Exception as e:  # noqa: BLE001  (an FFmpeg surprise must not stop the dataset)
+        err = f"{Path(root) / rel}: unexpected {type(e).__name__}: {e}"
+    tmp.unlink(missing_ok=True)
+    return rel, None, err
+
+
+def _header(out: Path, root: Path, size: tuple[int, int]) -> list[tuple[str, int]]:
+    """Write (or check) the header; returns every (rel, label) to prepare."""
+    from hybrid.data.splits import available_folds, detect_layout, load_split
+
+    splits, classes = {}, None
+    for fold in available_folds(root):
+        for split in ("train", "test"):
+            items, classes = load_split(root, split, fold)
+            splits[f"{split}{fold}"] = [[r, int(lab)] for r, lab in items]
+    head = out / HEADER
+    want = {"size": list(size), "root": str(root.resolve())}
+    if head.is_file():
+        have = read_header(out)
+        got = {"size": list(have["size"]), "root": have["root"]}
+        if got != want:
+            raise ValueError(f"{out}: video cache was made with {got}, asked for {want}; "
+                             f"use another folder")
+    elif any(p.name != ".lock" for p in out.iterdir()):
+        raise ValueError(f"{out}: a folder that is not a video cache (no {HEADER}); "
+                         f"choose another folder")
+    data = {"format": FORMAT, "version": VERSION, "kind": "video-cache", **want,
+            "layout": detect_layout(root), "classes": classes, "splits": splits}
+    write_file(head, lambda f: f.write(json.dumps(data).encode()))
+    labels = {}
+    for items in splits.values():
+        labels.update({r: lab for r, lab in items})
+    return sorted(labels.items())
+
+
+def read_header(out: str | Path) -> dict:
+    out = Path(out)
+    try:
+        head = json.loads((out / HEADER).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{out / HEADER}: cannot read the video cache's header ({e})") from None
+    if head.get("kind") != "video-cache" or head.get("version") != VERSION:
+        raise ValueError(f"{out / HEADER}: kind {head.get('kind')!r} version "
+                         f"{head.get('version')}, this code reads video-cache version {VERSION}")
+    return head
+
+
+def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], workers: int = 2,
+                   progress: Callable[[int], None] | None = None,
+                   on_start: Callable[[int], None] | None = None) -> dict:
+    """Write (or resume) the video cache ``out`` of the dataset at ``root``. Returns a
+    summary as :func:`hybrid.data.cache.prepare` does (``bytes``: of the videos)."""
+    from hybrid.data.cache import source_stamp
+
+    root, out = Path(root), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with locking.hold(out / ".lock", f"video cache {out}"):
+        items = _header(out, root, tuple(size))
+        for tmp in (out / "videos").rglob("*" + TMP):  # half-written by a killed run
+            tmp.unlink()
+        stamps = {r: source_stamp(root / r) for r, _ in items}
+        todo, changed = [], 0
+        for rel, lab in items:
+            meta = video_path(out, rel).with_suffix(".avi.json")
+            if meta.is_file() and video_path(out, rel).is_file():
+                if json.loads(meta.read_text()).get("source_stamp") == stamps[rel] != "":
+                    continue
+                changed += 1
+            meta.unlink(missing_ok=True)
+            todo.append((rel, lab))
+        if on_start:
+            on_start(len(todo))
+        jobs = [(str(root), r, str(video_path(out, r)), tuple(size)) for r, _ in todo]
+        labels, failed, done = dict(items), [], 0
+        pool = None
+        if workers > 1 and len(jobs) > 1:
+            with default_kept():
+                pool = mp.get_context("spawn").Pool(workers)  # see hybrid.data.cache
+        try:
+            for rel, gops, err in (map(_work, jobs) if pool is None
+                                   else pool.imap_unordered(_work, jobs)):
+                if err is not None:
+                    log.info("skipped %s", err)
+                    failed.append({"path": rel, "error": err})
+                else:
+                    dst = video_path(out, rel)
+                    os.replace(str(dst) + TMP, dst)
+                    meta = {"label": labels[rel], "source_stamp": stamps[rel], "gops": gops}
+                    write_file(dst.with_suffix(".avi.json"),
+                               lambda f, m=meta: f.write(json.dumps(m).encode()))
+                    done += 1
+                if progress:
+                    progress(1)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+    size_b = sum(video_path(out, r).stat().st_size for r, _ in items
+                 if video_path(out, r).is_file())
+    return {"video_cache": str(out), "bytes": size_b, "videos": len(items), "prepared": done,
+            "already_done": len(items) - len(todo), "changed": changed, "failed": failed}
+
+
+class VideoCacheReader:
+    """Paths and GOP indices of a video cache's videos (indices read once per process)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        head = read_header(self.path)
+        self.attrs = {"size": head["size"]}
+        self._index: dict[str, list[int]] = {}
+
+    def entry(self, rel: str) -> tuple[Path, list[int]]:
+        """(video file, GOP index) of ``rel``; NotInVideoCacheError when absent."""
+        v = video_path(self.path, rel)
+        if rel not in self._index:
+            try:
+                self._index[rel] = json.loads(v.with_suffix(".avi.json").read_text())["gops"]
+            except (OSError, ValueError, KeyError):
+                raise NotInVideoCacheError(
+                    f"{self.path}: no video {rel!r} (skipped by `hybrid prepare` as "
+                    f"unreadable, or prepare not finished)") from None
+        return v, self._index[rel]

@@ -1,0 +1,152 @@
+"""Reading videos by GOP (hybrid.video.seek) and the video cache (``hybrid prepare
+--video-cache``): seeking gives exactly the GOPs of a sequential decode, a video not in
+the reader's form is transcoded once by prepare, and prepare is kill-safe and resumes."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hybrid.cli import main
+from hybrid.data.dataset import CompressedVideoDataset
+from hybrid.data.splits import detect_layout, load_split
+from hybrid.data.videocache import TMP, VideoCacheReader, video_path
+from hybrid.video.extract import extract_arrays
+from hybrid.video.seek import gop_index, read_gops_at
+from hybrid.video.synth import SynthConfig, make_dataset, render_video
+from hybrid.video.transcode import EncodeConfig, encode_mpeg4, transcode
+
+SIZE = (80, 56)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """2 classes x 3 videos of 53 frames (4 GOPs + a 5-frame one) at 80x56, and a
+    GOP-30 MPEG-4 video at 96x64 (not the reader's form: prepare transcodes it)."""
+    root = tmp_path_factory.mktemp("paths")
+    make_dataset(root, classes=2, per_class=3, seed=7, cfg=SynthConfig(size=SIZE, frames=53))
+    odd = root / "move_up" / "move_up_gop30.mp4"
+    encode_mpeg4(render_video(1, 11, SynthConfig(size=(96, 64), frames=40)), odd,
+                 EncodeConfig(size=(96, 64), gop=30))
+    with open(root / "trainlist01.txt", "a") as f:
+        f.write("move_up/move_up_gop30.mp4 1\n")
+    return root
+
+
+@pytest.mark.parametrize("coviar", [True, False])
+@pytest.mark.parametrize("idx", [[0], [4, 0, 2, 2], [3, 4, 1]])
+def test_seeking_gives_the_gops_of_a_sequential_decode(data, idx, coviar):
+    for video in sorted(data.glob("*/*.avi"))[:2]:
+        full = extract_arrays(video, accumulate=True, coviar=coviar)
+        starts = gop_index(video)
+        assert len(starts) == len(full["p_frames"]) == 5
+        got = read_gops_at(video, starts, idx, accumulate=True, coviar=coviar)
+        for k, v in full.items():
+            assert got[k].dtype == v.dtype and np.array_equal(got[k], v[idx]), (video, k)
+
+
+def _prepare(root, out, *extra):
+    return CliRunner().invoke(main, ["prepare", str(root), "--video-cache", str(out),
+                                     "--size", f"{SIZE[0]}x{SIZE[1]}", "--workers", "1",
+                                     "--json", *extra])
+
+
+def test_video_cache_is_the_sources_size_and_reads_as_the_folder(data, tmp_path):
+    out = tmp_path / "vc"
+    res = _prepare(data, out)
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["prepared"] == s["videos"] == 7 and not s["failed"]
+    assert detect_layout(out) == "videocache"
+    assert load_split(out, "train") == load_split(data, "train")
+    assert load_split(out, "test") == load_split(data, "test")
+    src = sum(p.stat().st_size for p in data.glob("*/*.*") if p.suffix in (".avi", ".mp4"))
+    assert 0.5 * src < s["bytes"] < 2 * src  # about the source's bytes
+    # a video in form is copied as is; the GOP-30 one transcoded to the prepare size
+    rel = "move_down/move_down_000.avi"
+    assert video_path(out, rel).read_bytes() == (data / rel).read_bytes()
+    odd = video_path(out, "move_up/move_up_gop30.mp4")
+    path, starts = VideoCacheReader(out).entry("move_up/move_up_gop30.mp4")
+    assert path == odd and starts == gop_index(odd) and len(starts) == 4  # 40 frames, GOP 12
+    # the video cache reads as the folder does (which transcodes the GOP-30 video whole)
+    items = load_split(data, "train")[0] + load_split(data, "test")[0]
+    for train in (False, True):
+        kw = dict(segments=3, train=train, crop=24, video_size=SIZE, seed=11)
+        a, b = CompressedVideoDataset(out, items, **kw), CompressedVideoDataset(data, items, **kw)
+        for i in range(len(items)):
+            x, y = a[i], b[i]
+            for k in x:
+                assert np.array_equal(x[k], y[k]), (items[i], k)
+
+
+def test_video_cache_prepare_is_kill_safe_and_resumes(data, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    bad = root / "move_down" / "move_down_001.avi"
+    good = bad.read_bytes()
+    bad.write_bytes(good[: len(good) // 3])
+    out = tmp_path / "vc"
+    res = _prepare(root, out)
+    assert res.exit_code == 1 and "move_down_001.avi" in res.output
+    s = json.loads(res.stdout)
+    assert s["prepared"] == 6 and [f["path"] for f in s["failed"]] == [
+        "move_down/move_down_001.avi"]
+    assert not list(out.rglob("*" + TMP))
+    # a killed run: one video half-written (its temporary file), one written but not
+    # indexed (killed between the rename and the index), one changed since
+    rel_a, rel_b = "move_up/move_up_000.avi", "move_up/move_up_001.avi"
+    half = video_path(out, rel_a)
+    os.replace(half, str(half) + TMP)
+    half.with_suffix(".avi.json").unlink()
+    video_path(out, rel_b).with_suffix(".avi.json").unlink()
+    changed = root / "move_down" / "move_down_002.avi"
+    changed.write_bytes(changed.read_bytes())  # same bytes, newer mtime
+    os.utime(changed, ns=(os.stat(changed).st_atime_ns, os.stat(changed).st_mtime_ns + 10**9))
+    bad.write_bytes(good)  # repaired
+    res = _prepare(root, out)
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["prepared"] == 4 and s["already_done"] == 3 and s["changed"] == 1
+    assert not list(out.rglob("*" + TMP))
+    reader = VideoCacheReader(out)
+    for rel, _ in load_split(out, "train")[0] + load_split(out, "test")[0]:
+        path, starts = reader.entry(rel)
+        assert starts == gop_index(path)
+    # another dataset folder or size is refused, naming the folder
+    res = _prepare(data, out)
+    assert res.exit_code == 1 and str(out) in res.output and "another folder" in res.output
+    res = CliRunner().invoke(main, ["prepare", str(root), "--video-cache", str(out),
+                                    "--size", "64x48"])
+    assert res.exit_code == 1 and "another folder" in res.output
+
+
+def test_a_video_missing_from_the_video_cache_is_reported_and_skipped(data, tmp_path):
+    out = tmp_path / "vc"
+    assert _prepare(data, out).exit_code == 0
+    rel = "move_up/move_up_002.avi"
+    video_path(out, rel).with_suffix(".avi.json").unlink()
+    items, _ = load_split(out, "train")
+    ds = CompressedVideoDataset(out, items, segments=2, train=False, crop=24)
+    k = [r for r, _ in items].index(rel) if rel in dict(items) else None
+    if k is None:
+        items, _ = load_split(out, "test")
+        ds = CompressedVideoDataset(out, items, segments=2, train=False, crop=24)
+        k = [r for r, _ in items].index(rel)
+    with pytest.raises(ValueError, match="move_up_002.avi.*prepare"):
+        ds[k]
+
+
+def test_prepare_needs_a_cache_to_write(data):
+    res = CliRunner().invoke(main, ["prepare", str(data)])
+    assert res.exit_code == 2 and "--video-cache" in res.output
+
+
+def test_transcode_once_equals_transcode_per_read(data, tmp_path):
+    """The transcoded video the cache keeps is what the folder path transcodes per read."""
+    src = data / "move_up" / "move_up_gop30.mp4"
+    a, b = tmp_path / "a.avi", tmp_path / "b.avi"
+    transcode(src, a, EncodeConfig(size=SIZE), force=True)
+    transcode(src, b, EncodeConfig(size=SIZE), force=True)
+    assert a.read_bytes() == b.read_bytes()

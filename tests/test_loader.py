@@ -1,0 +1,76 @@
+"""The DataLoader between datasets and the model (hybrid.data.loader): workers never
+forked from the training process, a sample independent of the worker that reads it
+(so a resumed run repeats an uninterrupted one), unreadable videos reported by the
+training process, and a Lava import still possible after workers started."""
+import multiprocessing as mp
+
+import pytest
+import torch
+
+from hybrid.data.dataset import CompressedVideoDataset
+from hybrid.data.loader import Loader, SeededSampler, SkipBadVideos, loader_options
+from hybrid.data.splits import load_split
+from hybrid.video.synth import SynthConfig, make_dataset
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    make_dataset(out, classes=2, per_class=3, seed=3, cfg=SynthConfig(size=(64, 48), frames=30))
+    return out
+
+
+@pytest.fixture
+def unset_default():
+    """The default start method unset for the test (as in a fresh `hybrid` process)."""
+    before = mp.get_start_method(allow_none=True)
+    mp.set_start_method(None, force=True)
+    yield
+    mp.set_start_method(before, force=True)
+
+
+def _epochs(ds, workers: int, epochs: list[int]) -> list[list[dict]]:
+    sampler = SeededSampler(torch.utils.data.SequentialSampler(ds), seed=5)
+    loader = Loader(SkipBadVideos(ds), 2, sampler=sampler,
+                    **loader_options(workers, torch.device("cpu")))
+    out = []
+    for e in epochs:
+        sampler.set_epoch(e)
+        out.append(list(loader))
+    return out
+
+
+def test_samples_do_not_depend_on_workers_or_on_earlier_epochs(data, unset_default):
+    items, _ = load_split(data, "train")
+    items = items + [("move_up/not_there.avi", 0)]  # unreadable: carried, not logged
+    ds = CompressedVideoDataset(data, items, segments=2, train=True, crop=24,
+                                video_size=(64, 48), seed=0)
+    inline = _epochs(ds, 0, [0, 1])
+    spawned = _epochs(ds, 2, [0, 1])  # persistent workers: epoch 1 after epoch 0
+    resumed = _epochs(ds, 2, [1])  # fresh workers at epoch 1 (a resumed run)
+    assert mp.get_start_method(allow_none=True) is None  # Lava can still set it
+    for a, b in ((inline[0], spawned[0]), (inline[1], spawned[1]), (inline[1], resumed[0])):
+        assert len(a) == len(b) == (len(items) + 1) // 2
+        for x, y in zip(a, b):
+            assert x["skipped"] == y["skipped"]
+            assert x.keys() == y.keys()
+            for k in x.keys() - {"skipped"}:
+                assert torch.equal(x[k], y[k]), k
+    assert not torch.equal(inline[0][0]["iframe"], inline[1][0]["iframe"])  # fresh draws
+    skipped = [m for b in inline[0] for m in b["skipped"]]
+    assert len(skipped) == 1 and "not_there.avi" in skipped[0]
+
+
+def test_workers_are_not_forked_from_the_training_process():
+    ctx = loader_options(2, torch.device("cpu"))["multiprocessing_context"]
+    assert ctx.get_start_method() in ("spawn", "forkserver")
+    assert loader_options(0, torch.device("cpu"))["multiprocessing_context"] is None
+
+
+def test_prepare_with_workers_leaves_the_default_start_method_unset(data, tmp_path,
+                                                                     unset_default):
+    from hybrid.data.cache import PrepareConfig, prepare
+
+    res = prepare(data, tmp_path / "c.h5", PrepareConfig(size=(64, 48)), workers=2)
+    assert res["prepared"] == res["videos"] and not res["failed"]
+    assert mp.get_start_method(allow_none=True) is None
