@@ -9,14 +9,14 @@ has the pixels and exported motion vectors of the same GOP decoded in sequence
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from hybrid.video.errors import CorruptVideoError, TooShortVideoError, UnsupportedStreamError
 from hybrid.video.probe import open_video
-from hybrid.video.reader import GOP_SIZE, P_PER_GOP, _Gop
+from hybrid.video.reader import GOP_SIZE, MV_DTYPE, P_PER_GOP, _Gop
+from hybrid.video.worker import TraceWorker
 
 
 def gop_index(path: str | Path) -> list[int]:
@@ -47,7 +47,7 @@ def read_gops_at(path: str | Path, starts: list[int], idx: list[int], accumulate
     path = Path(path)
     uniq = sorted(set(idx))
     got = {}
-    with open_video(path) as c, ThreadPoolExecutor(1, thread_name_prefix="hybrid-trace") as pool:
+    with open_video(path) as c, TraceWorker() as pool:
         vs = c.streams.video[0]
         vs.codec_context.options = {"flags2": "+export_mvs"}
         for g in uniq:
@@ -68,7 +68,7 @@ def read_gops_at(path: str | Path, starts: list[int], idx: list[int], accumulate
 
 
 def _one_gop(c, vs, path: Path, starts: list[int], g: int, accumulate: bool, coviar: bool,
-             pool: ThreadPoolExecutor):
+             pool: TraceWorker):
     import av
 
     c.seek(starts[g], stream=vs, backward=True, any_frame=False)
@@ -97,7 +97,7 @@ def _one_gop(c, vs, path: Path, starts: list[int], g: int, accumulate: bool, cov
                 raise UnsupportedStreamError(path, f"GOP {g} is not 1 I-frame and up to "
                                                    f"{P_PER_GOP} P-frames: transcode it first")
             sd = frame.side_data.get("MOTION_VECTORS")
-            cur.add(img, None if sd is None else sd.to_ndarray())
+            cur.add(img, None if sd is None else np.frombuffer(sd, MV_DTYPE))
     except av.error.FFmpegError as e:
         raise CorruptVideoError(path, f"decoding GOP {g} failed: {e}") from e
     if cur is None:
