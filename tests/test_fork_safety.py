@@ -12,7 +12,7 @@ import pytest
 
 # a threaded H.264 decoder left in a reference cycle, as a half-read video leaves one
 CYCLE = textwrap.dedent("""
-    import av, gc, os, sys, numpy as np
+    import av, contextlib, gc, os, sys, numpy as np
     IMPORTS  # first: an import's allocations would let the parent collect the cycle
     path = sys.argv[1]
     with av.open(path, "w") as out:
@@ -40,7 +40,7 @@ CYCLE = textwrap.dedent("""
 FORK = CYCLE.replace("IMPORTS", "from neuro.shutdown import forkable_heap") + textwrap.dedent(
     """
     guard = sys.argv[2] == "guard"
-    with forkable_heap() if guard else open(os.devnull):
+    with forkable_heap() if guard else contextlib.nullcontext():
         pid = os.fork()
     if pid == 0:
         gc.collect()
