@@ -158,17 +158,13 @@ def run_smoke(out: str | Path, echo: Callable[[str], None] = log.info) -> dict:
     """Encode a moving-square MPEG-4 clip, read its block motion with PyAV, pool it per
     16x16 block with torch, drive one Lava LIF neuron per block with it (``fixed_pt``),
     and write ``smoke.json`` to ``out``. Moving blocks must spike, static ones not."""
-    import numpy as np
     import torch
 
     import neuro  # noqa: F401  (lava compatibility first)
     from hybrid.video.selfcheck import decode_block_motion, encode_moving_square
-    from neuro.shutdown import end_runtime
+    from neuro.selfcheck import run_fixed_pt
 
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.lif.process import LIF
-    from lava.proc.monitor.process import Monitor
 
     w, h, steps = 64, 48, 20
     types, motions = decode_block_motion(encode_moving_square(12, (w, h)))
@@ -181,15 +177,7 @@ def run_smoke(out: str | Path, echo: Callable[[str], None] = log.info) -> dict:
 
     bias = (per_block * 50).round().clamp(0, 4000).to(torch.int64).numpy()
     lif = LIF(shape=bias.shape, bias_mant=bias, bias_exp=6, vth=200, du=4095, dv=0)
-    mon = Monitor()
-    mon.probe(lif.s_out, steps)
-    try:
-        lif.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).sum(axis=0)
-    except BaseException:  # also Ctrl-C and SIGTERM: leave no Lava process behind
-        end_runtime(lif)
-        raise
-    lif.stop()
+    spikes = run_fixed_pt(lif, "s_out", steps).sum(axis=0)
     moving = bias > 0
     result = {"blocks": int(bias.size), "moving_blocks": int(moving.sum()),
               "spikes_moving": int(spikes[moving].sum()),

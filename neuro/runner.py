@@ -174,7 +174,8 @@ class LavaRunner:
         t0 = time.perf_counter()
         try:
             self._signals.enter_context(shutdown.sigterm_as_exit())
-            self.inj.create_runtime(run_cfg=run_cfg(self.conv))
+            with shutdown.forkable_heap():
+                self.inj.create_runtime(run_cfg=run_cfg(self.conv))
             self._runtime_started = True
         except BaseException:  # compile errors, Ctrl-C while starting: leave nothing behind
             self._terminate()

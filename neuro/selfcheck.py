@@ -51,26 +51,35 @@ def check_compat() -> tuple[bool, str]:
     )
 
 
-def check_lava_lif(steps: int = 12) -> tuple[bool, str]:
-    """A 3-neuron LIF runs in Lava's fixed_pt simulation and gives the reference voltages."""
-    from neuro.shutdown import end_runtime
+def run_fixed_pt(lif, var: str, steps: int) -> np.ndarray:
+    """Run one Lava process ``steps`` steps in the fixed_pt simulation; returns the probed
+    ``var`` (steps, *shape). Leaves no Lava process behind, on Ctrl-C and SIGTERM too."""
+    from neuro.shutdown import end_runtime, forkable_heap
 
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.lif.process import LIF
     from lava.proc.monitor.process import Monitor
 
-    params = dict(bias_mant=[100, 700, 2000], bias_exp=6, vth=100, du=4095, dv=512)
-    lif = LIF(shape=(3,), **params)
     mon = Monitor()
-    mon.probe(lif.v, steps)
+    mon.probe(getattr(lif, var), steps)
     try:
-        lif.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        got = np.asarray(mon.get_data()[lif.name]["v"]).astype(np.int64)
-    except BaseException:  # also Ctrl-C and SIGTERM: leave no Lava process behind
+        with forkable_heap():  # Lava forks its actors here
+            lif.run(condition=RunSteps(num_steps=steps),
+                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        got = np.asarray(mon.get_data()[lif.name][var])
+    except BaseException:
         end_runtime(lif)
         raise
     lif.stop()
+    return got
+
+
+def check_lava_lif(steps: int = 12) -> tuple[bool, str]:
+    """A 3-neuron LIF runs in Lava's fixed_pt simulation and gives the reference voltages."""
+    from lava.proc.lif.process import LIF
+
+    params = dict(bias_mant=[100, 700, 2000], bias_exp=6, vth=100, du=4095, dv=512)
+    got = run_fixed_pt(LIF(shape=(3,), **params), "v", steps).astype(np.int64)
     want = lif_reference(steps, **params)
     if got.shape != want.shape or not np.array_equal(got, want):
         return False, f"voltages differ from the reference: lava {got[-1]} vs ref {want[-1]}"

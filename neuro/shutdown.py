@@ -14,11 +14,13 @@ its actors, or in a ``__del__``) is delivered again from normal code.
 every user of the runner gets it; the ``hybrid`` CLI holds it for the whole command.
 :func:`end_runtime` ends the OS processes of a Lava runtime at once (what an
 interrupted run needs, as its processes block in their channels and cannot take a stop
-command). Imports only the standard library.
+command). :func:`forkable_heap` guards the moment Lava forks its actors (see there).
+Imports only the standard library.
 """
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -29,6 +31,25 @@ import threading
 log = logging.getLogger(__name__)
 
 EXIT_CODE = 128 + signal.SIGTERM  # 143
+
+
+@contextlib.contextmanager
+def forkable_heap():
+    """Hold while Lava forks its actor processes (``create_runtime``, a first ``run``).
+
+    A forked child has only the forking thread. When its garbage collector frees an
+    object left in a reference cycle in the parent whose destructor joins threads of
+    the parent (a PyAV decoder with frame threads: seen in CI, where Lava's runtime then
+    waited forever for an actor that never answered), the child blocks for good. Collect
+    here, where those threads exist, and freeze what is left, so a child never collects
+    an object of the parent; the parent collects normally again afterwards.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class Terminated(SystemExit):
