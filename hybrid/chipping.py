@@ -117,9 +117,11 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
             dataset, segments, crop, list(nets), sequences,
             (lambda k: bar.update(k)) if progress else None)
     mp, mp_source = chip_mapping(nets, mapping, neuro)
+    # every Lava run (it forks its processes) before SANA-FE starts its OpenMP threads
+    layer1 = {m: layer1_spikes(paths[m], xs[m]) for m in nets}
     branches = {}
     for m, net in nets.items():
-        seqs = layer1_spikes(paths[m], xs[m])
+        seqs = layer1[m]
         tilings = chip_neuro.tilings_from_mapping(mp, m, len(net.layers))
         with (progress(range(len(seqs)), f"SANA-FE {m}") if progress
               else contextlib.nullcontext()) as bar:
