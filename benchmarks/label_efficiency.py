@@ -53,13 +53,14 @@ def majority_baseline(dataset, pcfg, batch_size: int = 8) -> dict[str, float]:
     import torch
     from torch.utils.data import DataLoader
 
+    from deploy.inputs import decode
     from hybrid.pretrain import EVAL_SEED, make_batch
     from hybrid.pretrain_tasks import IGNORE
 
     gen = torch.Generator().manual_seed(EVAL_SEED)
     labels: dict[str, list] = {}
     for b in DataLoader(dataset, batch_size, shuffle=False):
-        for k, y in make_batch(b, pcfg, gen)[1].items():
+        for k, y in make_batch(decode(b), pcfg, gen)[1].items():
             labels.setdefault(k, []).extend(v for v in y.flatten().tolist() if v != IGNORE)
     return {k: max(v.count(c) for c in set(v)) / len(v) for k, v in labels.items()}
 

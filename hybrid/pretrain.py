@@ -30,10 +30,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from ann.pretext import MLPHead, PMSPHead
+from deploy.inputs import decode
 from hybrid import checkpoint, locking
+from hybrid.data.loader import Loader, SkipBadVideos, loader_options
 from hybrid.model import HybridConfig, HybridModel
 from hybrid.pretrain_tasks import (
     DEFAULT_LEVELS,
@@ -49,12 +50,9 @@ from hybrid.train import (
     LOCK_NAME,
     METRICS_NAME,
     DivergedError,
-    SkipBadVideos,
     TrainConfig,
-    collate_readable,
     make_optimizer,
     seed_everything,
-    seed_worker,
 )
 
 log = logging.getLogger(__name__)
@@ -134,8 +132,9 @@ class PretrainModel(nn.Module):
 
 
 def make_batch(batch: dict, cfg: PretrainConfig, gen: torch.Generator):
-    """(inputs, targets) of a clip batch without using its labels: the CTP transform
-    applied (when asked), then the PMSP labels of the motion vectors the model sees."""
+    """(inputs, targets) of a decoded clip batch (:func:`deploy.inputs.decode`) without
+    using its labels: the CTP transform applied (when asked), then the PMSP labels of
+    the motion vectors the model sees."""
     iframe, mv, res = batch["iframe"], batch["mv"], batch["residual"]
     targets = {}
     if cfg.ctp:
@@ -172,9 +171,11 @@ def run_epoch(model: PretrainModel, loader, gen: torch.Generator, optimizer=None
     loss_sum, batches, hits = 0.0, 0, {}
     with torch.set_grad_enabled(train), (progress or _progress_none)(loader, label) as bar:
         for step, batch in enumerate(bar, 1):
-            if batch is None:
+            for msg in batch.pop("skipped", []):
+                log.warning("skipping a video that cannot be read: %s", msg)
+            if "iframe" not in batch:  # every video of this batch was unreadable
                 continue
-            inputs, targets = make_batch(batch, model.cfg, gen)
+            inputs, targets = make_batch(decode(batch), model.cfg, gen)
             loss, counts = losses(model(*inputs), targets)
             if not torch.is_tensor(loss):  # no task had an answer in this batch
                 continue
@@ -199,8 +200,8 @@ def run_epoch(model: PretrainModel, loader, gen: torch.Generator, optimizer=None
 def evaluate(model: PretrainModel, dataset, batch_size: int = 8, seed: int = EVAL_SEED,
              progress: Callable | None = None) -> dict[str, float]:
     """Pretext accuracies on ``dataset`` (held-out clips), CTP draws fixed by ``seed``."""
-    loader = DataLoader(SkipBadVideos(dataset), batch_size, shuffle=False,
-                        collate_fn=collate_readable)
+    loader = Loader(SkipBadVideos(dataset), batch_size, shuffle=False,
+                    **loader_options(0, torch.device("cpu")))
     return run_epoch(model, loader, torch.Generator().manual_seed(seed), progress=progress,
                      label="held-out")[1]
 
@@ -264,9 +265,9 @@ def _pretrain(datasets, run_dir, model_cfg, cfg, tcfg, resume, progress, echo):
         echo(f"resuming {run_dir} after epoch {start}")
     train_ds, val_ds = datasets
     gen = torch.Generator().manual_seed(tcfg.seed)
-    loader = DataLoader(SkipBadVideos(train_ds), tcfg.batch_size, shuffle=True,
-                        num_workers=tcfg.workers, drop_last=len(train_ds) >= tcfg.batch_size,
-                        generator=gen, collate_fn=collate_readable, worker_init_fn=seed_worker)
+    loader = Loader(SkipBadVideos(train_ds), tcfg.batch_size, shuffle=True,
+                    drop_last=len(train_ds) >= tcfg.batch_size, generator=gen,
+                    **loader_options(tcfg.workers, torch.device("cpu")))
     run_dir.mkdir(parents=True, exist_ok=True)
     last = {}
     for epoch in range(start, tcfg.epochs):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from deploy.inputs import decode, decode_sample
 from hybrid.model import HybridConfig, HybridModel
 from hybrid.pretrain import (
     HEAD_KEYS,
@@ -116,8 +117,14 @@ def test_ctp_transforms():
     assert set(kinds.tolist()) == {0, 1, 2}
 
 
+def codes(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Floats in [-0.5, 0.5) / scale -> the uint8 codes a loader hands over."""
+    return ((x * scale + 0.5) * 255).round().clamp(0, 255).to(torch.uint8)
+
+
 class Clips(torch.utils.data.Dataset):
-    """In-memory clips with a moving block at a random place per segment; no labels."""
+    """In-memory clips with a moving block at a random place per segment, as a loader
+    gives them (uint8 codes, the whole frame as the crop box); no labels."""
 
     def __init__(self, n: int, seed: int, S: int = 2, size: int = 24):
         g = torch.Generator().manual_seed(seed)
@@ -127,8 +134,10 @@ class Clips(torch.utils.data.Dataset):
                      for s in range(S)]
             mv = blob_field(S, size, size, cells)[0] * 0.1
             res = mv[:, :, :1].expand(S, T, 3, size, size).clone()
-            self.items.append({"iframe": torch.randn(S, 3, size, size, generator=g),
-                               "mv": mv, "residual": res})
+            self.items.append({"iframe": torch.randint(0, 256, (S, 3, size, size),
+                                                       generator=g, dtype=torch.uint8),
+                               "mv": codes(mv), "residual": codes(res, 0.2),
+                               "box": torch.tensor([size, size, 0, size])})
 
     def __len__(self):
         return len(self.items)
@@ -147,7 +156,7 @@ def test_every_parameter_gets_a_gradient(tasks):
     mcfg, pcfg = small(tasks)
     seed_everything(0)
     model = PretrainModel(mcfg, pcfg)
-    batch = torch.utils.data.default_collate([Clips(4, 1)[i] for i in range(4)])
+    batch = decode(torch.utils.data.default_collate([Clips(4, 1)[i] for i in range(4)]))
     inputs, targets = make_batch(batch, pcfg, torch.Generator().manual_seed(0))
     logits = model(*inputs)
     assert set(logits) == set(targets) == set(pcfg.names())
@@ -208,7 +217,7 @@ def test_finetune_init(tmp_path):
         assert torch.equal(state[k], scratch[k]), k
     model = HybridModel(cfg)
     model.load_state_dict(state)
-    x = Clips(1, 0)[0]
+    x = decode_sample(Clips(1, 0)[0])
     out = model(x["iframe"][None], x["mv"][None], x["residual"][None])
     assert out.shape == (1, 5) and torch.isfinite(out).all()
 
