@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deploy.inputs import decode_sample
 from hybrid.data.dataset import COVIAR_NORM
 from hybrid.data.transforms import Normalization
 from hybrid.evaluate import crop_boxes, views
@@ -274,7 +275,7 @@ def read_video(model: HybridModel, video: str | Path, segments: int | None = Non
     with as_mpeg4(video, size, allow_transcode=transcode) as path:
         ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
                                     crop=model.cfg.size[0], video_size=size)
-        return ds[0]
+        return decode_sample(ds[0])  # the loader's uint8 codes -> the model's floats
 
 
 # ---- file

@@ -36,15 +36,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deploy.inputs import decode_sample
 from hybrid.data.dataset import COVIAR_NORM, CompressedVideoDataset
-from hybrid.data.transforms import Normalization
 from hybrid.model import HybridModel
 
 KINDS = ("sensor", "jitter", "transient")
-# the dataset's MV scaling without its uint8 rounding: noisy vectors are not re-quantised
-# (CoViAR's quantum is 0.16 px; a round trip through trunc() could drop a clean vector
-# by one quantum through float error)
-STM_INPUT = Normalization(quantize=False)
+
+
+def stm_input(mv: np.ndarray, mv_bound: float = COVIAR_NORM.mv_bound) -> np.ndarray:
+    """(..., 2) px -> float32: the dataset's MV scaling (:class:`Normalization`) without
+    its uint8 rounding: noisy vectors are not re-quantised (CoViAR's quantum is 0.16 px;
+    a round trip through trunc() could drop a clean vector by one quantum through float
+    error)."""
+    v = mv * (127.5 / mv_bound)
+    return (np.clip(v + 128.0, 0, 255) / 255.0 - 0.5).astype(np.float32)
 
 
 @dataclass
@@ -66,7 +71,7 @@ def clean_clips(model: HybridModel, n: int, video_size: tuple[int, int],
     from hybrid.video.synth import MOTIONS, SynthConfig, render_video
     from hybrid.video.transcode import EncodeConfig, encode_mpeg4
 
-    cfg = SynthConfig(size=video_size, frames=12, jitter=0.0, noise=0.0, distractor=False)
+    cfg = SynthConfig(size=video_size, frames=12, jitter=0.0, noise=0.0, distractors=0)
     labels = [k for k, m in enumerate(MOTIONS) if m.name != "hold"]
     clips = []
     with tempfile.TemporaryDirectory(prefix="stm-denoising-") as tmp:
@@ -80,7 +85,8 @@ def clean_clips(model: HybridModel, n: int, video_size: tuple[int, int],
         ds = CompressedVideoDataset(tmp, items, 1, train=False, crop=model.cfg.size[0],
                                     video_size=video_size)
         for i, (_, label) in enumerate(items):
-            mv = mv_to_px(ds[i]["mv"][0].numpy()).transpose(0, 2, 3, 1)  # (T, H, W, 2)
+            codes = decode_sample(ds[i])["mv"][0].numpy()  # (T, 2, H, W) normalised
+            mv = mv_to_px(codes).transpose(0, 2, 3, 1)  # (T, H, W, 2) px
             inside = (np.hypot(mv[..., 0], mv[..., 1]) >= 1.0).any(0)
             clips.append(Clip(mv.astype(np.float32), inside, MOTIONS[label].name))
     return clips
@@ -116,7 +122,7 @@ def measure(model: HybridModel, mv: np.ndarray, inside: np.ndarray) -> dict:
     """Inside / outside measures of one accumulated MV clip (T, H, W, 2) px through the
     model's MV STM (float, its trained weights, thresholds and leaks)."""
     stm = model.stm_mv.stm
-    x = STM_INPUT.mv(mv)  # (T, H, W, 2), normalised as the dataset
+    x = stm_input(mv)  # (T, H, W, 2), normalised as the dataset
     x = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 1, 2, 0)))[None]  # (1, 2, H, W, T)
     out = stm(x, return_spike_maps=True, quant="float")
     s = out.spike_maps[-1][0].numpy()  # (C, h, w, T)

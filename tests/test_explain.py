@@ -238,6 +238,7 @@ def crop_box_of(box, crop: int, video=BOX_VIDEO):
 def box_model(tmp_path_factory):
     """A tiny one-segment hybrid model trained (a plain Adam loop) to tell up from down
     motion in BOX clips read by the real pipeline (MPEG-4 MVs and residuals)."""
+    from deploy.inputs import decode_sample
     from hybrid.data.dataset import CompressedVideoDataset
 
     root = tmp_path_factory.mktemp("box")
@@ -247,7 +248,7 @@ def box_model(tmp_path_factory):
         box_video(root / f"v{i}.avi", d, seed=100 + i)
         items.append((f"v{i}.avi", int(d > 0)))
     ds = CompressedVideoDataset(root, items, 1, train=False, crop=BOX_CROP, video_size=BOX_VIDEO)
-    batch = [ds[i] for i in range(len(ds))]
+    batch = [decode_sample(ds[i]) for i in range(len(ds))]
     x = {k: torch.stack([b[k] for b in batch]) for k in ("iframe", "mv", "residual", "label")}
     torch.manual_seed(0)
     model = HybridModel(HybridConfig(num_classes=2, segments=1, size=(BOX_CROP, BOX_CROP), stm={
