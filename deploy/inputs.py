@@ -79,18 +79,23 @@ class InputSpec:
         return cls(**d)
 
 
-def _geometry(x: torch.Tensor, h: int, w: int, flip: bool, size: int,
-              is_mv: bool) -> torch.Tensor:
-    """(N, C, M, M) -> (N, C, size, size): crop the top-left (h, w), resize bilinearly,
-    flip (negating channel 0 when ``is_mv``), as ``hybrid.data.transforms.apply_box``."""
-    x = x[..., :h, :w]
-    if (h, w) != (size, size):
+def resize_flip(x: torch.Tensor, size: int, flip: bool, is_mv: bool) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C, size, size): resize bilinearly (MV values are not rescaled
+    with the resize, as CoViAR), flip (negating MV x, channel 0, when ``is_mv``)."""
+    if tuple(x.shape[-2:]) != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     if flip:
         x = x.flip(-1)
         if is_mv:
             x[:, 0].neg_()
     return x
+
+
+def _geometry(x: torch.Tensor, h: int, w: int, flip: bool, size: int,
+              is_mv: bool) -> torch.Tensor:
+    """(N, C, M, M) -> (N, C, size, size): crop the top-left (h, w), then
+    :func:`resize_flip` (``hybrid.data.transforms.apply_box`` uses it too)."""
+    return resize_flip(x[..., :h, :w], size, flip, is_mv)
 
 
 def decode(batch: dict, device: torch.device | str | None = None,

@@ -164,30 +164,20 @@ def losses(logits: dict, targets: dict) -> tuple[torch.Tensor, dict[str, tuple[i
 def run_epoch(model: PretrainModel, loader, gen: torch.Generator, optimizer=None,
               grad_clip: float = 0.0, progress: Callable | None = None, label: str = ""):
     """One pass; trains when ``optimizer`` is given. Returns (mean loss, {name: acc})."""
-    from hybrid.train import _progress_none
+    from hybrid.train import _progress_none, readable, step_on
 
     train = optimizer is not None
     model.train(train)
-    loss_sum, batches, hits = 0.0, 0, {}
+    loss_sum, batches, hits, reported = 0.0, 0, {}, set()
     with torch.set_grad_enabled(train), (progress or _progress_none)(loader, label) as bar:
         for step, batch in enumerate(bar, 1):
-            for msg in batch.pop("skipped", []):
-                log.warning("skipping a video that cannot be read: %s", msg)
-            if "iframe" not in batch:  # every video of this batch was unreadable
+            if not readable(batch, reported):
                 continue
             inputs, targets = make_batch(decode(batch), model.cfg, gen)
             loss, counts = losses(model(*inputs), targets)
             if not torch.is_tensor(loss):  # no task had an answer in this batch
                 continue
-            if not torch.isfinite(loss):
-                raise DivergedError(f"{label or 'pass'}, batch {step}: the loss is "
-                                    f"{loss.item()} (learning rate too high?)")
-            if train:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                optimizer.step()
+            step_on(loss, model, optimizer, grad_clip, f"{label or 'pass'}, batch {step}")
             loss_sum += loss.item()
             batches += 1
             for k, (c, n) in counts.items():

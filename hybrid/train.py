@@ -129,6 +129,30 @@ def _progress_none(it, label):
     return contextlib.nullcontext(it)
 
 
+def readable(batch: dict, reported: set[str]) -> bool:
+    """Report (once each) the videos of ``batch`` that could not be read (its
+    ``skipped`` entry, removed); False when none of the batch could be read."""
+    for msg in batch.pop("skipped", []):
+        if msg not in reported:
+            reported.add(msg)
+            log.warning("skipping a video that cannot be read: %s", msg)
+    return "iframe" in batch
+
+
+def step_on(loss: torch.Tensor, model: nn.Module, optimizer, grad_clip: float,
+            where: str) -> None:
+    """Raise DivergedError naming ``where`` on a non-finite loss; else, when training
+    (``optimizer`` given), one optimiser step with the gradient clipped to ``grad_clip``."""
+    if not torch.isfinite(loss):
+        raise DivergedError(f"{where}: the loss is {loss.item()} (learning rate too high?)")
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+
+
 def run_epoch(model, loader, device, optimizer=None, grad_clip: float = 0.0,
               progress: Callable = _progress_none, label: str = "",
               reported: set[str] | None = None) -> tuple[float, int, int]:
@@ -140,24 +164,12 @@ def run_epoch(model, loader, device, optimizer=None, grad_clip: float = 0.0,
     loss_sum, correct, count = 0.0, 0, 0
     with torch.set_grad_enabled(train), progress(loader, label) as bar:
         for step, batch in enumerate(bar, 1):
-            for msg in batch.pop("skipped", []):
-                if msg not in reported:
-                    reported.add(msg)
-                    log.warning("skipping a video that cannot be read: %s", msg)
-            if "label" not in batch:  # every video of this batch was unreadable
+            if not readable(batch, reported):
                 continue
             b = decode(batch, device)  # uint8 codes -> normalised floats, on the device
             logits = model(b["iframe"], b["mv"], b["residual"])  # (B, K)
             loss = nn.functional.cross_entropy(logits, b["label"])
-            if not torch.isfinite(loss):
-                raise DivergedError(f"{label or 'pass'}, batch {step}: the loss is "
-                                    f"{loss.item()} (learning rate too high?)")
-            if train:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                optimizer.step()
+            step_on(loss, model, optimizer, grad_clip, f"{label or 'pass'}, batch {step}")
             n = b["label"].numel()
             loss_sum += loss.item() * n
             correct += int((logits.argmax(1) == b["label"]).sum())

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from deploy.inputs import IMAGENET_MEAN, IMAGENET_STD
+from deploy.inputs import IMAGENET_MEAN, IMAGENET_STD, resize_flip
 
 
 @dataclass(frozen=True)
@@ -108,14 +107,7 @@ def apply_box(x: torch.Tensor, box: tuple[int, int, int, int, bool], size: int,
     MV values are not rescaled with the resize (as CoViAR); a flip negates MV x, which
     must be channel 0 when ``is_mv``."""
     top, left, ch, cw, flip = box
-    x = x[..., top:top + ch, left:left + cw]
-    if (ch, cw) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    if flip:
-        x = x.flip(-1)
-        if is_mv:
-            x[:, 0].neg_()
-    return x
+    return resize_flip(x[..., top:top + ch, left:left + cw], size, flip, is_mv)
 
 
 def hflip_mv(mv: np.ndarray) -> np.ndarray:
