@@ -69,22 +69,14 @@ def sync(device: str) -> None:
 
 
 def lava_cpu_s(rt) -> float:
-    """CPU seconds (user + system) used so far by the Lava processes of a HybridRuntime."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
-    for runner in rt.runners.values():
-        mi = getattr(runner.inj.runtime, "_messaging_infrastructure", None)
-        for actor in getattr(mi, "actors", []):
-            try:
-                fields = Path(f"/proc/{actor.pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-            except (OSError, IndexError, ValueError):
-                pass
-    return total
+    """CPU seconds used so far by the Lava processes of a HybridRuntime."""
+    return sum(r.actor_cpu_s() for r in rt.runners.values())
 
 
 def lava_processes(rt) -> int:
-    return sum(len(getattr(getattr(r.inj.runtime, "_messaging_infrastructure", None),
-                           "actors", [])) for r in rt.runners.values())
+    from neuro.shutdown import runtime_actors
+
+    return sum(len(runtime_actors(r.inj.runtime)) for r in rt.runners.values())
 
 
 @torch.no_grad()

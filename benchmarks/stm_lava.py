@@ -103,16 +103,7 @@ def read_compute_timers(folder: Path) -> dict:
 def lava_cpu_s(runner: LavaRunner) -> float:
     """CPU seconds (user + system) used so far by the runner's Lava processes and this one:
     a measure the other users of a shared machine do not move as much as wall time."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = time.process_time()
-    mi = getattr(runner.inj.runtime, "_messaging_infrastructure", None)
-    for actor in getattr(mi, "actors", []):
-        try:
-            fields = Path(f"/proc/{actor.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+    return time.process_time() + runner.actor_cpu_s()
 
 
 def cpu_of(fn, repeats: int = 10) -> float:

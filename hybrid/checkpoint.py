@@ -61,6 +61,22 @@ def load(path: str | Path) -> dict:
     return ckpt
 
 
+def resume_state(path: str | Path, resume: bool) -> dict | None:
+    """The checkpoint a run folder resumes from: loaded when ``resume``, None for a new
+    run. Raises CheckpointError when ``resume`` finds none, FileExistsError when a new
+    run would overwrite one."""
+    path = Path(path)
+    if resume:
+        if not path.is_file():
+            raise CheckpointError(f"{path}: --resume given but there is no checkpoint in "
+                                  "this run folder")
+        return load(path)
+    if path.is_file():
+        raise FileExistsError(f"{path} exists: pass --resume to continue that run, or "
+                              "choose another output folder")
+    return None
+
+
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message, shortened; never fails (some
     exceptions have an empty message)."""

@@ -18,10 +18,8 @@ in :mod:`hybrid.train`, so a resumed run repeats an uninterrupted one.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
@@ -52,7 +50,9 @@ from hybrid.train import (
     DivergedError,
     TrainConfig,
     make_optimizer,
+    read_metrics,
     seed_everything,
+    write_metrics,
 )
 
 log = logging.getLogger(__name__)
@@ -196,22 +196,6 @@ def evaluate(model: PretrainModel, dataset, batch_size: int = 8, seed: int = EVA
                      label="held-out")[1]
 
 
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _read_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def pretrain(datasets, run_dir: str | Path, model_cfg: HybridConfig, cfg: PretrainConfig,
              tcfg: TrainConfig, resume: bool = False, progress: Callable | None = None,
              echo: Callable[[str], None] = log.info) -> tuple[PretrainModel, dict]:
@@ -226,24 +210,17 @@ def pretrain(datasets, run_dir: str | Path, model_cfg: HybridConfig, cfg: Pretra
 
 def _pretrain(datasets, run_dir, model_cfg, cfg, tcfg, resume, progress, echo):
     ckpt_path = run_dir / CKPT_NAME
-    state = None
-    if resume:
-        if not ckpt_path.is_file():
-            raise checkpoint.CheckpointError(f"{ckpt_path}: --resume given but there is no "
-                                             "checkpoint in this run folder")
-        state = checkpoint.load(ckpt_path)
+    state = checkpoint.resume_state(ckpt_path, resume)
+    if state is not None:
         if state.get("kind") != KIND:
             raise checkpoint.CheckpointError(f"{ckpt_path}: a training checkpoint, not a "
                                              "pretraining one: resume it with `hybrid train`")
         model_cfg = HybridConfig.from_dict(state["model_config"])
         cfg = PretrainConfig(**state["pretrain_config"])
-    elif ckpt_path.is_file():
-        raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue that run, or "
-                              "choose another output folder")
     seed_everything(tcfg.seed)
     model = PretrainModel(model_cfg, cfg)
     optimizer, scheduler = make_optimizer(model, tcfg)
-    start, rows = 0, _read_rows(run_dir / METRICS_NAME)
+    start, rows = 0, read_metrics(run_dir / METRICS_NAME)
     if state is not None:
         model.backbone.load_state_dict(state["model"])
         for name, sd in state["heads"].items():
@@ -283,7 +260,7 @@ def _pretrain(datasets, run_dir, model_cfg, cfg, tcfg, resume, progress, echo):
                 **{f"val_{k}": v for k, v in val.items()},
                 "seconds": time.perf_counter() - t0}
         rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()})
-        _write_rows(run_dir / METRICS_NAME, rows)
+        write_metrics(run_dir / METRICS_NAME, rows, list(rows[0]))
         heads = {n: getattr(model, n).state_dict() for n in ("pmsp", "ctp")
                  if getattr(model, n) is not None}
         checkpoint.save(ckpt_path, kind=KIND, model_config=model_cfg.to_dict(),

@@ -184,10 +184,11 @@ def read_metrics(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def write_metrics(path: Path, rows: list[dict]) -> None:
+def write_metrics(path: Path, rows: list[dict], fields: list[str] = METRIC_FIELDS) -> None:
+    """Write ``rows`` to the CSV ``path`` atomically (a temporary file renamed)."""
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, path)
@@ -244,20 +245,13 @@ def _train(datasets, classes, run_dir: Path, model_cfg, cfg, resume, progress, e
            on_epoch_end, init) -> tuple[HybridModel, dict]:
     ctx = Dist()
     ckpt_path = run_dir / CKPT_NAME
-    state = None
-    if resume:
-        if not ckpt_path.is_file():
-            raise checkpoint.CheckpointError(f"{ckpt_path}: --resume given but there is no "
-                                             "checkpoint in this run folder")
-        state = checkpoint.load(ckpt_path)
+    state = checkpoint.resume_state(ckpt_path, resume)
+    if state is not None:
         model_cfg = HybridConfig.from_dict(state["model_config"])
         if state["classes"] != list(classes):
             raise checkpoint.CheckpointError(
                 f"{ckpt_path}: checkpoint classes {state['classes'][:5]}... differ from the "
                 f"dataset's {list(classes)[:5]}...")
-    elif ckpt_path.is_file():
-        raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue that run, or "
-                              "choose another output folder")
     assert model_cfg.num_classes == len(classes), (
         f"model has {model_cfg.num_classes} outputs but the dataset {len(classes)} classes")
 

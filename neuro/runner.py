@@ -276,6 +276,19 @@ class LavaRunner:
             spikes=[cat[f"s_out_{k}"] for k in (1, 2, 3)] if self.record else None,
             v_int=v_int, v_seq_int=cat["v_seq_out"].astype(np.int64) if self.record else None)
 
+    def actor_cpu_s(self) -> float:
+        """CPU seconds (user + system) the runtime's Lava processes have used so far."""
+        from pathlib import Path
+
+        tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+        for actor in shutdown.runtime_actors(self.inj.runtime):
+            try:
+                fields = Path(f"/proc/{actor.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            except (OSError, IndexError, ValueError):  # ended, or no /proc
+                pass
+        return total
+
     def _terminate(self) -> None:
         """End the runtime's OS processes now (for an interrupted run) and release its
         shared memory."""

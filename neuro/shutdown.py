@@ -119,6 +119,13 @@ def sigterm_as_exit():
             sys.unraisablehook = _state["unraisable"] or sys.__unraisablehook__
 
 
+def runtime_actors(rt) -> list:
+    """The OS processes (multiprocessing.Process subclasses) of a Lava runtime; Lava 0.10
+    internals, guarded: a missing attribute means none."""
+    mi = getattr(rt, "_messaging_infrastructure", None)
+    return list(getattr(mi, "actors", []))
+
+
 def end_runtime(process) -> None:
     """End the OS processes of the Lava runtime that ``process`` (any Lava Process of
     the network) runs in, now, and release its shared memory, so nothing is left
@@ -126,7 +133,7 @@ def end_runtime(process) -> None:
     missing attribute means there is nothing to end."""
     rt = getattr(process, "_runtime", None)
     mi = getattr(rt, "_messaging_infrastructure", None)
-    for actor in getattr(mi, "actors", []):  # multiprocessing.Process subclasses
+    for actor in runtime_actors(rt):
         if actor.is_alive():
             actor.terminate()
             multiprocessing.Process.join(actor, 5)
