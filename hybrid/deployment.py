@@ -82,7 +82,7 @@ def open_input(art: Artifact, source: str | Path, fold: int = 1,
           "video_size": video_size}
     source = Path(source)
     if source.is_file() and source.suffix not in (".h5", ".hdf5"):
-        ds = CompressedVideoDataset(source.parent, [(source.name, 0)], **kw)
+        ds = CompressedVideoDataset.one_video(source, **kw)
         return ds, [str(source)], None
     items, classes = load_split(source, "test", fold)
     if classes != art.classes:

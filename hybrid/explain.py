@@ -273,8 +273,8 @@ def read_video(model: HybridModel, video: str | Path, segments: int | None = Non
                            f"{model.cfg.segments}")
     size = tuple(video_size or DEFAULT_SIZE)
     with as_mpeg4(video, size, allow_transcode=transcode) as path:
-        ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
-                                    crop=model.cfg.size[0], video_size=size)
+        ds = CompressedVideoDataset.one_video(path, s, crop=model.cfg.size[0],
+                                              video_size=size)
         return decode_sample(ds[0])  # the loader's uint8 codes -> the model's floats
 
 

@@ -333,3 +333,19 @@ def test_folder_dataset_resizes_exactly_as_prepare(tmp_path):
     assert defaults["prepare", "size"] == "340x256"
     assert all(defaults[c, "video_size"] == "340x256" for c in ("train", "eval", "predict"))
     assert tuple(DEFAULT_SIZE) == PrepareConfig().size == (340, 256)
+
+
+def test_one_video_ignores_what_else_its_folder_holds(ucf, tmp_path):
+    """A video read on its own (predict, explain, run, chip) beside files that make its
+    folder look like a cache or a video cache is still read as that one video."""
+    import shutil
+
+    src = ucf / "move_up"
+    video = next(src.glob("*.avi"))
+    shutil.copy(video, tmp_path / video.name)
+    (tmp_path / "videocache.json").write_text("{}")  # would make the folder a video cache
+    alone = CompressedVideoDataset.one_video(video, 2, crop=32, video_size=SIZE)[0]
+    beside = CompressedVideoDataset.one_video(tmp_path / video.name, 2, crop=32,
+                                              video_size=SIZE)[0]
+    for k in ("iframe", "mv", "residual"):
+        assert np.array_equal(alone[k], beside[k]), k

@@ -371,8 +371,8 @@ def predict(checkpoint, video, top, segments, video_size, transcode, as_json):
                                  param_hint="--segments")
     try:
         with as_mpeg4(video, video_size, allow_transcode=transcode) as path:
-            ds = CompressedVideoDataset(path.parent, [(path.name, 0)], s, train=False,
-                                        crop=model.cfg.size[0], video_size=video_size)
+            ds = CompressedVideoDataset.one_video(path, s, crop=model.cfg.size[0],
+                                                  video_size=video_size)
             sample = ds[0]
     except UNREADABLE as exc:
         raise click.ClickException(str(exc)) from exc

@@ -65,7 +65,7 @@ class CompressedVideoDataset(Dataset):
                  train: bool = True, crop: CropConfig | int = DEFAULT_CROP,
                  norm: Normalization = COVIAR_NORM, accumulate: bool = True,
                  coviar: bool = True, video_size: tuple[int, int] = DEFAULT_SIZE,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, layout: str | None = None) -> None:
         assert segments >= 1, f"segments must be >= 1, got {segments}"
         self.source, self.items = Path(source), list(items)
         self.segments, self.train = segments, train
@@ -74,7 +74,7 @@ class CompressedVideoDataset(Dataset):
         self.accumulate, self.coviar = accumulate, coviar
         self.rng = random.Random(seed)
         self.cache = self.videos = None
-        layout = detect_layout(self.source)
+        layout = layout or detect_layout(self.source)
         if layout == "videocache":
             from hybrid.data.videocache import VideoCacheReader
 
@@ -92,6 +92,14 @@ class CompressedVideoDataset(Dataset):
             if float(a["mv_bound"]) != norm.mv_bound:
                 raise ValueError(f"{source}: cache holds MV codes for mv_bound "
                                  f"{float(a['mv_bound'])}, asked for {norm.mv_bound}")
+
+    @classmethod
+    def one_video(cls, path: str | Path, segments: int, **kw) -> CompressedVideoDataset:
+        """One video file for evaluation, read as a video whatever else its folder holds
+        (the folder's own layout, e.g. caches beside the video, is not consulted)."""
+        path = Path(path)
+        return cls(path.parent, [(path.name, 0)], segments, **{"train": False, **kw},
+                   layout="folder")
 
     def __len__(self) -> int:
         return len(self.items)
