@@ -88,8 +88,10 @@ def _sigterm_when_lava_runs(proc: subprocess.Popen, tmp: Path, delay: float) -> 
 def test_sigterm_during_stm_verify_leaves_nothing(tmp_path):
     tmp = tmp_path / "tmp"
     proc = _start([sys.executable, "-m", "hybrid", "stm", "verify", "--size", "16x16",
-                   "--sequences", "400", "--json"], tmp)
-    _sigterm_when_lava_runs(proc, tmp, delay=2)  # mid-run
+                   "--sequences", "2000", "--json"], tmp)
+    # mid-run: Lava takes ~9 s for 2000 sequences on a fast CI machine (4.4 ms each);
+    # 400 sequences once finished inside the old 2 s delay there
+    _sigterm_when_lava_runs(proc, tmp, delay=1)
 
 
 LIBRARY_USER = """
@@ -101,7 +103,7 @@ from neuro.verify import random_mv
 
 export_stm(STM(STMConfig()), sys.argv[1], (16, 16))
 with LavaRunner(sys.argv[1], steps=11) as runner:
-    runner.run(random_mv(2000, 2, 16, 16, 11, 0))
+    runner.run(random_mv(4000, 2, 16, 16, 11, 0))
 """
 
 
@@ -110,7 +112,7 @@ def test_sigterm_ends_a_plain_lava_runner_user(tmp_path):
     """A script using neuro.runner.LavaRunner directly gets the clean shutdown too."""
     tmp = tmp_path / "tmp"
     proc = _start([sys.executable, "-c", LIBRARY_USER, str(tmp_path / "stm.h5")], tmp)
-    _sigterm_when_lava_runs(proc, tmp, delay=2)
+    _sigterm_when_lava_runs(proc, tmp, delay=1)
 
 
 @pytest.fixture(scope="module")
