@@ -35,8 +35,8 @@ from hybrid import checkpoint, locking
 from hybrid.data.loader import Loader, SkipBadVideos, loader_options
 from hybrid.model import HybridConfig, HybridModel
 from hybrid.pretrain_tasks import (
-    DEFAULT_LEVELS,
     CTP_TYPES,
+    DEFAULT_LEVELS,
     IGNORE,
     TASKS,
     apply_ctp,

@@ -299,8 +299,8 @@ def test_held_out_ctp_is_balanced(task):
     batch = decode(torch.utils.data.default_collate([clips[i] for i in range(5)]))
     with torch.no_grad():
         logits = model(batch["iframe"], batch["mv"], batch["residual"])
-    for (g, c), lname, y in zip(pcfg.levels, [n for n in pcfg.names() if n.startswith("pmsp")],
-                                pmsp_targets(batch["mv"], pcfg.levels)):
+    names = [n for n in pcfg.names() if n.startswith("pmsp")]
+    for lname, y in zip(names, pmsp_targets(batch["mv"], pcfg.levels), strict=True):
         keep = y != -100
         want = float((logits[lname].argmax(-1)[keep] == y[keep]).float().mean())
         assert acc[lname] == pytest.approx(want, abs=1e-6), lname
