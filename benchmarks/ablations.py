@@ -189,6 +189,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32, help="crop side, px")
     ap.add_argument("--energy-videos", type=int, default=4,
                     help="held-out videos the profiler runs")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch threads (1 where other jobs share the cores)")
     ap.add_argument("--long", action="store_true",
                     help="30 epochs, 16 videos per class, 3 seeds")
     ap.add_argument("--replot", action="store_true",
@@ -201,7 +203,7 @@ def main() -> None:
         return
     if args.long:
         args.epochs, args.per_class, args.seeds = 30, 16, 3
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -90,12 +90,14 @@ def main() -> None:
     ap.add_argument("--tasks", default="pmsp,ctp")
     ap.add_argument("--segments", type=int, default=2)
     ap.add_argument("--size", type=int, default=32, help="crop side, px")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch threads (1 where other jobs share the cores)")
     ap.add_argument("--long", action="store_true",
                     help="30 pretraining and 30 fine-tuning epochs, 16 videos per class, 5 seeds")
     args = ap.parse_args()
     if args.long:
         args.pretrain_epochs, args.epochs, args.per_class, args.seeds = 30, 30, 16, 5
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
