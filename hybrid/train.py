@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
 import logging
 import math
 import os
@@ -26,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from deploy.atomic import write_file
 from deploy.inputs import decode
 from hybrid import checkpoint, locking
 from hybrid.data.loader import Loader, SeededSampler, SkipBadVideos, loader_options
@@ -186,12 +188,12 @@ def read_metrics(path: Path) -> list[dict]:
 
 def write_metrics(path: Path, rows: list[dict], fields: list[str] = METRIC_FIELDS) -> None:
     """Write ``rows`` to the CSV ``path`` atomically (a temporary file renamed)."""
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    text = buf.getvalue().encode()
+    write_file(path, lambda f: f.write(text))
 
 
 def plot_metrics(rows: list[dict], path: Path) -> None:
@@ -212,7 +214,7 @@ def plot_metrics(rows: list[dict], path: Path) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_file(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
 
 
