@@ -311,7 +311,7 @@ def test_folder_dataset_resizes_exactly_as_prepare(tmp_path):
     from hybrid.video.transcode import DEFAULT_SIZE
 
     root, cache = tmp_path / "ds", tmp_path / "c.h5"
-    make_dataset(root, classes=2, per_class=1, seed=3, cfg=SynthConfig(size=(96, 64), frames=30))
+    make_dataset(root, classes=2, per_class=2, seed=3, cfg=SynthConfig(size=(96, 64), frames=30))
     res = CliRunner().invoke(main, ["prepare", str(root), "-o", str(cache), "--workers", "1"])
     assert res.exit_code == 0, res.output
     items, _ = load_split(root, "train")

@@ -16,8 +16,8 @@ def _user_error(e: Exception) -> click.ClickException:
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--classes", type=click.IntRange(2, 12), default=8, show_default=True,
               help="Number of motion classes (pairs share an appearance).")
-@click.option("--per-class", type=click.IntRange(1), default=12, show_default=True,
-              help="Videos per class.")
+@click.option("--per-class", type=click.IntRange(2), default=12, show_default=True,
+              help="Videos per class (every 4th, and at least one, held out).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--size", type=Size(minimum=32, even=True), default="128x96",
               show_default=True, help="Video size WIDTHxHEIGHT (N: NxN).")
@@ -36,9 +36,12 @@ def _user_error(e: Exception) -> click.ClickException:
 def synth(out, classes, per_class, seed, size, frames, speed, distractors, noise, jitter,
           as_json):
     """Write a synthetic action dataset of MPEG-4 videos to OUT (folder per class,
-    UCF-style classInd.txt / trainlist01.txt / testlist01.txt). --speed, --distractors,
-    --noise, --jitter, --frames and --classes make it harder."""
-    from hybrid.video.synth import SynthConfig, make_dataset
+    UCF-style classInd.txt / trainlist01.txt / testlist01.txt, synth.json). --speed,
+    --distractors, --noise, --jitter, --frames and --classes make it harder.
+
+    OUT appears complete or not at all (written beside it, then renamed). An earlier
+    `hybrid synth` dataset in OUT is replaced whole; any other non-empty OUT is refused."""
+    from hybrid.video.synth import SynthConfig, SynthError, make_dataset
 
     cfg = SynthConfig(size=size, frames=frames, speed=speed, distractors=distractors,
                       noise=noise, jitter=jitter)
@@ -46,11 +49,16 @@ def synth(out, classes, per_class, seed, size, frames, speed, distractors, noise
         with click.progressbar(length=classes * per_class, label="synth",
                                file=click.get_text_stream("stderr")) as bar:
             summary = make_dataset(out, classes, per_class, seed, cfg, progress=bar.update)
+    except SynthError as e:
+        raise click.ClickException(str(e)) from None
     except OSError as e:  # read-only, full, not a folder
         raise click.ClickException(f"{out}: cannot write the dataset ({e})") from None
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
+        if summary["replaced"]:
+            click.echo(f"replaced the earlier synth dataset in {out} "
+                       f"({summary['replaced']} videos)")
         click.echo(f"{summary['videos']} videos ({summary['train']} train, "
                    f"{summary['test']} test) of {classes} classes in {out}")
 
