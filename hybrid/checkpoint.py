@@ -22,6 +22,7 @@ from deploy.atomic import write_file
 FORMAT = "hybrid-checkpoint"
 VERSION = 1
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip format starts so
+PRETRAIN_KIND = "pretrain"  # ``kind`` of a `hybrid pretrain` checkpoint (hybrid.pretrain)
 log = logging.getLogger(__name__)
 
 
@@ -61,6 +62,19 @@ def load(path: str | Path) -> dict:
     missing = {"model_config", "classes", "model", "epoch"} - set(ckpt)
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {sorted(missing)}")
+    return ckpt
+
+
+def load_classifier(path: str | Path) -> dict:
+    """:func:`load` for the commands that need a trained classifier (eval, predict,
+    deploy, explain, profile, ...): a `hybrid pretrain` checkpoint is refused, saying
+    what it is and how to fine-tune it."""
+    ckpt = load(path)
+    if ckpt.get("kind") == PRETRAIN_KIND:
+        raise CheckpointError(
+            f"{path}: a `hybrid pretrain` checkpoint (the backbone and its pretext heads, "
+            f"no classifier): fine-tune it first with `hybrid train DATA -o RUN --init "
+            f"{path}`, then use RUN/checkpoint.pt")
     return ckpt
 
 

@@ -27,7 +27,7 @@ CROPS = (1, 3, 5)
 
 def load_model(path: str | Path) -> tuple[HybridModel, list[str], dict]:
     """Model (eval mode, CPU) and class names from a checkpoint; CheckpointError on a bad file."""
-    ckpt = checkpoint.load(path)
+    ckpt = checkpoint.load_classifier(path)
     try:
         cfg = HybridConfig.from_dict(ckpt["model_config"])
         model = HybridModel(cfg)

@@ -56,7 +56,7 @@ from hybrid.train import (
 )
 
 log = logging.getLogger(__name__)
-KIND = "pretrain"
+KIND = checkpoint.PRETRAIN_KIND
 HEAD_KEYS = ("dense.head.weight", "dense.head.bias")  # the classifier, not pretrained
 EVAL_SEED = 12345  # the held-out clips' CTP draws, the same every epoch
 

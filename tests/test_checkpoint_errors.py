@@ -64,3 +64,46 @@ def test_a_truncated_torch_file_says_so(tmp_path):
     lines = _error_lines(res)
     assert res.exit_code == 1 and len(lines) == 1, res.output
     assert f"{ck}: truncated or damaged checkpoint (2,000 bytes" in lines[0]
+
+
+class _Clips(torch.utils.data.Dataset):
+    """Random clips as a loader hands them over (uint8 codes; no labels): enough for one
+    pretraining epoch of a tiny model."""
+
+    def __init__(self, n: int, S: int = 2, size: int = 24):
+        g = torch.Generator().manual_seed(n)
+        self.items = [{"iframe": torch.randint(0, 256, (S, 3, size, size), generator=g,
+                                               dtype=torch.uint8),
+                       "mv": torch.randint(120, 136, (S, 11, 2, size, size), generator=g,
+                                           dtype=torch.uint8),
+                       "residual": torch.randint(120, 136, (S, 11, 3, size, size),
+                                                 generator=g, dtype=torch.uint8),
+                       "box": torch.tensor([size, size, 0, size])} for _ in range(n)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def test_a_pretraining_checkpoint_says_to_fine_tune_first(tmp_path):
+    from hybrid.model import HybridConfig
+    from hybrid.pretrain import PretrainConfig, pretrain
+    from hybrid.train import TrainConfig
+
+    pretrain((_Clips(4), _Clips(2)), tmp_path / "pre", HybridConfig(num_classes=1, segments=2,
+                                                                   size=(24, 24)),
+             PretrainConfig(levels=((2, 2),), hidden=8),
+             TrainConfig(epochs=1, batch_size=2, warmup_epochs=0))
+    ck = tmp_path / "pre" / "checkpoint.pt"
+    assert checkpoint.load(ck)["kind"] == "pretrain"
+    for name, args in _commands(ck, tmp_path).items():
+        if name == "train --init":
+            continue  # that is what it is for (tests/test_pretrain.py)
+        res = _run(*args)
+        lines = _error_lines(res)
+        assert res.exit_code == 1 and len(lines) == 1, (name, res.output)
+        assert f"{ck}: a `hybrid pretrain` checkpoint" in lines[0], (name, lines)
+        assert "no classifier" in lines[0] and f"hybrid train DATA -o RUN --init {ck}" in lines[0]
+        assert "does not fit" not in lines[0]
