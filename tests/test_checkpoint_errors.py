@@ -107,3 +107,16 @@ def test_a_pretraining_checkpoint_says_to_fine_tune_first(tmp_path):
         assert f"{ck}: a `hybrid pretrain` checkpoint" in lines[0], (name, lines)
         assert "no classifier" in lines[0] and f"hybrid train DATA -o RUN --init {ck}" in lines[0]
         assert "does not fit" not in lines[0]
+
+
+def test_deploy_onto_an_existing_folder_names_force(tmp_path):
+    out = tmp_path / "art"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    res = _run("deploy", tmp_path / "any.pt", "-o", out)
+    lines = _error_lines(res)
+    assert res.exit_code == 1 and len(lines) == 1, res.output
+    assert f"{out} exists: pass --force to replace it" in lines[0]
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    res = _run("deploy", tmp_path / "any.pt", "-o", out, "--force")  # then the checkpoint
+    assert res.exit_code == 1 and "no such checkpoint file" in res.output
