@@ -120,3 +120,41 @@ def test_deploy_onto_an_existing_folder_names_force(tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     res = _run("deploy", tmp_path / "any.pt", "-o", out, "--force")  # then the checkpoint
     assert res.exit_code == 1 and "no such checkpoint file" in res.output
+
+
+def _training_checkpoint(path, **cfg):
+    from hybrid.model import HybridConfig, HybridModel
+
+    cfg = HybridConfig(num_classes=2, segments=1, size=(32, 32), stm={"widths": (4, 4, 4)},
+                       **cfg)
+    checkpoint.save(path, model_config=cfg.to_dict(), classes=["a", "b"], epoch=1,
+                    model=HybridModel(cfg).state_dict())
+    return path
+
+
+@pytest.mark.parametrize("given, named", [
+    (["--variant", "base"], "--variant base (the checkpoint's: tiny)"),
+    (["--size", "48"], "--size 48 (the checkpoint's: 32)"),
+    (["--segments", "3"], "--segments 3 (the checkpoint's: 1)"),
+    (["--modalities", "i"], "--modalities i (the checkpoint's: i,mv,r)"),
+    (["--no-mixer"], "--no-mixer (the checkpoint has not)"),
+    (["--temporal", "lstm", "--variant", "large"], "--variant large (the checkpoint's: tiny); "
+                                                   "--temporal lstm (the checkpoint's: stm)"),
+])
+def test_init_with_a_different_model_option_is_refused(tmp_path, given, named):
+    ck = _training_checkpoint(tmp_path / "ck.pt")
+    data = tmp_path / "data"
+    data.mkdir()
+    res = _run("train", data, "-o", tmp_path / "run", "--init", ck, *given)
+    assert res.exit_code == 2 and named in res.output, res.output
+    assert f"--init {ck}" in res.output and not (tmp_path / "run").exists()
+
+
+def test_init_with_the_checkpoints_own_options_goes_on(tmp_path):
+    ck = _training_checkpoint(tmp_path / "ck.pt", dense={"mixer": False})
+    data = tmp_path / "data"
+    data.mkdir()  # empty: the run stops at the data, past the options
+    res = _run("train", data, "-o", tmp_path / "run", "--init", ck, "--variant", "tiny",
+               "--size", "32x32", "--modalities", "mv,i,r", "--no-mixer", "--quant", "qat")
+    assert res.exit_code == 1 and "--init" not in res.output, res.output
+    assert f"{data}: no class folders" in res.output

@@ -10,6 +10,7 @@ import click
 from hybrid.cli.options import (
     PAPER,
     apply_preset,
+    given_conflicts,
     model_config,
     model_options,
     paper,
@@ -117,7 +118,8 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
               help="Start from this checkpoint's weights and model config (its variant, "
-                   "segments, size, modalities; --quant applies), with a fresh optimiser: "
+                   "segments, size, modalities, ...; --quant applies; a model option given "
+                   "that differs from it is an error), with a fresh optimiser: "
                    "e.g. fine-tune a float-trained model with --quant qat, or a `hybrid "
                    "pretrain` backbone (its classifier starts fresh).")
 @click.pass_context
@@ -146,6 +148,10 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     if init_path is not None:  # its model config wins: data are opened to fit it
         init_cfg, init, init_classes = _init_from(init_path, quant, resume)
         segments, size = init_cfg.segments, init_cfg.size[0]
+        if conflicts := given_conflicts(ctx, p, init_cfg):
+            raise click.UsageError(f"--init {init_path} trains the checkpoint's model, but "
+                                   f"{'; '.join(conflicts)}: drop those options, or train "
+                                   "from scratch without --init")
     train_ds, classes = _open(data, "train", segments, True, size, fold, seed, video_size)
     val_ds, _ = _open(data, "test", segments, False, size, fold, seed, video_size)
     mcfg = model_config(p, len(classes), quant)
