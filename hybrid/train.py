@@ -127,6 +127,24 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
     return opt, sched
 
 
+def resume_schedule(optimizer, scheduler, state: dict, cfg: TrainConfig, start: int,
+                    echo: Callable[[str], None] = log.info) -> None:
+    """Load the optimiser and schedule of checkpoint ``state`` (``start`` epochs done) and
+    set the lr of epoch ``start`` by ``cfg``'s schedule, as every later epoch's is: a run
+    resumed with another ``cfg.epochs`` has its cosine recomputed for the new total from
+    epoch ``start`` on (the epochs done keep the lr they had); with the same total the lr
+    is the one saved, so a resumed run repeats an uninterrupted one."""
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = base * lr_factor(start, cfg)
+    before = (state.get("train_config") or {}).get("epochs")
+    if before is not None and int(before) != cfg.epochs and not cfg.lr_steps:
+        echo(f"the run was started for {before} epochs, now {cfg.epochs}: the cosine "
+             f"schedule is recomputed for {cfg.epochs} from epoch {start + 1} on (lr "
+             f"{optimizer.param_groups[0]['lr']:.3g})")
+
+
 def _progress_none(it, label):
     return contextlib.nullcontext(it)
 
@@ -264,11 +282,10 @@ def _train(datasets, classes, run_dir: Path, model_cfg, cfg, resume, progress, e
     rows = read_metrics(run_dir / METRICS_NAME) if ctx.main else []
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         start = int(state["epoch"])
         rows = [r for r in rows if int(r["epoch"]) <= start]  # drop rows of unsaved epochs
         echo(f"resuming {run_dir} after epoch {start}")
+        resume_schedule(optimizer, scheduler, state, cfg, start, echo)
     elif init is not None:
         model.load_state_dict(init)
     net = nn.parallel.DistributedDataParallel(model) if ctx.enabled else model

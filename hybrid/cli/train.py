@@ -89,7 +89,8 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
                    "does (a cache keeps the size it was prepared at)."
                    + paper("x".join(map(str, PAPER.video_size))))
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True,
-              help="Training epochs." + paper(PAPER.epochs))
+              help="Training epochs (with --resume the new total: the cosine schedule is "
+                   "recomputed for it from the resumed epoch on)." + paper(PAPER.epochs))
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from its checkpoint.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
               help="Clips per step and per process.")
