@@ -158,3 +158,19 @@ def test_init_with_the_checkpoints_own_options_goes_on(tmp_path):
                "--size", "32x32", "--modalities", "mv,i,r", "--no-mixer", "--quant", "qat")
     assert res.exit_code == 1 and "--init" not in res.output, res.output
     assert f"{data}: no class folders" in res.output
+
+
+def test_a_checkpoint_that_does_not_fit_says_why(tmp_path):
+    from hybrid.model import HybridConfig, HybridModel
+
+    ck = _training_checkpoint(tmp_path / "ck.pt")
+    state = checkpoint.load(ck)
+    other = HybridConfig(num_classes=2, segments=1, size=(32, 32), stm={"widths": (4, 4, 6)})
+    state["model"] = HybridModel(other).state_dict()  # weights of another STM width
+    state["model"].pop("dense.head.bias")
+    torch.save(state, ck)
+    res = _run("predict", ck, tmp_path / "v.avi")
+    lines = _error_lines(res)
+    assert res.exit_code == 1 and len(lines) == 1, res.output
+    assert "does not fit this toolkit's model" in lines[0]
+    assert "Missing key(s) in state_dict: \"dense.head.bias\"" in lines[0], lines[0]
