@@ -99,7 +99,7 @@ def synth(root: Path, size: tuple[int, int], videos: int, frames: int) -> int:
     from hybrid.video.synth import SynthConfig, make_dataset
 
     if not (root / "testlist01.txt").is_file():
-        make_dataset(root, classes=2, per_class=max(1, videos // 2), seed=0,
+        make_dataset(root, classes=2, per_class=max(2, videos // 2), seed=0,
                      cfg=SynthConfig(size=size, frames=frames))
     from hybrid.data.splits import load_split
 
