@@ -106,3 +106,13 @@ def test_per_class_3_gives_test_videos_and_1_is_refused(tmp_path):
     assert not (tmp_path / "one").exists()
     with pytest.raises(SynthError, match="per_class must be >= 2"):
         make_dataset(tmp_path / "one", classes=2, per_class=1, cfg=CFG)
+
+
+def test_the_current_folder_is_refused_clearly(tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for out in (".", str(here), ".."):
+        r = _synth(out, "--classes", "2", "--per-class", "2")
+        assert r.exit_code == 1 and "is the current folder" in r.output, r.output
+    assert list(tmp_path.iterdir()) == [here] and list(here.iterdir()) == []

@@ -220,6 +220,11 @@ def make_dataset(out: str | Path, classes: int = 8, per_class: int = 12, seed: i
         raise SynthError(f"per_class must be >= 2 (a training and a held-out video per "
                          f"class), got {per_class}")
     out = Path(out)
+    cwd = Path.cwd()
+    if out.resolve() == cwd or out.resolve() in cwd.parents:
+        raise SynthError(f"{out} is the current folder (or holds it): the dataset is written "
+                         "beside OUT and renamed into place; run from the folder above, e.g. "
+                         "`hybrid synth NAME`")
     before = earlier_dataset(out)
     names = [m.name for m in MOTIONS[:classes]]
     train, test = [], []
