@@ -102,14 +102,29 @@ def staged_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
                     os.fsync(h.fileno())
         os.chmod(tmp, 0o777 & ~umask())
         _fsync_dir(tmp)
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old / path.name)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Rename the folder ``tmp`` to ``path``; an existing ``path`` is moved aside first
+    and removed after, or put back if the rename fails (nothing left beside it)."""
+    if not path.exists():
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    try:
+        os.replace(path, old / path.name)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.replace(old / path.name, path)
+            raise
+    except BaseException:
+        shutil.rmtree(old, ignore_errors=True)  # empty unless putting back failed too
+        raise
+    _fsync_dir(path.parent)
+    shutil.rmtree(old, ignore_errors=True)

@@ -59,3 +59,28 @@ def test_write_path_removes_its_temporary_file_on_error(tmp_path):
     with pytest.raises(RuntimeError):
         write_path(tmp_path / "x.h5", fail)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_a_failed_swap_keeps_the_old_folder_and_leaves_nothing(tmp_path, monkeypatch, fail_at):
+    """The rename of the old folder aside (1) or of the new one into place (2) fails: the
+    old folder stays as it was, and no staging or set-aside folder is left."""
+    import deploy.atomic as A
+
+    out = tmp_path / "art"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append((src, dst))
+        if len(calls) == fail_at:
+            raise OSError(16, "Device or resource busy")
+        return real(src, dst)
+
+    monkeypatch.setattr(A.os, "replace", replace)
+    with pytest.raises(OSError, match="busy"):
+        with staged_dir(out, overwrite=True) as d:
+            (d / "new.txt").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["art"]
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
