@@ -127,22 +127,38 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
     return opt, sched
 
 
+RESUMABLE = ("epochs", "lr", "eps", "weight_decay", "warmup_epochs", "lr_steps", "lr_decay")
+
+
 def resume_schedule(optimizer, scheduler, state: dict, cfg: TrainConfig, start: int,
                     echo: Callable[[str], None] = log.info) -> None:
-    """Load the optimiser and schedule of checkpoint ``state`` (``start`` epochs done) and
-    set the lr of epoch ``start`` by ``cfg``'s schedule, as every later epoch's is: a run
-    resumed with another ``cfg.epochs`` has its cosine recomputed for the new total from
-    epoch ``start`` on (the epochs done keep the lr they had); with the same total the lr
-    is the one saved, so a resumed run repeats an uninterrupted one."""
+    """Load the optimiser and schedule of checkpoint ``state`` (``start`` epochs done); the
+    epochs still to run follow ``cfg``: its :data:`RESUMABLE` settings apply from epoch
+    ``start`` on (another ``epochs`` recomputes the cosine for the new total, another
+    ``lr`` is the new peak; the epochs done keep the lr they had), and are echoed when they
+    differ from the run's. With the run's own settings the lr, eps and weight decay are
+    the ones saved, so a resumed run repeats an uninterrupted one. Another optimiser is
+    refused (CheckpointError): its state is the run's optimiser's."""
+    was = state.get("train_config") or {}
+    if was.get("optimizer", cfg.optimizer) != cfg.optimizer:
+        raise checkpoint.CheckpointError(
+            f"the run was trained with --optimizer {was['optimizer']}, not {cfg.optimizer}: "
+            f"resume it with --optimizer {was['optimizer']}, or start a new run")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
-        group["lr"] = base * lr_factor(start, cfg)
-    before = (state.get("train_config") or {}).get("epochs")
-    if before is not None and int(before) != cfg.epochs and not cfg.lr_steps:
-        echo(f"the run was started for {before} epochs, now {cfg.epochs}: the cosine "
-             f"schedule is recomputed for {cfg.epochs} from epoch {start + 1} on (lr "
-             f"{optimizer.param_groups[0]['lr']:.3g})")
+    scheduler.base_lrs = [cfg.lr] * len(optimizer.param_groups)
+    for group, decay in zip(optimizer.param_groups, (cfg.weight_decay, 0.0)):  # make_optimizer's
+        group.update(lr=cfg.lr * lr_factor(start, cfg), eps=cfg.eps, weight_decay=decay)
+
+    def norm(v):
+        return tuple(v) if isinstance(v, (list, tuple)) else v
+
+    changed = [f"{k} {norm(was[k])} -> {norm(getattr(cfg, k))}" for k in RESUMABLE
+               if k in was and norm(was[k]) != norm(getattr(cfg, k))]
+    if changed:
+        echo(f"resumed with other settings than the run's, applied from epoch {start + 1} on "
+             f"(the lr schedule recomputed for them; lr now "
+             f"{optimizer.param_groups[0]['lr']:.3g}): {', '.join(changed)}")
 
 
 def _progress_none(it, label):

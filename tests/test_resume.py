@@ -33,9 +33,10 @@ class Clips(torch.utils.data.Dataset):
 CFG = HybridConfig(num_classes=2, segments=1, size=(24, 24), stm={"widths": (4, 4, 4)})
 
 
-def _run(run_dir, epochs, resume=False):
+def _run(run_dir, epochs, resume=False, **kw):
     msgs = []
-    tcfg = TrainConfig(epochs=epochs, batch_size=2, lr=2e-3, warmup_epochs=0, seed=1)
+    tcfg = TrainConfig(epochs=epochs, batch_size=2, **{"lr": 2e-3, "warmup_epochs": 0,
+                                                       "seed": 1, **kw})
     model, _ = train((Clips(4, 0), Clips(2, 1)), ["a", "b"], run_dir, CFG, tcfg,
                      resume=resume, echo=msgs.append)
     with open(run_dir / "metrics.csv") as f:
@@ -53,6 +54,23 @@ def test_resume_with_more_epochs_recomputes_the_cosine(tmp_path):
     assert lr_factor(1, short) == 0  # where its schedule would go on
     resumed, lrs, msgs, _ = _run(tmp_path / "cut", 3, resume=True)
     assert lrs == full_lrs  # epoch 1 as started, then the 3-epoch cosine
-    assert any("started for 1 epochs, now 3" in m and "recomputed" in m for m in msgs), msgs
+    assert any("epochs 1 -> 3" in m and "recomputed" in m for m in msgs), msgs
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), f"{k}: resumed run differs from the plain run"
+
+
+def test_resume_with_another_lr_applies_it_and_another_optimizer_is_refused(tmp_path):
+    from hybrid import checkpoint
+    from hybrid.checkpoint import CheckpointError
+
+    run = tmp_path / "run"
+    _, lrs, _, _ = _run(run, 1)
+    with pytest.raises(CheckpointError, match="--optimizer adamw, not adam"):
+        _run(run, 2, resume=True, optimizer="adam")
+    _, lrs, msgs, _ = _run(run, 2, resume=True, lr=4e-3, weight_decay=0.0)
+    # epoch 1 at the old peak; epoch 2 by the new peak's schedule for 2 epochs (cosine 0.5)
+    assert lrs == pytest.approx([2e-3, 4e-3 * 0.5], rel=1e-5)
+    assert any("lr 0.002 -> 0.004" in m and "weight_decay 0.0001 -> 0.0" in m
+               for m in msgs), msgs
+    groups = checkpoint.load(run / "checkpoint.pt")["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [0.0, 0.0]

@@ -91,7 +91,10 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True,
               help="Training epochs (with --resume the new total: the cosine schedule is "
                    "recomputed for it from the resumed epoch on)." + paper(PAPER.epochs))
-@click.option("--resume", is_flag=True, help="Continue the run in OUT from its checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in OUT from its checkpoint; --epochs, --lr, --eps, "
+                   "--weight-decay, --warmup-epochs and --lr-steps as given apply from the "
+                   "resumed epoch on (the lr schedule recomputed); --optimizer must be the run's.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
               help="Clips per step and per process.")
 @click.option("--optimizer", type=click.Choice(["adamw", "adam"]), default="adamw",
