@@ -130,6 +130,19 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
 RESUMABLE = ("epochs", "lr", "eps", "weight_decay", "warmup_epochs", "lr_steps", "lr_decay")
 
 
+def _plain(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+def resumed_config(cfg: TrainConfig, state: dict, given: set[str]) -> TrainConfig:
+    """``cfg`` with each :data:`RESUMABLE` setting and the optimiser that is not in
+    ``given`` (the options a user set) taken from the run's checkpoint ``state``: a
+    resumed run keeps its own settings unless told otherwise."""
+    was = state.get("train_config") or {}
+    return dataclasses.replace(cfg, **{k: _plain(was[k]) for k in (*RESUMABLE, "optimizer")
+                                       if k in was and k not in given})
+
+
 def resume_schedule(optimizer, scheduler, state: dict, cfg: TrainConfig, start: int,
                     echo: Callable[[str], None] = log.info) -> None:
     """Load the optimiser and schedule of checkpoint ``state`` (``start`` epochs done); the
@@ -149,12 +162,8 @@ def resume_schedule(optimizer, scheduler, state: dict, cfg: TrainConfig, start: 
     scheduler.base_lrs = [cfg.lr] * len(optimizer.param_groups)
     for group, decay in zip(optimizer.param_groups, (cfg.weight_decay, 0.0)):  # make_optimizer's
         group.update(lr=cfg.lr * lr_factor(start, cfg), eps=cfg.eps, weight_decay=decay)
-
-    def norm(v):
-        return tuple(v) if isinstance(v, (list, tuple)) else v
-
-    changed = [f"{k} {norm(was[k])} -> {norm(getattr(cfg, k))}" for k in RESUMABLE
-               if k in was and norm(was[k]) != norm(getattr(cfg, k))]
+    changed = [f"{k} {_plain(was[k])} -> {_plain(getattr(cfg, k))}" for k in RESUMABLE
+               if k in was and _plain(was[k]) != _plain(getattr(cfg, k))]
     if changed:
         echo(f"resumed with other settings than the run's, applied from epoch {start + 1} on "
              f"(the lr schedule recomputed for them; lr now "
@@ -269,7 +278,7 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
           cfg: TrainConfig, resume: bool = False, progress: Callable = _progress_none,
           echo: Callable[[str], None] = log.info,
           on_epoch_end: Callable | None = None,
-          init: dict | None = None) -> tuple[HybridModel, dict]:
+          init: dict | None = None, given: set[str] | None = None) -> tuple[HybridModel, dict]:
     """Train ``HybridModel(model_cfg)`` on ``datasets = (train_ds, val_ds)``.
 
     Writes ``run_dir/checkpoint.pt`` (atomically, every epoch), ``metrics.csv`` and, at the
@@ -277,26 +286,29 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
     model config wins over ``model_cfg``; ``cfg.epochs`` may extend the run). Returns the
     last epoch's metrics. ``on_epoch_end(epoch)`` is called after each saved epoch.
     ``init``: a model state dict to start from (fine-tuning, e.g. a float-trained model
-    quantisation-aware); the optimiser and schedule start fresh.
+    quantisation-aware); the optimiser and schedule start fresh. ``given``: with
+    ``resume``, the settings of ``cfg`` the user set (:func:`resumed_config`: the others
+    are the run's); None: all of ``cfg`` applies.
     One run per folder: while it trains, ``run_dir/.lock`` is held and a second run into
     the same folder raises :class:`hybrid.locking.LockedError` at once.
     """
     run_dir = Path(run_dir)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 alone writes files
         return _train(datasets, classes, run_dir, model_cfg, cfg, resume, progress, echo,
-                      on_epoch_end, init)
+                      on_epoch_end, init, given)
     with locking.hold(run_dir / LOCK_NAME, f"run folder {run_dir}"):
         return _train(datasets, classes, run_dir, model_cfg, cfg, resume, progress, echo,
-                      on_epoch_end, init)
+                      on_epoch_end, init, given)
 
 
 def _train(datasets, classes, run_dir: Path, model_cfg, cfg, resume, progress, echo,
-           on_epoch_end, init) -> tuple[HybridModel, dict]:
+           on_epoch_end, init, given) -> tuple[HybridModel, dict]:
     ctx = Dist()
     ckpt_path = run_dir / CKPT_NAME
     state = checkpoint.resume_state(ckpt_path, resume)
     if state is not None:
         model_cfg = HybridConfig.from_dict(state["model_config"])
+        cfg = cfg if given is None else resumed_config(cfg, state, given)
         if state["classes"] != list(classes):
             raise checkpoint.CheckpointError(
                 f"{ckpt_path}: checkpoint classes {state['classes'][:5]}... differ from the "

@@ -74,3 +74,38 @@ def test_resume_with_another_lr_applies_it_and_another_optimizer_is_refused(tmp_
                for m in msgs), msgs
     groups = checkpoint.load(run / "checkpoint.pt")["optimizer"]["param_groups"]
     assert [g["weight_decay"] for g in groups] == [0.0, 0.0]
+
+
+def test_cli_resume_keeps_the_runs_settings_unless_given(tmp_path):
+    """`hybrid train --resume` without --lr keeps the run's --lr (not the option's
+    default); a --lr given applies from the resumed epoch on; another --optimizer is
+    refused by name."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from hybrid.cli import main
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    data = tmp_path / "data"
+    make_dataset(data, classes=2, per_class=2, cfg=SynthConfig(size=(32, 32), frames=12))
+    base = ["train", str(data), "--video-size", "32x32", "--size", "24", "--segments", "1",
+            "--batch-size", "2", "--workers", "0"]
+
+    def run(out, *extra):
+        res = CliRunner().invoke(main, [*base, "-o", str(out), *extra])
+        with open(out / "metrics.csv") as f:
+            return res, [float(r["lr"]) for r in csv.DictReader(f)]
+
+    res, lrs = run(tmp_path / "a", "--lr", "3e-3", "--epochs", "1")
+    assert res.exit_code == 0, res.output
+    assert lrs == pytest.approx([1.5e-3])  # warm-up: half the peak
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    res, _ = run(tmp_path / "a", "--resume", "--epochs", "2", "--optimizer", "adam")
+    assert res.exit_code == 1 and "--optimizer adamw, not adam" in res.output, res.output
+    res, lrs = run(tmp_path / "a", "--resume", "--epochs", "2")
+    assert res.exit_code == 0, res.output
+    assert lrs == pytest.approx([1.5e-3, 3e-3]) and "lr 0.003 -> 0.001" not in res.output
+    res, lrs = run(tmp_path / "b", "--resume", "--epochs", "2", "--lr", "2e-3")
+    assert res.exit_code == 0, res.output
+    assert lrs == pytest.approx([1.5e-3, 2e-3]) and "lr 0.003 -> 0.002" in res.output

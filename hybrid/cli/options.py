@@ -91,6 +91,12 @@ def parse_modalities(text: str) -> tuple[str, ...]:
     return mods
 
 
+def given(ctx: click.Context, params: dict) -> set[str]:
+    """The options of ``params`` the user set: on the command line, or by its --preset."""
+    out = {k for k in params if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    return out | (set(PRESETS[params["preset"]].values()) if params.get("preset") else set())
+
+
 def given_conflicts(ctx: click.Context, p: dict, cfg) -> list[str]:
     """Each model option given on the command line whose value differs from the model
     config ``cfg`` (a ``HybridConfig``: an ``--init`` checkpoint's, which wins), as

@@ -10,6 +10,7 @@ import click
 from hybrid.cli.options import (
     PAPER,
     apply_preset,
+    given,
     given_conflicts,
     model_config,
     model_options,
@@ -92,9 +93,9 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
               help="Training epochs (with --resume the new total: the cosine schedule is "
                    "recomputed for it from the resumed epoch on)." + paper(PAPER.epochs))
 @click.option("--resume", is_flag=True,
-              help="Continue the run in OUT from its checkpoint; --epochs, --lr, --eps, "
-                   "--weight-decay, --warmup-epochs and --lr-steps as given apply from the "
-                   "resumed epoch on (the lr schedule recomputed); --optimizer must be the run's.")
+              help="Continue the run in OUT with its settings; --epochs, --lr, --eps, "
+                   "--weight-decay, --warmup-epochs, --lr-steps given apply from the resumed "
+                   "epoch on (the lr schedule recomputed); --optimizer must be the run's.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
               help="Clips per step and per process.")
 @click.option("--optimizer", type=click.Choice(["adamw", "adam"]), default="adamw",
@@ -178,7 +179,7 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     try:
         _, last = run_train((train_ds, val_ds), classes, run_dir, mcfg, tcfg, resume=resume,
                          progress=progress_bar, echo=lambda m: click.echo(m, err=True),
-                         init=init)
+                         init=init, given=given(ctx, opts))
     except (CheckpointError, FileExistsError, LockedError, DivergedError) as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # a run folder that cannot be written (read-only, not a folder)
