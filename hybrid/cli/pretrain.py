@@ -53,8 +53,8 @@ def _levels(ctx, param, value):
               show_default=True,
               help="WIDTHxHEIGHT a dataset folder's videos are resized to (as `train`).")
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True,
-              help="Pretraining epochs (with --resume the new total: the cosine schedule is "
-                   "recomputed for it from the resumed epoch on).")
+              help="Pretraining epochs (given with --resume: the new total, the lr "
+                   "schedule recomputed for it from the resumed epoch on).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=1e-3, show_default=True)

@@ -90,8 +90,8 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
                    "does (a cache keeps the size it was prepared at)."
                    + paper("x".join(map(str, PAPER.video_size))))
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True,
-              help="Training epochs (with --resume the new total: the cosine schedule is "
-                   "recomputed for it from the resumed epoch on)." + paper(PAPER.epochs))
+              help="Training epochs (given with --resume: the new total, the lr "
+                   "schedule recomputed for it from the resumed epoch on)." + paper(PAPER.epochs))
 @click.option("--resume", is_flag=True,
               help="Continue the run in OUT with its settings; --epochs, --lr, --eps, "
                    "--weight-decay, --warmup-epochs, --lr-steps given apply from the resumed "
