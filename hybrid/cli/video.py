@@ -225,6 +225,9 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
         data, out, cfg, workers, progress=progress, on_start=on_start, shard=shard))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
+    elif summary["cache"] is None:
+        click.echo(f"{out}: not written: none of the {summary['videos']} videos could be "
+                   f"prepared", err=True)
     else:
         part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
         again = (f" ({summary['changed']} again: their source changed)"
@@ -237,7 +240,7 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
                    f"(left out); list in {summary['missing_list']}", err=True)
     for bad in summary["failed"]:
         click.echo(f"skipped: {bad['error']}", err=True)
-    if summary["failed"] or failed:
+    if summary["failed"] or failed or summary["cache"] is None:
         raise SystemExit(1)
 
 

@@ -19,10 +19,13 @@ Version 1 (float16 MV, int16 residuals, 10x larger) is refused. Layout::
 Workers transcode (when needed) and extract in separate processes; only the parent
 writes the file. A video is written under ``<key>.part`` and renamed when complete, and
 the file is flushed after each video, so a re-run skips finished videos and drops any
-half-written one. A re-run resumes only the same source: another dataset folder is
-refused, and a video whose source changed (size or modification time) or that left the
-splits is dropped (and extracted again when still listed). Bad videos are reported and
-skipped.
+half-written one. A new cache is written as ``<out>.part`` and renamed to ``<out>`` when
+prepare ends with at least one video in it (a killed run resumes the ``.part``; a run
+that wrote nothing, e.g. an empty folder or only bad videos, leaves no file); a cache
+that exists is updated in place, a video at a time as above. A re-run resumes only the
+same source: another dataset folder is refused, and a video whose source changed (size
+or modification time) or that left the splits is dropped (and extracted again when still
+listed). Bad videos are reported and skipped.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ from hybrid import locking
 from hybrid.data.mpstart import default_kept
 from hybrid.data.splits import available_folds, detect_layout, load_split
 from hybrid.data.transforms import Normalization
-from hybrid.video.extract import FORMAT, check_format, mode_attrs, write_group
+from hybrid.video.extract import FORMAT, FormatError, check_format, mode_attrs, write_group
 from hybrid.video.transcode import DEFAULT_SIZE
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,33 @@ COMPRESSION = "gzip"
 
 def key_of(rel: str) -> str:
     return rel.replace("/", "|")
+
+
+# what a complete cache's root carries (attributes, groups): a file without them is not
+# one `hybrid prepare` finished (see check_cache)
+HEADER_ATTRS = ("accumulate", "coviar", "size", "mv_bound", "classes")
+HEADER_GROUPS = ("splits", "videos")
+
+
+def check_cache(f, path: str | Path) -> None:
+    """:class:`FormatError` naming ``path`` and the fix unless the open HDF5 file ``f``
+    is a complete ``hybrid prepare`` cache of :data:`CACHE_VERSION`. Every reader of a
+    cache (splits, the dataset, shards) calls it before reading anything."""
+    again = f"run `hybrid prepare DATA -o {path}` again (delete {path} first)"
+    if not len(f.attrs) and not len(f):
+        raise FormatError(f"{path}: an empty HDF5 file, not a prepare cache (a `hybrid "
+                          f"prepare` that failed before writing?); {again}")
+    kind = f.attrs.get("kind")
+    if kind is not None and kind != "cache":
+        raise FormatError(f"{path}: a `hybrid {kind}` file, not a prepare cache")
+    check_format(f, path, CACHE_VERSION)
+    if kind is None:
+        raise FormatError(f"{path}: a `hybrid extract` file, not a prepare cache")
+    missing = ([a for a in HEADER_ATTRS if a not in f.attrs]
+               + [f"/{g}" for g in HEADER_GROUPS if g not in f])
+    if missing:
+        raise FormatError(f"{path}: an incomplete prepare cache (no {', '.join(missing)}); "
+                          f"{again}")
 
 
 class NotInCacheError(ValueError):
@@ -164,7 +194,33 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
     :class:`hybrid.locking.LockedError` before any work."""
     root, out = Path(root), Path(out)
     with locking.hold(out.with_name(out.name + ".lock"), f"cache {out}"):
-        return _prepare(root, out, cfg, workers, progress, on_start, shard)
+        part = out.with_name(out.name + ".part")
+        if out.exists():  # a cache already published: updated in place, video by video
+            part.unlink(missing_ok=True)  # a stale one (we hold the lock: it is ours)
+            return _prepare(root, out, out, cfg, workers, progress, on_start, shard)
+        try:
+            summary = _prepare(root, out, part, cfg, workers, progress, on_start, shard)
+        except BaseException:
+            if not _videos_in(part):  # nothing to resume: no file left behind
+                part.unlink(missing_ok=True)
+            raise
+        if summary["prepared"] + summary["already_done"]:
+            os.replace(part, out)
+        else:  # no video written (all bad): no cache
+            part.unlink()
+            summary.update(cache=None, bytes=0)
+        return summary
+
+
+def _videos_in(path: Path) -> int:
+    """Finished videos in the (partial) cache ``path``; 0 when absent or unreadable."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return sum(not k.endswith(".part") for k in f.get("videos", {}))
+    except OSError:
+        return 0
 
 
 def source_stamp(path: Path) -> str:
@@ -206,14 +262,17 @@ def _open(out: Path):
 
 
 
-def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
-             on_start, shard) -> dict:
+def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int,
+             progress, on_start, shard) -> dict:
+    """Prepare into the file ``work`` (``out`` itself, or ``out``.part while new)."""
     from hybrid.data.shards import check_shard, shard_of
     from hybrid.data.splits import missing_videos
 
     mine = (lambda rel: True) if shard is None else (
         lambda rel: shard_of(rel, shard[1]) == shard[0])
-    with _open(out) as f:
+    if work != out and work.exists() and not _videos_in(work):
+        work.unlink()  # a .part a killed run left before any video: start afresh
+    with _open(work) as f:
         all_items = [it for it in _init_file(f, root, cfg) if mine(it[0])]
         check_shard(f, shard)
         vids = f["videos"]
@@ -242,7 +301,7 @@ def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
             pool = mp.get_context("spawn").Pool(workers)
     results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
     try:
-        with _open(out) as f:
+        with _open(work) as f:
             vids = f["videos"]
             for rel, arrays, err in results:
                 if err is not None:
@@ -263,7 +322,7 @@ def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
         if pool is not None:
             pool.terminate()
             pool.join()
-    return {"cache": str(out), "bytes": out.stat().st_size, "videos": len(all_items),
+    return {"cache": str(out), "bytes": work.stat().st_size, "videos": len(all_items),
             "prepared": done,
             "already_done": len(all_items) - len(todo), "changed": changed,
             "failed": failed,
@@ -279,9 +338,7 @@ class CacheReader:
 
         self.path = str(path)
         with h5py.File(self.path, "r") as f:
-            if f.attrs.get("kind") == "extract":
-                raise ValueError(f"{self.path}: an extract file, not a prepare cache")
-            check_format(f, self.path, CACHE_VERSION)
+            check_cache(f, self.path)
             self.attrs = {k: f.attrs[k] for k in ("accumulate", "coviar", "size", "mv_bound")}
         self._f, self._pid = None, None
 
