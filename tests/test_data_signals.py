@@ -4,6 +4,7 @@ original videos by seeking (Lava live in the same process), and Ctrl-C of `hybri
 
 A hung child is dumped with every thread's stack (PYTHONFAULTHANDLER, SIGABRT) into the
 failure message, so a hang says where it hangs."""
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import pytest
 
 from hybrid.data.dataset import CompressedVideoDataset
@@ -46,8 +48,9 @@ def _alive(pid: int) -> bool:
 
 
 def _interrupt(proc: subprocess.Popen, ready, after: float, wait: float = 120) -> tuple[str, set]:
-    """Wait until ``ready(descendants)``, let it run ``after`` s, SIGINT it, wait for
-    its end. On a hang: SIGABRT (faulthandler dumps every thread), then kill; the
+    """Wait until ``ready(descendants)``, let it run ``after`` s, SIGINT its process
+    group as a terminal's Ctrl-C does (``proc`` started with ``start_new_session``), wait
+    for its end. On a hang: SIGABRT (faulthandler dumps every thread), then kill; the
     stacks are in the returned stderr. Returns (stderr, every descendant seen)."""
     seen: set[int] = set()
     hung = False
@@ -63,7 +66,7 @@ def _interrupt(proc: subprocess.Popen, ready, after: float, wait: float = 120) -
         time.sleep(after)
         seen |= _descendants(proc.pid)
         assert proc.poll() is None, "it ended before the test could interrupt it"
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C: the whole process group
         try:
             proc.wait(wait)
         except subprocess.TimeoutExpired:
@@ -113,9 +116,44 @@ def test_ctrl_c_of_run_while_seeking_original_videos(deployed, trained, tmp_path
     proc = subprocess.Popen([sys.executable, "-m", "hybrid", "run", str(deployed.path),
                              str(data), "--workers", str(workers), "--video-size", "64x48"],
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, start_new_session=True)
     _interrupt(proc, lambda seen: len(seen) >= 12 * workers, after=2.0)
     assert proc.returncode != 0
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    root = tmp_path / "ds"
+    make_dataset(root, classes=2, per_class=6, seed=2, cfg=SynthConfig(size=(96, 64), frames=60))
+    return root
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_prepare_with_workers_is_one_line_and_resumes(dataset, tmp_path):
+    """Ctrl-C of `hybrid prepare --workers 2`: the spawned workers ignore SIGINT (no
+    KeyboardInterrupt traceback of theirs), the parent ends the pool and says so in one
+    line, no process is left, the exit status is nonzero, no cache is half-published, and
+    a re-run resumes to the full cache."""
+    out = tmp_path / "c.h5"
+    # transcoding to a larger size makes each video take long enough to interrupt
+    cmd = [sys.executable, "-m", "hybrid", "prepare", str(dataset), "-o", str(out),
+           "--workers", "2", "--size", "320x240"]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    err, seen = _interrupt(proc, lambda seen: len(seen) >= 2, after=3.0)
+    assert proc.returncode != 0
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert len([ln for ln in err.splitlines() if ln.strip()]) <= 2, err
+    res = subprocess.run(cmd + ["--json"], env=ENV, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)
+    assert s["videos"] == 12 and not s["failed"]
+    assert s["prepared"] + s["already_done"] == 12
+    with h5py.File(out, "r") as f:
+        assert len(f["videos"]) == 12
 
 
 @pytest.fixture(scope="module")

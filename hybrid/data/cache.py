@@ -30,7 +30,6 @@ listed). Bad videos are reported and skipped.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import tempfile
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from hybrid import locking
-from hybrid.data.mpstart import default_kept
+from hybrid.data.mpstart import spawn_pool
 from hybrid.data.splits import available_folds, detect_layout, load_split
 from hybrid.data.transforms import Normalization
 from hybrid.video.extract import FORMAT, FormatError, check_format, mode_attrs, write_group
@@ -295,10 +294,8 @@ def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int
     # and wait on it forever (seen in CI with VP9 clips). A spawned worker starts from a
     # fresh interpreter (its imports take about 0.2 s); default_kept leaves the
     # process's default start method unset, which Lava sets at import and fails if fixed.
-    pool = None
-    if workers > 1 and len(jobs) > 1:
-        with default_kept():  # a later Lava import in this process still works
-            pool = mp.get_context("spawn").Pool(workers)
+    # Ctrl-C: the workers ignore it (spawn_pool), the parent terminates them below
+    pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
     results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
     try:
         with _open(work) as f:

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from deploy.atomic import write_file
 from hybrid import locking
-from hybrid.data.mpstart import default_kept
+from hybrid.data.mpstart import spawn_pool
 from hybrid.video.extract import FORMAT
 
 log = logging.getLogger(__name__)
@@ -136,10 +135,8 @@ def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], wor
             on_start(len(todo))
         jobs = [(str(root), r, str(video_path(out, r)), tuple(size)) for r, _ in todo]
         labels, failed, done = dict(items), [], 0
-        pool = None
-        if workers > 1 and len(jobs) > 1:
-            with default_kept():
-                pool = mp.get_context("spawn").Pool(workers)  # see hybrid.data.cache
+        # see hybrid.data.cache (spawned; workers ignore Ctrl-C, terminated below)
+        pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
         try:
             for rel, gops, err in (map(_work, jobs) if pool is None
                                    else pool.imap_unordered(_work, jobs)):
