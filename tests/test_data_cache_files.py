@@ -41,7 +41,7 @@ def test_prepare_of_an_empty_folder_leaves_no_cache(tmp_path):
     res = _prepare(tmp_path / "empty", out)
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert res.output.startswith("Error: ") and "empty" in res.output
-    assert [n for n in _left(out) if n != "c.h5.lock"] == []
+    assert _left(out) == []
 
 
 def test_prepare_of_only_bad_videos_leaves_no_cache(data, tmp_path):
@@ -59,7 +59,7 @@ def test_prepare_of_only_bad_videos_leaves_no_cache(data, tmp_path):
     res = _prepare(root, out)
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "not written" in res.output and res.output.count("skipped:") == 6
-    assert [n for n in _left(out) if n != "c.h5.lock"] == []
+    assert _left(out) == []
 
 
 def test_a_killed_prepare_leaves_a_part_that_resumes(data, tmp_path, monkeypatch):
@@ -84,7 +84,7 @@ def test_a_killed_prepare_leaves_a_part_that_resumes(data, tmp_path, monkeypatch
     monkeypatch.setattr(cache_mod, "_work", work)
     s = prepare(data, out, PrepareConfig(size=SIZE), workers=1)
     assert s["already_done"] == 2 and s["prepared"] == 4 and s["cache"] == str(out)
-    assert out.is_file() and not out.with_name("c.h5.part").exists()
+    assert _left(out) == ["c.h5"]  # no .part, no .lock
     assert s["bytes"] == out.stat().st_size
     # a killed run before any video leaves nothing
     out2 = tmp_path / "d.h5"
@@ -92,7 +92,7 @@ def test_a_killed_prepare_leaves_a_part_that_resumes(data, tmp_path, monkeypatch
     monkeypatch.setattr(cache_mod, "_work", lambda a: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         prepare(data, out2, PrepareConfig(size=SIZE), workers=1)
-    assert [n for n in _left(out2) if n != "d.h5.lock"] == []
+    assert _left(out2) == []
     # a re-run into a published cache updates it in place
     monkeypatch.setattr(cache_mod, "_work", work)
     s = prepare(data, out, PrepareConfig(size=SIZE), workers=1)
@@ -182,3 +182,52 @@ def test_prepare_json_summary_of_a_cache_not_written(tmp_path, data):
     assert res.exit_code == 1
     s = json.loads(res.stdout)
     assert s["cache"] is None and s["bytes"] == 0 and len(s["failed"]) == 4
+
+
+def test_video_cache_leaves_no_lock(data, tmp_path):
+    from hybrid.data.videocache import prepare_videos
+
+    out = tmp_path / "vc"
+    s = prepare_videos(data, out, SIZE, workers=1)
+    assert s["prepared"] == 6 and not (out / ".lock").exists()
+
+
+def test_a_removed_lock_file_is_never_held_twice(tmp_path, monkeypatch):
+    """The race deleting lock files opens: B opens the lock file, A (its holder) deletes
+    it and lets go, B locks the deleted file while C creates and locks a new one. hold()
+    checks after locking that the path still names its file, and opens it afresh if not."""
+    import fcntl
+    import os
+
+    from hybrid import locking
+
+    lock = tmp_path / "c.h5.lock"
+    with locking.hold(lock, "cache c.h5", remove=True):
+        assert lock.read_text().strip() == str(os.getpid())
+        with pytest.raises(locking.LockedError, match=f"cache c.h5 is in use.*pid {os.getpid()}"):
+            with locking.hold(lock, "cache c.h5", remove=True):
+                pass
+    assert not lock.exists()
+    real_open, opened = os.open, []
+
+    def open_then_holder_deletes(path, *a):
+        fd = real_open(path, *a)
+        opened.append(fd)
+        if len(opened) == 1:
+            os.unlink(path)  # the last holder deleted it (and let go) just after our open
+        return fd
+
+    monkeypatch.setattr(locking.os, "open", open_then_holder_deletes)
+    with locking.hold(lock, "cache c.h5", remove=True):
+        assert len(opened) == 2  # the deleted file was locked, seen, and given up
+        fd = real_open(lock, os.O_RDWR)  # another process now finds it held
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    monkeypatch.undo()
+    run_lock = tmp_path / "run" / ".lock"
+    with locking.hold(run_lock, "run folder run"):
+        pass
+    assert run_lock.exists()  # a run folder's lock file stays (remove=False)

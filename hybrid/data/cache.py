@@ -192,7 +192,7 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
     ``out.lock`` is held throughout, so a second ``prepare`` into the same cache raises
     :class:`hybrid.locking.LockedError` before any work."""
     root, out = Path(root), Path(out)
-    with locking.hold(out.with_name(out.name + ".lock"), f"cache {out}"):
+    with locking.hold(out.with_name(out.name + ".lock"), f"cache {out}", remove=True):
         part = out.with_name(out.name + ".part")
         if out.exists():  # a cache already published: updated in place, video by video
             part.unlink(missing_ok=True)  # a stale one (we hold the lock: it is ours)

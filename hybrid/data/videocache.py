@@ -117,7 +117,7 @@ def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], wor
 
     root, out = Path(root), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with locking.hold(out / ".lock", f"video cache {out}"):
+    with locking.hold(out / ".lock", f"video cache {out}", remove=True):
         items = _header(out, root, tuple(size))
         for tmp in (out / "videos").rglob("*" + TMP):  # half-written by a killed run
             tmp.unlink()
