@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hybrid.cli import main
 from hybrid.data.dataset import CompressedVideoDataset
 from hybrid.data.splits import detect_layout, load_split
-from hybrid.data.videocache import TMP, VideoCacheReader, video_path
+from hybrid.data.videocache import TMP, VideoCacheReader, index_path, video_path
 from hybrid.video.extract import extract_arrays
 from hybrid.video.seek import gop_index, read_gops_at
 from hybrid.video.synth import SynthConfig, make_dataset, render_video
@@ -68,6 +68,11 @@ def test_video_cache_is_the_sources_size_and_reads_as_the_folder(data, tmp_path)
     rel = "move_down/move_down_000.avi"
     assert video_path(out, rel).read_bytes() == (data / rel).read_bytes()
     odd = video_path(out, "move_up/move_up_gop30.mp4")
+    # names: an AVI keeps its name, others get .avi added; each with its index beside it
+    names = sorted(str(q.relative_to(out / "videos")) for q in (out / "videos").rglob("*.*"))
+    assert "move_down/move_down_000.avi" in names and "move_down/move_down_000.avi.json" in names
+    assert "move_up/move_up_gop30.mp4.avi" in names and len(names) == 14
+    assert not any(n.endswith(".avi.avi") or n.endswith(".avi.avi.json") for n in names)
     path, starts = VideoCacheReader(out).entry("move_up/move_up_gop30.mp4")
     assert path == odd and starts == gop_index(odd) and len(starts) == 4  # 40 frames, GOP 12
     # the video cache reads as the folder does (which transcodes the GOP-30 video whole)
@@ -99,8 +104,8 @@ def test_video_cache_prepare_is_kill_safe_and_resumes(data, tmp_path):
     rel_a, rel_b = "move_up/move_up_000.avi", "move_up/move_up_001.avi"
     half = video_path(out, rel_a)
     os.replace(half, str(half) + TMP)
-    half.with_suffix(".avi.json").unlink()
-    video_path(out, rel_b).with_suffix(".avi.json").unlink()
+    index_path(out, rel_a).unlink()
+    index_path(out, rel_b).unlink()
     changed = root / "move_down" / "move_down_002.avi"
     changed.write_bytes(changed.read_bytes())  # same bytes, newer mtime
     os.utime(changed, ns=(os.stat(changed).st_atime_ns, os.stat(changed).st_mtime_ns + 10**9))
@@ -126,7 +131,7 @@ def test_a_video_missing_from_the_video_cache_is_reported_and_skipped(data, tmp_
     out = tmp_path / "vc"
     assert _prepare(data, out).exit_code == 0
     rel = "move_up/move_up_002.avi"
-    video_path(out, rel).with_suffix(".avi.json").unlink()
+    index_path(out, rel).unlink()
     items, _ = load_split(out, "train")
     ds = CompressedVideoDataset(out, items, segments=2, train=False, crop=24)
     k = [r for r, _ in items].index(rel) if rel in dict(items) else None
@@ -150,3 +155,25 @@ def test_transcode_once_equals_transcode_per_read(data, tmp_path):
     transcode(src, a, EncodeConfig(size=SIZE), force=True)
     transcode(src, b, EncodeConfig(size=SIZE), force=True)
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_video_cache_of_version_1_is_refused_naming_the_fix(data, tmp_path):
+    """Version 1 named videos x.avi.avi: its header is refused by readers and prepare,
+    naming the file and the way out; two sources that would share a name are refused."""
+    out = tmp_path / "old"
+    assert _prepare(data, out).exit_code == 0
+    head = json.loads((out / "videocache.json").read_text())
+    (out / "videocache.json").write_text(json.dumps({**head, "version": 1}))
+    for read in (lambda: VideoCacheReader(out), lambda: load_split(out, "train")):
+        with pytest.raises(ValueError, match=f"{out}/videocache.json: .*version 1.*"
+                                             f"--video-cache NEW_DIR"):
+            read()
+    res = _prepare(data, out)
+    assert res.exit_code == 1 and "version 1" in res.output and "Traceback" not in res.output
+    root = tmp_path / "clash"
+    shutil.copytree(data, root)
+    shutil.copy(root / "move_up" / "move_up_gop30.mp4", root / "move_up" / "move_up_gop30.mp4.avi")
+    with open(root / "trainlist01.txt", "a") as f:
+        f.write("move_up/move_up_gop30.mp4.avi 1\n")
+    res = _prepare(root, tmp_path / "vc2")
+    assert res.exit_code == 1 and "would both be" in res.output, res.output

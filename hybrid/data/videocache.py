@@ -6,11 +6,14 @@ source videos; the array cache (:mod:`hybrid.data.cache`) is 5-10x that and read
 
 Layout::
 
-    DIR/videocache.json          format, version (1), kind "video-cache", size (W, H),
+    DIR/videocache.json          format, version (2), kind "video-cache", size (W, H),
                                  root (the dataset folder), layout, classes,
                                  splits {"train1": [[relpath, label], ...], ...}
-    DIR/videos/<relpath>.avi     the video, in the reader's form
-    DIR/videos/<relpath>.avi.json  {"label", "source_stamp", "gops": [I-frame pts, ...]}
+    DIR/videos/<name>            the video, in the reader's form (AVI): <name> is the
+                                 relpath when it ends in .avi, else relpath + ".avi"
+    DIR/videos/<name>.json       {"label", "source_stamp", "gops": [I-frame pts, ...]}
+
+Version 1 named every video relpath + ".avi" (``x.avi.avi``) and is refused by name.
 
 Kill-safe and resumable as the array cache: a worker writes a video under a temporary
 name; the parent renames it and then writes its ``.json`` atomically
@@ -32,7 +35,7 @@ from hybrid.data.mpstart import spawn_pool
 from hybrid.video.extract import FORMAT
 
 log = logging.getLogger(__name__)
-VERSION = 1
+VERSION = 2  # 1: every video named relpath + ".avi" (x.avi.avi)
 HEADER = "videocache.json"
 TMP = ".part.avi"  # suffix of a video a worker is writing
 
@@ -43,7 +46,15 @@ class NotInVideoCacheError(ValueError):
 
 
 def video_path(out: Path, rel: str) -> Path:
-    return out / "videos" / (rel + ".avi")
+    """Where video ``rel`` of the dataset lies in the video cache ``out`` (an AVI file:
+    its own name when it is one, else with ``.avi`` added, ``x.mp4`` -> ``x.mp4.avi``)."""
+    return out / "videos" / (rel if rel.lower().endswith(".avi") else rel + ".avi")
+
+
+def index_path(out: Path, rel: str) -> Path:
+    """The GOP index (and source stamp) of video ``rel``: beside it, ``.json`` added."""
+    v = video_path(out, rel)
+    return v.with_name(v.name + ".json")
 
 
 def _work(args: tuple[str, str, str, tuple[int, int]]) -> tuple[str, list | None, str | None]:
@@ -76,6 +87,13 @@ def _header(out: Path, root: Path, size: tuple[int, int]) -> list[tuple[str, int
         for split in ("train", "test"):
             items, classes = load_split(root, split, fold)
             splits[f"{split}{fold}"] = [[r, int(lab)] for r, lab in items]
+    names: dict[Path, str] = {}
+    for items in splits.values():
+        for r, _ in items:
+            other = names.setdefault(video_path(out, r), r)
+            if other != r:  # x.mp4 and a source named x.mp4.avi
+                raise ValueError(f"{root}: videos {other!r} and {r!r} would both be "
+                                 f"{video_path(out, r)} in the video cache; rename one")
     head = out / HEADER
     want = {"size": list(size), "root": str(root.resolve())}
     if head.is_file():
@@ -104,7 +122,9 @@ def read_header(out: str | Path) -> dict:
         raise ValueError(f"{out / HEADER}: cannot read the video cache's header ({e})") from None
     if head.get("kind") != "video-cache" or head.get("version") != VERSION:
         raise ValueError(f"{out / HEADER}: kind {head.get('kind')!r} version "
-                         f"{head.get('version')}, this code reads video-cache version {VERSION}")
+                         f"{head.get('version')}, this code reads video-cache version "
+                         f"{VERSION}; run `hybrid prepare DATA --video-cache NEW_DIR` into "
+                         f"a new folder (version 1 named videos x.avi.avi)")
     return head
 
 
@@ -124,7 +144,7 @@ def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], wor
         stamps = {r: source_stamp(root / r) for r, _ in items}
         todo, changed = [], 0
         for rel, lab in items:
-            meta = video_path(out, rel).with_suffix(".avi.json")
+            meta = index_path(out, rel)
             if meta.is_file() and video_path(out, rel).is_file():
                 if json.loads(meta.read_text()).get("source_stamp") == stamps[rel] != "":
                     continue
@@ -147,7 +167,7 @@ def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], wor
                     dst = video_path(out, rel)
                     os.replace(str(dst) + TMP, dst)
                     meta = {"label": labels[rel], "source_stamp": stamps[rel], "gops": gops}
-                    write_file(dst.with_suffix(".avi.json"),
+                    write_file(index_path(out, rel),
                                lambda f, m=meta: f.write(json.dumps(m).encode()))
                     done += 1
                 if progress:
@@ -176,7 +196,7 @@ class VideoCacheReader:
         v = video_path(self.path, rel)
         if rel not in self._index:
             try:
-                self._index[rel] = json.loads(v.with_suffix(".avi.json").read_text())["gops"]
+                self._index[rel] = json.loads(index_path(self.path, rel).read_text())["gops"]
             except (OSError, ValueError, KeyError):
                 raise NotInVideoCacheError(
                     f"{self.path}: no video {rel!r} (skipped by `hybrid prepare` as "
