@@ -177,3 +177,64 @@ def test_video_cache_of_version_1_is_refused_naming_the_fix(data, tmp_path):
         f.write("move_up/move_up_gop30.mp4.avi 1\n")
     res = _prepare(root, tmp_path / "vc2")
     assert res.exit_code == 1 and "would both be" in res.output, res.output
+
+
+def test_both_caches_transcode_each_video_once(data, tmp_path, monkeypatch):
+    """`prepare -o C --video-cache V`: the array cache extracts the video cache's copies,
+    so a video not in form (the GOP-30 one) is transcoded once, not twice; the array
+    cache equals one prepared alone from the sources."""
+    import hybrid.video.transcode as tc
+
+    real, calls = tc.transcode, []
+
+    def counted(src, dst, cfg, force=False):  # as prepare calls it
+        if force or not tc.is_coviar_form(src, cfg.size, cfg.gop):
+            calls.append(str(src))  # a real re-encode (not a copy)
+        return real(src, dst, cfg, force)
+
+    monkeypatch.setattr(tc, "transcode", counted)
+    both, vc = tmp_path / "both.h5", tmp_path / "vc"
+    res = _prepare(data, vc, "-o", str(both))
+    assert res.exit_code == 0, res.output
+    assert calls == [str(data / "move_up" / "move_up_gop30.mp4")]
+    calls.clear()
+    alone = tmp_path / "alone.h5"
+    res = CliRunner().invoke(main, ["prepare", str(data), "-o", str(alone), "--size",
+                                    f"{SIZE[0]}x{SIZE[1]}", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert calls == [str(data / "move_up" / "move_up_gop30.mp4")]  # alone: its own one
+    import h5py
+
+    with h5py.File(both, "r") as a, h5py.File(alone, "r") as b:
+        assert sorted(a["videos"]) == sorted(b["videos"]) and len(a["videos"]) == 7
+        for k in a["videos"]:
+            for d in ("iframe", "mv", "residual", "p_frames"):
+                assert np.array_equal(a["videos"][k][d][()], b["videos"][k][d][()]), (k, d)
+
+
+def test_video_cache_prunes_videos_that_left_the_splits(data, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    out = tmp_path / "vc"
+    assert _prepare(root, out).exit_code == 0
+    gone = "move_up/move_up_gop30.mp4"
+    lines = (root / "trainlist01.txt").read_text().splitlines()
+    (root / "trainlist01.txt").write_text("".join(f"{ln}\n" for ln in lines
+                                                  if not ln.startswith(gone)))
+    res = _prepare(root, out)
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["pruned"] == 1 and s["videos"] == s["already_done"] == 6
+    assert not video_path(out, gone).exists() and not index_path(out, gone).exists()
+    left = sorted(str(q.relative_to(out / "videos")) for q in (out / "videos").rglob("*.*"))
+    assert len(left) == 12 and all("gop30" not in n for n in left)
+    res = CliRunner().invoke(main, ["prepare", str(root), "--video-cache", str(out),
+                                    "--size", f"{SIZE[0]}x{SIZE[1]}", "--workers", "1"])
+    assert res.exit_code == 0 and "0 videos written" in res.output  # nothing more to prune
+    assert "deleted" not in res.output
+
+
+def test_shard_with_a_video_cache_is_a_clear_error(data, tmp_path):
+    res = _prepare(data, tmp_path / "vc", "--shard", "1/2")
+    assert res.exit_code == 2 and "--shard splits the array cache (-o) only" in res.output
+    assert not (tmp_path / "vc").exists()

@@ -102,16 +102,24 @@ def _codes(arrays: dict, cfg: PrepareConfig) -> dict:
     return Normalization(mv_bound=cfg.mv_bound).codes(arrays)
 
 
-def _work(args: tuple[str, str, PrepareConfig]) -> tuple[str, dict | None, str | None]:
-    """In a worker: transcode ``root/rel`` when not in form, extract. Returns
-    (rel, arrays, None) or (rel, None, error message)."""
+def _work(args: tuple) -> tuple[str, dict | None, str | None]:
+    """In a worker: transcode ``root/rel`` when not in form, extract. ``args``: (root,
+    rel, cfg) or (root, rel, cfg, copy), ``copy`` a transcoded copy of the video already
+    in form (the video cache's; None: none), read instead. Returns (rel, arrays, None) or
+    (rel, None, error message), the message naming the source video."""
     from hybrid.video.errors import VideoError
     from hybrid.video.extract import extract_arrays
     from hybrid.video.transcode import EncodeConfig, is_coviar_form, transcode
 
-    root, rel, cfg = args
+    root, rel, cfg = args[:3]
     src = Path(root) / rel
+    copy = args[3] if len(args) > 3 and args[3] is not None else None
     try:
+        if copy is not None and is_coviar_form(copy, cfg.size):
+            try:
+                return rel, _codes(extract_arrays(copy, cfg.accumulate, cfg.coviar), cfg), None
+            except VideoError as e:
+                return rel, None, str(e).replace(str(copy), f"{copy} (of {src})")
         if is_coviar_form(src, cfg.size):
             return rel, _codes(extract_arrays(src, cfg.accumulate, cfg.coviar), cfg), None
         with tempfile.TemporaryDirectory() as tmp:
@@ -183,22 +191,27 @@ def _init_file(f, root: Path, cfg: PrepareConfig) -> list[tuple[str, int]]:
 def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfig(),
             workers: int = 2, progress: Callable[[int], None] | None = None,
             on_start: Callable[[int], None] | None = None,
-            shard: tuple[int, int] | None = None) -> dict:
+            shard: tuple[int, int] | None = None, videos: str | Path | None = None) -> dict:
     """Transcode and extract every video of the dataset at ``root`` into the cache
     ``out`` (only part K of N with ``shard=(K, N)``, see :mod:`hybrid.data.shards`).
     Resumable; bad videos are reported in the result (``failed``) and skipped; videos
     the annotations list but the disk lacks (Kinetics) are counted (``missing``) and
     listed in ``missing_list`` (a text file beside ``out``). One writer per cache:
     ``out.lock`` is held throughout, so a second ``prepare`` into the same cache raises
-    :class:`hybrid.locking.LockedError` before any work."""
+    :class:`hybrid.locking.LockedError` before any work. ``videos``: the video cache of
+    the same dataset at ``cfg.size`` (``hybrid prepare`` with both caches), whose copies
+    of the sources (those indexed from the same source stamp) are extracted instead of
+    transcoding the sources a second time."""
     root, out = Path(root), Path(out)
     with locking.hold(out.with_name(out.name + ".lock"), f"cache {out}", remove=True):
         part = out.with_name(out.name + ".part")
         if out.exists():  # a cache already published: updated in place, video by video
             part.unlink(missing_ok=True)  # a stale one (we hold the lock: it is ours)
-            return _prepare(root, out, out, cfg, workers, progress, on_start, shard)
+            return _prepare(root, out, out, cfg, workers, progress, on_start, shard,
+                            videos)
         try:
-            summary = _prepare(root, out, part, cfg, workers, progress, on_start, shard)
+            summary = _prepare(root, out, part, cfg, workers, progress, on_start, shard,
+                               videos)
         except BaseException:
             if not _videos_in(part):  # nothing to resume: no file left behind
                 part.unlink(missing_ok=True)
@@ -247,6 +260,24 @@ def _drop_stale(vids, stamps: dict[str, str]) -> int:
     return changed
 
 
+def _copies(videos: Path, rels: list[str], stamps: dict[str, str]) -> dict[str, str]:
+    """{rel: its transcoded copy} for the videos the video cache ``videos`` holds indexed
+    from the same source (size and modification time) as now."""
+    import json
+
+    from hybrid.data.videocache import index_path, video_path
+
+    out = {}
+    for rel in rels:
+        try:
+            meta = json.loads(index_path(videos, rel).read_text())
+        except (OSError, ValueError):
+            continue
+        if stamps[rel] and meta.get("source_stamp") == stamps[rel]:
+            out[rel] = str(video_path(videos, rel))
+    return out
+
+
 def _open(out: Path):
     """The cache open for writing; a file held open by a reader is a clear error."""
     import h5py
@@ -262,7 +293,7 @@ def _open(out: Path):
 
 
 def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int,
-             progress, on_start, shard) -> dict:
+             progress, on_start, shard, videos) -> dict:
     """Prepare into the file ``work`` (``out`` itself, or ``out``.part while new)."""
     from hybrid.data.shards import check_shard, shard_of
     from hybrid.data.splits import missing_videos
@@ -288,7 +319,8 @@ def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int
     if on_start:
         on_start(len(todo))
     failed, done = [], 0
-    jobs = [(str(root), r, cfg) for r, _ in todo]
+    copies = {} if videos is None else _copies(Path(videos), [r for r, _ in todo], stamps)
+    jobs = [(str(root), r, cfg, copies.get(r)) for r, _ in todo]
     # spawn, not fork: a worker forked from a process that has live threads (a PyAV
     # codec's, torch's, a Lava runtime's) can inherit a lock some thread held at the fork
     # and wait on it forever (seen in CI with VP9 clips). A spawned worker starts from a

@@ -18,8 +18,9 @@ Version 1 named every video relpath + ".avi" (``x.avi.avi``) and is refused by n
 Kill-safe and resumable as the array cache: a worker writes a video under a temporary
 name; the parent renames it and then writes its ``.json`` atomically
 (:func:`deploy.atomic.write_file`), so a video counts as done only with its index; a
-re-run removes temporary files, redoes videos whose source changed (size, modification
-time) and refuses another dataset folder or size. ``DIR/.lock`` is held throughout.
+re-run removes temporary files, deletes videos that left the splits (``pruned``; each
+index before its video), redoes videos whose source changed (size, modification time)
+and refuses another dataset folder or size. ``DIR/.lock`` is held throughout.
 """
 from __future__ import annotations
 
@@ -141,6 +142,7 @@ def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], wor
         items = _header(out, root, tuple(size))
         for tmp in (out / "videos").rglob("*" + TMP):  # half-written by a killed run
             tmp.unlink()
+        pruned = _prune(out, items)
         stamps = {r: source_stamp(root / r) for r, _ in items}
         todo, changed = [], 0
         for rel, lab in items:
@@ -179,7 +181,24 @@ def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], wor
     size_b = sum(video_path(out, r).stat().st_size for r, _ in items
                  if video_path(out, r).is_file())
     return {"video_cache": str(out), "bytes": size_b, "videos": len(items), "prepared": done,
-            "already_done": len(items) - len(todo), "changed": changed, "failed": failed}
+            "already_done": len(items) - len(todo), "changed": changed, "failed": failed,
+            "pruned": pruned}
+
+
+def _prune(out: Path, items: list[tuple[str, int]]) -> int:
+    """Delete the videos (and indices) of ``out`` that are no longer in the splits, and
+    folders left empty; returns how many videos. Each index goes before its video, so a
+    run killed midway leaves at most unindexed videos, which count as not done (and go
+    at the next run)."""
+    keep = {p for r, _ in items for p in (video_path(out, r), index_path(out, r))}
+    gone = [p for p in (out / "videos").rglob("*") if p.is_file() and p not in keep]
+    for p in sorted(gone, key=lambda p: not p.name.endswith(".json")):  # indices first
+        log.info("pruned %s (no longer in the splits)", p)
+        p.unlink()
+    for d in sorted((d for d in (out / "videos").rglob("*") if d.is_dir()), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    return sum(not p.name.endswith(".json") for p in gone)
 
 
 class VideoCacheReader:
