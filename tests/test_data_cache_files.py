@@ -231,3 +231,26 @@ def test_a_removed_lock_file_is_never_held_twice(tmp_path, monkeypatch):
     with locking.hold(run_lock, "run folder run"):
         pass
     assert run_lock.exists()  # a run folder's lock file stays (remove=False)
+
+
+def test_a_failed_video_cache_prepare_leaves_no_folder(data, tmp_path):
+    """An empty dataset folder, or only bad videos: no video cache folder is left (one
+    that existed empty before stays, empty)."""
+    (tmp_path / "empty").mkdir()
+    vc = tmp_path / "vc"
+    res = CliRunner().invoke(main, ["prepare", str(tmp_path / "empty"), "--video-cache",
+                                    str(vc), "--workers", "1"])
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and not vc.exists()
+    root = tmp_path / "bad"
+    for c in "ab":
+        (root / c).mkdir(parents=True)
+        for k in range(2):
+            (root / c / f"{c}{k}.avi").write_bytes(b"not a video")
+    for target, existed in ((tmp_path / "vc2", False), (tmp_path / "vc3", True)):
+        if existed:
+            target.mkdir()
+        res = CliRunner().invoke(main, ["prepare", str(root), "--video-cache", str(target),
+                                        "--workers", "1"])
+        assert res.exit_code == 1 and "not written" in res.output, res.output
+        assert res.output.count("skipped:") == 4
+        assert (list(target.iterdir()) == []) if existed else not target.exists()

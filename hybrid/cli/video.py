@@ -213,6 +213,9 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
         failed += vsum["failed"]
         if as_json:
             click.echo(json.dumps(vsum, indent=2))
+        elif vsum["video_cache"] is None:
+            click.echo(f"{video_cache}: not written: none of the {vsum['videos']} videos "
+                       f"could be prepared", err=True)
         else:
             pruned = (f", {vsum['pruned']} deleted (no longer in the splits)"
                       if vsum["pruned"] else "")
@@ -222,7 +225,7 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
     if out is None:
         for bad in failed:
             click.echo(f"skipped: {bad['error']}", err=True)
-        if failed:
+        if failed or vsum["video_cache"] is None:
             raise SystemExit(1)
         return
     # with both caches: the array cache extracts the video cache's copies (one transcode)

@@ -133,51 +133,81 @@ def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], wor
                    progress: Callable[[int], None] | None = None,
                    on_start: Callable[[int], None] | None = None) -> dict:
     """Write (or resume) the video cache ``out`` of the dataset at ``root``. Returns a
-    summary as :func:`hybrid.data.cache.prepare` does (``bytes``: of the videos)."""
-    from hybrid.data.cache import source_stamp
-
+    summary as :func:`hybrid.data.cache.prepare` does (``bytes``: of the videos). A new
+    video cache in which no video could be written (an empty folder, only bad videos,
+    interrupted before the first) is removed again: no folder is left that reads as a
+    video cache of nothing (``video_cache`` None in the summary)."""
     root, out = Path(root), Path(out)
+    created = not out.exists()
+    fresh = created or not any(out.iterdir())
     out.mkdir(parents=True, exist_ok=True)
     with locking.hold(out / ".lock", f"video cache {out}", remove=True):
-        items = _header(out, root, tuple(size))
-        for tmp in (out / "videos").rglob("*" + TMP):  # half-written by a killed run
-            tmp.unlink()
-        pruned = _prune(out, items)
-        stamps = {r: source_stamp(root / r) for r, _ in items}
-        todo, changed = [], 0
-        for rel, lab in items:
-            meta = index_path(out, rel)
-            if meta.is_file() and video_path(out, rel).is_file():
-                if json.loads(meta.read_text()).get("source_stamp") == stamps[rel] != "":
-                    continue
-                changed += 1
-            meta.unlink(missing_ok=True)
-            todo.append((rel, lab))
-        if on_start:
-            on_start(len(todo))
-        jobs = [(str(root), r, str(video_path(out, r)), tuple(size)) for r, _ in todo]
-        labels, failed, done = dict(items), [], 0
-        # see hybrid.data.cache (spawned; workers ignore Ctrl-C, terminated below)
-        pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
         try:
-            for rel, gops, err in (map(_work, jobs) if pool is None
-                                   else pool.imap_unordered(_work, jobs)):
-                if err is not None:
-                    log.info("skipped %s", err)
-                    failed.append({"path": rel, "error": err})
-                else:
-                    dst = video_path(out, rel)
-                    os.replace(str(dst) + TMP, dst)
-                    meta = {"label": labels[rel], "source_stamp": stamps[rel], "gops": gops}
-                    write_file(index_path(out, rel),
-                               lambda f, m=meta: f.write(json.dumps(m).encode()))
-                    done += 1
-                if progress:
-                    progress(1)
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            summary = _prepare_videos(root, out, size, workers, progress, on_start)
+        except BaseException:
+            if fresh and not any((out / "videos").rglob("*.json")):
+                _remove(out, created)
+            raise
+        if fresh and not summary["prepared"] + summary["already_done"]:
+            _remove(out, created)
+            summary.update(video_cache=None, bytes=0)
+    return summary
+
+
+def _remove(out: Path, created: bool) -> None:
+    """Delete what this prepare wrote into ``out`` (all of it when it made ``out``)."""
+    import shutil
+
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    shutil.rmtree(out / "videos", ignore_errors=True)
+    (out / HEADER).unlink(missing_ok=True)
+
+
+def _prepare_videos(root: Path, out: Path, size: tuple[int, int], workers: int, progress,
+                    on_start) -> dict:
+    from hybrid.data.cache import source_stamp
+
+    items = _header(out, root, tuple(size))
+    for tmp in (out / "videos").rglob("*" + TMP):  # half-written by a killed run
+        tmp.unlink()
+    pruned = _prune(out, items)
+    stamps = {r: source_stamp(root / r) for r, _ in items}
+    todo, changed = [], 0
+    for rel, lab in items:
+        meta = index_path(out, rel)
+        if meta.is_file() and video_path(out, rel).is_file():
+            if json.loads(meta.read_text()).get("source_stamp") == stamps[rel] != "":
+                continue
+            changed += 1
+        meta.unlink(missing_ok=True)
+        todo.append((rel, lab))
+    if on_start:
+        on_start(len(todo))
+    jobs = [(str(root), r, str(video_path(out, r)), tuple(size)) for r, _ in todo]
+    labels, failed, done = dict(items), [], 0
+    # see hybrid.data.cache (spawned; workers ignore Ctrl-C, terminated below)
+    pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
+    try:
+        for rel, gops, err in (map(_work, jobs) if pool is None
+                               else pool.imap_unordered(_work, jobs)):
+            if err is not None:
+                log.info("skipped %s", err)
+                failed.append({"path": rel, "error": err})
+            else:
+                dst = video_path(out, rel)
+                os.replace(str(dst) + TMP, dst)
+                meta = {"label": labels[rel], "source_stamp": stamps[rel], "gops": gops}
+                write_file(index_path(out, rel),
+                           lambda f, m=meta: f.write(json.dumps(m).encode()))
+                done += 1
+            if progress:
+                progress(1)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     size_b = sum(video_path(out, r).stat().st_size for r, _ in items
                  if video_path(out, r).is_file())
     return {"video_cache": str(out), "bytes": size_b, "videos": len(items), "prepared": done,
