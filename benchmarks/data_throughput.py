@@ -5,7 +5,7 @@ checkout, e.g. main at this branch's base) and after (this checkout), in one run
 Settings: the paper's (340x256 videos, 8 segments, 224 crops) and the demo's (128x96,
 3 segments, 48 crops), training augmentation, on synthetic clips (``hybrid synth``'s
 moving textures, already MPEG-4 GOP 12 at the setting's size, so the original videos
-are read as they are: every GOP decoded; the video cache decodes the sampled ones). "Per loader
+are read as they are: before, every GOP decoded; after, the sampled ones). "Per loader
 core": CPU seconds of one single-threaded process per clip (what a DataLoader worker
 pays); the after columns add nothing for the normalisation, which runs in the training
 step (``deploy.inputs.decode``) and is timed apart (``decode_s``: on this CPU; on a GPU

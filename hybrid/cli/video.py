@@ -208,7 +208,9 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
     if out is None and video_cache is None:
         raise click.UsageError("give -o OUT.h5 (array cache), --video-cache DIR, or both")
     if video_cache is not None and shard is not None:
-        raise click.UsageError("--shard applies to the array cache (-o) only")
+        raise click.UsageError("--shard splits the array cache (-o) only: a video cache (about "
+                               "the sources' size) is written whole by one prepare; run "
+                               "--video-cache without --shard (more --workers for speed)")
     cfg = PrepareConfig(size=size, accumulate=accumulate, coviar=coviar, compress=compress)
     failed = []
     if video_cache is not None:
@@ -219,20 +221,30 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
         failed += vsum["failed"]
         if as_json:
             click.echo(json.dumps(vsum, indent=2))
+        elif vsum["video_cache"] is None:
+            click.echo(f"{video_cache}: not written: none of the {vsum['videos']} videos "
+                       f"could be prepared", err=True)
         else:
+            pruned = (f", {vsum['pruned']} deleted (no longer in the splits)"
+                      if vsum["pruned"] else "")
             click.echo(f"{video_cache}: {vsum['prepared']} videos written, "
                        f"{vsum['already_done']} already done, {len(vsum['failed'])} failed, "
-                       f"of {vsum['videos']}; {vsum['bytes'] / 1e6:.1f} MB")
+                       f"of {vsum['videos']}{pruned}; {vsum['bytes'] / 1e6:.1f} MB")
     if out is None:
         for bad in failed:
             click.echo(f"skipped: {bad['error']}", err=True)
-        if failed:
+        if failed or vsum["video_cache"] is None:
             raise SystemExit(1)
         return
+    # with both caches: the array cache extracts the video cache's copies (one transcode)
     summary = _with_bar("prepare", lambda progress, on_start: run(
-        data, out, cfg, workers, progress=progress, on_start=on_start, shard=shard))
+        data, out, cfg, workers, progress=progress, on_start=on_start, shard=shard,
+        videos=video_cache))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
+    elif summary["cache"] is None:
+        click.echo(f"{out}: not written: none of the {summary['videos']} videos could be "
+                   f"prepared", err=True)
     else:
         part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
         again = (f" ({summary['changed']} again: their source changed)"
@@ -245,7 +257,7 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
                    f"(left out); list in {summary['missing_list']}", err=True)
     for bad in summary["failed"]:
         click.echo(f"skipped: {bad['error']}", err=True)
-    if summary["failed"] or failed:
+    if summary["failed"] or failed or summary["cache"] is None:
         raise SystemExit(1)
 
 
