@@ -80,13 +80,21 @@ def test_explain_bad_input_names_the_file(trained, tmp_path):
         ([str(ckpt), str(bad_video)], 1, "broken.avi"),
         ([str(ckpt), str(tmp_path / "missing.avi")], 1, "missing.avi"),
         ([str(bad_ckpt), str(video)], 1, "broken.pt"),
-        ([str(ckpt), str(video), "--class", "nope"], 2, "classes: move_up"),
-        ([str(ckpt), str(video), "--segments", "3"], 2, "multiple of the model's 2"),
+        ([str(ckpt), str(video), "--class", "nope"], 1,
+         "Error: --class 'nope' is not a class of"),
+        ([str(ckpt), str(video), "--class", "nope"], 1, "(classes: move_up, "),
+        ([str(ckpt), str(video), "--segments", "3"], 1,
+         "Error: --segments 3: must be a positive multiple of the model's 2 segments (2, 4,"),
+        ([str(ckpt), str(video), "--segments", "0"], 1, "Error: --segments 0: must be a"),
+        ([str(ckpt), str(video), "--segments", "-2"], 1, "Error: --segments -2: must be a"),
     ]
     for args, code, msg in cases:
         r = CliRunner().invoke(main, ["explain", *args, "-o", str(tmp_path / "o"),
                                       "--video-size", VIDEO])
         assert r.exit_code == code and msg in r.output, (args, r.output)
+    for args, _, _ in cases[3:]:  # a user error is one line, no usage text before it
+        r = CliRunner().invoke(main, ["explain", *args, "-o", str(tmp_path / "o")])
+        assert r.output.splitlines() == [r.output.strip()], (args, r.output)
     r = CliRunner().invoke(main, ["explain", str(ckpt), str(video), "-o", str(a_file)])
     assert r.exit_code != 0 and "a_file" in r.output, r.output
     assert not (tmp_path / "o").exists()  # nothing half-written

@@ -23,7 +23,7 @@ DEFAULT_VIDEO_SIZE = "340x256"  # as predict and prepare
               help="Grad-CAM at each modality's finest feature map (MV / residual: the "
                    "STM voltages the bridge carries; I-frame: the patch tokens), or the "
                    "gradient magnitude there (I-frame: at its pixels).")
-@click.option("--segments", type=click.IntRange(1), default=None,
+@click.option("--segments", type=int, default=None,
               help="Segments to sample, a multiple of the model's [default: the model's].")
 @click.option("--video-size", type=VIDEO_SIZE, default=DEFAULT_VIDEO_SIZE, show_default=True,
               help="WIDTHxHEIGHT the video is resized to (as the training data was).")
@@ -49,12 +49,13 @@ def explain(checkpoint, video, out, class_name, method, segments, video_size, tr
     index = None
     if class_name is not None:
         if class_name not in classes:
-            raise click.BadParameter(f"{class_name!r} is not a class of {checkpoint} "
-                                     f"(classes: {', '.join(classes)})", param_hint="--class")
+            raise click.ClickException(f"--class {class_name!r} is not a class of "
+                                       f"{checkpoint} (classes: {', '.join(classes)})")
         index = classes.index(class_name)
-    if segments and segments % model.cfg.segments:
-        raise click.BadParameter(f"must be a multiple of the model's {model.cfg.segments}",
-                                 param_hint="--segments")
+    k = model.cfg.segments
+    if segments is not None and (segments < 1 or segments % k):
+        raise click.ClickException(f"--segments {segments}: must be a positive multiple of "
+                                   f"the model's {k} segments ({k}, {2 * k}, {3 * k}, ...)")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise click.ClickException(f"{out}: exists and is not a folder")
