@@ -259,12 +259,17 @@ def mass_inside(heat: np.ndarray, box: tuple[int, int, int, int]) -> float:
 
 
 def read_video(model: HybridModel, video: str | Path, segments: int | None = None,
-               video_size: tuple[int, int] | None = None, transcode: bool = True) -> dict:
+               video_size: tuple[int, int] | None = None, transcode: bool = True
+               ) -> tuple[dict, dict]:
     """One video as ``hybrid predict`` reads it: any video FFmpeg reads (transcoded in
     process when not MPEG-4 GOP 12 at ``video_size``, unless ``transcode`` is False),
     ``segments`` GOPs (default: the model's) sampled for evaluation, centre-cropped.
-    Raises the dataset's UNREADABLE errors (naming the file) or ExplainError."""
+    Returns (sample, meta): meta's ``gops`` are the GOP indices the segments show, in
+    order (they repeat when the video has fewer GOPs than segments), ``num_gops`` the
+    video's. Raises the dataset's UNREADABLE errors (naming the file) or ExplainError."""
     from hybrid.data.dataset import CompressedVideoDataset
+    from hybrid.data.transforms import sample_segments
+    from hybrid.video.seek import gop_index
     from hybrid.video.transcode import DEFAULT_SIZE, as_mpeg4
 
     s = segments or model.cfg.segments
@@ -273,9 +278,11 @@ def read_video(model: HybridModel, video: str | Path, segments: int | None = Non
                            f"{model.cfg.segments}")
     size = tuple(video_size or DEFAULT_SIZE)
     with as_mpeg4(video, size, allow_transcode=transcode) as path:
+        n = len(gop_index(path))  # packets only; the dataset samples the same way
         ds = CompressedVideoDataset.one_video(path, s, crop=model.cfg.size[0],
                                               video_size=size)
-        return decode_sample(ds[0])  # the loader's uint8 codes -> the model's floats
+        sample = decode_sample(ds[0])  # the loader's uint8 codes -> the model's floats
+    return sample, {"gops": sample_segments(n, s, train=False), "num_gops": n}
 
 
 # ---- file

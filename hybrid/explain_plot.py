@@ -46,6 +46,7 @@ def plot(expl: Explanation, path: str | Path, title: str = "") -> Path:
     mods = list(expl.heat)
     S = next(iter(expl.heat.values())).shape[0]
     base = _base_images(expl)
+    gops = expl.meta.get("gops")  # the GOP each segment shows (they repeat in short videos)
     fig, axes = plt.subplots(S, 2 * len(mods), figsize=(2.0 * 2 * len(mods), 2.0 * S + 0.6),
                              squeeze=False)
     for j, m in enumerate(mods):
@@ -63,7 +64,9 @@ def plot(expl: Explanation, path: str | Path, title: str = "") -> Path:
                 a.set_title(name, fontsize=8)
                 b.set_title(f"{MODALITY_NAMES[m]}: {expl.method}", fontsize=8)
             if j == 0:
-                a.set_ylabel(f"segment {s}", fontsize=8)
+                n = expl.meta.get("num_gops")
+                a.set_ylabel(f"segment {s}" + (f"\nGOP {gops[s]} (0..{n - 1})" if gops else ""),
+                             fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])

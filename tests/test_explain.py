@@ -275,7 +275,7 @@ def test_maps_of_a_trained_model_lie_in_the_box_of_motion(box_model, direction):
     asserted: |d y / d v| at the linear patch embedding is not local (see the README)."""
     model, root = box_model
     path = box_video(root / f"test{direction}.avi", direction, seed=7)  # not trained on
-    sample = ex.read_video(model, path, video_size=BOX_VIDEO)
+    sample, _ = ex.read_video(model, path, video_size=BOX_VIDEO)
     box = crop_box_of(BOX, BOX_CROP)
     outside = np.ones(sample["mv"].shape[-2:], bool)
     outside[box[0]:box[2], box[1]:box[3]] = False

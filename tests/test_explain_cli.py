@@ -31,10 +31,13 @@ def test_explain_writes_figure_and_maps(trained, tmp_path):
                                   "--class", classes[1], "--segments", "4", "--method",
                                   "saliency", "--video-size", VIDEO, "--json"])
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)
+    res = json.loads(r.stdout)
     assert res["class"] == classes[1] and res["segments"] == 4 and res["method"] == "saliency"
     e = ex.load(out / "maps.npz")
     assert e.class_name == classes[1] and e.meta["segments"] == 4
+    # 2 GOPs for 4 segments: said on stderr, and every row names the GOP it shows
+    assert res["num_gops"] == 2 and res["gops"] == e.meta["gops"] == [0, 0, 1, 1]
+    assert "has 2 GOPs, fewer than the 4 segments" in r.stderr and "0, 0, 1, 1" in r.stderr
     for m in ("i", "mv", "r"):
         assert e.heat[m].shape == (4, 24, 24) and np.isfinite(e.heat[m]).all()
     assert e.inputs["iframe"].shape == (4, 24, 24, 3) and e.inputs["mv"].shape == (4, 24, 24, 2)
@@ -42,6 +45,33 @@ def test_explain_writes_figure_and_maps(trained, tmp_path):
 
     img = matplotlib.image.imread(out / "explain.png")
     assert img.shape[0] > 4 * 150 and img.shape[1] > 6 * 150  # 4 rows, 6 panels a row
+
+
+@pytest.mark.parametrize("segments", [2, 4, 6])
+def test_explain_gops_are_those_the_dataset_reads(trained, segments):
+    """read_video's GOP labels are the indices the dataset sampled (its own load), and
+    segments labelled with the same GOP show the same I-frame."""
+    from hybrid.data.dataset import CompressedVideoDataset
+    from hybrid.evaluate import load_model
+
+    model, _, _ = load_model(trained[1])
+    video = _video(trained)
+    sample, read = ex.read_video(model, video, segments, (64, 48))
+    ds = CompressedVideoDataset.one_video(video, segments, crop=24, video_size=(64, 48))
+    assert read["gops"] == ds.load(video.name, segments)[1]
+    assert read["num_gops"] == 2 and len(read["gops"]) == segments
+    frames = sample["iframe"].flatten(1)
+    for a in range(segments):
+        for b in range(segments):
+            same = bool((frames[a] == frames[b]).all())
+            assert same == (read["gops"][a] == read["gops"][b]), (a, b, read["gops"])
+
+
+def test_explain_no_repeat_no_warning(trained, tmp_path):
+    r = CliRunner().invoke(main, ["explain", str(trained[1]), str(_video(trained)), "-o",
+                                  str(tmp_path / "o"), "--video-size", VIDEO, "--json"])
+    assert r.exit_code == 0 and r.stderr == "", r.output
+    assert json.loads(r.stdout)["gops"] == [0, 1]
 
 
 def test_explain_any_video_is_transcoded(trained, tmp_path):

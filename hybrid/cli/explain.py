@@ -60,21 +60,27 @@ def explain(checkpoint, video, out, class_name, method, segments, video_size, tr
     if out.exists() and not out.is_dir():
         raise click.ClickException(f"{out}: exists and is not a folder")
     try:
-        sample = ex.read_video(model, video, segments, video_size, transcode)
+        sample, read = ex.read_video(model, video, segments, video_size, transcode)
         expl = ex.explain(model, sample, index, method, classes)
     except UNREADABLE as exc:
         raise click.ClickException(str(exc)) from exc
     except ex.ExplainError as exc:
         raise click.ClickException(f"{video}: {exc}") from exc
     expl.meta = {"video": str(video), "checkpoint": str(checkpoint),
-                 "segments": int(sample["iframe"].shape[0])}
+                 "segments": int(sample["iframe"].shape[0]), **read}
+    if len(set(read["gops"])) < len(read["gops"]):
+        click.echo(f"warning: {video} has {read['num_gops']} GOPs, fewer than the "
+                   f"{expl.meta['segments']} segments: segments repeat GOPs (GOPs shown: "
+                   f"{', '.join(map(str, read['gops']))}; each row of the figure is "
+                   f"labelled with its GOP)", err=True)
     out.mkdir(parents=True, exist_ok=True)
     npz = ex.save(expl, out / "maps.npz")
     png = plot(expl, out / "explain.png", title=Path(video).name)
     res = {"video": str(video), "class": expl.class_name,
            "probability": float(expl.probabilities[expl.class_index]),
            "predicted": classes[int(expl.probabilities.argmax())], "method": method,
-           "segments": expl.meta["segments"], "figure": str(png), "maps": str(npz)}
+           "segments": expl.meta["segments"], "gops": read["gops"],
+           "num_gops": read["num_gops"], "figure": str(png), "maps": str(npz)}
     if as_json:
         click.echo(json.dumps(res, indent=2))
     else:
