@@ -74,11 +74,10 @@ def test_explain_no_repeat_no_warning(trained, tmp_path):
     assert json.loads(r.stdout)["gops"] == [0, 1]
 
 
-def test_explain_any_video_is_transcoded(trained, tmp_path):
-    """A video not in the reader's form (another codec and size) is read as predict does."""
+def _h264_clip(src: Path) -> Path:
+    """An 80x60 H.264 (or MPEG-4 GOP 250) clip: not in the reader's form."""
     import av
 
-    src = tmp_path / "clip.mp4"
     with av.open(str(src), "w") as f:
         st = f.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=25)
         st.width, st.height, st.pix_fmt = 80, 60, "yuv420p"
@@ -88,6 +87,12 @@ def test_explain_any_video_is_transcoded(trained, tmp_path):
             img[20:36, 10 + t:26 + t] = rng.integers(0, 255, (16, 16, 3))
             f.mux(st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         f.mux(st.encode())
+    return src
+
+
+def test_explain_any_video_is_transcoded(trained, tmp_path):
+    """A video not in the reader's form (another codec and size) is read as predict does."""
+    src = _h264_clip(tmp_path / "clip.mp4")
     r = CliRunner().invoke(main, ["explain", str(trained[1]), str(src), "-o",
                                   str(tmp_path / "o"), "--video-size", VIDEO])
     assert r.exit_code == 0, r.output
@@ -95,6 +100,46 @@ def test_explain_any_video_is_transcoded(trained, tmp_path):
     r = CliRunner().invoke(main, ["explain", str(trained[1]), str(src), "-o",
                                   str(tmp_path / "o2"), "--video-size", VIDEO, "--no-transcode"])
     assert r.exit_code == 1 and "clip.mp4" in r.output, r.output
+
+
+def test_explain_default_video_size_never_upscales(trained, tmp_path, monkeypatch):
+    """Without --video-size and with a checkpoint that does not record its training
+    size, a small video is read at its own size (64x48; a transcoded 80x60 clip at
+    80x60), not the 340x256 of prepare: the centre crop is 7/8 of its own
+    height. A checkpoint that records its training size is read at that size."""
+    import torch
+
+    import hybrid.video.transcode as tc
+    from hybrid.data.dataset import CompressedVideoDataset
+    from hybrid.evaluate import load_model
+
+    model, _, ckpt = load_model(trained[1])
+    assert ex.training_video_size(ckpt) is None
+    sizes, transcode = [], tc.transcode
+    monkeypatch.setattr(tc, "transcode", lambda src, dst, cfg, **kw: (
+        sizes.append(cfg.size), transcode(src, dst, cfg, **kw))[1])
+    for video, (w, h), transcoded in [(_video(trained), (64, 48), []),
+                                      (_h264_clip(tmp_path / "clip.mp4"), (80, 60), [(80, 60)])]:
+        sizes.clear()
+        _, read = ex.read_video(model, video)
+        assert read["video_size"] == [w, h] and sizes == transcoded, (video, sizes)
+        # the dataset's eval crop at that size is 7/8 of the short side (224 at 340x256)
+        with tc.as_mpeg4(video, (w, h)) as path:
+            ds = CompressedVideoDataset.one_video(path, 2, crop=24, video_size=(w, h))
+            assert ds[0]["box"][:2].tolist() == [int(h * 0.875)] * 2
+    r = CliRunner().invoke(main, ["explain", str(trained[1]), str(_video(trained)), "-o",
+                                  str(tmp_path / "o"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["video_size"] == [64, 48], r.output
+    ckpt["train_config"]["video_size"] = (48, 32)  # as train would record it
+    torch.save(ckpt, tmp_path / "sized.pt")
+    assert ex.training_video_size(ckpt) == (48, 32)
+    for extra, want in [([], [48, 32]), (["--video-size", "96x64"], [96, 64])]:
+        r = CliRunner().invoke(main, ["explain", str(tmp_path / "sized.pt"),
+                                      str(_video(trained)), "-o", str(tmp_path / "o2"),
+                                      "--json", *extra])
+        assert r.exit_code == 0 and json.loads(r.stdout)["video_size"] == want, r.output
+    r = CliRunner().invoke(main, ["explain", "--help"])
+    assert "the video's own size" in " ".join(r.output.split()), r.output
 
 
 def test_explain_bad_input_names_the_file(trained, tmp_path):

@@ -8,8 +8,6 @@ import click
 
 from hybrid.cli.types import VIDEO_SIZE
 
-DEFAULT_VIDEO_SIZE = "340x256"  # as predict and prepare
-
 
 @click.command()
 @click.argument("checkpoint", type=click.Path())
@@ -25,8 +23,11 @@ DEFAULT_VIDEO_SIZE = "340x256"  # as predict and prepare
                    "gradient magnitude there (I-frame: at its pixels).")
 @click.option("--segments", type=int, default=None,
               help="Segments to sample, a multiple of the model's [default: the model's].")
-@click.option("--video-size", type=VIDEO_SIZE, default=DEFAULT_VIDEO_SIZE, show_default=True,
-              help="WIDTHxHEIGHT the video is resized to (as the training data was).")
+@click.option("--video-size", type=VIDEO_SIZE, default=None,
+              help="WIDTHxHEIGHT the video is resized to before the centre crop [default: "
+                   "the size the model was trained at, where the checkpoint records it; "
+                   "otherwise the video's own size, sides rounded down to even (never "
+                   "scaled up)].")
 @click.option("--transcode/--no-transcode", default=True, show_default=True,
               help="Transcode a video not in the reader's form in process, or refuse it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -43,7 +44,7 @@ def explain(checkpoint, video, out, class_name, method, segments, video_size, tr
     from hybrid.explain_plot import plot
 
     try:
-        model, classes, _ = load_model(checkpoint)
+        model, classes, ckpt = load_model(checkpoint)
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from exc
     index = None
@@ -60,7 +61,8 @@ def explain(checkpoint, video, out, class_name, method, segments, video_size, tr
     if out.exists() and not out.is_dir():
         raise click.ClickException(f"{out}: exists and is not a folder")
     try:
-        sample, read = ex.read_video(model, video, segments, video_size, transcode)
+        size = video_size or ex.training_video_size(ckpt)  # None: the video's own
+        sample, read = ex.read_video(model, video, segments, size, transcode)
         expl = ex.explain(model, sample, index, method, classes)
     except UNREADABLE as exc:
         raise click.ClickException(str(exc)) from exc
@@ -80,9 +82,11 @@ def explain(checkpoint, video, out, class_name, method, segments, video_size, tr
            "probability": float(expl.probabilities[expl.class_index]),
            "predicted": classes[int(expl.probabilities.argmax())], "method": method,
            "segments": expl.meta["segments"], "gops": read["gops"],
-           "num_gops": read["num_gops"], "figure": str(png), "maps": str(npz)}
+           "num_gops": read["num_gops"], "video_size": read["video_size"], "figure": str(png),
+           "maps": str(npz)}
     if as_json:
         click.echo(json.dumps(res, indent=2))
     else:
         click.echo(f"{res['class']} (p = {res['probability']:.3f}; predicted "
-                   f"{res['predicted']}), {method}: {png}, {npz}")
+                   f"{res['predicted']}), {method}, video read at "
+                   f"{'x'.join(map(str, res['video_size']))}: {png}, {npz}")
