@@ -48,8 +48,10 @@ def labelled_subset(ds, k: int, seed: int):
 
 def majority_baseline(dataset, pcfg, batch_size: int = 8) -> dict[str, float]:
     """Per pretext metric, the accuracy of always answering the most frequent label of
-    ``dataset``'s clips (same CTP draws as :func:`hybrid.pretrain.evaluate`): the bar a
-    model must clear beyond uniform chance (moving objects sit near the frame's centre)."""
+    ``dataset``'s clips as :func:`hybrid.pretrain.evaluate` scores them: PMSP's labels of
+    the clips as they are; CTP is balanced there (every clip under every type), so a
+    constant answer scores its chance level. The bar a model must clear beyond uniform
+    chance (moving objects sit near the frame's centre)."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -60,9 +62,12 @@ def majority_baseline(dataset, pcfg, batch_size: int = 8) -> dict[str, float]:
     gen = torch.Generator().manual_seed(EVAL_SEED)
     labels: dict[str, list] = {}
     for b in DataLoader(dataset, batch_size, shuffle=False):
-        for k, y in make_batch(decode(b), pcfg, gen)[1].items():
+        for k, y in make_batch(decode(b), pcfg, gen, ctp_kind=0 if pcfg.ctp else None)[1].items():
             labels.setdefault(k, []).extend(v for v in y.flatten().tolist() if v != IGNORE)
-    return {k: max(v.count(c) for c in set(v)) / len(v) for k, v in labels.items()}
+    out = {k: max(v.count(c) for c in set(v)) / len(v) for k, v in labels.items()}
+    if pcfg.ctp:
+        out[pcfg.ctp.replace("-", "_")] = pcfg.chance()[pcfg.ctp.replace("-", "_")]
+    return out
 
 
 def main() -> None:

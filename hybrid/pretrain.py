@@ -35,6 +35,7 @@ from hybrid import checkpoint, locking
 from hybrid.data.loader import Loader, SkipBadVideos, loader_options
 from hybrid.model import HybridConfig, HybridModel
 from hybrid.pretrain_tasks import (
+    CTP_TYPES,
     DEFAULT_LEVELS,
     IGNORE,
     TASKS,
@@ -132,16 +133,26 @@ class PretrainModel(nn.Module):
         return dict(zip(self.cfg.names(), logits, strict=True))
 
 
-def make_batch(batch: dict, cfg: PretrainConfig, gen: torch.Generator):
+def make_batch(batch: dict, cfg: PretrainConfig, gen: torch.Generator,
+               ctp_kind: int | None = None):
     """(inputs, targets) of a decoded clip batch (:func:`deploy.inputs.decode`) without
-    using its labels: the CTP transform applied (when asked), then the PMSP labels of
-    the motion vectors the model sees."""
+    using its labels: the CTP transform applied (when asked; drawn per clip, or
+    ``ctp_kind``, an index into CTP_TYPES, for every clip), then the PMSP labels of the
+    motion vectors the model sees."""
     iframe, mv, res = batch["iframe"], batch["mv"], batch["residual"]
     targets = {}
     if cfg.ctp:
-        kind, label = draw_ctp(mv.shape[0], cfg.ctp, gen)
+        if ctp_kind is None:
+            kind, _ = draw_ctp(mv.shape[0], cfg.ctp, gen)
+        else:
+            kind = torch.full((mv.shape[0],), ctp_kind, dtype=torch.long)
         mv, res, applied = apply_ctp(mv, res, kind, gen)
-        targets[cfg.ctp.replace("-", "_")] = label if cfg.ctp == "ctp-binary" else applied
+        # the label of the transform applied (a batch of one clip is shifted, not swapped);
+        # with ``ctp_kind``, a clip that could not get that type is left out (IGNORE)
+        label = (applied > 0).long() if cfg.ctp == "ctp-binary" else applied
+        if ctp_kind is not None:
+            label = torch.where(applied == kind, label, IGNORE)
+        targets[cfg.ctp.replace("-", "_")] = label
     if "pmsp" in cfg.tasks:
         names = [n for n in cfg.names() if n.startswith("pmsp")]
         targets.update(zip(names, pmsp_targets(mv, cfg.levels)))
@@ -163,8 +174,10 @@ def losses(logits: dict, targets: dict) -> tuple[torch.Tensor, dict[str, tuple[i
 
 
 def run_epoch(model: PretrainModel, loader, gen: torch.Generator, optimizer=None,
-              grad_clip: float = 0.0, progress: Callable | None = None, label: str = ""):
-    """One pass; trains when ``optimizer`` is given. Returns (mean loss, {name: acc})."""
+              grad_clip: float = 0.0, progress: Callable | None = None, label: str = "",
+              ctp_kind: int | None = None, counts_out: dict | None = None):
+    """One pass; trains when ``optimizer`` is given. Returns (mean loss, {name: acc});
+    ``ctp_kind`` as :func:`make_batch`; ``counts_out`` receives {name: [correct, answered]}."""
     from hybrid.train import _progress_none, readable, step_on
 
     train = optimizer is not None
@@ -174,7 +187,7 @@ def run_epoch(model: PretrainModel, loader, gen: torch.Generator, optimizer=None
         for step, batch in enumerate(bar, 1):
             if not readable(batch, reported):
                 continue
-            inputs, targets = make_batch(decode(batch), model.cfg, gen)
+            inputs, targets = make_batch(decode(batch), model.cfg, gen, ctp_kind)
             loss, counts = losses(model(*inputs), targets)
             if not torch.is_tensor(loss):  # no task had an answer in this batch
                 continue
@@ -185,16 +198,37 @@ def run_epoch(model: PretrainModel, loader, gen: torch.Generator, optimizer=None
                 h = hits.setdefault(k, [0, 0])
                 h[0] += c
                 h[1] += n
+    if counts_out is not None:
+        counts_out.update(hits)
     return loss_sum / max(batches, 1), {k: c / max(n, 1) for k, (c, n) in hits.items()}
 
 
 def evaluate(model: PretrainModel, dataset, batch_size: int = 8, seed: int = EVAL_SEED,
              progress: Callable | None = None) -> dict[str, float]:
-    """Pretext accuracies on ``dataset`` (held-out clips), CTP draws fixed by ``seed``."""
+    """Pretext accuracies on ``dataset`` (held-out clips). Balanced: every clip is seen
+    under every CTP type (aligned, shifted, swapped), so a constant answer scores the
+    chance level exactly; the CTP accuracy is the mean of the per-type accuracies (for
+    'ctp-binary': the mean of the aligned one and the transformed ones'), PMSP's is that
+    of the aligned clips (the videos as they are). Shifts fixed by ``seed``."""
     loader = Loader(SkipBadVideos(dataset), batch_size, shuffle=False,
                     **loader_options(0, torch.device("cpu")))
-    return run_epoch(model, loader, torch.Generator().manual_seed(seed), progress=progress,
-                     label="held-out")[1]
+    gen = torch.Generator().manual_seed(seed)
+    ctp = model.cfg.ctp
+    per_type = []
+    for kind in range(len(CTP_TYPES) if ctp else 1):
+        counts: dict = {}
+        acc = run_epoch(model, loader, gen, progress=progress, label="held-out",
+                        ctp_kind=kind if ctp else None, counts_out=counts)[1]
+        if kind == 0:
+            out = acc
+        if ctp:
+            c, n = counts.get(ctp.replace("-", "_"), (0, 0))
+            per_type.append(c / max(n, 1))
+    if ctp:
+        name = ctp.replace("-", "_")
+        out[name] = (sum(per_type) / len(per_type) if ctp == "ctp" else
+                     (per_type[0] + sum(per_type[1:]) / (len(per_type) - 1)) / 2)
+    return out
 
 
 def pretrain(datasets, run_dir: str | Path, model_cfg: HybridConfig, cfg: PretrainConfig,

@@ -274,3 +274,33 @@ def test_synth_difficulty_options():
     assert sum(int((a != b).any(-1).sum()) for a, b in zip(one, more)) > 12 * 100
     with pytest.raises(AssertionError, match="speed"):
         SynthConfig(speed=0)
+
+
+@pytest.mark.parametrize("task", ["ctp", "ctp-binary"])
+def test_held_out_ctp_is_balanced(task):
+    """evaluate() shows every clip under every CTP type: a model that always answers one
+    type scores exactly the chance level (1/3 for ctp, 1/2 balanced for ctp-binary),
+    whatever the draws, and PMSP is scored on the clips as they are."""
+    from hybrid.pretrain import evaluate
+    from hybrid.pretrain_tasks import pmsp_targets
+
+    mcfg, pcfg = small(("pmsp", task))
+    seed_everything(0)
+    model = PretrainModel(mcfg, pcfg).eval()
+    name = task.replace("-", "_")
+    clips = Clips(5, 2)  # 5 clips: batches of 2, 2 and 1 (one clip: swapped -> shifted)
+    for answer in range(2 if task == "ctp-binary" else 3):
+        with torch.no_grad():
+            model.ctp.fc2.weight.zero_()
+            model.ctp.fc2.bias.copy_(torch.arange(model.ctp.fc2.out_features) == answer)
+        acc = evaluate(model, clips, batch_size=2)
+        assert acc[name] == pytest.approx(pcfg.chance()[name]), (answer, acc)
+    # PMSP: the aligned clips' labels
+    batch = decode(torch.utils.data.default_collate([clips[i] for i in range(5)]))
+    with torch.no_grad():
+        logits = model(batch["iframe"], batch["mv"], batch["residual"])
+    names = [n for n in pcfg.names() if n.startswith("pmsp")]
+    for lname, y in zip(names, pmsp_targets(batch["mv"], pcfg.levels), strict=True):
+        keep = y != -100
+        want = float((logits[lname].argmax(-1)[keep] == y[keep]).float().mean())
+        assert acc[lname] == pytest.approx(want, abs=1e-6), lname
