@@ -21,6 +21,13 @@ from hybrid.data.splits import load_split
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONFAULTHANDLER": "1"}
 
 
+def _sigint_default() -> None:
+    """A child's SIGINT back to its default before exec: a test run started in the
+    background of a non-interactive shell has SIGINT ignored, the child would inherit
+    that and never see the Ctrl-C under test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _descendants(pid: int) -> set[int]:
     """Every live descendant of ``pid`` (from /proc)."""
     children: dict[int, list[int]] = {}
@@ -116,7 +123,8 @@ def test_ctrl_c_of_run_while_seeking_original_videos(deployed, trained, tmp_path
     proc = subprocess.Popen([sys.executable, "-m", "hybrid", "run", str(deployed.path),
                              str(data), "--workers", str(workers), "--video-size", "64x48"],
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=_sigint_default)
     _interrupt(proc, lambda seen: len(seen) >= 12 * workers, after=2.0)
     assert proc.returncode != 0
 
@@ -141,7 +149,8 @@ def test_ctrl_c_of_prepare_with_workers_is_one_line_and_resumes(dataset, tmp_pat
     cmd = [sys.executable, "-m", "hybrid", "prepare", str(dataset), "-o", str(out),
            "--workers", "2", "--size", "320x240"]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=_sigint_default)
     err, seen = _interrupt(proc, lambda seen: len(seen) >= 2, after=3.0)
     assert proc.returncode != 0
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
