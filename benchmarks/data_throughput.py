@@ -5,7 +5,7 @@ checkout, e.g. main at this branch's base) and after (this checkout), in one run
 Settings: the paper's (340x256 videos, 8 segments, 224 crops) and the demo's (128x96,
 3 segments, 48 crops), training augmentation, on synthetic clips (``hybrid synth``'s
 moving textures, already MPEG-4 GOP 12 at the setting's size, so the original videos
-are read as they are: every GOP decoded; the video cache decodes the sampled ones). "Per loader
+are read as they are: before, every GOP decoded; after, the sampled ones). "Per loader
 core": CPU seconds of one single-threaded process per clip (what a DataLoader worker
 pays); the after columns add nothing for the normalisation, which runs in the training
 step (``deploy.inputs.decode``) and is timed apart (``decode_s``: on this CPU; on a GPU
@@ -99,7 +99,7 @@ def synth(root: Path, size: tuple[int, int], videos: int, frames: int) -> int:
     from hybrid.video.synth import SynthConfig, make_dataset
 
     if not (root / "testlist01.txt").is_file():
-        make_dataset(root, classes=2, per_class=max(1, videos // 2), seed=0,
+        make_dataset(root, classes=2, per_class=max(2, videos // 2), seed=0,
                      cfg=SynthConfig(size=size, frames=frames))
     from hybrid.data.splits import load_split
 

@@ -58,7 +58,7 @@ SOURCE = "Das Biswas et al., Sec. 4 / Table 1 (16.0 videos/s, base, GPU); hybrid
 def make_videos(out: Path, n: int, frames: int, size: tuple[int, int]) -> list[str]:
     from hybrid.video.synth import SynthConfig, make_dataset
 
-    make_dataset(out, classes=2, per_class=(n + 1) // 2, seed=0,
+    make_dataset(out, classes=2, per_class=max(2, (n + 1) // 2), seed=0,
                  cfg=SynthConfig(size=size, frames=frames))
     return sorted(str(p.relative_to(out)) for p in out.glob("*/*.avi"))[:n]
 

@@ -7,6 +7,12 @@
   folder), fsyncs what was written and renames the folder into place only when the
   ``with`` block ends without error; on an error the staging folder is removed. A
   reader therefore never finds a half-written folder under the target name.
+- :func:`write_path` is :func:`write_file` for writers that want a path (h5py, nir).
+
+Files and folders get the mode a plain ``open`` / ``mkdir`` would give them (0666 / 0777
+less the umask, so usually 0644 / 0755), not ``mkstemp``'s private 0600 / 0700. This is
+the project's one atomic-write helper (``ann`` and ``neuro``, which may not import
+``deploy``, write through plain ``open`` under a temporary name, which honours the umask).
 """
 from __future__ import annotations
 
@@ -30,8 +36,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def umask() -> int:
+    """The process's umask (read by setting and restoring it; Python 3.11 has no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_file(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
-    """``write(f)`` into a temporary binary file beside ``path``, fsync, rename."""
+    """``write(f)`` into a temporary binary file beside ``path``, fsync, rename; the file
+    gets mode 0666 less the umask, as a plain ``open`` would give it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -39,6 +53,27 @@ def write_file(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Pa
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~umask())
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def write_path(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """As :func:`write_file` for a writer that takes a path: ``write(tmp)`` writes the
+    file ``tmp`` (beside ``path``; it may replace it), then fsync, mode, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb+") as f:
+            os.fchmod(f.fileno(), 0o666 & ~umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -51,9 +86,9 @@ def write_file(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Pa
 @contextlib.contextmanager
 def staged_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """``with staged_dir(out) as tmp:`` write the folder's files under ``tmp``; on a
-    clean exit the folder is renamed to ``out``. An existing ``out`` is an error
-    (``FileExistsError``) unless ``overwrite``; then it is replaced only after the new
-    folder is complete."""
+    clean exit the folder is renamed to ``out`` (mode 0777 less the umask, as ``mkdir``
+    gives). An existing ``out`` is an error (``FileExistsError``) unless ``overwrite``;
+    then it is replaced only after the new folder is complete."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (choose another folder, or overwrite it)")
@@ -65,15 +100,31 @@ def staged_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
             if f.is_file():
                 with open(f, "rb+") as h:
                     os.fsync(h.fileno())
+        os.chmod(tmp, 0o777 & ~umask())
         _fsync_dir(tmp)
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old / path.name)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Rename the folder ``tmp`` to ``path``; an existing ``path`` is moved aside first
+    and removed after, or put back if the rename fails (nothing left beside it)."""
+    if not path.exists():
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    try:
+        os.replace(path, old / path.name)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.replace(old / path.name, path)
+            raise
+    except BaseException:
+        shutil.rmtree(old, ignore_errors=True)  # empty unless putting back failed too
+        raise
+    _fsync_dir(path.parent)
+    shutil.rmtree(old, ignore_errors=True)

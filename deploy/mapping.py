@@ -359,11 +359,10 @@ def map_network(nets: dict[str, StmNetwork], chip: ChipPreset, shared: bool = Tr
 
 def write_mapping(mp: Mapping, path: str | os.PathLike) -> Path:
     """``mapping.json`` (:meth:`Mapping.to_dict`), written atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(mp.to_dict(), indent=2))
-    os.replace(tmp, path)
-    return path
+    from deploy.atomic import write_file
+
+    text = json.dumps(mp.to_dict(), indent=2).encode()
+    return write_file(path, lambda f: f.write(text))
 
 
 def read_mapping(path: str | os.PathLike) -> dict:

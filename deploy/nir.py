@@ -29,6 +29,7 @@ import nir
 import numpy as np
 import torch
 
+from deploy.atomic import write_path
 from neuro import quant
 from neuro.export import FORMAT, VERSION, StmNetwork
 
@@ -107,10 +108,8 @@ def write_nir(nets: dict[str, StmNetwork], out_dir: str | os.PathLike) -> list[P
     paths = []
     for branch, net in nets.items():
         path = out_dir / f"stm_{branch}.nir"
-        tmp = path.with_name(path.name + ".tmp")
-        nir.write(tmp, stm_graph(net, branch))
-        os.replace(tmp, path)
-        paths.append(path)
+        graph = stm_graph(net, branch)
+        paths.append(write_path(path, lambda tmp, g=graph: nir.write(tmp, g)))
     return paths
 
 

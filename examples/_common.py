@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 DEFAULT_CHECKPOINT = "demo-out/run/checkpoint.pt"  # what `hybrid demo` trains
@@ -70,15 +68,14 @@ def write(out: str | Path, stem: str, fig, numbers: dict) -> tuple[Path, Path]:
     """Save ``fig`` as OUT/STEM.png and ``numbers`` as OUT/STEM.json (atomically)."""
     import matplotlib.pyplot as plt
 
+    from deploy.atomic import write_file
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     png, js = out / f"{stem}.png", out / f"{stem}.json"
     fig.savefig(png, dpi=110)
     plt.close(fig)
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(numbers, f, indent=2)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, js)
+    text = json.dumps(numbers, indent=2).encode()
+    write_file(js, lambda f: f.write(text))
     print(f"wrote {png} and {js}")
     return png, js

@@ -11,6 +11,8 @@ resumed run repeats an uninterrupted one.
 """
 from __future__ import annotations
 
+import logging
+import pickle
 from pathlib import Path
 
 import torch
@@ -19,6 +21,9 @@ from deploy.atomic import write_file
 
 FORMAT = "hybrid-checkpoint"
 VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip format starts so
+PRETRAIN_KIND = "pretrain"  # ``kind`` of a `hybrid pretrain` checkpoint (hybrid.pretrain)
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(Exception):
@@ -46,8 +51,7 @@ def load(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
-                              f"{first_line(exc, 200)})") from exc
+        raise _unreadable(path, exc) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a hybrid checkpoint (format "
                               f"{ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt)!r}, "
@@ -59,6 +63,36 @@ def load(path: str | Path) -> dict:
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {sorted(missing)}")
     return ckpt
+
+
+def load_classifier(path: str | Path) -> dict:
+    """:func:`load` for the commands that need a trained classifier (eval, predict,
+    deploy, explain, profile, ...): a `hybrid pretrain` checkpoint is refused, saying
+    what it is and how to fine-tune it."""
+    ckpt = load(path)
+    if ckpt.get("kind") == PRETRAIN_KIND:
+        raise CheckpointError(
+            f"{path}: a `hybrid pretrain` checkpoint (the backbone and its pretext heads, "
+            f"no classifier): fine-tune it first with `hybrid train DATA -o RUN --init "
+            f"{path}`, then use RUN/checkpoint.pt")
+    return ckpt
+
+
+def _unreadable(path: Path, exc: Exception) -> CheckpointError:
+    """The one-line error for a file ``torch.load`` refused; torch's own (long, and
+    advising an unsafe load) is logged at debug level (``hybrid -vv``) and chained."""
+    log.debug("torch.load(%s) failed", path, exc_info=exc)
+    with open(path, "rb") as f:
+        torch_file = f.read(4) == ZIP_MAGIC
+    more = "; `hybrid -vv ...` shows torch's error"
+    if not torch_file:
+        return CheckpointError(f"not a hybrid checkpoint: {path} (not a file torch.save "
+                               f"writes{more})")
+    if isinstance(exc, pickle.UnpicklingError):
+        return CheckpointError(f"not a hybrid checkpoint: {path} (a torch file holding "
+                               f"objects other than plain types and tensors{more})")
+    return CheckpointError(f"{path}: truncated or damaged checkpoint "
+                           f"({path.stat().st_size:,} bytes: a failed copy or download?{more})")
 
 
 def resume_state(path: str | Path, resume: bool) -> dict | None:

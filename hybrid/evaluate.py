@@ -27,15 +27,18 @@ CROPS = (1, 3, 5)
 
 def load_model(path: str | Path) -> tuple[HybridModel, list[str], dict]:
     """Model (eval mode, CPU) and class names from a checkpoint; CheckpointError on a bad file."""
-    ckpt = checkpoint.load(path)
+    ckpt = checkpoint.load_classifier(path)
     try:
         cfg = HybridConfig.from_dict(ckpt["model_config"])
         model = HybridModel(cfg)
         model.load_state_dict(ckpt["model"])
     except (AssertionError, TypeError, RuntimeError, KeyError) as exc:
+        # load_state_dict's first line only says that it failed; the next one says why
+        why = [w.strip() for w in str(exc).splitlines()[1:2] if w.strip()]
         raise checkpoint.CheckpointError(f"{path}: checkpoint does not fit this toolkit's "
                                          f"model ({type(exc).__name__}: "
-                                         f"{checkpoint.first_line(exc)})") from exc
+                                         f"{why[0][:300] if why else checkpoint.first_line(exc)}"
+                                         ")") from exc
     model.eval()
     return model, list(ckpt["classes"]), ckpt
 

@@ -258,24 +258,51 @@ def mass_inside(heat: np.ndarray, box: tuple[int, int, int, int]) -> float:
 # ---- input and file
 
 
+def training_video_size(ckpt: dict) -> tuple[int, int] | None:
+    """(W, H) the checkpoint's model was trained on, where the checkpoint records it
+    (``train_config["video_size"]``); None where it does not."""
+    size = (ckpt.get("train_config") or {}).get("video_size")
+    return (int(size[0]), int(size[1])) if size else None
+
+
+def own_video_size(video: str | Path) -> tuple[int, int]:
+    """(W, H) of ``video`` itself, each side rounded down to even (the MPEG-4 encoder's
+    need) and at least 16: reading it at this size never scales it up (but a side
+    below 16 px)."""
+    from hybrid.video.probe import probe
+
+    info = probe(video, with_types=False)
+    return max(16, info.width // 2 * 2), max(16, info.height // 2 * 2)
+
+
 def read_video(model: HybridModel, video: str | Path, segments: int | None = None,
-               video_size: tuple[int, int] | None = None, transcode: bool = True) -> dict:
+               video_size: tuple[int, int] | None = None, transcode: bool = True
+               ) -> tuple[dict, dict]:
     """One video as ``hybrid predict`` reads it: any video FFmpeg reads (transcoded in
-    process when not MPEG-4 GOP 12 at ``video_size``, unless ``transcode`` is False),
-    ``segments`` GOPs (default: the model's) sampled for evaluation, centre-cropped.
-    Raises the dataset's UNREADABLE errors (naming the file) or ExplainError."""
+    process when not MPEG-4 GOP 12 at ``video_size``, W x H, default the video's own
+    size: :func:`own_video_size`; unless ``transcode`` is False), ``segments`` GOPs
+    (default: the model's) sampled for evaluation, centre-cropped. Returns (sample,
+    meta): meta's ``gops`` are the GOP indices the segments show, in order (they repeat
+    when the video has fewer GOPs than segments), ``num_gops`` the video's,
+    ``video_size`` the size read. Raises the dataset's UNREADABLE errors (naming the
+    file) or ExplainError."""
     from hybrid.data.dataset import CompressedVideoDataset
-    from hybrid.video.transcode import DEFAULT_SIZE, as_mpeg4
+    from hybrid.data.transforms import sample_segments
+    from hybrid.video.seek import gop_index
+    from hybrid.video.transcode import as_mpeg4
 
     s = segments or model.cfg.segments
     if s % model.cfg.segments:
         raise ExplainError(f"--segments {s} must be a multiple of the model's "
                            f"{model.cfg.segments}")
-    size = tuple(video_size or DEFAULT_SIZE)
+    size = tuple(video_size) if video_size else own_video_size(video)
     with as_mpeg4(video, size, allow_transcode=transcode) as path:
+        n = len(gop_index(path))  # packets only; the dataset samples the same way
         ds = CompressedVideoDataset.one_video(path, s, crop=model.cfg.size[0],
                                               video_size=size)
-        return decode_sample(ds[0])  # the loader's uint8 codes -> the model's floats
+        sample = decode_sample(ds[0])  # the loader's uint8 codes -> the model's floats
+    return sample, {"gops": sample_segments(n, s, train=False), "num_gops": n,
+                    "video_size": list(size)}
 
 
 # ---- file

@@ -52,12 +52,13 @@ from hybrid.train import (
     TrainConfig,
     make_optimizer,
     read_metrics,
+    resume_schedule,
     seed_everything,
     write_metrics,
 )
 
 log = logging.getLogger(__name__)
-KIND = "pretrain"
+KIND = checkpoint.PRETRAIN_KIND
 HEAD_KEYS = ("dense.head.weight", "dense.head.bias")  # the classifier, not pretrained
 EVAL_SEED = 12345  # the held-out clips' CTP draws, the same every epoch
 
@@ -259,11 +260,10 @@ def _pretrain(datasets, run_dir, model_cfg, cfg, tcfg, resume, progress, echo):
         model.backbone.load_state_dict(state["model"])
         for name, sd in state["heads"].items():
             getattr(model, name).load_state_dict(sd)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         start = int(state["epoch"])
         rows = [r for r in rows if int(r["epoch"]) <= start]
         echo(f"resuming {run_dir} after epoch {start}")
+        resume_schedule(optimizer, scheduler, state, tcfg, start, echo)
     train_ds, val_ds = datasets
     gen = torch.Generator().manual_seed(tcfg.seed)
     loader = Loader(SkipBadVideos(train_ds), tcfg.batch_size, shuffle=True,

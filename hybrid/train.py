@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
 import logging
 import math
 import os
@@ -26,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from deploy.atomic import write_file
 from deploy.inputs import decode
 from hybrid import checkpoint, locking
 from hybrid.data.loader import Loader, SeededSampler, SkipBadVideos, loader_options
@@ -125,6 +127,49 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
     return opt, sched
 
 
+RESUMABLE = ("epochs", "lr", "eps", "weight_decay", "warmup_epochs", "lr_steps", "lr_decay")
+
+
+def _plain(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+def resumed_config(cfg: TrainConfig, state: dict, given: set[str]) -> TrainConfig:
+    """``cfg`` with each :data:`RESUMABLE` setting and the optimiser that is not in
+    ``given`` (the options a user set) taken from the run's checkpoint ``state``: a
+    resumed run keeps its own settings unless told otherwise."""
+    was = state.get("train_config") or {}
+    return dataclasses.replace(cfg, **{k: _plain(was[k]) for k in (*RESUMABLE, "optimizer")
+                                       if k in was and k not in given})
+
+
+def resume_schedule(optimizer, scheduler, state: dict, cfg: TrainConfig, start: int,
+                    echo: Callable[[str], None] = log.info) -> None:
+    """Load the optimiser and schedule of checkpoint ``state`` (``start`` epochs done); the
+    epochs still to run follow ``cfg``: its :data:`RESUMABLE` settings apply from epoch
+    ``start`` on (another ``epochs`` recomputes the cosine for the new total, another
+    ``lr`` is the new peak; the epochs done keep the lr they had), and are echoed when they
+    differ from the run's. With the run's own settings the lr, eps and weight decay are
+    the ones saved, so a resumed run repeats an uninterrupted one. Another optimiser is
+    refused (CheckpointError): its state is the run's optimiser's."""
+    was = state.get("train_config") or {}
+    if was.get("optimizer", cfg.optimizer) != cfg.optimizer:
+        raise checkpoint.CheckpointError(
+            f"the run was trained with --optimizer {was['optimizer']}, not {cfg.optimizer}: "
+            f"resume it with --optimizer {was['optimizer']}, or start a new run")
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scheduler.base_lrs = [cfg.lr] * len(optimizer.param_groups)
+    for group, decay in zip(optimizer.param_groups, (cfg.weight_decay, 0.0)):  # make_optimizer's
+        group.update(lr=cfg.lr * lr_factor(start, cfg), eps=cfg.eps, weight_decay=decay)
+    changed = [f"{k} {_plain(was[k])} -> {_plain(getattr(cfg, k))}" for k in RESUMABLE
+               if k in was and _plain(was[k]) != _plain(getattr(cfg, k))]
+    if changed:
+        echo(f"resumed with other settings than the run's, applied from epoch {start + 1} on "
+             f"(the lr schedule recomputed for them; lr now "
+             f"{optimizer.param_groups[0]['lr']:.3g}): {', '.join(changed)}")
+
+
 def _progress_none(it, label):
     return contextlib.nullcontext(it)
 
@@ -186,15 +231,17 @@ def read_metrics(path: Path) -> list[dict]:
 
 def write_metrics(path: Path, rows: list[dict], fields: list[str] = METRIC_FIELDS) -> None:
     """Write ``rows`` to the CSV ``path`` atomically (a temporary file renamed)."""
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    text = buf.getvalue().encode()
+    write_file(path, lambda f: f.write(text))
 
 
-def plot_metrics(rows: list[dict], path: Path) -> None:
+def metrics_figure(rows: list[dict]):
+    """Loss and top-1 per epoch, train and held-out; every epoch a marker, so that one
+    epoch (a single point, which a line alone does not draw) shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -202,17 +249,28 @@ def plot_metrics(rows: list[dict], path: Path) -> None:
 
     ep = [int(r["epoch"]) for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    a.plot(ep, [float(r["train_loss"]) for r in rows], label="train")
-    a.plot(ep, [float(r["val_loss"]) for r in rows], label="held-out")
+    style = {"marker": "o", "markersize": 4}
+    a.plot(ep, [float(r["train_loss"]) for r in rows], label="train", **style)
+    a.plot(ep, [float(r["val_loss"]) for r in rows], label="held-out", **style)
     a.set(xlabel="epoch", ylabel="loss", title="loss")
-    b.plot(ep, [float(r["train_acc"]) for r in rows], label="train")
-    b.plot(ep, [float(r["val_acc"]) for r in rows], label="held-out")
+    b.plot(ep, [float(r["train_acc"]) for r in rows], label="train", **style)
+    b.plot(ep, [float(r["val_acc"]) for r in rows], label="held-out", **style)
     b.set(xlabel="epoch", ylabel="top-1", title="accuracy", ylim=(0, 1))
     for ax in (a, b):
         ax.legend()
         ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)  # epochs
+        if len(ep) == 1:
+            ax.set_xlim(ep[0] - 1, ep[0] + 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_metrics(rows: list[dict], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = metrics_figure(rows)
+    write_file(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -220,7 +278,7 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
           cfg: TrainConfig, resume: bool = False, progress: Callable = _progress_none,
           echo: Callable[[str], None] = log.info,
           on_epoch_end: Callable | None = None,
-          init: dict | None = None) -> tuple[HybridModel, dict]:
+          init: dict | None = None, given: set[str] | None = None) -> tuple[HybridModel, dict]:
     """Train ``HybridModel(model_cfg)`` on ``datasets = (train_ds, val_ds)``.
 
     Writes ``run_dir/checkpoint.pt`` (atomically, every epoch), ``metrics.csv`` and, at the
@@ -228,26 +286,29 @@ def train(datasets, classes: list[str], run_dir: str | Path, model_cfg: HybridCo
     model config wins over ``model_cfg``; ``cfg.epochs`` may extend the run). Returns the
     last epoch's metrics. ``on_epoch_end(epoch)`` is called after each saved epoch.
     ``init``: a model state dict to start from (fine-tuning, e.g. a float-trained model
-    quantisation-aware); the optimiser and schedule start fresh.
+    quantisation-aware); the optimiser and schedule start fresh. ``given``: with
+    ``resume``, the settings of ``cfg`` the user set (:func:`resumed_config`: the others
+    are the run's); None: all of ``cfg`` applies.
     One run per folder: while it trains, ``run_dir/.lock`` is held and a second run into
     the same folder raises :class:`hybrid.locking.LockedError` at once.
     """
     run_dir = Path(run_dir)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 alone writes files
         return _train(datasets, classes, run_dir, model_cfg, cfg, resume, progress, echo,
-                      on_epoch_end, init)
+                      on_epoch_end, init, given)
     with locking.hold(run_dir / LOCK_NAME, f"run folder {run_dir}"):
         return _train(datasets, classes, run_dir, model_cfg, cfg, resume, progress, echo,
-                      on_epoch_end, init)
+                      on_epoch_end, init, given)
 
 
 def _train(datasets, classes, run_dir: Path, model_cfg, cfg, resume, progress, echo,
-           on_epoch_end, init) -> tuple[HybridModel, dict]:
+           on_epoch_end, init, given) -> tuple[HybridModel, dict]:
     ctx = Dist()
     ckpt_path = run_dir / CKPT_NAME
     state = checkpoint.resume_state(ckpt_path, resume)
     if state is not None:
         model_cfg = HybridConfig.from_dict(state["model_config"])
+        cfg = cfg if given is None else resumed_config(cfg, state, given)
         if state["classes"] != list(classes):
             raise checkpoint.CheckpointError(
                 f"{ckpt_path}: checkpoint classes {state['classes'][:5]}... differ from the "
@@ -262,11 +323,10 @@ def _train(datasets, classes, run_dir: Path, model_cfg, cfg, resume, progress, e
     rows = read_metrics(run_dir / METRICS_NAME) if ctx.main else []
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         start = int(state["epoch"])
         rows = [r for r in rows if int(r["epoch"]) <= start]  # drop rows of unsaved epochs
         echo(f"resuming {run_dir} after epoch {start}")
+        resume_schedule(optimizer, scheduler, state, cfg, start, echo)
     elif init is not None:
         model.load_state_dict(init)
     net = nn.parallel.DistributedDataParallel(model) if ctx.enabled else model

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from deploy.inputs import decode, decode_sample
 from hybrid.cli import main
-from hybrid.data.cache import CacheReader
+from hybrid.data.cache import CacheReader, source_stamp
 from hybrid.data.dataset import CompressedVideoDataset, pad_p_frames
 from hybrid.data.splits import SplitError, detect_layout, load_split
 from hybrid.data.transforms import (
@@ -278,14 +278,19 @@ def test_model_inputs_equal_through_every_path_and_to_today(ucf, cache, vcache, 
     training does with a batch) equals, within float tolerance, today's float pipeline
     run on the video's own extracted arrays (every GOP decoded in sequence), through the
     array cache, the video cache and the original video (both seeking to the sampled
-    GOPs) alike, for several seeds (crop places, scales, flips) and the short video."""
+    GOPs; the original also extracted whole, as a video not in form is) alike, for
+    several seeds (crop places, scales, flips) and the short video."""
     items, _ = load_split(ucf, "test")
     items = [items[0], items[-1]]  # the last is the short video (a 5-P-frame final GOP)
     cfg = CropConfig(size=crop)
     kw = dict(segments=3, train=train, crop=cfg, video_size=SIZE)
     paths = {"cache": CompressedVideoDataset(cache, items, **kw),
              "video cache": CompressedVideoDataset(vcache, items, **kw),
-             "video": CompressedVideoDataset(ucf, items, **kw)}
+             "video": CompressedVideoDataset(ucf, items, **kw),
+             "video, whole": CompressedVideoDataset(ucf, items, **kw)}
+    for rel, _ in items:  # originals in form are sought; "whole" extracts every GOP
+        assert paths["video"]._seekable(ucf / rel) is not None
+        paths["video, whole"]._gops[str(ucf / rel), source_stamp(ucf / rel)] = None
     flips = set()
     for i, (rel, _) in enumerate(items):
         raw = extract_arrays(ucf / rel)
@@ -311,7 +316,7 @@ def test_folder_dataset_resizes_exactly_as_prepare(tmp_path):
     from hybrid.video.transcode import DEFAULT_SIZE
 
     root, cache = tmp_path / "ds", tmp_path / "c.h5"
-    make_dataset(root, classes=2, per_class=1, seed=3, cfg=SynthConfig(size=(96, 64), frames=30))
+    make_dataset(root, classes=2, per_class=2, seed=3, cfg=SynthConfig(size=(96, 64), frames=30))
     res = CliRunner().invoke(main, ["prepare", str(root), "-o", str(cache), "--workers", "1"])
     assert res.exit_code == 0, res.output
     items, _ = load_split(root, "train")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hybrid.cli import main
 from hybrid.data.dataset import CompressedVideoDataset
 from hybrid.data.splits import detect_layout, load_split
-from hybrid.data.videocache import TMP, VideoCacheReader, video_path
+from hybrid.data.videocache import TMP, VideoCacheReader, index_path, video_path
 from hybrid.video.extract import extract_arrays
 from hybrid.video.seek import gop_index, read_gops_at
 from hybrid.video.synth import SynthConfig, make_dataset, render_video
@@ -68,6 +68,11 @@ def test_video_cache_is_the_sources_size_and_reads_as_the_folder(data, tmp_path)
     rel = "move_down/move_down_000.avi"
     assert video_path(out, rel).read_bytes() == (data / rel).read_bytes()
     odd = video_path(out, "move_up/move_up_gop30.mp4")
+    # names: an AVI keeps its name, others get .avi added; each with its index beside it
+    names = sorted(str(q.relative_to(out / "videos")) for q in (out / "videos").rglob("*.*"))
+    assert "move_down/move_down_000.avi" in names and "move_down/move_down_000.avi.json" in names
+    assert "move_up/move_up_gop30.mp4.avi" in names and len(names) == 14
+    assert not any(n.endswith(".avi.avi") or n.endswith(".avi.avi.json") for n in names)
     path, starts = VideoCacheReader(out).entry("move_up/move_up_gop30.mp4")
     assert path == odd and starts == gop_index(odd) and len(starts) == 4  # 40 frames, GOP 12
     # the video cache reads as the folder does (which transcodes the GOP-30 video whole)
@@ -99,8 +104,8 @@ def test_video_cache_prepare_is_kill_safe_and_resumes(data, tmp_path):
     rel_a, rel_b = "move_up/move_up_000.avi", "move_up/move_up_001.avi"
     half = video_path(out, rel_a)
     os.replace(half, str(half) + TMP)
-    half.with_suffix(".avi.json").unlink()
-    video_path(out, rel_b).with_suffix(".avi.json").unlink()
+    index_path(out, rel_a).unlink()
+    index_path(out, rel_b).unlink()
     changed = root / "move_down" / "move_down_002.avi"
     changed.write_bytes(changed.read_bytes())  # same bytes, newer mtime
     os.utime(changed, ns=(os.stat(changed).st_atime_ns, os.stat(changed).st_mtime_ns + 10**9))
@@ -126,7 +131,7 @@ def test_a_video_missing_from_the_video_cache_is_reported_and_skipped(data, tmp_
     out = tmp_path / "vc"
     assert _prepare(data, out).exit_code == 0
     rel = "move_up/move_up_002.avi"
-    video_path(out, rel).with_suffix(".avi.json").unlink()
+    index_path(out, rel).unlink()
     items, _ = load_split(out, "train")
     ds = CompressedVideoDataset(out, items, segments=2, train=False, crop=24)
     k = [r for r, _ in items].index(rel) if rel in dict(items) else None
@@ -150,3 +155,86 @@ def test_transcode_once_equals_transcode_per_read(data, tmp_path):
     transcode(src, a, EncodeConfig(size=SIZE), force=True)
     transcode(src, b, EncodeConfig(size=SIZE), force=True)
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_video_cache_of_version_1_is_refused_naming_the_fix(data, tmp_path):
+    """Version 1 named videos x.avi.avi: its header is refused by readers and prepare,
+    naming the file and the way out; two sources that would share a name are refused."""
+    out = tmp_path / "old"
+    assert _prepare(data, out).exit_code == 0
+    head = json.loads((out / "videocache.json").read_text())
+    (out / "videocache.json").write_text(json.dumps({**head, "version": 1}))
+    for read in (lambda: VideoCacheReader(out), lambda: load_split(out, "train")):
+        with pytest.raises(ValueError, match=f"{out}/videocache.json: .*version 1.*"
+                                             f"--video-cache NEW_DIR"):
+            read()
+    res = _prepare(data, out)
+    assert res.exit_code == 1 and "version 1" in res.output and "Traceback" not in res.output
+    root = tmp_path / "clash"
+    shutil.copytree(data, root)
+    shutil.copy(root / "move_up" / "move_up_gop30.mp4", root / "move_up" / "move_up_gop30.mp4.avi")
+    with open(root / "trainlist01.txt", "a") as f:
+        f.write("move_up/move_up_gop30.mp4.avi 1\n")
+    res = _prepare(root, tmp_path / "vc2")
+    assert res.exit_code == 1 and "would both be" in res.output, res.output
+
+
+def test_both_caches_transcode_each_video_once(data, tmp_path, monkeypatch):
+    """`prepare -o C --video-cache V`: the array cache extracts the video cache's copies,
+    so a video not in form (the GOP-30 one) is transcoded once, not twice; the array
+    cache equals one prepared alone from the sources."""
+    import hybrid.video.transcode as tc
+
+    real, calls = tc.transcode, []
+
+    def counted(src, dst, cfg, force=False):  # as prepare calls it
+        if force or not tc.is_coviar_form(src, cfg.size, cfg.gop):
+            calls.append(str(src))  # a real re-encode (not a copy)
+        return real(src, dst, cfg, force)
+
+    monkeypatch.setattr(tc, "transcode", counted)
+    both, vc = tmp_path / "both.h5", tmp_path / "vc"
+    res = _prepare(data, vc, "-o", str(both))
+    assert res.exit_code == 0, res.output
+    assert calls == [str(data / "move_up" / "move_up_gop30.mp4")]
+    calls.clear()
+    alone = tmp_path / "alone.h5"
+    res = CliRunner().invoke(main, ["prepare", str(data), "-o", str(alone), "--size",
+                                    f"{SIZE[0]}x{SIZE[1]}", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert calls == [str(data / "move_up" / "move_up_gop30.mp4")]  # alone: its own one
+    import h5py
+
+    with h5py.File(both, "r") as a, h5py.File(alone, "r") as b:
+        assert sorted(a["videos"]) == sorted(b["videos"]) and len(a["videos"]) == 7
+        for k in a["videos"]:
+            for d in ("iframe", "mv", "residual", "p_frames"):
+                assert np.array_equal(a["videos"][k][d][()], b["videos"][k][d][()]), (k, d)
+
+
+def test_video_cache_prunes_videos_that_left_the_splits(data, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    out = tmp_path / "vc"
+    assert _prepare(root, out).exit_code == 0
+    gone = "move_up/move_up_gop30.mp4"
+    lines = (root / "trainlist01.txt").read_text().splitlines()
+    (root / "trainlist01.txt").write_text("".join(f"{ln}\n" for ln in lines
+                                                  if not ln.startswith(gone)))
+    res = _prepare(root, out)
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["pruned"] == 1 and s["videos"] == s["already_done"] == 6
+    assert not video_path(out, gone).exists() and not index_path(out, gone).exists()
+    left = sorted(str(q.relative_to(out / "videos")) for q in (out / "videos").rglob("*.*"))
+    assert len(left) == 12 and all("gop30" not in n for n in left)
+    res = CliRunner().invoke(main, ["prepare", str(root), "--video-cache", str(out),
+                                    "--size", f"{SIZE[0]}x{SIZE[1]}", "--workers", "1"])
+    assert res.exit_code == 0 and "0 videos written" in res.output  # nothing more to prune
+    assert "deleted" not in res.output
+
+
+def test_shard_with_a_video_cache_is_a_clear_error(data, tmp_path):
+    res = _prepare(data, tmp_path / "vc", "--shard", "1/2")
+    assert res.exit_code == 2 and "--shard splits the array cache (-o) only" in res.output
+    assert not (tmp_path / "vc").exists()

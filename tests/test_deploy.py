@@ -489,8 +489,10 @@ def test_ctrl_c_during_run_leaves_no_lava_process(deployed, trained, tmp_path, w
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, "-m", "hybrid", "run", str(deployed.path),
                              str(data), "--workers", str(workers), "--video-size", "64x48"],
-                            env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            # SIGINT as a terminal gives it, even where this test run was
+                            # started in the background (SIGINT ignored, then inherited)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen: set[int] = set()
     try:
         deadline = time.time() + 240

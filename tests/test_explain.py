@@ -275,7 +275,7 @@ def test_maps_of_a_trained_model_lie_in_the_box_of_motion(box_model, direction):
     asserted: |d y / d v| at the linear patch embedding is not local (see the README)."""
     model, root = box_model
     path = box_video(root / f"test{direction}.avi", direction, seed=7)  # not trained on
-    sample = ex.read_video(model, path, video_size=BOX_VIDEO)
+    sample, _ = ex.read_video(model, path, video_size=BOX_VIDEO)
     box = crop_box_of(BOX, BOX_CROP)
     outside = np.ones(sample["mv"].shape[-2:], bool)
     outside[box[0]:box[2], box[1]:box[3]] = False
@@ -295,3 +295,72 @@ def test_maps_of_a_trained_model_lie_in_the_box_of_motion(box_model, direction):
           f"mass inside: {masses}")
     for m in ("mv", "r"):
         assert masses["gradcam"][m] > 0.9, (m, area, masses)
+
+
+# ---- the figure's colour scales
+
+
+def _explanation(method: str, maps: dict[str, np.ndarray], size: int = 24) -> ex.Explanation:
+    S = next(iter(maps.values())).shape[0]
+    heat = {m: ex.upsample(a, (size, size), (size / a.shape[-1],) * 2,
+                           ((size / a.shape[-1] - 1) / 2,) * 2) for m, a in maps.items()}
+    inputs = {"iframe": np.zeros((S, size, size, 3), np.uint8),
+              "mv": np.zeros((S, size, size, 2), np.float32),
+              "residual": np.zeros((S, size, size, 3), np.float32)}
+    return ex.Explanation(method, 0, ["a", "b"], np.array([0.6, 0.4]), maps, heat, inputs,
+                          {"gops": [0, 0, 1][:S], "num_gops": 2})
+
+
+def test_gradcam_has_one_scale_in_logit_per_pixel():
+    """Uniform maps of equal total Grad-CAM (4x4 tokens at c, 8x8 STM cells at c / 4)
+    colour alike; a modality 1000 times weaker stays 1000 times darker (no per-panel or
+    per-modality stretch)."""
+    from hybrid.explain_plot import colour_scales
+
+    c = 0.3
+    maps = {"i": np.full((3, 4, 4), c), "mv": np.full((3, 8, 8), c / 4),
+            "r": 1e-3 * np.random.default_rng(0).random((3, 12, 12))}
+    e = _explanation("gradcam", maps)
+    norm, tops, what = colour_scales(e)
+    np.testing.assert_allclose(norm["i"], 1.0)
+    np.testing.assert_allclose(norm["mv"], 1.0)
+    assert norm["r"].max() == pytest.approx(e.heat["r"].max() * 144 / (c * 16))
+    assert norm["r"].max() < 0.05 and len(set(tops.values())) == 1
+    assert tops["i"] == pytest.approx(c * 16 / 24**2) and "whole figure" in what
+
+
+def test_saliency_has_one_scale_per_modality_across_segments():
+    from hybrid.explain_plot import colour_scales
+
+    rng = np.random.default_rng(1)
+    maps = {"i": rng.random((2, 24, 24)), "mv": 1e-3 * rng.random((2, 6, 6)),
+            "r": rng.random((2, 6, 6))}
+    maps["r"][1] *= 1e-2  # a weak segment stays weak within its modality
+    norm, tops, what = colour_scales(_explanation("saliency", maps))
+    for m in maps:
+        assert norm[m].max() == pytest.approx(1.0) and tops[m] == pytest.approx(
+            _explanation("saliency", maps).heat[m].max())
+    assert norm["r"][1].max() < 0.02 and "per modality across segments" in what
+
+
+@pytest.mark.parametrize("method,bars", [("gradcam", 1), ("saliency", 3)])
+def test_figure_has_colour_bars_stating_the_max_and_gop_labels(method, bars):
+    from hybrid.explain_plot import colour_scales, figure
+
+    rng = np.random.default_rng(2)
+    e = _explanation(method, {"i": rng.random((3, 4, 4)), "mv": rng.random((3, 8, 8)),
+                              "r": rng.random((3, 8, 8))})
+    _, tops, _ = colour_scales(e)
+    fig, plt = figure(e, "clip")
+    try:
+        panels, extra = fig.axes[:3 * 6], fig.axes[3 * 6:]
+        labels = [ax.get_xlabel() for ax in extra]
+        assert len(extra) == bars and all("normalised" in s and "the max" in s for s in labels)
+        for m in ("i", "mv", "r")[:bars]:
+            assert any(f"{tops[m]:.3g}" in s for s in labels), (tops, labels)
+        rows = [panels[6 * s].get_ylabel() for s in range(3)]
+        assert rows == ["segment 0\nGOP 0 (0..1)", "segment 1\nGOP 0 (0..1)",
+                        "segment 2\nGOP 1 (0..1)"]
+        assert "colour: " in fig.get_suptitle()
+    finally:
+        plt.close(fig)

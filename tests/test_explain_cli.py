@@ -31,10 +31,13 @@ def test_explain_writes_figure_and_maps(trained, tmp_path):
                                   "--class", classes[1], "--segments", "4", "--method",
                                   "saliency", "--video-size", VIDEO, "--json"])
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)
+    res = json.loads(r.stdout)
     assert res["class"] == classes[1] and res["segments"] == 4 and res["method"] == "saliency"
     e = ex.load(out / "maps.npz")
     assert e.class_name == classes[1] and e.meta["segments"] == 4
+    # 2 GOPs for 4 segments: said on stderr, and every row names the GOP it shows
+    assert res["num_gops"] == 2 and res["gops"] == e.meta["gops"] == [0, 0, 1, 1]
+    assert "has 2 GOPs, fewer than the 4 segments" in r.stderr and "0, 0, 1, 1" in r.stderr
     for m in ("i", "mv", "r"):
         assert e.heat[m].shape == (4, 24, 24) and np.isfinite(e.heat[m]).all()
     assert e.inputs["iframe"].shape == (4, 24, 24, 3) and e.inputs["mv"].shape == (4, 24, 24, 2)
@@ -44,11 +47,37 @@ def test_explain_writes_figure_and_maps(trained, tmp_path):
     assert img.shape[0] > 4 * 150 and img.shape[1] > 6 * 150  # 4 rows, 6 panels a row
 
 
-def test_explain_any_video_is_transcoded(trained, tmp_path):
-    """A video not in the reader's form (another codec and size) is read as predict does."""
+@pytest.mark.parametrize("segments", [2, 4, 6])
+def test_explain_gops_are_those_the_dataset_reads(trained, segments):
+    """read_video's GOP labels are the indices the dataset sampled (its own load), and
+    segments labelled with the same GOP show the same I-frame."""
+    from hybrid.data.dataset import CompressedVideoDataset
+    from hybrid.evaluate import load_model
+
+    model, _, _ = load_model(trained[1])
+    video = _video(trained)
+    sample, read = ex.read_video(model, video, segments, (64, 48))
+    ds = CompressedVideoDataset.one_video(video, segments, crop=24, video_size=(64, 48))
+    assert read["gops"] == ds.load(video.name, segments)[1]
+    assert read["num_gops"] == 2 and len(read["gops"]) == segments
+    frames = sample["iframe"].flatten(1)
+    for a in range(segments):
+        for b in range(segments):
+            same = bool((frames[a] == frames[b]).all())
+            assert same == (read["gops"][a] == read["gops"][b]), (a, b, read["gops"])
+
+
+def test_explain_no_repeat_no_warning(trained, tmp_path):
+    r = CliRunner().invoke(main, ["explain", str(trained[1]), str(_video(trained)), "-o",
+                                  str(tmp_path / "o"), "--video-size", VIDEO, "--json"])
+    assert r.exit_code == 0 and r.stderr == "", r.output
+    assert json.loads(r.stdout)["gops"] == [0, 1]
+
+
+def _h264_clip(src: Path) -> Path:
+    """An 80x60 H.264 (or MPEG-4 GOP 250) clip: not in the reader's form."""
     import av
 
-    src = tmp_path / "clip.mp4"
     with av.open(str(src), "w") as f:
         st = f.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=25)
         st.width, st.height, st.pix_fmt = 80, 60, "yuv420p"
@@ -58,6 +87,12 @@ def test_explain_any_video_is_transcoded(trained, tmp_path):
             img[20:36, 10 + t:26 + t] = rng.integers(0, 255, (16, 16, 3))
             f.mux(st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         f.mux(st.encode())
+    return src
+
+
+def test_explain_any_video_is_transcoded(trained, tmp_path):
+    """A video not in the reader's form (another codec and size) is read as predict does."""
+    src = _h264_clip(tmp_path / "clip.mp4")
     r = CliRunner().invoke(main, ["explain", str(trained[1]), str(src), "-o",
                                   str(tmp_path / "o"), "--video-size", VIDEO])
     assert r.exit_code == 0, r.output
@@ -65,6 +100,46 @@ def test_explain_any_video_is_transcoded(trained, tmp_path):
     r = CliRunner().invoke(main, ["explain", str(trained[1]), str(src), "-o",
                                   str(tmp_path / "o2"), "--video-size", VIDEO, "--no-transcode"])
     assert r.exit_code == 1 and "clip.mp4" in r.output, r.output
+
+
+def test_explain_default_video_size_never_upscales(trained, tmp_path, monkeypatch):
+    """Without --video-size and with a checkpoint that does not record its training
+    size, a small video is read at its own size (64x48; a transcoded 80x60 clip at
+    80x60), not the 340x256 of prepare: the centre crop is 7/8 of its own
+    height. A checkpoint that records its training size is read at that size."""
+    import torch
+
+    import hybrid.video.transcode as tc
+    from hybrid.data.dataset import CompressedVideoDataset
+    from hybrid.evaluate import load_model
+
+    model, _, ckpt = load_model(trained[1])
+    assert ex.training_video_size(ckpt) is None
+    sizes, transcode = [], tc.transcode
+    monkeypatch.setattr(tc, "transcode", lambda src, dst, cfg, **kw: (
+        sizes.append(cfg.size), transcode(src, dst, cfg, **kw))[1])
+    for video, (w, h), transcoded in [(_video(trained), (64, 48), []),
+                                      (_h264_clip(tmp_path / "clip.mp4"), (80, 60), [(80, 60)])]:
+        sizes.clear()
+        _, read = ex.read_video(model, video)
+        assert read["video_size"] == [w, h] and sizes == transcoded, (video, sizes)
+        # the dataset's eval crop at that size is 7/8 of the short side (224 at 340x256)
+        with tc.as_mpeg4(video, (w, h)) as path:
+            ds = CompressedVideoDataset.one_video(path, 2, crop=24, video_size=(w, h))
+            assert ds[0]["box"][:2].tolist() == [int(h * 0.875)] * 2
+    r = CliRunner().invoke(main, ["explain", str(trained[1]), str(_video(trained)), "-o",
+                                  str(tmp_path / "o"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["video_size"] == [64, 48], r.output
+    ckpt["train_config"]["video_size"] = (48, 32)  # as train would record it
+    torch.save(ckpt, tmp_path / "sized.pt")
+    assert ex.training_video_size(ckpt) == (48, 32)
+    for extra, want in [([], [48, 32]), (["--video-size", "96x64"], [96, 64])]:
+        r = CliRunner().invoke(main, ["explain", str(tmp_path / "sized.pt"),
+                                      str(_video(trained)), "-o", str(tmp_path / "o2"),
+                                      "--json", *extra])
+        assert r.exit_code == 0 and json.loads(r.stdout)["video_size"] == want, r.output
+    r = CliRunner().invoke(main, ["explain", "--help"])
+    assert "the video's own size" in " ".join(r.output.split()), r.output
 
 
 def test_explain_bad_input_names_the_file(trained, tmp_path):
@@ -80,13 +155,21 @@ def test_explain_bad_input_names_the_file(trained, tmp_path):
         ([str(ckpt), str(bad_video)], 1, "broken.avi"),
         ([str(ckpt), str(tmp_path / "missing.avi")], 1, "missing.avi"),
         ([str(bad_ckpt), str(video)], 1, "broken.pt"),
-        ([str(ckpt), str(video), "--class", "nope"], 2, "classes: move_up"),
-        ([str(ckpt), str(video), "--segments", "3"], 2, "multiple of the model's 2"),
+        ([str(ckpt), str(video), "--class", "nope"], 1,
+         "Error: --class 'nope' is not a class of"),
+        ([str(ckpt), str(video), "--class", "nope"], 1, "(classes: move_up, "),
+        ([str(ckpt), str(video), "--segments", "3"], 1,
+         "Error: --segments 3: must be a positive multiple of the model's 2 segments (2, 4,"),
+        ([str(ckpt), str(video), "--segments", "0"], 1, "Error: --segments 0: must be a"),
+        ([str(ckpt), str(video), "--segments", "-2"], 1, "Error: --segments -2: must be a"),
     ]
     for args, code, msg in cases:
         r = CliRunner().invoke(main, ["explain", *args, "-o", str(tmp_path / "o"),
                                       "--video-size", VIDEO])
         assert r.exit_code == code and msg in r.output, (args, r.output)
+    for args, _, _ in cases[3:]:  # a user error is one line, no usage text before it
+        r = CliRunner().invoke(main, ["explain", *args, "-o", str(tmp_path / "o")])
+        assert r.output.splitlines() == [r.output.strip()], (args, r.output)
     r = CliRunner().invoke(main, ["explain", str(ckpt), str(video), "-o", str(a_file)])
     assert r.exit_code != 0 and "a_file" in r.output, r.output
     assert not (tmp_path / "o").exists()  # nothing half-written

@@ -144,7 +144,7 @@ def test_unwritable_outputs_are_clear_errors(data, tmp_path):
     assert res.exit_code == 2 and "-o" in res.output and "a_file" in res.output
     res = _run("extract", video, "-o", tmp_path / "missing" / "dir" / "x.h5")  # made
     assert res.exit_code == 0 and (tmp_path / "missing" / "dir" / "x.h5").is_file()
-    res = _run("synth", blocker / "ds", "--classes", "2", "--per-class", "1")
+    res = _run("synth", blocker / "ds", "--classes", "2", "--per-class", "2")
     assert res.exit_code == 1 and "cannot write" in res.output and "a_file" in res.output
     res = _run("train", data, "-o", blocker / "run", "--epochs", "1", "--size", SIZE)
     assert res.exit_code == 1 and "cannot write" in res.output and "a_file" in res.output

@@ -28,8 +28,10 @@ def test_synth_layout_and_splits(synth_root):
     assert summary["classes"] == [m.name for m in MOTIONS[:4]] and summary["videos"] == 8
     assert (root / "classInd.txt").read_text().splitlines()[1] == "2 move_down"
     train = (root / "trainlist01.txt").read_text().splitlines()
-    assert train[0] == "move_up/move_up_000.avi 1" and len(train) == 8
-    assert all((root / line.split()[0]).is_file() for line in train)
+    test = (root / "testlist01.txt").read_text().splitlines()
+    assert train[0] == "move_up/move_up_000.avi 1" and len(train) == 4  # one held out a class
+    assert test[0] == "move_up/move_up_001.avi" and len(test) == 4
+    assert all((root / line.split()[0]).is_file() for line in train + test)
 
 
 def test_synth_is_deterministic_and_seed_matters():

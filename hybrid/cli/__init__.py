@@ -4,6 +4,7 @@ they import only click at module level, heavy imports happen inside commands, so
 from __future__ import annotations
 
 import logging
+import sys
 
 import click
 
@@ -20,7 +21,23 @@ from hybrid.cli.train import evaluate, predict, train
 from hybrid.cli.video import extract, inspect, prepare, synth
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The one path by which a file of a format this code does not read (a cache of an
+    older version, an incomplete cache: :class:`hybrid.video.extract.FormatError`, whose
+    message names the file and the fix) becomes a one-line user error, whichever command
+    opened it (train, eval, pretrain, profile, run, chip...)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as e:
+            extract = sys.modules.get("hybrid.video.extract")  # loaded if it raised one
+            if extract is not None and isinstance(e, extract.FormatError):
+                raise click.ClickException(str(e)) from None
+            raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
 def main(ctx: click.Context, verbose: int) -> None:

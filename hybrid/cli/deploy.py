@@ -3,6 +3,7 @@ on the simulated hybrid chip)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -30,6 +31,10 @@ def deploy(checkpoint, out, force, chip, with_nir, as_json):
     from hybrid.checkpoint import CheckpointError
     from hybrid.deployment import NotDeployable, deploy_checkpoint
 
+    exists = (f"{out} exists: pass --force to replace it (once the new artifact is "
+              "complete), or choose another folder")
+    if Path(out).exists() and not force:  # before the checkpoint is read
+        raise click.ClickException(exists)
     if with_nir:
         try:
             import nir  # noqa: F401
@@ -38,7 +43,9 @@ def deploy(checkpoint, out, force, chip, with_nir, as_json):
                                        f"(pip install 'hybrid-snn-video[nir]'): {e}") from e
     try:
         art = deploy_checkpoint(checkpoint, out, overwrite=force, chip=chip, nir=with_nir)
-    except (CheckpointError, NotDeployable, FileExistsError) as exc:
+    except FileExistsError as exc:  # made by another process meanwhile
+        raise click.ClickException(exists) from exc
+    except (CheckpointError, NotDeployable) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(art.manifest, indent=2))

@@ -91,6 +91,38 @@ def parse_modalities(text: str) -> tuple[str, ...]:
     return mods
 
 
+def given(ctx: click.Context, params: dict) -> set[str]:
+    """The options of ``params`` the user set: on the command line, or by its --preset."""
+    out = {k for k in params if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    return out | (set(PRESETS[params["preset"]].values()) if params.get("preset") else set())
+
+
+def given_conflicts(ctx: click.Context, p: dict, cfg) -> list[str]:
+    """Each model option given on the command line whose value differs from the model
+    config ``cfg`` (a ``HybridConfig``: an ``--init`` checkpoint's, which wins), as
+    "--variant base (the checkpoint's: tiny)"."""
+    d = cfg.dense
+    have = {"variant": cfg.variant, "segments": cfg.segments, "size": cfg.size[0],
+            "modalities": ",".join(cfg.modalities), "encoder": d.get("encoder", "unified"),
+            "pooling": d.get("pooling", "gap"), "no_mixer": not d.get("mixer", True),
+            "no_skips": not d.get("skips", True), "no_rrdb": not d.get("rrdb", True),
+            "temporal": cfg.temporal, "fixed_lif": cfg.stm.get("learn_neuron", True) is False}
+    out = []
+    for key, value in have.items():
+        if ctx.get_parameter_source(key) != ParameterSource.COMMANDLINE:
+            continue
+        asked = p[key]
+        if key == "modalities":  # the same set, in any order, is the same model
+            mods = parse_modalities(asked)
+            asked = ",".join(m for m in cfg.modalities if m in mods) if set(mods) == set(
+                cfg.modalities) else ",".join(mods)
+        if asked != value:
+            flag = f"--{key.replace('_', '-')}"
+            out.append(f"{flag} (the checkpoint has not)" if asked is True else
+                       f"{flag} {asked} (the checkpoint's: {value})")
+    return out
+
+
 def model_config(p: dict, num_classes: int, quant: str = "float"):
     """The ``HybridConfig`` of the (preset-applied) options ``p``: the one mapping from
     command-line options to a model, used by ``train`` and ``summary``."""

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from hybrid.cli.options import model_config, model_options
+from hybrid.cli.options import given, model_config, model_options
 from hybrid.cli.train import DEFAULT_VIDEO_SIZE, _open, progress_bar
 from hybrid.cli.types import VIDEO_SIZE, FiniteFloatRange
 
@@ -52,7 +52,9 @@ def _levels(ctx, param, value):
 @click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
               show_default=True,
               help="WIDTHxHEIGHT a dataset folder's videos are resized to (as `train`).")
-@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True,
+              help="Pretraining epochs (given with --resume: the new total, the lr "
+                   "schedule recomputed for it from the resumed epoch on).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=1e-3, show_default=True)
@@ -75,7 +77,7 @@ def pretrain(data, run_dir, tasks, levels, hidden, video_size, epochs, resume, b
     from hybrid.locking import LockedError
     from hybrid.pretrain import PretrainConfig
     from hybrid.pretrain import pretrain as run_pretrain
-    from hybrid.train import DivergedError, TrainConfig
+    from hybrid.train import DivergedError, TrainConfig, resumed_config
 
     mcfg = model_config(opts, 1, "float")  # no classes: the classifier is dropped
     try:
@@ -95,6 +97,9 @@ def pretrain(data, run_dir, tasks, levels, hidden, video_size, epochs, resume, b
         except CheckpointError as exc:
             raise click.ClickException(str(exc)) from exc
         mcfg = HybridConfig.from_dict(ck["model_config"])
+        tcfg = resumed_config(tcfg, ck, given(click.get_current_context(), {
+            "epochs": epochs, "lr": lr, "weight_decay": weight_decay,
+            "warmup_epochs": warmup_epochs}))
     train_ds, _ = _open(data, "train", mcfg.segments, True, mcfg.size[0], fold, seed,
                         video_size)
     val_ds, _ = _open(data, "test", mcfg.segments, False, mcfg.size[0], fold, seed,

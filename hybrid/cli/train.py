@@ -10,6 +10,8 @@ import click
 from hybrid.cli.options import (
     PAPER,
     apply_preset,
+    given,
+    given_conflicts,
     model_config,
     model_options,
     paper,
@@ -88,8 +90,12 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
                    "does (a cache keeps the size it was prepared at)."
                    + paper("x".join(map(str, PAPER.video_size))))
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True,
-              help="Training epochs." + paper(PAPER.epochs))
-@click.option("--resume", is_flag=True, help="Continue the run in OUT from its checkpoint.")
+              help="Training epochs (given with --resume: the new total, the lr "
+                   "schedule recomputed for it from the resumed epoch on)." + paper(PAPER.epochs))
+@click.option("--resume", is_flag=True,
+              help="Continue the run in OUT with its settings; --epochs, --lr, --eps, "
+                   "--weight-decay, --warmup-epochs, --lr-steps given apply from the resumed "
+                   "epoch on (the lr schedule recomputed); --optimizer must be the run's.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
               help="Clips per step and per process.")
 @click.option("--optimizer", type=click.Choice(["adamw", "adam"]), default="adamw",
@@ -117,7 +123,8 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
               help="Start from this checkpoint's weights and model config (its variant, "
-                   "segments, size, modalities; --quant applies), with a fresh optimiser: "
+                   "segments, size, modalities, ...; --quant applies; a model option given "
+                   "that differs from it is an error), with a fresh optimiser: "
                    "e.g. fine-tune a float-trained model with --quant qat, or a `hybrid "
                    "pretrain` backbone (its classifier starts fresh).")
 @click.pass_context
@@ -146,6 +153,10 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     if init_path is not None:  # its model config wins: data are opened to fit it
         init_cfg, init, init_classes = _init_from(init_path, quant, resume)
         segments, size = init_cfg.segments, init_cfg.size[0]
+        if conflicts := given_conflicts(ctx, p, init_cfg):
+            raise click.UsageError(f"--init {init_path} trains the checkpoint's model, but "
+                                   f"{'; '.join(conflicts)}: drop those options, or train "
+                                   "from scratch without --init")
     train_ds, classes = _open(data, "train", segments, True, size, fold, seed, video_size)
     val_ds, _ = _open(data, "test", segments, False, size, fold, seed, video_size)
     mcfg = model_config(p, len(classes), quant)
@@ -168,7 +179,7 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     try:
         _, last = run_train((train_ds, val_ds), classes, run_dir, mcfg, tcfg, resume=resume,
                          progress=progress_bar, echo=lambda m: click.echo(m, err=True),
-                         init=init)
+                         init=init, given=given(ctx, opts))
     except (CheckpointError, FileExistsError, LockedError, DivergedError) as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # a run folder that cannot be written (read-only, not a folder)

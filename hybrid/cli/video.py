@@ -16,8 +16,8 @@ def _user_error(e: Exception) -> click.ClickException:
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--classes", type=click.IntRange(2, 12), default=8, show_default=True,
               help="Number of motion classes (pairs share an appearance).")
-@click.option("--per-class", type=click.IntRange(1), default=12, show_default=True,
-              help="Videos per class.")
+@click.option("--per-class", type=click.IntRange(2), default=12, show_default=True,
+              help="Videos per class (every 4th, and at least one, held out).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--size", type=Size(minimum=32, even=True), default="128x96",
               show_default=True, help="Video size WIDTHxHEIGHT (N: NxN).")
@@ -36,9 +36,12 @@ def _user_error(e: Exception) -> click.ClickException:
 def synth(out, classes, per_class, seed, size, frames, speed, distractors, noise, jitter,
           as_json):
     """Write a synthetic action dataset of MPEG-4 videos to OUT (folder per class,
-    UCF-style classInd.txt / trainlist01.txt / testlist01.txt). --speed, --distractors,
-    --noise, --jitter, --frames and --classes make it harder."""
-    from hybrid.video.synth import SynthConfig, make_dataset
+    UCF-style classInd.txt / trainlist01.txt / testlist01.txt, synth.json). --speed,
+    --distractors, --noise, --jitter, --frames and --classes make it harder.
+
+    OUT appears complete or not at all (written beside it, then renamed). An earlier
+    `hybrid synth` dataset in OUT is replaced whole; any other non-empty OUT is refused."""
+    from hybrid.video.synth import SynthConfig, SynthError, make_dataset
 
     cfg = SynthConfig(size=size, frames=frames, speed=speed, distractors=distractors,
                       noise=noise, jitter=jitter)
@@ -46,11 +49,16 @@ def synth(out, classes, per_class, seed, size, frames, speed, distractors, noise
         with click.progressbar(length=classes * per_class, label="synth",
                                file=click.get_text_stream("stderr")) as bar:
             summary = make_dataset(out, classes, per_class, seed, cfg, progress=bar.update)
+    except SynthError as e:
+        raise click.ClickException(str(e)) from None
     except OSError as e:  # read-only, full, not a folder
         raise click.ClickException(f"{out}: cannot write the dataset ({e})") from None
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
+        if summary["replaced"]:
+            click.echo(f"replaced the earlier synth dataset in {out} "
+                       f"({summary['replaced']} videos)")
         click.echo(f"{summary['videos']} videos ({summary['train']} train, "
                    f"{summary['test']} test) of {classes} classes in {out}")
 
@@ -200,7 +208,9 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
     if out is None and video_cache is None:
         raise click.UsageError("give -o OUT.h5 (array cache), --video-cache DIR, or both")
     if video_cache is not None and shard is not None:
-        raise click.UsageError("--shard applies to the array cache (-o) only")
+        raise click.UsageError("--shard splits the array cache (-o) only: a video cache (about "
+                               "the sources' size) is written whole by one prepare; run "
+                               "--video-cache without --shard (more --workers for speed)")
     cfg = PrepareConfig(size=size, accumulate=accumulate, coviar=coviar, compress=compress)
     failed = []
     if video_cache is not None:
@@ -211,20 +221,30 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
         failed += vsum["failed"]
         if as_json:
             click.echo(json.dumps(vsum, indent=2))
+        elif vsum["video_cache"] is None:
+            click.echo(f"{video_cache}: not written: none of the {vsum['videos']} videos "
+                       f"could be prepared", err=True)
         else:
+            pruned = (f", {vsum['pruned']} deleted (no longer in the splits)"
+                      if vsum["pruned"] else "")
             click.echo(f"{video_cache}: {vsum['prepared']} videos written, "
                        f"{vsum['already_done']} already done, {len(vsum['failed'])} failed, "
-                       f"of {vsum['videos']}; {vsum['bytes'] / 1e6:.1f} MB")
+                       f"of {vsum['videos']}{pruned}; {vsum['bytes'] / 1e6:.1f} MB")
     if out is None:
         for bad in failed:
             click.echo(f"skipped: {bad['error']}", err=True)
-        if failed:
+        if failed or vsum["video_cache"] is None:
             raise SystemExit(1)
         return
+    # with both caches: the array cache extracts the video cache's copies (one transcode)
     summary = _with_bar("prepare", lambda progress, on_start: run(
-        data, out, cfg, workers, progress=progress, on_start=on_start, shard=shard))
+        data, out, cfg, workers, progress=progress, on_start=on_start, shard=shard,
+        videos=video_cache))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
+    elif summary["cache"] is None:
+        click.echo(f"{out}: not written: none of the {summary['videos']} videos could be "
+                   f"prepared", err=True)
     else:
         part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
         again = (f" ({summary['changed']} again: their source changed)"
@@ -237,7 +257,7 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
                    f"(left out); list in {summary['missing_list']}", err=True)
     for bad in summary["failed"]:
         click.echo(f"skipped: {bad['error']}", err=True)
-    if summary["failed"] or failed:
+    if summary["failed"] or failed or summary["cache"] is None:
         raise SystemExit(1)
 
 

@@ -19,15 +19,17 @@ Version 1 (float16 MV, int16 residuals, 10x larger) is refused. Layout::
 Workers transcode (when needed) and extract in separate processes; only the parent
 writes the file. A video is written under ``<key>.part`` and renamed when complete, and
 the file is flushed after each video, so a re-run skips finished videos and drops any
-half-written one. A re-run resumes only the same source: another dataset folder is
-refused, and a video whose source changed (size or modification time) or that left the
-splits is dropped (and extracted again when still listed). Bad videos are reported and
-skipped.
+half-written one. A new cache is written as ``<out>.part`` and renamed to ``<out>`` when
+prepare ends with at least one video in it (a killed run resumes the ``.part``; a run
+that wrote nothing, e.g. an empty folder or only bad videos, leaves no file); a cache
+that exists is updated in place, a video at a time as above. A re-run resumes only the
+same source: another dataset folder is refused, and a video whose source changed (size
+or modification time) or that left the splits is dropped (and extracted again when still
+listed). Bad videos are reported and skipped.
 """
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import tempfile
 from collections.abc import Callable
@@ -37,10 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from hybrid import locking
-from hybrid.data.mpstart import default_kept
+from hybrid.data.mpstart import spawn_pool
 from hybrid.data.splits import available_folds, detect_layout, load_split
 from hybrid.data.transforms import Normalization
-from hybrid.video.extract import FORMAT, check_format, mode_attrs, write_group
+from hybrid.video.extract import FORMAT, FormatError, check_format, mode_attrs, write_group
 from hybrid.video.transcode import DEFAULT_SIZE
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,33 @@ COMPRESSION = "gzip"
 
 def key_of(rel: str) -> str:
     return rel.replace("/", "|")
+
+
+# what a complete cache's root carries (attributes, groups): a file without them is not
+# one `hybrid prepare` finished (see check_cache)
+HEADER_ATTRS = ("accumulate", "coviar", "size", "mv_bound", "classes")
+HEADER_GROUPS = ("splits", "videos")
+
+
+def check_cache(f, path: str | Path) -> None:
+    """:class:`FormatError` naming ``path`` and the fix unless the open HDF5 file ``f``
+    is a complete ``hybrid prepare`` cache of :data:`CACHE_VERSION`. Every reader of a
+    cache (splits, the dataset, shards) calls it before reading anything."""
+    again = f"run `hybrid prepare DATA -o {path}` again (delete {path} first)"
+    if not len(f.attrs) and not len(f):
+        raise FormatError(f"{path}: an empty HDF5 file, not a prepare cache (a `hybrid "
+                          f"prepare` that failed before writing?); {again}")
+    kind = f.attrs.get("kind")
+    if kind is not None and kind != "cache":
+        raise FormatError(f"{path}: a `hybrid {kind}` file, not a prepare cache")
+    check_format(f, path, CACHE_VERSION)
+    if kind is None:
+        raise FormatError(f"{path}: a `hybrid extract` file, not a prepare cache")
+    missing = ([a for a in HEADER_ATTRS if a not in f.attrs]
+               + [f"/{g}" for g in HEADER_GROUPS if g not in f])
+    if missing:
+        raise FormatError(f"{path}: an incomplete prepare cache (no {', '.join(missing)}); "
+                          f"{again}")
 
 
 class NotInCacheError(ValueError):
@@ -73,16 +102,24 @@ def _codes(arrays: dict, cfg: PrepareConfig) -> dict:
     return Normalization(mv_bound=cfg.mv_bound).codes(arrays)
 
 
-def _work(args: tuple[str, str, PrepareConfig]) -> tuple[str, dict | None, str | None]:
-    """In a worker: transcode ``root/rel`` when not in form, extract. Returns
-    (rel, arrays, None) or (rel, None, error message)."""
+def _work(args: tuple) -> tuple[str, dict | None, str | None]:
+    """In a worker: transcode ``root/rel`` when not in form, extract. ``args``: (root,
+    rel, cfg) or (root, rel, cfg, copy), ``copy`` a transcoded copy of the video already
+    in form (the video cache's; None: none), read instead. Returns (rel, arrays, None) or
+    (rel, None, error message), the message naming the source video."""
     from hybrid.video.errors import VideoError
     from hybrid.video.extract import extract_arrays
     from hybrid.video.transcode import EncodeConfig, is_coviar_form, transcode
 
-    root, rel, cfg = args
+    root, rel, cfg = args[:3]
     src = Path(root) / rel
+    copy = args[3] if len(args) > 3 and args[3] is not None else None
     try:
+        if copy is not None and is_coviar_form(copy, cfg.size):
+            try:
+                return rel, _codes(extract_arrays(copy, cfg.accumulate, cfg.coviar), cfg), None
+            except VideoError as e:
+                return rel, None, str(e).replace(str(copy), f"{copy} (of {src})")
         if is_coviar_form(src, cfg.size):
             return rel, _codes(extract_arrays(src, cfg.accumulate, cfg.coviar), cfg), None
         with tempfile.TemporaryDirectory() as tmp:
@@ -154,17 +191,48 @@ def _init_file(f, root: Path, cfg: PrepareConfig) -> list[tuple[str, int]]:
 def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfig(),
             workers: int = 2, progress: Callable[[int], None] | None = None,
             on_start: Callable[[int], None] | None = None,
-            shard: tuple[int, int] | None = None) -> dict:
+            shard: tuple[int, int] | None = None, videos: str | Path | None = None) -> dict:
     """Transcode and extract every video of the dataset at ``root`` into the cache
     ``out`` (only part K of N with ``shard=(K, N)``, see :mod:`hybrid.data.shards`).
     Resumable; bad videos are reported in the result (``failed``) and skipped; videos
     the annotations list but the disk lacks (Kinetics) are counted (``missing``) and
     listed in ``missing_list`` (a text file beside ``out``). One writer per cache:
     ``out.lock`` is held throughout, so a second ``prepare`` into the same cache raises
-    :class:`hybrid.locking.LockedError` before any work."""
+    :class:`hybrid.locking.LockedError` before any work. ``videos``: the video cache of
+    the same dataset at ``cfg.size`` (``hybrid prepare`` with both caches), whose copies
+    of the sources (those indexed from the same source stamp) are extracted instead of
+    transcoding the sources a second time."""
     root, out = Path(root), Path(out)
-    with locking.hold(out.with_name(out.name + ".lock"), f"cache {out}"):
-        return _prepare(root, out, cfg, workers, progress, on_start, shard)
+    with locking.hold(out.with_name(out.name + ".lock"), f"cache {out}", remove=True):
+        part = out.with_name(out.name + ".part")
+        if out.exists():  # a cache already published: updated in place, video by video
+            part.unlink(missing_ok=True)  # a stale one (we hold the lock: it is ours)
+            return _prepare(root, out, out, cfg, workers, progress, on_start, shard,
+                            videos)
+        try:
+            summary = _prepare(root, out, part, cfg, workers, progress, on_start, shard,
+                               videos)
+        except BaseException:
+            if not _videos_in(part):  # nothing to resume: no file left behind
+                part.unlink(missing_ok=True)
+            raise
+        if summary["prepared"] + summary["already_done"]:
+            os.replace(part, out)
+        else:  # no video written (all bad): no cache
+            part.unlink()
+            summary.update(cache=None, bytes=0)
+        return summary
+
+
+def _videos_in(path: Path) -> int:
+    """Finished videos in the (partial) cache ``path``; 0 when absent or unreadable."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return sum(not k.endswith(".part") for k in f.get("videos", {}))
+    except OSError:
+        return 0
 
 
 def source_stamp(path: Path) -> str:
@@ -192,6 +260,24 @@ def _drop_stale(vids, stamps: dict[str, str]) -> int:
     return changed
 
 
+def _copies(videos: Path, rels: list[str], stamps: dict[str, str]) -> dict[str, str]:
+    """{rel: its transcoded copy} for the videos the video cache ``videos`` holds indexed
+    from the same source (size and modification time) as now."""
+    import json
+
+    from hybrid.data.videocache import index_path, video_path
+
+    out = {}
+    for rel in rels:
+        try:
+            meta = json.loads(index_path(videos, rel).read_text())
+        except (OSError, ValueError):
+            continue
+        if stamps[rel] and meta.get("source_stamp") == stamps[rel]:
+            out[rel] = str(video_path(videos, rel))
+    return out
+
+
 def _open(out: Path):
     """The cache open for writing; a file held open by a reader is a clear error."""
     import h5py
@@ -206,14 +292,17 @@ def _open(out: Path):
 
 
 
-def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
-             on_start, shard) -> dict:
+def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int,
+             progress, on_start, shard, videos) -> dict:
+    """Prepare into the file ``work`` (``out`` itself, or ``out``.part while new)."""
     from hybrid.data.shards import check_shard, shard_of
     from hybrid.data.splits import missing_videos
 
     mine = (lambda rel: True) if shard is None else (
         lambda rel: shard_of(rel, shard[1]) == shard[0])
-    with _open(out) as f:
+    if work != out and work.exists() and not _videos_in(work):
+        work.unlink()  # a .part a killed run left before any video: start afresh
+    with _open(work) as f:
         all_items = [it for it in _init_file(f, root, cfg) if mine(it[0])]
         check_shard(f, shard)
         vids = f["videos"]
@@ -230,19 +319,18 @@ def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
     if on_start:
         on_start(len(todo))
     failed, done = [], 0
-    jobs = [(str(root), r, cfg) for r, _ in todo]
+    copies = {} if videos is None else _copies(Path(videos), [r for r, _ in todo], stamps)
+    jobs = [(str(root), r, cfg, copies.get(r)) for r, _ in todo]
     # spawn, not fork: a worker forked from a process that has live threads (a PyAV
     # codec's, torch's, a Lava runtime's) can inherit a lock some thread held at the fork
     # and wait on it forever (seen in CI with VP9 clips). A spawned worker starts from a
     # fresh interpreter (its imports take about 0.2 s); default_kept leaves the
     # process's default start method unset, which Lava sets at import and fails if fixed.
-    pool = None
-    if workers > 1 and len(jobs) > 1:
-        with default_kept():  # a later Lava import in this process still works
-            pool = mp.get_context("spawn").Pool(workers)
+    # Ctrl-C: the workers ignore it (spawn_pool), the parent terminates them below
+    pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
     results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
     try:
-        with _open(out) as f:
+        with _open(work) as f:
             vids = f["videos"]
             for rel, arrays, err in results:
                 if err is not None:
@@ -263,7 +351,7 @@ def _prepare(root: Path, out: Path, cfg: PrepareConfig, workers: int, progress,
         if pool is not None:
             pool.terminate()
             pool.join()
-    return {"cache": str(out), "bytes": out.stat().st_size, "videos": len(all_items),
+    return {"cache": str(out), "bytes": work.stat().st_size, "videos": len(all_items),
             "prepared": done,
             "already_done": len(all_items) - len(todo), "changed": changed,
             "failed": failed,
@@ -279,9 +367,7 @@ class CacheReader:
 
         self.path = str(path)
         with h5py.File(self.path, "r") as f:
-            if f.attrs.get("kind") == "extract":
-                raise ValueError(f"{self.path}: an extract file, not a prepare cache")
-            check_format(f, self.path, CACHE_VERSION)
+            check_cache(f, self.path)
             self.attrs = {k: f.attrs[k] for k in ("accumulate", "coviar", "size", "mv_bound")}
         self._f, self._pid = None, None
 

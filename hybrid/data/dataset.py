@@ -74,6 +74,7 @@ class CompressedVideoDataset(Dataset):
         self.accumulate, self.coviar = accumulate, coviar
         self.rng = random.Random(seed)
         self.cache = self.videos = None
+        self._gops: dict[tuple[str, str], list[int] | None] = {}  # original videos' indices
         layout = layout or detect_layout(self.source)
         if layout == "videocache":
             from hybrid.data.videocache import VideoCacheReader
@@ -107,12 +108,24 @@ class CompressedVideoDataset(Dataset):
     def _codes(self, arrays: dict) -> dict:
         return self.norm.codes(arrays)
 
+    def _seekable(self, path: Path) -> list[int] | None:
+        """The GOP index of an original video already in the reader's form at
+        ``video_size`` (probed once per process and version of the file), else None."""
+        from hybrid.data.cache import source_stamp
+        from hybrid.video.seek import gop_index
+        from hybrid.video.transcode import is_coviar_form
+
+        key = (str(path), source_stamp(path))
+        if key not in self._gops:
+            self._gops[key] = (gop_index(path) if is_coviar_form(path, self.video_size)
+                               else None)
+        return self._gops[key]
+
     def load(self, rel: str, n_segments: int) -> tuple[dict[str, np.ndarray], list[int]]:
         """The sampled GOPs (S leading) as uint8 codes (:meth:`Normalization.codes`),
-        and their indices. A video cache's videos decode only the sampled GOPs; original
-        videos are extracted whole (transcoded first when not MPEG-4 GOP 12 at
-        ``video_size``) at every read: seeking them beside a live Lava runtime in the same
-        process (``hybrid run``) made Ctrl-C hang, not yet explained (README)."""
+        and their indices. Videos (a video cache's, or originals already MPEG-4 GOP 12
+        at ``video_size``) decode only the sampled GOPs; other originals are transcoded
+        and extracted whole at every read (``hybrid prepare --video-cache`` does it once)."""
         from hybrid.video.seek import read_gops_at
 
         if self.cache is not None:
@@ -121,6 +134,10 @@ class CompressedVideoDataset(Dataset):
             return self.cache.gops(rel, idx), idx
         if self.videos is not None:
             path, starts = self.videos.entry(rel)
+        else:
+            path = self.source / rel
+            starts = self._seekable(path)
+        if starts is not None:
             idx = sample_segments(len(starts), n_segments, self.train, self.rng)
             return self._codes(read_gops_at(path, starts, idx, self.accumulate,
                                             self.coviar)), idx

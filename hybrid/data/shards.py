@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid.data.cache import CacheReader
+from hybrid.data.cache import CacheReader, check_cache
 from hybrid.data.splits import SplitError
 from hybrid.video.extract import FORMAT
 
@@ -65,6 +65,7 @@ def shard_files(folder: str | Path) -> tuple[list[Path], int]:
         with h5py.File(p, "r") as f:
             if f.attrs.get("format") != FORMAT or f.attrs.get("kind") != "cache":
                 raise SplitError(f"{folder}: {p.name} is not a `hybrid prepare` cache")
+            check_cache(f, p)  # its version, and a complete header
             k, n = (int(v) for v in f.attrs.get("shard", (0, 0)))
             modes[p.name] = (bool(f.attrs["accumulate"]), bool(f.attrs["coviar"]),
                              tuple(int(v) for v in f.attrs["size"]),

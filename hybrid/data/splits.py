@@ -270,7 +270,14 @@ def _folder(root: Path, split: str, test_every: int):
 def _cache(path: Path, split: str, fold: int):
     import h5py
 
-    with h5py.File(path, "r") as f:
+    from hybrid.data.cache import check_cache
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise SplitError(f"{path}: cannot open as a `hybrid prepare` cache ({e})") from None
+    with f:
+        check_cache(f, path)
         classes = [str(c) for c in f.attrs["classes"]]
         name = f"{split}{fold}"
         if name not in f.get("splits", {}):

@@ -6,34 +6,37 @@ source videos; the array cache (:mod:`hybrid.data.cache`) is 5-10x that and read
 
 Layout::
 
-    DIR/videocache.json          format, version (1), kind "video-cache", size (W, H),
+    DIR/videocache.json          format, version (2), kind "video-cache", size (W, H),
                                  root (the dataset folder), layout, classes,
                                  splits {"train1": [[relpath, label], ...], ...}
-    DIR/videos/<relpath>.avi     the video, in the reader's form
-    DIR/videos/<relpath>.avi.json  {"label", "source_stamp", "gops": [I-frame pts, ...]}
+    DIR/videos/<name>            the video, in the reader's form (AVI): <name> is the
+                                 relpath when it ends in .avi, else relpath + ".avi"
+    DIR/videos/<name>.json       {"label", "source_stamp", "gops": [I-frame pts, ...]}
+
+Version 1 named every video relpath + ".avi" (``x.avi.avi``) and is refused by name.
 
 Kill-safe and resumable as the array cache: a worker writes a video under a temporary
 name; the parent renames it and then writes its ``.json`` atomically
 (:func:`deploy.atomic.write_file`), so a video counts as done only with its index; a
-re-run removes temporary files, redoes videos whose source changed (size, modification
-time) and refuses another dataset folder or size. ``DIR/.lock`` is held throughout.
+re-run removes temporary files, deletes videos that left the splits (``pruned``; each
+index before its video), redoes videos whose source changed (size, modification time)
+and refuses another dataset folder or size. ``DIR/.lock`` is held throughout.
 """
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from deploy.atomic import write_file
 from hybrid import locking
-from hybrid.data.mpstart import default_kept
+from hybrid.data.mpstart import spawn_pool
 from hybrid.video.extract import FORMAT
 
 log = logging.getLogger(__name__)
-VERSION = 1
+VERSION = 2  # 1: every video named relpath + ".avi" (x.avi.avi)
 HEADER = "videocache.json"
 TMP = ".part.avi"  # suffix of a video a worker is writing
 
@@ -44,7 +47,15 @@ class NotInVideoCacheError(ValueError):
 
 
 def video_path(out: Path, rel: str) -> Path:
-    return out / "videos" / (rel + ".avi")
+    """Where video ``rel`` of the dataset lies in the video cache ``out`` (an AVI file:
+    its own name when it is one, else with ``.avi`` added, ``x.mp4`` -> ``x.mp4.avi``)."""
+    return out / "videos" / (rel if rel.lower().endswith(".avi") else rel + ".avi")
+
+
+def index_path(out: Path, rel: str) -> Path:
+    """The GOP index (and source stamp) of video ``rel``: beside it, ``.json`` added."""
+    v = video_path(out, rel)
+    return v.with_name(v.name + ".json")
 
 
 def _work(args: tuple[str, str, str, tuple[int, int]]) -> tuple[str, list | None, str | None]:
@@ -77,6 +88,13 @@ def _header(out: Path, root: Path, size: tuple[int, int]) -> list[tuple[str, int
         for split in ("train", "test"):
             items, classes = load_split(root, split, fold)
             splits[f"{split}{fold}"] = [[r, int(lab)] for r, lab in items]
+    names: dict[Path, str] = {}
+    for items in splits.values():
+        for r, _ in items:
+            other = names.setdefault(video_path(out, r), r)
+            if other != r:  # x.mp4 and a source named x.mp4.avi
+                raise ValueError(f"{root}: videos {other!r} and {r!r} would both be "
+                                 f"{video_path(out, r)} in the video cache; rename one")
     head = out / HEADER
     want = {"size": list(size), "root": str(root.resolve())}
     if head.is_file():
@@ -105,7 +123,9 @@ def read_header(out: str | Path) -> dict:
         raise ValueError(f"{out / HEADER}: cannot read the video cache's header ({e})") from None
     if head.get("kind") != "video-cache" or head.get("version") != VERSION:
         raise ValueError(f"{out / HEADER}: kind {head.get('kind')!r} version "
-                         f"{head.get('version')}, this code reads video-cache version {VERSION}")
+                         f"{head.get('version')}, this code reads video-cache version "
+                         f"{VERSION}; run `hybrid prepare DATA --video-cache NEW_DIR` into "
+                         f"a new folder (version 1 named videos x.avi.avi)")
     return head
 
 
@@ -113,56 +133,102 @@ def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], wor
                    progress: Callable[[int], None] | None = None,
                    on_start: Callable[[int], None] | None = None) -> dict:
     """Write (or resume) the video cache ``out`` of the dataset at ``root``. Returns a
-    summary as :func:`hybrid.data.cache.prepare` does (``bytes``: of the videos)."""
+    summary as :func:`hybrid.data.cache.prepare` does (``bytes``: of the videos). A new
+    video cache in which no video could be written (an empty folder, only bad videos,
+    interrupted before the first) is removed again: no folder is left that reads as a
+    video cache of nothing (``video_cache`` None in the summary)."""
+    root, out = Path(root), Path(out)
+    created = not out.exists()
+    fresh = created or not any(out.iterdir())
+    out.mkdir(parents=True, exist_ok=True)
+    with locking.hold(out / ".lock", f"video cache {out}", remove=True):
+        try:
+            summary = _prepare_videos(root, out, size, workers, progress, on_start)
+        except BaseException:
+            if fresh and not any((out / "videos").rglob("*.json")):
+                _remove(out, created)
+            raise
+        if fresh and not summary["prepared"] + summary["already_done"]:
+            _remove(out, created)
+            summary.update(video_cache=None, bytes=0)
+    return summary
+
+
+def _remove(out: Path, created: bool) -> None:
+    """Delete what this prepare wrote into ``out`` (all of it when it made ``out``)."""
+    import shutil
+
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    shutil.rmtree(out / "videos", ignore_errors=True)
+    (out / HEADER).unlink(missing_ok=True)
+
+
+def _prepare_videos(root: Path, out: Path, size: tuple[int, int], workers: int, progress,
+                    on_start) -> dict:
     from hybrid.data.cache import source_stamp
 
-    root, out = Path(root), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with locking.hold(out / ".lock", f"video cache {out}"):
-        items = _header(out, root, tuple(size))
-        for tmp in (out / "videos").rglob("*" + TMP):  # half-written by a killed run
-            tmp.unlink()
-        stamps = {r: source_stamp(root / r) for r, _ in items}
-        todo, changed = [], 0
-        for rel, lab in items:
-            meta = video_path(out, rel).with_suffix(".avi.json")
-            if meta.is_file() and video_path(out, rel).is_file():
-                if json.loads(meta.read_text()).get("source_stamp") == stamps[rel] != "":
-                    continue
-                changed += 1
-            meta.unlink(missing_ok=True)
-            todo.append((rel, lab))
-        if on_start:
-            on_start(len(todo))
-        jobs = [(str(root), r, str(video_path(out, r)), tuple(size)) for r, _ in todo]
-        labels, failed, done = dict(items), [], 0
-        pool = None
-        if workers > 1 and len(jobs) > 1:
-            with default_kept():
-                pool = mp.get_context("spawn").Pool(workers)  # see hybrid.data.cache
-        try:
-            for rel, gops, err in (map(_work, jobs) if pool is None
-                                   else pool.imap_unordered(_work, jobs)):
-                if err is not None:
-                    log.info("skipped %s", err)
-                    failed.append({"path": rel, "error": err})
-                else:
-                    dst = video_path(out, rel)
-                    os.replace(str(dst) + TMP, dst)
-                    meta = {"label": labels[rel], "source_stamp": stamps[rel], "gops": gops}
-                    write_file(dst.with_suffix(".avi.json"),
-                               lambda f, m=meta: f.write(json.dumps(m).encode()))
-                    done += 1
-                if progress:
-                    progress(1)
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+    items = _header(out, root, tuple(size))
+    for tmp in (out / "videos").rglob("*" + TMP):  # half-written by a killed run
+        tmp.unlink()
+    pruned = _prune(out, items)
+    stamps = {r: source_stamp(root / r) for r, _ in items}
+    todo, changed = [], 0
+    for rel, lab in items:
+        meta = index_path(out, rel)
+        if meta.is_file() and video_path(out, rel).is_file():
+            if json.loads(meta.read_text()).get("source_stamp") == stamps[rel] != "":
+                continue
+            changed += 1
+        meta.unlink(missing_ok=True)
+        todo.append((rel, lab))
+    if on_start:
+        on_start(len(todo))
+    jobs = [(str(root), r, str(video_path(out, r)), tuple(size)) for r, _ in todo]
+    labels, failed, done = dict(items), [], 0
+    # see hybrid.data.cache (spawned; workers ignore Ctrl-C, terminated below)
+    pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
+    try:
+        for rel, gops, err in (map(_work, jobs) if pool is None
+                               else pool.imap_unordered(_work, jobs)):
+            if err is not None:
+                log.info("skipped %s", err)
+                failed.append({"path": rel, "error": err})
+            else:
+                dst = video_path(out, rel)
+                os.replace(str(dst) + TMP, dst)
+                meta = {"label": labels[rel], "source_stamp": stamps[rel], "gops": gops}
+                write_file(index_path(out, rel),
+                           lambda f, m=meta: f.write(json.dumps(m).encode()))
+                done += 1
+            if progress:
+                progress(1)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     size_b = sum(video_path(out, r).stat().st_size for r, _ in items
                  if video_path(out, r).is_file())
     return {"video_cache": str(out), "bytes": size_b, "videos": len(items), "prepared": done,
-            "already_done": len(items) - len(todo), "changed": changed, "failed": failed}
+            "already_done": len(items) - len(todo), "changed": changed, "failed": failed,
+            "pruned": pruned}
+
+
+def _prune(out: Path, items: list[tuple[str, int]]) -> int:
+    """Delete the videos (and indices) of ``out`` that are no longer in the splits, and
+    folders left empty; returns how many videos. Each index goes before its video, so a
+    run killed midway leaves at most unindexed videos, which count as not done (and go
+    at the next run)."""
+    keep = {p for r, _ in items for p in (video_path(out, r), index_path(out, r))}
+    gone = [p for p in (out / "videos").rglob("*") if p.is_file() and p not in keep]
+    for p in sorted(gone, key=lambda p: not p.name.endswith(".json")):  # indices first
+        log.info("pruned %s (no longer in the splits)", p)
+        p.unlink()
+    for d in sorted((d for d in (out / "videos").rglob("*") if d.is_dir()), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    return sum(not p.name.endswith(".json") for p in gone)
 
 
 class VideoCacheReader:
@@ -179,7 +245,7 @@ class VideoCacheReader:
         v = video_path(self.path, rel)
         if rel not in self._index:
             try:
-                self._index[rel] = json.loads(v.with_suffix(".avi.json").read_text())["gops"]
+                self._index[rel] = json.loads(index_path(self.path, rel).read_text())["gops"]
             except (OSError, ValueError, KeyError):
                 raise NotInVideoCacheError(
                     f"{self.path}: no video {rel!r} (skipped by `hybrid prepare` as "

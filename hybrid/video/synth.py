@@ -18,7 +18,8 @@ and ``jitter`` raise the nuisance, and fewer ``frames`` (one GOP: 12) give short
 
 Layout written (UCF-101 style, so ``hybrid.data.splits.load_split`` reads it):
 ``OUT/<class>/<class>_NNN.avi``, ``OUT/classInd.txt``, ``OUT/trainlist01.txt``,
-``OUT/testlist01.txt``.
+``OUT/testlist01.txt``, and ``OUT/synth.json`` (the settings and every file written). The
+folder appears complete or not at all; rerunning into it replaces it whole.
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ MOTIONS = [
     Motion("sideways", vx=2, mirror=True), Motion("vertical", vy=2, mirror=True),
 ]
 MAX_CLASSES = len(MOTIONS)
+FORMAT = "hybrid-synth"  # synth.json's format: what make_dataset wrote, so a rerun may replace it
+MANIFEST = "synth.json"
 _HUES = [(230, 80, 60), (60, 120, 230), (60, 200, 90), (230, 200, 50), (200, 80, 220),
          (70, 210, 210)]  # one object colour per pair
 
@@ -156,31 +159,94 @@ def render_video(label: int, seed: int, cfg: SynthConfig = SynthConfig()) -> lis
     return frames
 
 
+class SynthError(ValueError):
+    """An output folder ``make_dataset`` will not write into (the message says why)."""
+
+
+def earlier_dataset(out: str | Path) -> dict | None:
+    """The manifest (``synth.json``) of the synth dataset already in ``out``; None when
+    ``out`` is missing or empty. Raises SynthError when ``out`` holds anything else: a
+    file, a folder not made by ``make_dataset``, or files beside a synth dataset that it
+    did not write (they would be lost when it is replaced)."""
+    import json
+
+    out = Path(out)
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise SynthError(f"{out}: exists and is not a folder")
+    if not any(out.iterdir()):
+        return None
+    try:
+        man = json.loads((out / MANIFEST).read_text())
+        assert man.get("format") == FORMAT
+    except (OSError, ValueError, AssertionError, AttributeError):
+        raise SynthError(f"{out}: not empty and not a `hybrid synth` dataset (no valid "
+                         f"{MANIFEST}): choose a new or empty folder") from None
+    ours = set(man["files"]) | {MANIFEST} | {f.split("/")[0] for f in man["files"]}
+    other = sorted(str(p.relative_to(out)) for p in out.rglob("*")
+                   if str(p.relative_to(out)) not in ours)
+    if other:
+        raise SynthError(f"{out}: holds files that `hybrid synth` did not write ("
+                         f"{', '.join(other[:3])}{', ...' if len(other) > 3 else ''}); "
+                         "remove them or choose another folder")
+    return man
+
+
+def is_test(i: int, per_class: int, test_every: int) -> bool:
+    """Whether video ``i`` of a class goes to the held-out split: every
+    ``test_every``-th, and the last one when a class has fewer (so each class has at
+    least one held-out video)."""
+    return i % test_every == test_every - 1 or (per_class < test_every and i == per_class - 1)
+
+
 def make_dataset(out: str | Path, classes: int = 8, per_class: int = 12, seed: int = 0,
                  cfg: SynthConfig = SynthConfig(),
                  progress: Callable[[int], None] | None = None) -> dict:
-    """Write ``classes * per_class`` MPEG-4 videos (GOP 12, no B-frames) and UCF-style
-    split files under ``out``. Returns a summary dict."""
+    """Write ``classes * per_class`` MPEG-4 videos (GOP 12, no B-frames), UCF-style split
+    files and ``synth.json`` (what was written) under ``out``. Every class has at least
+    one held-out video (``per_class`` >= 2). The folder is written beside ``out`` and
+    renamed into place when complete (:func:`deploy.atomic.staged_dir`), so an
+    interrupted run leaves no half dataset, and an earlier synth dataset in ``out`` is
+    replaced whole (none of its videos stay behind); a non-empty ``out`` of anything
+    else is refused (SynthError, :func:`earlier_dataset`). Returns a summary dict
+    (``replaced``: the number of videos of the dataset replaced, 0 if none)."""
+    import json
+
+    from deploy.atomic import staged_dir
+
     assert 2 <= classes <= MAX_CLASSES, f"classes must be in 2..{MAX_CLASSES}, got {classes}"
-    assert per_class >= 1, f"per_class must be >= 1, got {per_class}"
+    if per_class < 2:
+        raise SynthError(f"per_class must be >= 2 (a training and a held-out video per "
+                         f"class), got {per_class}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    cwd = Path.cwd()
+    if out.resolve() == cwd or out.resolve() in cwd.parents:
+        raise SynthError(f"{out} is the current folder (or holds it): the dataset is written "
+                         "beside OUT and renamed into place; run from the folder above, e.g. "
+                         "`hybrid synth NAME`")
+    before = earlier_dataset(out)
     names = [m.name for m in MOTIONS[:classes]]
     train, test = [], []
     enc = EncodeConfig(size=cfg.size)
-    for c, name in enumerate(names):
-        (out / name).mkdir(exist_ok=True)
-        for i in range(per_class):
-            rel = f"{name}/{name}_{i:03d}.avi"
-            frames = render_video(c, seed * 100_003 + c * 1009 + i, cfg)
-            encode_mpeg4(frames, out / rel, enc)
-            (test if i % cfg.test_every == cfg.test_every - 1 else train).append((rel, c))
-            if progress:
-                progress(1)
-    (out / "classInd.txt").write_text("".join(f"{c + 1} {n}\n" for c, n in enumerate(names)))
-    (out / "trainlist01.txt").write_text("".join(f"{p} {c + 1}\n" for p, c in train))
-    (out / "testlist01.txt").write_text("".join(f"{p}\n" for p, _ in test))
-    return {"out": str(out), "classes": names, "videos": classes * per_class,
-            "train": len(train), "test": len(test), "size": list(cfg.size),
-            "frames": cfg.frames, "seed": seed, "speed": cfg.speed,
-            "distractors": cfg.distractors, "noise": cfg.noise, "jitter": cfg.jitter}
+    with staged_dir(out, overwrite=True) as tmp:
+        for c, name in enumerate(names):
+            (tmp / name).mkdir()
+            for i in range(per_class):
+                rel = f"{name}/{name}_{i:03d}.avi"
+                frames = render_video(c, seed * 100_003 + c * 1009 + i, cfg)
+                encode_mpeg4(frames, tmp / rel, enc)
+                (test if is_test(i, per_class, cfg.test_every) else train).append((rel, c))
+                if progress:
+                    progress(1)
+        (tmp / "classInd.txt").write_text("".join(f"{c + 1} {n}\n" for c, n in enumerate(names)))
+        (tmp / "trainlist01.txt").write_text("".join(f"{p} {c + 1}\n" for p, c in train))
+        (tmp / "testlist01.txt").write_text("".join(f"{p}\n" for p, _ in test))
+        summary = {"out": str(out), "classes": names, "videos": classes * per_class,
+                   "train": len(train), "test": len(test), "size": list(cfg.size),
+                   "frames": cfg.frames, "seed": seed, "speed": cfg.speed,
+                   "distractors": cfg.distractors, "noise": cfg.noise, "jitter": cfg.jitter}
+        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "version": 1, **summary,
+                                                "files": files}, indent=1))
+    return {**summary, "replaced": before["videos"] if before else 0}

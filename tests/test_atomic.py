@@ -1,0 +1,86 @@
+"""Atomic writes (deploy/atomic.py) give files and folders the mode the umask asks for, as
+a plain open / mkdir would (mkstemp alone gives 0600 / mkdtemp 0700)."""
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from deploy.atomic import staged_dir, write_file, write_path
+
+
+@pytest.fixture(params=[0o022, 0o027, 0o002])
+def mask(request):
+    before = os.umask(request.param)
+    yield request.param
+    os.umask(before)
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def test_files_and_folders_honour_the_umask(tmp_path, mask):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")  # what the user expects: a plain open's mode
+    assert _mode(plain) == 0o666 & ~mask
+    f = write_file(tmp_path / "a.bin", lambda fh: fh.write(b"abc"))
+    assert f.read_bytes() == b"abc" and _mode(f) == _mode(plain)
+    p = write_path(tmp_path / "b.bin", lambda tmp: tmp.write_bytes(b"xyz"))
+    assert p.read_bytes() == b"xyz" and _mode(p) == _mode(plain)
+    with staged_dir(tmp_path / "art") as d:
+        (d / "m.json").write_text("{}")
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    assert _mode(tmp_path / "art") == _mode(ref) == 0o777 & ~mask
+    assert _mode(tmp_path / "art" / "m.json") == _mode(plain)
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["a.bin", "art", "b.bin",
+                                                          "plain.txt", "ref"]  # no temp left
+
+
+def test_checkpoint_metrics_and_mapping_honour_the_umask(tmp_path, mask):
+    from hybrid import checkpoint
+    from hybrid.train import plot_metrics, write_metrics
+
+    checkpoint.save(tmp_path / "ck.pt", model_config={}, classes=[], model={}, epoch=0)
+    rows = [{"epoch": 1, "lr": 1e-3, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.1,
+             "val_acc": 0.25, "seconds": 1.0}]
+    write_metrics(tmp_path / "metrics.csv", rows)
+    plot_metrics(rows, tmp_path / "metrics.png")
+    for name in ("ck.pt", "metrics.csv", "metrics.png"):
+        assert _mode(tmp_path / name) == 0o666 & ~mask, name
+
+
+def test_write_path_removes_its_temporary_file_on_error(tmp_path):
+    def fail(tmp):
+        tmp.write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_path(tmp_path / "x.h5", fail)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_a_failed_swap_keeps_the_old_folder_and_leaves_nothing(tmp_path, monkeypatch, fail_at):
+    """The rename of the old folder aside (1) or of the new one into place (2) fails: the
+    old folder stays as it was, and no staging or set-aside folder is left."""
+    import deploy.atomic as A
+
+    out = tmp_path / "art"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append((src, dst))
+        if len(calls) == fail_at:
+            raise OSError(16, "Device or resource busy")
+        return real(src, dst)
+
+    monkeypatch.setattr(A.os, "replace", replace)
+    with pytest.raises(OSError, match="busy"):
+        with staged_dir(out, overwrite=True) as d:
+            (d / "new.txt").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["art"]
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
