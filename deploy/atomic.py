@@ -46,21 +46,11 @@ def umask() -> int:
 def write_file(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """``write(f)`` into a temporary binary file beside ``path``, fsync, rename; the file
     gets mode 0666 less the umask, as a plain ``open`` would give it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def to(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             write(f)
-            f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~umask())
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+
+    return write_path(path, to)
 
 
 def write_path(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:

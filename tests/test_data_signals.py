@@ -10,48 +10,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import h5py
 import pytest
+from proctools import alive, descendants, sigint_default
 
 from hybrid.data.dataset import CompressedVideoDataset
 from hybrid.data.splits import load_split
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONFAULTHANDLER": "1"}
-
-
-def _sigint_default() -> None:
-    """A child's SIGINT back to its default before exec: a test run started in the
-    background of a non-interactive shell has SIGINT ignored, the child would inherit
-    that and never see the Ctrl-C under test."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every live descendant of ``pid`` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(d.name))
-    out, todo = set(), [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.add(c)
-            todo.append(c)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _interrupt(proc: subprocess.Popen, ready, after: float, wait: float = 120) -> tuple[str, set]:
@@ -64,14 +31,14 @@ def _interrupt(proc: subprocess.Popen, ready, after: float, wait: float = 120) -
     try:
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:
-            seen |= _descendants(proc.pid)
+            seen |= descendants(proc.pid)
             if ready(seen):
                 break
             time.sleep(0.1)
         assert proc.poll() is None and ready(seen), (
             f"never got going: {proc.stderr.read()[-3000:]}")
         time.sleep(after)
-        seen |= _descendants(proc.pid)
+        seen |= descendants(proc.pid)
         assert proc.poll() is None, "it ended before the test could interrupt it"
         os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C: the whole process group
         try:
@@ -90,9 +57,9 @@ def _interrupt(proc: subprocess.Popen, ready, after: float, wait: float = 120) -
     err = proc.stderr.read()
     assert not hung, f"hung {wait} s after SIGINT; stacks:\n{err[-12000:]}"
     deadline = time.time() + 30
-    while time.time() < deadline and any(_alive(p) for p in seen):
+    while time.time() < deadline and any(alive(p) for p in seen):
         time.sleep(0.2)
-    left = [p for p in seen if _alive(p)]
+    left = [p for p in seen if alive(p)]
     for p in left:  # never leave them to slow the machine
         try:
             os.kill(p, signal.SIGKILL)
@@ -124,7 +91,7 @@ def test_ctrl_c_of_run_while_seeking_original_videos(deployed, trained, tmp_path
                              str(data), "--workers", str(workers), "--video-size", "64x48"],
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True,
-                            preexec_fn=_sigint_default)
+                            preexec_fn=sigint_default)
     _interrupt(proc, lambda seen: len(seen) >= 12 * workers, after=2.0)
     assert proc.returncode != 0
 
@@ -150,7 +117,7 @@ def test_ctrl_c_of_prepare_with_workers_is_one_line_and_resumes(dataset, tmp_pat
            "--workers", "2", "--size", "320x240"]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True,
-                            preexec_fn=_sigint_default)
+                            preexec_fn=sigint_default)
     err, seen = _interrupt(proc, lambda seen: len(seen) >= 2, after=3.0)
     assert proc.returncode != 0
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
@@ -179,7 +146,7 @@ def long_video(tmp_path_factory):
 def _trace_threads() -> list:
     import threading
 
-    return [t for t in threading.enumerate() if t.name == "hybrid-trace" and t.is_alive()]
+    return [t for t in threading.enumerate() if t.name == "hybrid-trace" and t.isalive()]
 
 
 def test_ctrl_c_inside_a_seeking_read_ends_its_trace_thread(long_video):

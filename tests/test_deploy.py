@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from proctools import alive, descendants, sigint_default
 
 from ann.onnx_export import load_torch
 from deploy import artifact as A
@@ -441,32 +442,6 @@ def test_cli_run_h264_with_bframes(deployed, tmp_path):
     assert res.exit_code == 0 and "clip.mp4" in res.output and "per video" in res.output
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every live descendant of ``pid`` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(d.name))
-    out, todo = set(), [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.add(c)
-            todo.append(c)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ctrl_c_during_run_leaves_no_lava_process(deployed, trained, tmp_path, workers):
@@ -492,19 +467,19 @@ def test_ctrl_c_during_run_leaves_no_lava_process(deployed, trained, tmp_path, w
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             # SIGINT as a terminal gives it, even where this test run was
                             # started in the background (SIGINT ignored, then inherited)
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=sigint_default)
     seen: set[int] = set()
     try:
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:
-            seen |= _descendants(proc.pid)
+            seen |= descendants(proc.pid)
             if len(seen) >= 12 * workers:  # Lava's processes of both STMs are up
                 break
             time.sleep(0.2)
         assert proc.poll() is None and len(seen) >= 12 * workers, (
             f"the run never started its Lava processes: {proc.stderr.read()[-2000:]}")
         time.sleep(2.0)  # mid-run
-        seen |= _descendants(proc.pid)
+        seen |= descendants(proc.pid)
         assert proc.poll() is None, "the run ended before the test could interrupt it"
         proc.send_signal(signal.SIGINT)
         proc.wait(120)
@@ -512,9 +487,9 @@ def test_ctrl_c_during_run_leaves_no_lava_process(deployed, trained, tmp_path, w
         if proc.poll() is None:
             proc.kill()
     deadline = time.time() + 30
-    while time.time() < deadline and any(_alive(p) for p in seen):
+    while time.time() < deadline and any(alive(p) for p in seen):
         time.sleep(0.5)
-    left = [p for p in seen if _alive(p)]
+    left = [p for p in seen if alive(p)]
     assert not left, f"processes left behind after Ctrl-C: {left}"
     assert proc.returncode != 0
 
