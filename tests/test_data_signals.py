@@ -193,3 +193,47 @@ def test_ctrl_c_inside_a_seeking_read_ends_its_trace_thread(long_video):
     got = read_gops_at(long_video, starts, idx)
     for key, v in want.items():
         assert np.array_equal(got[key], v), key
+
+
+class _Obj:
+    pass
+
+
+def _ctrl_c_inside_a_weakref_callback() -> None:
+    """SIGINT arriving while Python runs a weakref callback (as h5py's C code makes it
+    do while it writes a cache)."""
+    import weakref
+
+    obj = _Obj()
+    ref = weakref.ref(obj, lambda _: signal.raise_signal(signal.SIGINT))
+    del obj  # the callback runs here; the handler runs inside it
+    assert ref() is None
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost one
+def test_ctrl_c_inside_a_weakref_callback_is_held_not_lost():
+    """Without HeldInterrupt the KeyboardInterrupt is raised inside the callback, printed
+    as "Exception ignored" and dropped (the run went on: `hybrid prepare` exited 0 after a
+    Ctrl-C); inside a critical block it is held and raised when the block ends; while
+    HeldInterrupt.waiting awaits the next item it is raised at once."""
+    from hybrid.data.mpstart import HeldInterrupt
+
+    _ctrl_c_inside_a_weakref_callback()  # the default handler: lost, nothing raised
+    with HeldInterrupt() as held:
+        reached = []
+        with pytest.raises(KeyboardInterrupt), held.critical():
+            _ctrl_c_inside_a_weakref_callback()
+            reached.append("after")  # held: the block's work goes on to its end
+        assert reached == ["after"]
+
+        def items():
+            yield 1
+            signal.raise_signal(signal.SIGINT)  # while the next item is awaited
+            yield 2
+
+        got = []
+        with pytest.raises(KeyboardInterrupt), held.critical():
+            for x in held.waiting(items()):
+                got.append(x)
+        assert got == [1]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

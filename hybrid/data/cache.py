@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from hybrid import locking
-from hybrid.data.mpstart import spawn_pool
+from hybrid.data.mpstart import HeldInterrupt, spawn_pool
 from hybrid.data.splits import available_folds, detect_layout, load_split
 from hybrid.data.transforms import Normalization
 from hybrid.video.extract import FORMAT, FormatError, check_format, mode_attrs, write_group
@@ -330,9 +330,9 @@ def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int
     pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
     results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
     try:
-        with _open(work) as f:
+        with HeldInterrupt() as held, held.critical(), _open(work) as f:
             vids = f["videos"]
-            for rel, arrays, err in results:
+            for rel, arrays, err in held.waiting(results):
                 if err is not None:
                     log.info("skipped %s", err)
                     failed.append({"path": rel, "error": err})

@@ -46,3 +46,62 @@ def spawn_pool(workers: int):
     finally:
         if main:
             signal.signal(signal.SIGINT, before)
+
+
+class HeldInterrupt:
+    """``with HeldInterrupt() as held:`` Ctrl-C (SIGINT) raises KeyboardInterrupt at
+    once, except inside ``with held.critical():``, where it is held until the block ends
+    and raised there. h5py's C code calls Python weakref callbacks while it writes; a
+    KeyboardInterrupt raised inside one is printed as "Exception ignored" and dropped,
+    so a Ctrl-C during a cache write was lost and `hybrid prepare` went on to exit 0.
+    Only in the main thread, and only where SIGINT is not ignored (a background job)."""
+
+    def __init__(self) -> None:
+        self.depth, self.pending, self.before = 0, False, None
+
+    def __enter__(self) -> HeldInterrupt:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+            self.before = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.before is not None:
+            signal.signal(signal.SIGINT, self.before)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.depth:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def critical(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if not self.depth and self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
+
+    def waiting(self, items):
+        """Iterate ``items`` inside a critical block with Ctrl-C live while each next
+        item is awaited (a worker's result: seconds to minutes), held while it is used."""
+        it = iter(items)
+        while True:
+            self.depth -= 1
+            try:
+                if self.pending:
+                    self.pending = False
+                    raise KeyboardInterrupt
+                item = next(it, _END)
+            finally:
+                self.depth += 1
+            if item is _END:
+                return
+            yield item
+
+
+_END = object()
