@@ -5,9 +5,11 @@ Format (``torch.save`` of a dict of plain types and tensors, loaded with
 ``weights_only=True``): ``format`` = ``"hybrid-checkpoint"``, ``version`` =
 :data:`VERSION`, ``model_config`` (dict), ``train_config`` (dict), ``classes`` (list),
 ``epoch`` (epochs completed), ``model``, ``optimizer``, ``scheduler`` (state dicts),
-``metrics`` (dict of the last epoch). No RNG state: training derives every epoch's
-random streams from ``train_config["seed"]`` and the epoch (``hybrid.train``), so a
-resumed run repeats an uninterrupted one.
+``metrics`` (dict of the last epoch), ``video_size`` ([W, H] the training videos were
+read at: a cache's prepare size or the folder's ``--video-size``; absent in checkpoints
+of earlier versions of this toolkit and of in-memory datasets). No RNG state: training
+derives every epoch's random streams from ``train_config["seed"]`` and the epoch
+(``hybrid.train``), so a resumed run repeats an uninterrupted one.
 """
 from __future__ import annotations
 

@@ -260,8 +260,8 @@ def mass_inside(heat: np.ndarray, box: tuple[int, int, int, int]) -> float:
 
 def training_video_size(ckpt: dict) -> tuple[int, int] | None:
     """(W, H) the checkpoint's model was trained on, where the checkpoint records it
-    (``train_config["video_size"]``); None where it does not."""
-    size = (ckpt.get("train_config") or {}).get("video_size")
+    (``video_size``, written by :func:`hybrid.train.train`); None where it does not."""
+    size = ckpt.get("video_size")
     return (int(size[0]), int(size[1])) if size else None
 
 

@@ -332,6 +332,8 @@ def _train(datasets, classes, run_dir: Path, model_cfg, cfg, resume, progress, e
     net = nn.parallel.DistributedDataParallel(model) if ctx.enabled else model
 
     train_ds, val_ds = SkipBadVideos(datasets[0]), SkipBadVideos(datasets[1])
+    # (W, H) the training videos are read at, for predict/explain to read a video alike
+    video_size = list(getattr(datasets[0], "read_size", ())) or None
     sampler = SeededSampler(DistributedSampler(train_ds, ctx.world, ctx.rank, shuffle=True,
                                                seed=cfg.seed), cfg.seed * 100 + ctx.rank)
     val_sampler = SeededSampler(DistributedSampler(val_ds, ctx.world, ctx.rank,
@@ -371,6 +373,7 @@ def _train(datasets, classes, run_dir: Path, model_cfg, cfg, resume, progress, e
             write_metrics(run_dir / METRICS_NAME, rows)
             checkpoint.save(ckpt_path, model_config=model_cfg.to_dict(),
                             train_config=dataclasses.asdict(cfg), classes=list(classes),
+                            video_size=video_size,
                             epoch=epoch + 1, model=model.state_dict(),
                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                             metrics=last)

@@ -114,6 +114,9 @@ def test_explain_default_video_size_never_upscales(trained, tmp_path, monkeypatc
     from hybrid.evaluate import load_model
 
     model, _, ckpt = load_model(trained[1])
+    assert ex.training_video_size(ckpt) == (64, 48)  # train records the size it read
+    del ckpt["video_size"]  # as a checkpoint of an earlier version
+    torch.save(ckpt, tmp_path / "unsized.pt")
     assert ex.training_video_size(ckpt) is None
     sizes, transcode = [], tc.transcode
     monkeypatch.setattr(tc, "transcode", lambda src, dst, cfg, **kw: (
@@ -127,10 +130,10 @@ def test_explain_default_video_size_never_upscales(trained, tmp_path, monkeypatc
         with tc.as_mpeg4(video, (w, h)) as path:
             ds = CompressedVideoDataset.one_video(path, 2, crop=24, video_size=(w, h))
             assert ds[0]["box"][:2].tolist() == [int(h * 0.875)] * 2
-    r = CliRunner().invoke(main, ["explain", str(trained[1]), str(_video(trained)), "-o",
-                                  str(tmp_path / "o"), "--json"])
+    r = CliRunner().invoke(main, ["explain", str(tmp_path / "unsized.pt"),
+                                  str(_video(trained)), "-o", str(tmp_path / "o"), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["video_size"] == [64, 48], r.output
-    ckpt["train_config"]["video_size"] = (48, 32)  # as train would record it
+    ckpt["video_size"] = [48, 32]  # as train records it
     torch.save(ckpt, tmp_path / "sized.pt")
     assert ex.training_video_size(ckpt) == (48, 32)
     for extra, want in [([], [48, 32]), (["--video-size", "96x64"], [96, 64])]:

@@ -166,6 +166,10 @@ def test_cli_train_eval_predict(data, tmp_path):
     assert r.exit_code == 0, r.output
     top = json.loads(r.stdout)["top"]
     assert len(top) == 2 and top[0]["probability"] >= top[1]["probability"]
+    # the checkpoint records the size its videos were read at, and predict reads alike
+    assert checkpoint.load(ck)["video_size"] == [64, 48]
+    r = CliRunner().invoke(main, ["predict", str(ck), str(video), "--top", "2", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["top"] == top, r.output
     # any input: a video not in the reader's form (GOP 30) is transcoded, or refused
     from hybrid.video.transcode import EncodeConfig, transcode
 

@@ -356,10 +356,11 @@ def _eval_crop(size: int, n_crops: int):
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--segments", type=click.IntRange(1), default=None,
               help="Segments to sample [default: the model's].")
-@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
-              show_default=True,
-              help="WIDTHxHEIGHT the video is resized to (as the training data was); a "
-                   "video already MPEG-4 GOP 12 at this size is read as it is.")
+@click.option("--video-size", type=VIDEO_SIZE, default=None,
+              help="WIDTHxHEIGHT the video is resized to [default: the size the "
+                   "checkpoint's training videos were read at, where it records it, else "
+                   f"{'x'.join(map(str, DEFAULT_VIDEO_SIZE))}]; a video already MPEG-4 GOP "
+                   "12 at this size is read as it is.")
 @click.option("--transcode/--no-transcode", default=True, show_default=True,
               help="Transcode a video that is not MPEG-4 Part 2 GOP 12 with I/P frames at "
                    "--video-size in process (temporary file, removed afterwards), or "
@@ -373,9 +374,10 @@ def predict(checkpoint, video, top, segments, video_size, transcode, as_json):
     from hybrid.video.transcode import as_mpeg4
 
     try:
-        model, classes, _ = load_model(checkpoint)
+        model, classes, ckpt = load_model(checkpoint)
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from exc
+    video_size = video_size or tuple(ckpt.get("video_size") or DEFAULT_VIDEO_SIZE)
     s = segments or model.cfg.segments
     if s % model.cfg.segments:
         raise click.BadParameter(f"must be a multiple of the model's {model.cfg.segments}",

@@ -94,6 +94,14 @@ class CompressedVideoDataset(Dataset):
                 raise ValueError(f"{source}: cache holds MV codes for mv_bound "
                                  f"{float(a['mv_bound'])}, asked for {norm.mv_bound}")
 
+    @property
+    def read_size(self) -> tuple[int, int]:
+        """(W, H) the frames are read at: a cache's or video cache's prepare size, else
+        ``video_size`` (a folder's videos are resized to it)."""
+        reader = self.cache if self.cache is not None else self.videos
+        size = reader.attrs["size"] if reader is not None else self.video_size
+        return int(size[0]), int(size[1])
+
     @classmethod
     def one_video(cls, path: str | Path, segments: int, **kw) -> CompressedVideoDataset:
         """One video file for evaluation, read as a video whatever else its folder holds
