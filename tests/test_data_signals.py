@@ -101,7 +101,8 @@ def dataset(tmp_path):
     from hybrid.video.synth import SynthConfig, make_dataset
 
     root = tmp_path / "ds"
-    make_dataset(root, classes=2, per_class=6, seed=2, cfg=SynthConfig(size=(96, 64), frames=60))
+    # 24 videos: about 10 s of prepare on a fast machine, so the Ctrl-C 3 s in is mid-run
+    make_dataset(root, classes=2, per_class=12, seed=2, cfg=SynthConfig(size=(96, 64), frames=60))
     return root
 
 
@@ -126,10 +127,10 @@ def test_ctrl_c_of_prepare_with_workers_is_one_line_and_resumes(dataset, tmp_pat
                          timeout=600)
     assert res.returncode == 0, res.stderr
     s = json.loads(res.stdout)
-    assert s["videos"] == 12 and not s["failed"]
-    assert s["prepared"] + s["already_done"] == 12
+    assert s["videos"] == 24 and not s["failed"]
+    assert s["prepared"] + s["already_done"] == 24
     with h5py.File(out, "r") as f:
-        assert len(f["videos"]) == 12
+        assert len(f["videos"]) == 24
 
 
 @pytest.fixture(scope="module")
