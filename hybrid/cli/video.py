@@ -219,17 +219,11 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
         vsum = _with_bar("video cache", lambda progress, on_start: prepare_videos(
             data, video_cache, size, workers, progress=progress, on_start=on_start))
         failed += vsum["failed"]
-        if as_json:
-            click.echo(json.dumps(vsum, indent=2))
-        elif vsum["video_cache"] is None:
-            click.echo(f"{video_cache}: not written: none of the {vsum['videos']} videos "
-                       f"could be prepared", err=True)
-        else:
-            pruned = (f", {vsum['pruned']} deleted (no longer in the splits)"
-                      if vsum["pruned"] else "")
-            click.echo(f"{video_cache}: {vsum['prepared']} videos written, "
-                       f"{vsum['already_done']} already done, {len(vsum['failed'])} failed, "
-                       f"of {vsum['videos']}{pruned}; {vsum['bytes'] / 1e6:.1f} MB")
+        pruned = (f", {vsum['pruned']} deleted (no longer in the splits)"
+                  if vsum["pruned"] else "")
+        _report(video_cache, vsum, vsum["video_cache"], as_json,
+                f"{vsum['prepared']} videos written, {vsum['already_done']} already done, "
+                f"{len(vsum['failed'])} failed, of {vsum['videos']}{pruned}")
     if out is None:
         for bad in failed:
             click.echo(f"skipped: {bad['error']}", err=True)
@@ -240,18 +234,11 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
     summary = _with_bar("prepare", lambda progress, on_start: run(
         data, out, cfg, workers, progress=progress, on_start=on_start, shard=shard,
         videos=video_cache))
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-    elif summary["cache"] is None:
-        click.echo(f"{out}: not written: none of the {summary['videos']} videos could be "
-                   f"prepared", err=True)
-    else:
-        part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-        again = (f" ({summary['changed']} again: their source changed)"
-                 if summary["changed"] else "")
-        click.echo(f"{out}{part}: {summary['prepared']} prepared{again}, "
-                   f"{summary['already_done']} already done, {len(summary['failed'])} "
-                   f"failed, of {summary['videos']} videos; {summary['bytes'] / 1e6:.1f} MB")
+    part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+    again = f" ({summary['changed']} again: their source changed)" if summary["changed"] else ""
+    _report(f"{out}{part}", summary, summary["cache"], as_json,
+            f"{summary['prepared']} prepared{again}, {summary['already_done']} already done, "
+            f"{len(summary['failed'])} failed, of {summary['videos']} videos")
     if summary["missing"]:
         click.echo(f"{summary['missing']} videos listed in the annotations are not on disk "
                    f"(left out); list in {summary['missing_list']}", err=True)
@@ -259,6 +246,18 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
         click.echo(f"skipped: {bad['error']}", err=True)
     if summary["failed"] or failed or summary["cache"] is None:
         raise SystemExit(1)
+
+
+def _report(where, summary: dict, written, as_json: bool, counts: str) -> None:
+    """One prepare summary: the JSON, or a line naming ``where`` with ``counts`` and the
+    size, or (nothing ``written``) that no video could be prepared."""
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    elif written is None:
+        click.echo(f"{where}: not written: none of the {summary['videos']} videos could be "
+                   f"prepared", err=True)
+    else:
+        click.echo(f"{where}: {counts}; {summary['bytes'] / 1e6:.1f} MB")
 
 
 def _with_bar(label: str, work):
