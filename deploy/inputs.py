@@ -94,7 +94,7 @@ def resize_flip(x: torch.Tensor, size: int, flip: bool, is_mv: bool) -> torch.Te
 def _geometry(x: torch.Tensor, h: int, w: int, flip: bool, size: int,
               is_mv: bool) -> torch.Tensor:
     """(N, C, M, M) -> (N, C, size, size): crop the top-left (h, w), then
-    :func:`resize_flip` (``hybrid.data.transforms.apply_box`` uses it too)."""
+    :func:`resize_flip` (which ``hybrid.data.transforms.apply_box`` uses too)."""
     return resize_flip(x[..., :h, :w], size, flip, is_mv)
 
 

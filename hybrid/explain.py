@@ -221,11 +221,7 @@ def explain(model: HybridModel, sample: dict, class_index: int | None = None,
 def _segment_order(per_clip: torch.Tensor) -> torch.Tensor:
     """(clips, k, ...) maps of interleaved clips (clip j holds segments j, j + clips,
     ...; :func:`hybrid.evaluate.views`) -> (S, ...) in segment order."""
-    clips = per_clip.shape[0]
-    out = torch.empty(clips * per_clip.shape[1], *per_clip.shape[2:], dtype=per_clip.dtype)
-    for j in range(clips):
-        out[j::clips] = per_clip[j]
-    return out
+    return per_clip.transpose(0, 1).reshape(-1, *per_clip.shape[2:])  # [i*clips + j] = [j, i]
 
 
 def display_inputs(sample: dict, size: tuple[int, int],

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,11 +27,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import DistributedSampler
 
 from ann.pretext import MLPHead, PMSPHead
 from deploy.inputs import decode
 from hybrid import checkpoint, locking
-from hybrid.data.loader import Loader, SkipBadVideos, loader_options
+from hybrid.data.loader import Loader, SeededSampler, SkipBadVideos, loader_options
 from hybrid.model import HybridConfig, HybridModel
 from hybrid.pretrain_tasks import (
     CTP_TYPES,
@@ -265,9 +265,13 @@ def _pretrain(datasets, run_dir, model_cfg, cfg, tcfg, resume, progress, echo):
         echo(f"resuming {run_dir} after epoch {start}")
         resume_schedule(optimizer, scheduler, state, tcfg, start, echo)
     train_ds, val_ds = datasets
-    gen = torch.Generator().manual_seed(tcfg.seed)
-    loader = Loader(SkipBadVideos(train_ds), tcfg.batch_size, shuffle=True,
-                    drop_last=len(train_ds) >= tcfg.batch_size, generator=gen,
+    # as hybrid.train: the shuffle and every item's seed from (seed, epoch, index), in
+    # whichever (persistent) worker reads it
+    sampler = SeededSampler(DistributedSampler(train_ds, 1, 0, shuffle=True, seed=tcfg.seed),
+                            tcfg.seed * 100)
+    loader = Loader(SkipBadVideos(train_ds), tcfg.batch_size, sampler=sampler,
+                    drop_last=len(train_ds) >= tcfg.batch_size,
+                    generator=torch.Generator().manual_seed(tcfg.seed),
                     **loader_options(tcfg.workers, torch.device("cpu")))
     run_dir.mkdir(parents=True, exist_ok=True)
     last = {}
@@ -275,9 +279,7 @@ def _pretrain(datasets, run_dir, model_cfg, cfg, tcfg, resume, progress, echo):
         t0 = time.perf_counter()
         epoch_seed = tcfg.seed * 1000 + epoch * 10  # as hybrid.train: resumable streams
         seed_everything(epoch_seed)
-        gen.manual_seed(epoch_seed)
-        if isinstance(getattr(train_ds, "rng", None), random.Random):
-            train_ds.rng = random.Random(epoch_seed)
+        sampler.set_epoch(epoch)
         task_gen = torch.Generator().manual_seed(epoch_seed + 1)
         lr = optimizer.param_groups[0]["lr"]
         try:

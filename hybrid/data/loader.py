@@ -95,9 +95,9 @@ PRELOAD = ["av", "h5py", "hybrid.data.loader", "hybrid.data.cache", "hybrid.vide
 
 
 def loader_options(workers: int, device: torch.device) -> dict:
-    """DataLoader options of training and evaluation: ``workers`` spawned processes that
-    stay up across epochs and prefetch 4 batches each; pinned pages make the uint8
-    batches' copies to a GPU asynchronous."""
+    """DataLoader options of training and evaluation: ``workers`` processes (from the
+    fork server, :data:`WORKER_START`) that stay up across epochs and prefetch 4 batches
+    each; pinned pages make the uint8 batches' copies to a GPU asynchronous."""
     ctx = None
     if workers:
         ctx = mp.get_context(WORKER_START)

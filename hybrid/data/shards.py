@@ -69,7 +69,7 @@ def shard_files(folder: str | Path) -> tuple[list[Path], int]:
             k, n = (int(v) for v in f.attrs.get("shard", (0, 0)))
             modes[p.name] = (bool(f.attrs["accumulate"]), bool(f.attrs["coviar"]),
                              tuple(int(v) for v in f.attrs["size"]),
-                             float(f.attrs.get("mv_bound", 0)))
+                             float(f.attrs["mv_bound"]))  # check_cache: present
         k, n = (1, 1) if n == 0 else (k, n)  # an unsharded cache is the only part
         if k in found:
             raise SplitError(f"{folder}: {found[k].name} and {p.name} are both part "
