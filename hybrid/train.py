@@ -127,7 +127,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
     return opt, sched
 
 
-RESUMABLE = ("epochs", "lr", "eps", "weight_decay", "warmup_epochs", "lr_steps", "lr_decay")
+RESUMABLE = ("epochs", "lr", "eps", "weight_decay", "warmup_epochs", "lr_steps", "lr_decay",
+             "batch_size")
 
 
 def _plain(v):

@@ -109,3 +109,30 @@ def test_cli_resume_keeps_the_runs_settings_unless_given(tmp_path):
     res, lrs = run(tmp_path / "b", "--resume", "--epochs", "2", "--lr", "2e-3")
     assert res.exit_code == 0, res.output
     assert lrs == pytest.approx([1.5e-3, 2e-3]) and "lr 0.003 -> 0.002" in res.output
+
+
+def test_cli_resume_without_the_model_options_reads_data_for_the_runs_model(tmp_path):
+    """`hybrid train --resume` needs no --size/--segments/--batch-size again: the data are
+    opened for the run's model (a crash before: crops of the default 56 px, 3 segments,
+    fed to a 24 px, 1-segment model), and its batch size is the run's; a model option that
+    differs from the run's is refused naming both values."""
+    from click.testing import CliRunner
+
+    from hybrid import checkpoint
+    from hybrid.cli import main
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    data = tmp_path / "data"
+    make_dataset(data, classes=2, per_class=2, cfg=SynthConfig(size=(32, 32), frames=24))
+    out = tmp_path / "run"
+    first = ["train", str(data), "-o", str(out), "--video-size", "32x32", "--workers", "0"]
+    res = CliRunner().invoke(main, [*first, "--size", "24", "--segments", "2",
+                                    "--batch-size", "2", "--epochs", "1"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, [*first, "--resume", "--epochs", "2", "--size", "32"])
+    assert res.exit_code == 2 and "--size 32 (the checkpoint's: 24)" in res.output, res.output
+    res = CliRunner().invoke(main, [*first, "--resume", "--epochs", "2"])
+    assert res.exit_code == 0, res.output
+    ck = checkpoint.load(out / "checkpoint.pt")
+    assert ck["epoch"] == 2 and ck["train_config"]["batch_size"] == 2
+    assert list(ck["model_config"]["size"]) == [24, 24]

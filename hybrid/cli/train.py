@@ -157,6 +157,12 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
             raise click.UsageError(f"--init {init_path} trains the checkpoint's model, but "
                                    f"{'; '.join(conflicts)}: drop those options, or train "
                                    "from scratch without --init")
+    if resume and (run_cfg := _run_model(run_dir)) is not None:  # its model: data fit it
+        segments, size = run_cfg.segments, run_cfg.size[0]
+        if conflicts := given_conflicts(ctx, p, run_cfg):
+            raise click.UsageError(f"--resume continues the model of {run_dir}, but "
+                                   f"{'; '.join(conflicts)}: drop those options, or start a "
+                                   "new run")
     train_ds, classes = _open(data, "train", segments, True, size, fold, seed, video_size)
     val_ds, _ = _open(data, "test", segments, False, size, fold, seed, video_size)
     mcfg = model_config(p, len(classes), quant)
@@ -186,6 +192,23 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
         raise click.ClickException(f"{run_dir}: cannot write the run ({exc})") from exc
     if last:
         click.echo(json.dumps(last))
+
+
+def _run_model(run_dir: str):
+    """The model config of run folder ``run_dir``'s checkpoint, None without one."""
+    from pathlib import Path
+
+    from hybrid import checkpoint
+    from hybrid.model import HybridConfig
+    from hybrid.train import CKPT_NAME
+
+    path = Path(run_dir) / CKPT_NAME
+    if not path.is_file():
+        return None
+    try:
+        return HybridConfig.from_dict(checkpoint.load(path)["model_config"])
+    except (checkpoint.CheckpointError, KeyError, AssertionError, TypeError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc
 
 
 def _init_from(path: str, quant: str, resume: bool):
