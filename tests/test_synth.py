@@ -116,3 +116,35 @@ def test_the_current_folder_is_refused_clearly(tmp_path, monkeypatch):
         r = _synth(out, "--classes", "2", "--per-class", "2")
         assert r.exit_code == 1 and "is the current folder" in r.output, r.output
     assert list(tmp_path.iterdir()) == [here] and list(here.iterdir()) == []
+
+
+def test_order_pairs_end_each_gop_alike_and_differ_inside():
+    """The temporal-order set: both classes of a pair start and end every GOP at the same
+    displacement (the last accumulated P-frame sees the same motion), and differ by
+    several px inside the GOP (only the P-frame sequence tells them apart)."""
+    from hybrid.video.synth import GOP, ORDER_MOTIONS
+
+    assert len(ORDER_MOTIONS) == 6
+    for a, b in zip(ORDER_MOTIONS[::2], ORDER_MOTIONS[1::2]):
+        assert a.mirror == b.mirror and a.spin == b.spin == 0 and a.zoom == b.zoom == 1
+        pa = [(a.vx * a.progress(k), a.vy * a.progress(k)) for k in range(GOP)]
+        pb = [(b.vx * b.progress(k), b.vy * b.progress(k)) for k in range(GOP)]
+        assert pa[0] == pb[0] == (0, 0)
+        assert pa[-1] == pytest.approx(pb[-1]), (a.name, b.name)
+        gap = max(abs(xa - xb) + abs(ya - yb) for (xa, ya), (xb, yb) in zip(pa, pb))
+        assert gap >= 6, (a.name, b.name, gap)
+
+
+def test_cli_synth_order_set(tmp_path):
+    out = tmp_path / "order"
+    r = CliRunner().invoke(main, ["synth", str(out), "--motions", "order", "--classes", "6",
+                                  "--per-class", "2", "--size", "64x48", "--frames", "12",
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["classes"] == [
+        "up_and_back", "down_and_back", "move_then_rest", "rest_then_move", "speed_up",
+        "slow_down"]
+    assert load_split(out, "test")[1][0] == "up_and_back"
+    r = CliRunner().invoke(main, ["synth", str(tmp_path / "x"), "--motions", "order",
+                                  "--classes", "7"])
+    assert r.exit_code == 1 and "2..6" in r.output and "'order'" in r.output

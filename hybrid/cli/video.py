@@ -32,9 +32,16 @@ def _user_error(e: Exception) -> click.ClickException:
               help="Std of per-pixel Gaussian noise (intensity units).")
 @click.option("--jitter", type=click.FloatRange(0, 1), default=0.2, show_default=True,
               help="Probability of a 1 px camera shake per frame.")
+@click.option("--motions", type=click.Choice(["motion", "order"]), default="motion",
+              show_default=True,
+              help="Class set: 'motion' (pairs differ in direction, speed, rotation, zoom; "
+                   "up to 12 classes) or 'order' (pairs differ only in the order or timing "
+                   "of motion inside each GOP, which ends where it would for the other "
+                   "class: up/down-and-back, move-then-rest/rest-then-move, speed up/slow "
+                   "down; up to 6 classes).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def synth(out, classes, per_class, seed, size, frames, speed, distractors, noise, jitter,
-          as_json):
+          motions, as_json):
     """Write a synthetic action dataset of MPEG-4 videos to OUT (folder per class,
     UCF-style classInd.txt / trainlist01.txt / testlist01.txt, synth.json). --speed,
     --distractors, --noise, --jitter, --frames and --classes make it harder.
@@ -44,7 +51,7 @@ def synth(out, classes, per_class, seed, size, frames, speed, distractors, noise
     from hybrid.video.synth import SynthConfig, SynthError, make_dataset
 
     cfg = SynthConfig(size=size, frames=frames, speed=speed, distractors=distractors,
-                      noise=noise, jitter=jitter)
+                      noise=noise, jitter=jitter, motions=motions)
     try:
         with click.progressbar(length=classes * per_class, label="synth",
                                file=click.get_text_stream("stderr")) as bar:

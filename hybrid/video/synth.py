@@ -16,6 +16,13 @@ motion (below 1: subtler, so the pairs' motions differ by less than the jitter a
 distractors' random motion), ``distractors`` adds more randomly moving squares, ``noise``
 and ``jitter`` raise the nuisance, and fewer ``frames`` (one GOP: 12) give shorter clips.
 
+Temporal order (``motions="order"``, :data:`ORDER_MOTIONS`): three pairs whose motion
+differs only in order or timing inside each GOP (up-and-back against down-and-back,
+moving-then-resting against resting-then-moving, speeding up against slowing down),
+ending each GOP at the same place, so a GOP's last accumulated P-frame cannot tell a
+pair apart while the P-frame sequence can (the benchmark where temporal modelling must
+pay: ``benchmarks/temporal_order.py``).
+
 Layout written (UCF-101 style, so ``hybrid.data.splits.load_split`` reads it):
 ``OUT/<class>/<class>_NNN.avi``, ``OUT/classInd.txt``, ``OUT/trainlist01.txt``,
 ``OUT/testlist01.txt``, and ``OUT/synth.json`` (the settings and every file written). The
@@ -41,6 +48,13 @@ class Motion:
     spin: float = 0.0  # rotation, degrees per frame (positive: clockwise on screen)
     zoom: float = 1.0  # scale factor per frame
     mirror: bool = False  # random left/right sense per GOP (vx and spin change sign)
+    # the translation's progress at each frame of a GOP, in frames' worth of (vx, vy)
+    # (GOP values, the I-frame's 0 first); None: uniform motion, frame k at k
+    profile: tuple[float, ...] | None = None
+
+    def progress(self, k: int) -> float:
+        """How far the translation has gone at frame ``k`` of a GOP, in frames of motion."""
+        return float(k) if self.profile is None else self.profile[k]
 
 
 # Consecutive pairs share an appearance. Every class is invariant under a horizontal
@@ -53,6 +67,27 @@ MOTIONS = [
     Motion("diag_up", vx=2, vy=-2, mirror=True), Motion("diag_down", vx=2, vy=2, mirror=True),
     Motion("sideways", vx=2, mirror=True), Motion("vertical", vy=2, mirror=True),
 ]
+
+# The temporal-order set (``SynthConfig.motions="order"``): the classes of a pair differ
+# only in the order or timing of their motion inside each GOP and end every GOP where
+# the other does, so the GOP's last accumulated P-frame (displacement and residual from
+# the I-frame to the last frame: ``--temporal none``'s input) is the same for both; only
+# the P-frame sequence tells them apart. Out-and-back is vertical (up first or down
+# first), so a horizontal flip maps no class onto another.
+_OUT_BACK = tuple(float(min(k, GOP - 1 - k)) for k in range(GOP))  # 0..5, 5..0
+_MOVE_REST = tuple(2.0 * min(k, 6) for k in range(GOP))  # 6 frames of motion, then still
+_REST_MOVE = tuple(2.0 * max(0, k - 5) for k in range(GOP))  # still, then 6 of motion
+_SPEED_UP = tuple(16.0 * (k / (GOP - 1)) ** 2 for k in range(GOP))
+_SLOW_DOWN = tuple(16.0 * (1 - (1 - k / (GOP - 1)) ** 2) for k in range(GOP))
+ORDER_MOTIONS = [
+    Motion("up_and_back", vy=-2, profile=_OUT_BACK),
+    Motion("down_and_back", vy=2, profile=_OUT_BACK),
+    Motion("move_then_rest", vx=1, mirror=True, profile=_MOVE_REST),
+    Motion("rest_then_move", vx=1, mirror=True, profile=_REST_MOVE),
+    Motion("speed_up", vy=1, profile=_SPEED_UP),
+    Motion("slow_down", vy=1, profile=_SLOW_DOWN),
+]
+MOTION_SETS = {"motion": MOTIONS, "order": ORDER_MOTIONS}  # SynthConfig.motions
 MAX_CLASSES = len(MOTIONS)
 FORMAT = "hybrid-synth"  # synth.json's format: what make_dataset wrote, so a rerun may replace it
 MANIFEST = "synth.json"
@@ -70,6 +105,7 @@ class SynthConfig:
     distractors: int = 1  # small squares moving at random over the scene (0: none)
     speed: float = 1.0  # factor on every class's motion (translation, spin, log zoom)
     test_every: int = 4  # every n-th video of a class goes to the test list
+    motions: str = "motion"  # class set, a key of MOTION_SETS ("order": temporal order)
 
     def __post_init__(self) -> None:
         w, h = self.size
@@ -83,6 +119,13 @@ class SynthConfig:
         assert self.speed > 0, f"speed must be > 0, got {self.speed}"
         assert self.noise >= 0 and 0 <= self.jitter <= 1, (
             f"noise must be >= 0 and jitter in [0, 1], got {self.noise}, {self.jitter}")
+        assert self.motions in MOTION_SETS, (
+            f"motions must be one of {sorted(MOTION_SETS)}, got {self.motions!r}")
+
+    @property
+    def classes(self) -> list[Motion]:
+        """The class set's motions (pairs share an appearance)."""
+        return MOTION_SETS[self.motions]
 
 
 def _inside(shape: int, ox: np.ndarray, oy: np.ndarray, r: float) -> np.ndarray:
@@ -103,9 +146,10 @@ def _inside(shape: int, ox: np.ndarray, oy: np.ndarray, r: float) -> np.ndarray:
 
 def render_video(label: int, seed: int, cfg: SynthConfig = SynthConfig()) -> list[np.ndarray]:
     """The RGB frames ((H, W, 3) uint8) of one video of class ``label``."""
-    assert 0 <= label < MAX_CLASSES, f"label {label} outside 0..{MAX_CLASSES - 1}"
+    n = len(cfg.classes)
+    assert 0 <= label < n, f"label {label} outside 0..{n - 1}"
     rng = np.random.default_rng([seed, label])
-    m, group = MOTIONS[label], label // 2
+    m, group = cfg.classes[label], label // 2
     w, h = cfg.size
     r = cfg.radius
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -133,7 +177,8 @@ def render_video(label: int, seed: int, cfg: SynthConfig = SynthConfig()) -> lis
             ang = rng.uniform(0, 2 * math.pi)
             s0 = rng.uniform(0.8, 1.2)
             sense = -1.0 if m.mirror and rng.random() < 0.5 else 1.0
-        px, py = cx + sense * sp * m.vx * k, cy + sp * m.vy * k
+        d = m.progress(k)
+        px, py = cx + sense * sp * m.vx * d, cy + sp * m.vy * d
         a = ang + sense * math.radians(sp * m.spin) * k
         s = s0 * m.zoom ** (sp * k)
         dx = (xx - px + w / 2) % w - w / 2  # wrap around the frame
@@ -215,7 +260,9 @@ def make_dataset(out: str | Path, classes: int = 8, per_class: int = 12, seed: i
 
     from deploy.atomic import staged_dir
 
-    assert 2 <= classes <= MAX_CLASSES, f"classes must be in 2..{MAX_CLASSES}, got {classes}"
+    if not 2 <= classes <= len(cfg.classes):
+        raise SynthError(f"classes must be in 2..{len(cfg.classes)} for the "
+                         f"{cfg.motions!r} motions, got {classes}")
     if per_class < 2:
         raise SynthError(f"per_class must be >= 2 (a training and a held-out video per "
                          f"class), got {per_class}")
@@ -226,7 +273,7 @@ def make_dataset(out: str | Path, classes: int = 8, per_class: int = 12, seed: i
                          "beside OUT and renamed into place; run from the folder above, e.g. "
                          "`hybrid synth NAME`")
     before = earlier_dataset(out)
-    names = [m.name for m in MOTIONS[:classes]]
+    names = [m.name for m in cfg.classes[:classes]]
     train, test = [], []
     enc = EncodeConfig(size=cfg.size)
     with staged_dir(out, overwrite=True) as tmp:
@@ -245,7 +292,8 @@ def make_dataset(out: str | Path, classes: int = 8, per_class: int = 12, seed: i
         summary = {"out": str(out), "classes": names, "videos": classes * per_class,
                    "train": len(train), "test": len(test), "size": list(cfg.size),
                    "frames": cfg.frames, "seed": seed, "speed": cfg.speed,
-                   "distractors": cfg.distractors, "noise": cfg.noise, "jitter": cfg.jitter}
+                   "distractors": cfg.distractors, "noise": cfg.noise, "jitter": cfg.jitter,
+                   "motions": cfg.motions}
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
         (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "version": 1, **summary,
                                                 "files": files}, indent=1))
