@@ -50,8 +50,8 @@ def test_accumulated_mv_is_offset_times_index_coviar(tmp_path, dx, dy):
     encode_mpeg4(square_frames(12, dx, dy, x0=x0), p, EncodeConfig(size=(W, H)))
     (g,) = list(read_gops(p, accumulate=True, coviar=True))
     assert g.iframe.shape == (H, W, 3) and g.iframe.dtype == np.uint8
-    assert g.mv.shape == (11, H, W, 2) and g.mv.dtype == np.float32
-    assert g.residual.shape == (11, H, W, 3) and g.residual.dtype == np.float32
+    assert g.mv.shape == (11, H, W, 2) and g.mv.dtype == np.int16  # CoViAR: integers
+    assert g.residual.shape == (11, H, W, 3) and g.residual.dtype == np.int16
     for k in range(11):
         t = k + 1
         x, y = x0 + dx * t, 8 + dy * t

@@ -197,7 +197,8 @@ class FastTracer:
              res_out: np.ndarray, cell: int = 1) -> None:
         """rgb (H, W, 3) uint8 (rows may be padded), field packed by :func:`pack`, per
         pixel (H, W) with ``cell=1`` or per cell from :func:`grid_cells` with
-        ``cell=CELL`` -> mv_out (H, W, 2) and res_out (H, W, 3) float32, contiguous."""
+        ``cell=CELL`` -> mv_out (H, W, 2) and res_out (H, W, 3), contiguous, both float32
+        or both int16 (the values are integers: exact in either)."""
         from hybrid.video.trace_kernel import trace_step
 
         h, w = self.h, self.w
@@ -208,8 +209,10 @@ class FastTracer:
             f"at cell {cell}")
         assert mv_out.shape == (h, w, 2) and res_out.shape == (h, w, 3) and (
             mv_out.flags.c_contiguous and res_out.flags.c_contiguous) and (
-            mv_out.dtype == np.float32 and res_out.dtype == np.float32), (
-            f"outputs {mv_out.shape}, {res_out.shape} must be contiguous float32 "
+            mv_out.dtype == res_out.dtype and mv_out.dtype in (np.float32, np.int16)) and (
+            mv_out.dtype != np.int16 or max(h, w) <= 1 << 15), (
+            f"outputs {mv_out.shape} {mv_out.dtype}, {res_out.shape} {res_out.dtype} must "
+            f"be contiguous, both float32 or both int16 (frames up to 32768 px), "
             f"({h}, {w}, 2|3)")
         trace_step(rgb, self.ref if self.accumulate else self.prev,
                    np.ascontiguousarray(field).reshape(-1), cell.bit_length() - 1,

@@ -4,7 +4,10 @@ motion field and the residual, accumulated back to the I-frame as in CoViAR or n
 Conventions (all modes):
 - ``mv[..., 0]`` is x, ``mv[..., 1]`` is y, in pixels, the content's motion ``dst - src``
   (a square moving +4 px right per frame has mv x = +4 at the P-frame after it moved).
-- ``residual`` is in RGB intensity units: ``frame_t - reference`` (float32, -255..255).
+- ``residual`` is in RGB intensity units: ``frame_t - reference`` (-255..255).
+- dtypes: int16 MV and residual in CoViAR mode (its values are integers: exact, and half
+  the bytes the tracer writes of float32, the largest cost of extraction at 1280x720),
+  float32 in sub-pixel mode.
 
 CoViAR mode (``coviar=True``) reproduces CoViAR's ``coviar_data_loader.c`` exactly:
 - per-pixel field of a P-frame: ``dst - src`` of the exported block vector (sub-pel
@@ -58,8 +61,9 @@ class GOP:
     index: int  # GOP number in the video, from 0
     start: int  # frame number of the I-frame
     iframe: np.ndarray  # (H, W, 3) uint8 RGB
-    mv: np.ndarray  # (P, H, W, 2) float32 pixels, x then y, content motion dst - src
-    residual: np.ndarray  # (P, H, W, 3) float32 RGB units
+    mv: np.ndarray  # (P, H, W, 2) pixels, x then y, content motion dst - src (int16
+    # in CoViAR mode: integer pixels, exact; float32 in sub-pixel mode)
+    residual: np.ndarray  # (P, H, W, 3) RGB units (int16 in CoViAR mode, else float32)
 
     def __post_init__(self) -> None:
         p = self.mv.shape[0]
@@ -186,7 +190,8 @@ class _Gop:
         self.index, self.start, self.coviar, self.p = index, start, coviar, 0
         self.pool = pool
         self.iframe = img = np.ascontiguousarray(img)  # rows unpadded (a copy if padded)
-        self.mv, self.res = (recycler or Recycler()).take(slots, h, w)
+        self.mv, self.res = (recycler or Recycler()).take(
+            slots, h, w, np.int16 if coviar else np.float32)
         self.tracer = (FastTracer(img, accumulate) if coviar
                        else Tracer(img, accumulate, coviar=False))
 

@@ -81,13 +81,14 @@ class Recycler:
     def __init__(self) -> None:
         self.sets: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def take(self, slots: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        """(mv (slots, H, W, 2), residual (slots, H, W, 3)) float32, uninitialised."""
+    def take(self, slots: int, h: int, w: int,
+             dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+        """(mv (slots, H, W, 2), residual (slots, H, W, 3)) of ``dtype``, uninitialised."""
         shape = (slots, h, w, 2)
         for s in self.sets:
-            if (s[0].shape == shape and _refs(s[0]) <= _UNSHARED
+            if (s[0].shape == shape and s[0].dtype == dtype and _refs(s[0]) <= _UNSHARED
                     and _refs(s[1]) <= _UNSHARED):
                 return s
-        s = (np.empty(shape, np.float32), np.empty((slots, h, w, 3), np.float32))
+        s = (np.empty(shape, dtype), np.empty((slots, h, w, 3), dtype))
         self.sets = [s] + self.sets[:self.KEEP - 1]
         return s
