@@ -52,7 +52,9 @@ from neuro.lava_procs.host_io import (
     PyBatchReadoutModel,
     PyBatchSourceModel,
 )
+from neuro.lava_procs.lava_conv import PyConvModelFixedWide
 from neuro.lava_procs.soft_lif import SoftResetLIF
+from neuro.watch import Watch
 
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
@@ -70,11 +72,15 @@ HOST_AHEAD = 2  # batches the host may send ahead of the one it waits for
 
 def run_cfg(conv: str = "fused") -> Loihi2SimCfg:
     """Loihi-2 bit-accurate simulation; the host I/O processes have no tagged models.
-    ``conv="im2col"`` swaps Lava's scipy-based Conv model for the exact, faster
+    ``conv="lava"``: Lava's own Conv model (with int32 shape parameters, so that a
+    tiled plane wider than 127 columns runs on NumPy 2:
+    :mod:`neuro.lava_procs.lava_conv`); ``conv="im2col"``: the exact, faster
     :class:`neuro.lava_procs.fast_conv.PyConvModelFixedIm2col`."""
     assert conv in CONV_MODELS, f"conv must be one of {CONV_MODELS}, got {conv!r}"
     models = {BatchSource: PyBatchSourceModel, BatchReadout: PyBatchReadoutModel}
-    if conv == "im2col":
+    if conv == "lava":
+        models[Conv] = PyConvModelFixedWide
+    elif conv == "im2col":
         models[Conv] = PyConvModelFixedIm2col
     return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
 
@@ -253,13 +259,16 @@ class LavaRunner:
         try:
             self.inj.run(condition=RunSteps(num_steps=nb * self.period, blocking=False),
                          run_cfg=run_cfg(self.conv))
+            # every wait below ends with the data or with a runtime process's error
+            watch = Watch(self.inj.runtime)
             sent = 0
             for b in range(nb):
                 while sent < min(nb, b + HOST_AHEAD):
-                    self.inj.send(frames[sent])
+                    self.inj.send(frames[sent], watch)
                     sent += 1
-                for key, val in self.readout.receive().items():
+                for key, val in self.readout.receive(watch).items():
                     out[key].append(val)
+            watch.run_done()
             self.inj.wait()
             self._ran = True
         except BaseException:

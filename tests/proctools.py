@@ -2,7 +2,11 @@
 test_deploy.py, test_data_signals.py): what a command left running, read from /proc."""
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import subprocess
+import tempfile
 from pathlib import Path
 
 
@@ -39,3 +43,33 @@ def sigint_default() -> None:
     started in the background of a non-interactive shell has SIGINT ignored; the child
     would inherit that and never see the Ctrl-C under test."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_or_dump(args: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+    """``subprocess.run(args, capture_output=True, text=True)`` that, past ``timeout``,
+    makes the child dump every thread's stack (faulthandler on SIGABRT) and fails the
+    test with that dump instead of a bare timeout. Output goes through files (a pipe
+    stays open while any process left behind holds it); the process group is killed."""
+    env = {**kw.pop("env", os.environ), "PYTHONFAULTHANDLER": "1"}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=err, text=True,
+                                start_new_session=True, **kw)
+        try:
+            proc.wait(timeout=timeout)
+            hung = False
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=20)
+            hung = True
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if hung:
+        raise AssertionError(f"{' '.join(args[1:])} hung for {timeout} s; its stacks:\n"
+                             f"{stderr[-12000:]}")
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)

@@ -96,11 +96,11 @@ def test_runtime_stopped_on_keyboard_interrupt(tmp_path, at, conv):
             assert multiprocessing.active_children(), "expected Lava's runtime processes"
             real_send = r.inj.send
 
-            def send(data):
+            def send(data, watch=None):
                 calls["n"] += 1
                 if calls["n"] == at:
                     raise KeyboardInterrupt
-                real_send(data)
+                real_send(data, watch)
 
             r.inj.send = send
             r.run(x)

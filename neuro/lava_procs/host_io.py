@@ -46,10 +46,13 @@ class BatchSource(AbstractProcess):
         self.in_port.flag_external_pipe(buffer_size=buffer_size)
         self.out_port = OutPort(shape=shape)
 
-    def send(self, batch: np.ndarray) -> None:
-        """One batch (T, W, H, C) of frames (blocks while the pipe is full)."""
+    def send(self, batch: np.ndarray, watch=None) -> None:
+        """One batch (T, W, H, C) of frames (blocks while the pipe is full; with a
+        :class:`neuro.watch.Watch`, only while the runtime's processes live)."""
         port = getattr(self.in_port, "external_pipe_csp_send_port", None)
         assert port is not None, "BatchSource.send needs a created runtime"
+        if watch is not None:
+            watch.send_ready(port)
         send_full_blocking(port, batch)
 
 
@@ -111,14 +114,17 @@ class BatchReadout(AbstractProcess):
             setattr(self, name, port)
         self.out_names = list(outs)
 
-    def receive(self) -> dict[str, np.ndarray]:
+    def receive(self, watch=None) -> dict[str, np.ndarray]:
         """One batch's results: ``counts_out`` (n_tiles, 3, T), ``v_out`` (n_tiles, C, H,
         W) last-step voltage; with record ``s_out_k`` (n_tiles, C, H, W, T) and
-        ``v_seq_out`` (n_tiles, C, H, W, T)."""
+        ``v_seq_out`` (n_tiles, C, H, W, T). Blocks until they come; with a
+        :class:`neuro.watch.Watch`, only while the runtime's processes live."""
         out = {}
         for name in self.out_names:
             port = getattr(getattr(self, name), "external_pipe_csp_recv_port", None)
             assert port is not None, "BatchReadout.receive needs a created runtime"
+            if watch is not None:
+                watch.recv_ready(port)
             out[name] = receive_empty_blocking(port, None)
         return out
 
