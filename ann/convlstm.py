@@ -52,8 +52,9 @@ class ConvLSTM(nn.Module):
         self.conv_h = nn.Conv2d(geo.hidden, 4 * geo.hidden, KERNEL, 1, p, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        assert x.ndim == 5 and x.shape[2] == self.geo.c_in, (
-            f"ConvLSTM expects (N, T, {self.geo.c_in}, H, W), got {tuple(x.shape)}")
+        if not (x.ndim == 5 and x.shape[2] == self.geo.c_in):
+            raise ValueError(f"ConvLSTM expects (N, T, {self.geo.c_in}, H, W), got "
+                             f"{tuple(x.shape)}")
         N, T = x.shape[:2]
         gx = self.conv_x(x.flatten(0, 1)).unflatten(0, (N, T))  # (N, T, 4h, h', w')
         h = torch.zeros_like(gx[:, 0, : self.geo.hidden])  # (N, hidden, h', w')

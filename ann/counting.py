@@ -7,7 +7,7 @@ segments). ``flop_counter_macs`` cross-checks them with torch's own FlopCounterM
 the meta device (where attention runs the math path, which the counter sees).
 
 Dense counts only: the spiking partition's operations (ACs from recorded spikes) are the
-profiler's (``deploy/profile.py``), which takes these rows for the dense partition.
+profiler's (``deploy/energy/profiler.py``), which takes these rows for the dense partition.
 """
 from __future__ import annotations
 

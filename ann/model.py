@@ -75,10 +75,11 @@ class DenseModel(nn.Module):
 
     def _check(self, m: str, x: torch.Tensor | None) -> torch.Tensor:
         want = (self.cfg.segments, *self.cfg.in_shape(m))
-        assert x is not None, f"modality {m!r} is in cfg.modalities but its input is None"
-        assert x.dim() == 5 and tuple(x.shape[1:]) == want, (
-            f"modality {m!r}: expected (B, {', '.join(map(str, want))}), got {tuple(x.shape)}"
-        )
+        if x is None:
+            raise ValueError(f"modality {m!r} is in cfg.modalities but its input is None")
+        if not (x.dim() == 5 and tuple(x.shape[1:]) == want):
+            raise ValueError(f"modality {m!r}: expected (B, {', '.join(map(str, want))}), got "
+                             f"{tuple(x.shape)}")
         return x
 
     def forward_features(
@@ -91,9 +92,9 @@ class DenseModel(nn.Module):
         cfg, g = self.cfg, self.cfg.grid
         xs = {m: self._check(m, inputs[m]) for m in cfg.modalities}
         B, S = next(iter(xs.values())).shape[:2]
-        assert all(x.shape[0] == B for x in xs.values()), (
-            f"batch sizes differ between modalities: {({m: x.shape[0] for m, x in xs.items()})}"
-        )
+        if not all(x.shape[0] == B for x in xs.values()):
+            raise ValueError(f"batch sizes differ between modalities: "
+                             f"{({m: x.shape[0] for m, x in xs.items()})}")
         emb = {m: self.embed[m](x.flatten(0, 1)) for m, x in xs.items()}  # (B*S, N, D)
         # the initial feature maps, for the mixer's skip: (B*S, D, g, g)
         initial = {m: t.transpose(1, 2).reshape(B * S, -1, g, g) for m, t in emb.items()}

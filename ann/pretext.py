@@ -20,8 +20,8 @@ class MLPHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int):
         super().__init__()
-        assert in_dim >= 1 and hidden >= 1 and out_dim >= 2, (
-            f"MLPHead needs in_dim, hidden >= 1 and out_dim >= 2 classes, got "
+        if not (in_dim >= 1 and hidden >= 1 and out_dim >= 2):
+            raise ValueError(f"MLPHead needs in_dim, hidden >= 1 and out_dim >= 2 classes, got "
             f"{in_dim}, {hidden}, {out_dim}")
         self.fc1 = nn.Linear(in_dim, hidden)
         self.act = nn.ReLU()
@@ -37,9 +37,11 @@ class PMSPHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, levels: tuple[tuple[int, int], ...]):
         super().__init__()
-        assert levels, "PMSPHead needs at least one pyramid level"
+        if not levels:
+            raise ValueError("PMSPHead needs at least one pyramid level")
         for g, c in levels:
-            assert g >= 2 and c >= 1, f"a level needs grid >= 2 and chunks >= 1, got {(g, c)}"
+            if not (g >= 2 and c >= 1):
+                raise ValueError(f"a level needs grid >= 2 and chunks >= 1, got {(g, c)}")
         self.levels = tuple((int(g), int(c)) for g, c in levels)
         self.mlps = nn.ModuleList(MLPHead(in_dim, hidden, c * g * g) for g, c in self.levels)
 

@@ -7,7 +7,7 @@ per video beside the paper's UCF-101 top-1.
 Variants (`hybrid train` switches): STM (`--temporal stm`), STM with fixed threshold and
 leak (`--fixed-lif`), a ConvLSTM in place of the STM (`--temporal lstm`), one common STM
 (`--temporal common`), no STM (`--temporal none`). Energy per video (one view, preset
-45nm-fp32, the paper's Horowitz figures): the profiler (`hybrid.profiling.profile_model`,
+45nm-fp32, the paper's Horowitz figures): the profiler (`hybrid.ondevice.energy.profile_model`,
 ACs from the spikes the STMs emit on the held-out videos, MACs of the rest) for the
 spiking variants; MACs x 4.6 pJ of the whole model (`hybrid.model.count`, as `hybrid
 summary`) for the ConvLSTM and no-STM variants, which have no spiking part.
@@ -75,7 +75,7 @@ def energy_per_video(model, val_ds, videos: int) -> tuple[float, str]:
     """(J per video, how it was counted) under the paper's 45 nm preset."""
     from deploy.presets import energy_preset
     from hybrid.model import count
-    from hybrid.profiling import profile_model
+    from hybrid.ondevice.energy import profile_model
 
     p = energy_preset("45nm-fp32")
     if model.cfg.spiking:
@@ -89,8 +89,8 @@ def run_variant(cache: Path, run: Path, name: str, over: dict, seed: int, args) 
     import torch
 
     from hybrid.data.dataset import open_split
-    from hybrid.evaluate import evaluate
-    from hybrid.train import TrainConfig, train
+    from hybrid.training.evaluate import evaluate
+    from hybrid.training.train import TrainConfig, train
 
     train_ds, classes = open_split(cache, "train", args.segments, True, args.size, seed=seed)
     val_ds, _ = open_split(cache, "test", args.segments, False, args.size)

@@ -1,4 +1,4 @@
-"""The dense partition's roofline estimate (deploy/accelerator.py) beside a measured time.
+"""The dense partition's roofline estimate (deploy/hardware/accelerator.py) beside a measured time.
 
     python benchmarks/chip_dense.py [--variants tiny base] [--accelerator h100-sxm]
         [--precision fp16] [--repeats 5] [--json]
@@ -20,8 +20,8 @@ import torch
 
 from ann.config import VARIANTS
 from ann.model import DenseModel
-from deploy.accelerator import dense_layers, roofline, summarise
-from deploy.targets import ACCELERATORS, accelerator
+from deploy.hardware.accelerator import dense_layers, roofline, summarise
+from deploy.hardware.targets import ACCELERATORS, accelerator
 
 NATURAL = {"h100-sxm": "fp16", "a100-sxm": "fp16", "jetson-orin": "int8", "tianjic-ann": "int8"}
 

@@ -8,7 +8,7 @@ moving textures, already MPEG-4 GOP 12 at the setting's size, so the original vi
 are read as they are: before, every GOP decoded; after, the sampled ones). "Per loader
 core": CPU seconds of one single-threaded process per clip (what a DataLoader worker
 pays); the after columns add nothing for the normalisation, which runs in the training
-step (``deploy.inputs.decode``) and is timed apart (``decode_s``: on this CPU; on a GPU
+step (``deploy.artifact.inputs.decode``) and is timed apart (``decode_s``: on this CPU; on a GPU
 it is a few kernels).
 
     git worktree add --detach /tmp/before <base commit>
@@ -42,7 +42,7 @@ def measure(data: Path, work: Path, setting: str, clips: int, compressions: list
     torch.set_num_threads(1)
     import hybrid.data.cache as cache_mod
     from hybrid.data.dataset import CompressedVideoDataset
-    from hybrid.data.splits import load_split
+    from hybrid.data.sources import load_split
 
     (w, h), segments, crop = SETTINGS[setting]
     items, _ = load_split(data, "train")
@@ -57,7 +57,7 @@ def measure(data: Path, work: Path, setting: str, clips: int, compressions: list
         out["caches"][comp] = path.stat().st_size / summary["videos"]
         paths[comp] = path
     try:  # after: the loader hands over codes that the training step decodes
-        from deploy.inputs import decode
+        from deploy.artifact.inputs import decode
     except ImportError:
         decode = None
 
@@ -101,7 +101,7 @@ def synth(root: Path, size: tuple[int, int], videos: int, frames: int) -> int:
     if not (root / "testlist01.txt").is_file():
         make_dataset(root, classes=2, per_class=max(2, videos // 2), seed=0,
                      cfg=SynthConfig(size=size, frames=frames))
-    from hybrid.data.splits import load_split
+    from hybrid.data.sources import load_split
 
     items = load_split(root, "train")[0] + load_split(root, "test")[0]
     return sum((root / r).stat().st_size for r, _ in items) // len(items)

@@ -27,10 +27,10 @@ from pathlib import Path
 def main() -> None:
     import torch
 
-    from deploy.runtime import run_videos
+    from deploy.runtime.pool import run_videos
     from hybrid.demo import DemoConfig, datasets, make_data, train_eval
-    from hybrid.deployment import SKIP, deploy_checkpoint, open_input
-    from hybrid.evaluate import evaluate, load_model
+    from hybrid.ondevice.artifacts import SKIP, deploy_checkpoint, open_input
+    from hybrid.training.evaluate import evaluate, load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--out", default="runs/deploy_stages")

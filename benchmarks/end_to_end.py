@@ -1,6 +1,6 @@
 """Videos per second end to end, per stage: the torch path and the deployed path.
 
-The paper's setting (Das Biswas et al., Sec. 4 / Table 1, ``hybrid.preset.PRESETS
+The paper's setting (Das Biswas et al., Sec. 4 / Table 1, ``hybrid.training.recipes.PRESETS
 ["paper"]``: 224x224 crops of 340x256 videos, 8 segments, 8x1 views; it reports 16.0
 videos/s for its base model on a GPU), ``tiny`` and ``base`` (``hybrid.model.
 HybridConfig``), 101 classes, UNTRAINED weights (the stages' cost does not depend on
@@ -18,7 +18,8 @@ Paths:
 - ``torch``: as ``hybrid predict`` (``HybridModel``, float STMs, GPU when present; the
   bridge is a reshape inside the model, counted in spiking);
 - ``deployed``: as ``hybrid run`` (the model written as a deploy artifact,
-  ``deploy.artifact.write_artifact``, loaded and run by ``deploy.runtime.HybridRuntime``:
+  ``deploy.artifact.folder.write_artifact``, loaded and run by
+  ``deploy.runtime.engine.HybridRuntime``:
   each STM on Lava ``fixed_pt``, fused ConvLIF processes, the 8 segments side by side;
   the bridge from Lava's integer voltages; the dense partition in onnxruntime, CPU).
   Deploy (export) and Lava compile times are reported apart.
@@ -46,13 +47,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid.preset import PRESETS
+from hybrid.training.recipes import PRESETS
 
 STAGES = ("extract", "spiking", "bridge", "dense")
 PATHS = ("torch", "deployed")
 PAPER = PRESETS["paper"]
 CLASSES = 101  # UCF-101
-SOURCE = "Das Biswas et al., Sec. 4 / Table 1 (16.0 videos/s, base, GPU); hybrid/preset.py"
+SOURCE = ("Das Biswas et al., Sec. 4 / Table 1 (16.0 videos/s, base, GPU); "
+          "hybrid/training/recipes.py")
 
 
 def make_videos(out: Path, n: int, frames: int, size: tuple[int, int]) -> list[str]:
@@ -83,7 +85,7 @@ def lava_processes(rt) -> int:
 def torch_path(model, sample: dict, device: str) -> tuple[dict, dict]:
     """One video as ``hybrid predict`` runs it (``predict_scores``), stage by stage:
     (wall seconds, CPU seconds of this process)."""
-    from hybrid.evaluate import views
+    from hybrid.training.evaluate import views
 
     t0, c0 = time.perf_counter(), time.process_time()
     b = views(sample, model.cfg.segments, model.cfg.size, 1)
@@ -109,8 +111,8 @@ def deployed_path(rt, sample: dict) -> tuple[dict, dict]:
 
 
 def build_artifact(model, out: Path):
-    from deploy.artifact import write_artifact
-    from hybrid.deployment import BRANCHES, input_spec
+    from deploy.artifact.folder import write_artifact
+    from hybrid.ondevice.artifacts import BRANCHES, input_spec
 
     spec = input_spec(model)
     stms = {m: getattr(model, BRANCHES[m]).stm for m in spec.stm_modalities}
@@ -157,7 +159,7 @@ def deployed_run(variant: str, model, samples: list[dict], extract: list[float],
                  extract_cpu: list[float]) -> dict:
     """The model deployed (artifact written) and run by ``HybridRuntime``, as ``hybrid
     run`` runs it (Lava STMs, bridge, onnxruntime dense)."""
-    from deploy.runtime import HybridRuntime
+    from deploy.runtime.engine import HybridRuntime
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

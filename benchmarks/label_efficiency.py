@@ -7,7 +7,7 @@ labels; held-out top-1 over several seeds, and the pretext accuracies on held-ou
 
 Pretraining sees every training video of the set, labels unused; each seed draws its K
 labelled videos per class from them and seeds the fine-tuning (the classifier of both
-arms starts identical: `hybrid.pretrain.finetune_init`). The set is the ablation
+arms starts identical: `hybrid.pretraining.pretrain.finetune_init`). The set is the ablation
 benchmark's harder synthetic set (benchmarks/ablations.py, HARD). Writes
 OUT/label_efficiency.json and OUT/label_efficiency.png. The default runs in minutes on 2
 CPU cores; `--long` pretrains and fine-tunes longer, on more videos and seeds.
@@ -48,16 +48,16 @@ def labelled_subset(ds, k: int, seed: int):
 
 def majority_baseline(dataset, pcfg, batch_size: int = 8) -> dict[str, float]:
     """Per pretext metric, the accuracy of always answering the most frequent label of
-    ``dataset``'s clips as :func:`hybrid.pretrain.evaluate` scores them: PMSP's labels of
-    the clips as they are; CTP is balanced there (every clip under every type), so a
+    ``dataset``'s clips as :func:`hybrid.pretraining.pretrain.evaluate` scores them: PMSP's
+    labels of the clips as they are; CTP is balanced there (every clip under every type), so a
     constant answer scores its chance level. The bar a model must clear beyond uniform
     chance (moving objects sit near the frame's centre)."""
     import torch
     from torch.utils.data import DataLoader
 
-    from deploy.inputs import decode
-    from hybrid.pretrain import EVAL_SEED, make_batch
-    from hybrid.pretrain_tasks import IGNORE
+    from deploy.artifact.inputs import decode
+    from hybrid.pretraining.pretrain import EVAL_SEED, make_batch
+    from hybrid.pretraining.tasks import IGNORE
 
     gen = torch.Generator().manual_seed(EVAL_SEED)
     labels: dict[str, list] = {}
@@ -73,12 +73,12 @@ def majority_baseline(dataset, pcfg, batch_size: int = 8) -> dict[str, float]:
 def main() -> None:
     import torch
 
-    from hybrid import checkpoint
     from hybrid.data.dataset import open_split
-    from hybrid.evaluate import evaluate
     from hybrid.model import HybridConfig
-    from hybrid.pretrain import PretrainConfig, finetune_init, pretrain
-    from hybrid.train import TrainConfig, train
+    from hybrid.pretraining.pretrain import PretrainConfig, finetune_init, pretrain
+    from hybrid.training import checkpoint
+    from hybrid.training.evaluate import evaluate
+    from hybrid.training.train import TrainConfig, train
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--out", default="runs/label_efficiency")

@@ -5,7 +5,7 @@ depends only on shapes and the weight precision), exports both STMs with
 ``neuro.export.export_stm`` at the STM input size (``HybridConfig.stm_input_size()``),
 maps them on every chip preset, with and without weight sharing, and prints one line per
 case plus JSON (``--out``). Deployed sizes: ``tiny`` at ``hybrid train``'s default crop
-(56 px), ``base`` at the paper preset's (224 px, ``hybrid/preset.py``); ``--size``
+(56 px), ``base`` at the paper preset's (224 px, ``hybrid/training/recipes.py``); ``--size``
 overrides both.
 
     PYTHONPATH=$PWD python benchmarks/mapping_variants.py [--variants tiny base] [--size 56]
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from deploy.branches import read_branches
-from deploy.mapping import map_network
+from deploy.artifact.branches import read_branches
+from deploy.hardware.mapping import map_network
 from deploy.presets import CHIPS
 from hybrid.model import HybridConfig, HybridModel
-from hybrid.preset import PRESETS
+from hybrid.training.recipes import PRESETS
 from neuro.export import export_stm
 
 # crop side each variant is deployed at: train's default, the paper preset's

@@ -1,13 +1,13 @@
 """How a NIR reader of another framework (snnTorch) runs our exported STM, against ours.
 
 Exports the MV STM of ``HybridModel(HybridConfig(variant))`` (or the given ``--stm`` .h5)
-at its deployed size, writes it to NIR (deploy/nir.py), builds a network from the file
+at its deployed size, writes it to NIR (deploy/artifact/nir.py), builds a network from the file
 with ``snntorch.import_from_nir`` and runs ``--sequences`` MV-like sequences (on the
 input quantisation grid) of 11 steps. Per layer it prints spike counts and the fraction
 of (neuron, step) pairs that differ between:
 - ours: the quantised torch STM, bit-exact to Lava fixed_pt (one-step delays removed);
 - snntorch: snnTorch's import of the NIR file;
-- nir_hard: deploy.nir.simulate, NIR's semantics in float64 (what a reader should run);
+- nir_hard: deploy.artifact.nir.simulate, NIR's semantics in float64 (what a reader should run);
 - nir_soft: the same with our soft reset (isolates the fixed-point part);
 ``first_differing_step`` counts from 0 (the first P-frame).
 Needs the `nir` and `nir-test` extras.
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from snntorch.import_nir import import_from_nir
 
-from deploy.branches import read_branches
-from deploy.nir import simulate, write_nir
+from deploy.artifact.branches import read_branches
+from deploy.artifact.nir import simulate, write_nir
 from hybrid.model import HybridConfig, HybridModel
-from hybrid.preset import PRESETS
+from hybrid.training.recipes import PRESETS
 from neuro.export import export_stm, load_stm
 from neuro.verify import random_mv
 

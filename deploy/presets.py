@@ -1,7 +1,7 @@
 """Presets: small dataclasses that name the publication each figure comes from.
 
 Energy presets (this section) cost the profiler's operation counts
-(:mod:`deploy.profile`); chip presets (cores, limits) live in their own section.
+(:mod:`deploy.energy.profiler`); chip presets (cores, limits) live in their own section.
 """
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def energy_preset(name_or_path: str | Path) -> EnergyPreset:
 
 
 # ---------------------------------------------------------------------------------------
-# Chip presets (neurocore resources, for deploy/mapping.py)
+# Chip presets (neurocore resources, for deploy/hardware/mapping.py)
 # ---------------------------------------------------------------------------------------
 
 KIB_BITS = 8 * 1024  # bits in one KiB of SRAM

@@ -27,7 +27,7 @@ def parser(doc: str, data: bool = True) -> argparse.ArgumentParser:
 
 
 def load_model(args):
-    from hybrid.evaluate import load_model as load
+    from hybrid.training.evaluate import load_model as load
 
     path = Path(args.checkpoint)
     if not path.is_file():
@@ -57,7 +57,7 @@ def dataset(args, model):
 
 def profile(args):
     """(model, classes, dataset, crops, Profile) of the checkpoint on the data."""
-    from hybrid.profiling import profile_model
+    from hybrid.ondevice.energy import profile_model
 
     model, classes, _ = load_model(args)
     ds, crops = dataset(args, model)

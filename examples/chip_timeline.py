@@ -6,12 +6,12 @@ energy per video by stage under each accelerator / link preset.
 
 The spiking stage is SANA-FE's simulation (needs the `[chip]` extra) of the STMs'
 layers 2..L driven by the first layer's Lava spikes on N sequences of the data; the
-dense partition and the bridge are roofline / link estimates (deploy/chip.py).
+dense partition and the bridge are roofline / link estimates (deploy/hardware/report.py).
 """
 from _common import dataset, load_model, parser, write
 
-from deploy.targets import accelerator, link
-from hybrid.chipping import (
+from deploy.hardware.targets import accelerator, link
+from hybrid.ondevice.chip_report import (
     estimate,
     exported_stms,
     plot_energy_by_stage,

@@ -6,7 +6,7 @@ preset (45 nm fp32 / fp16 / int8, Loihi), stacked bars.
 from _common import parser, profile, write
 
 from deploy.presets import ENERGY_PRESETS
-from hybrid.profiling import energy_by_preset, plot_energy
+from hybrid.ondevice.energy import energy_by_preset, plot_energy
 
 
 def main(argv=None) -> dict:

@@ -11,8 +11,8 @@ demo set) the accuracies do not compare.
 from _common import parser, profile, write
 
 from deploy.presets import PAPER_PRESET, energy_preset
-from hybrid.evaluate import evaluate
-from hybrid.profiling import pyplot
+from hybrid.ondevice.energy import pyplot
+from hybrid.training.evaluate import evaluate
 
 # The paper's UCF-101 table (Das Biswas et al.): (energy J per video, top-1 %, views).
 PAPER_ROWS = {"CoViAR": (3.422, 90.4, "8x10"), "TEAM-Net": (3.714, 94.3, "8x10"),

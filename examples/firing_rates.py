@@ -6,7 +6,7 @@ vector and residual branches, mean over the held-out videos' sequences.
 from _common import parser, profile, write
 
 from deploy.presets import energy_preset
-from hybrid.profiling import pyplot
+from hybrid.ondevice.energy import pyplot
 
 BRANCHES = {"mv": "motion vectors", "r": "residuals"}
 

@@ -11,7 +11,7 @@ first (the window is a * [1 - (1 - leak)^p] >= threshold for period p).
 import torch
 from _common import load_model, parser, write
 
-from hybrid.profiling import pyplot
+from hybrid.ondevice.energy import pyplot
 from neuro.neuron import lif_dynamics
 
 

@@ -6,7 +6,7 @@ coloured by partition, for a checkpoint on its held-out videos.
 from _common import parser, profile, write
 
 from deploy.presets import energy_preset
-from hybrid.profiling import plot_ops
+from hybrid.ondevice.energy import plot_ops
 
 
 def main(argv=None) -> dict:

@@ -9,8 +9,8 @@ import argparse
 
 import torch
 
-from hybrid import checkpoint
 from hybrid.model import HybridConfig, HybridModel
+from hybrid.training import checkpoint
 
 
 def main(argv=None):

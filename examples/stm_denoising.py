@@ -6,15 +6,15 @@ measure of the accumulated MVs (what the model without STM sees), as noise rises
     python examples/stm_denoising.py [--checkpoint CKPT] [--clips 14] [--rates ...]
                                      [--video-size 128x96] [--out DIR]
 
-The method and its noise model: ``hybrid/explain_denoise.py``. The STM is the
+The method and its noise model: ``hybrid/explain/denoise.py``. The STM is the
 checkpoint's MV STM with its trained weights, thresholds and leaks.
 """
 import sys
 
 from _common import load_model, parser, write
 
-from hybrid.explain_denoise import KINDS, clean_clips, sweep
-from hybrid.profiling import pyplot
+from hybrid.explain.denoise import KINDS, clean_clips, sweep
+from hybrid.ondevice.energy import pyplot
 
 MEASURES = {"stm_spike_rate": ("STM spikes (last layer)", "tab:red"),
             "stm_v_energy": ("STM membrane-potential energy", "tab:purple"),

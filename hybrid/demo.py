@@ -73,9 +73,9 @@ def make_data(out: Path, cfg: DemoConfig, echo: Callable[[str], None]) -> tuple[
 def train_eval(data: Path, run: Path, cfg: DemoConfig, echo: Callable[[str], None],
                progress: Callable | None = None) -> dict:
     """Train (resuming if ``run`` holds a checkpoint) and evaluate; returns the results."""
-    from hybrid.evaluate import evaluate, plot_confusion
     from hybrid.model import HybridConfig
-    from hybrid.train import TrainConfig, train
+    from hybrid.training.evaluate import evaluate, plot_confusion
+    from hybrid.training.train import TrainConfig, train
 
     (train_ds, val_ds), classes = datasets(data, cfg.segments, cfg.size, cfg.seed)
     mcfg = HybridConfig(variant="tiny", num_classes=len(classes), segments=cfg.segments,
@@ -99,7 +99,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None,
              echo: Callable[[str], None] = log.info, progress: Callable | None = None) -> dict:
     """Synthesise, train, evaluate, predict; re-running resumes where it stopped."""
     cfg = cfg or DemoConfig()
-    from hybrid.evaluate import load_model, predict_scores
+    from hybrid.training.evaluate import load_model, predict_scores
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,8 +133,8 @@ def deploy_and_run(checkpoint: Path, out: Path, video: Path, video_size: tuple[i
     """``hybrid deploy`` the checkpoint to ``out`` (replacing an older one), then ``hybrid
     run`` one video (resized to ``video_size`` as in training) through it with
     ``--compare``; returns that video's record."""
-    from deploy.runtime import run_videos
-    from hybrid.deployment import SKIP, deploy_checkpoint, open_input
+    from deploy.runtime.pool import run_videos
+    from hybrid.ondevice.artifacts import SKIP, deploy_checkpoint, open_input
 
     art = deploy_checkpoint(checkpoint, out, overwrite=True)
     size = sum(f["bytes"] for f in art.manifest["files"])

@@ -90,10 +90,6 @@ def run_check(name: str, target: str, fix: str) -> CheckResult:
     return CheckResult(name, bool(ok), detail, fix, time.perf_counter() - t0)
 
 
-def run_all() -> list[CheckResult]:
-    return [run_check(*c) for c in CHECKS]
-
-
 def report(results: list[CheckResult]) -> dict:
     return {"versions": versions(), "ok": all(r.ok for r in results),
             "checks": [asdict(r) for r in results]}

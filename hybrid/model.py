@@ -7,7 +7,7 @@ into the dense partition (``ann``).
     residual (B, S, T, 3, H, W) -> STM_res -> v (B, S, C, h, w) ----------/
 
 One :class:`HybridConfig` names everything. The partition boundary is
-:class:`deploy.bridge.SpikingBranch` (``stm_mv``, ``stm_res``): ``forward_spiking`` is the
+:class:`deploy.artifact.bridge.SpikingBranch` (``stm_mv``, ``stm_res``): ``forward_spiking`` is the
 spiking partition, ``dense`` the dense one; ``hybrid deploy`` cuts there, and the
 runtime converts between the two with the same bridge code.
 
@@ -31,7 +31,7 @@ from ann.convlstm import ConvLSTM, ConvLSTMGeometry
 from ann.counting import Component
 from ann.counting import count as dense_count
 from ann.model import DenseModel
-from deploy.bridge import SpikingBranch
+from deploy.artifact.bridge import SpikingBranch
 from neuro.stm import STM, STMConfig
 
 # STMConfig overrides for CoViAR-normalised inputs (MV in [-0.5, 0.5], residuals within
@@ -73,12 +73,17 @@ class HybridConfig:
     def __post_init__(self):
         self.size = tuple(int(v) for v in self.size)
         self.modalities = tuple(self.modalities)
-        assert self.variant in VARIANTS, f"variant {self.variant!r} not in {sorted(VARIANTS)}"
-        assert self.modalities and set(self.modalities) <= set(MODALITIES), (
-            f"modalities {self.modalities} must be a non-empty subset of {MODALITIES}")
-        assert self.segments >= 1 and self.timesteps >= 1, "segments and timesteps must be >= 1"
-        assert len(self.size) == 2 and min(self.size) >= 1, f"size must be (H, W), got {self.size}"
-        assert self.temporal in TEMPORAL, f"temporal {self.temporal!r} not in {TEMPORAL}"
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant {self.variant!r} not in {sorted(VARIANTS)}")
+        if not (self.modalities and set(self.modalities) <= set(MODALITIES)):
+            raise ValueError(f"modalities {self.modalities} must be a non-empty subset of "
+                             f"{MODALITIES}")
+        if not (self.segments >= 1 and self.timesteps >= 1):
+            raise ValueError("segments and timesteps must be >= 1")
+        if not (len(self.size) == 2 and min(self.size) >= 1):
+            raise ValueError(f"size must be (H, W), got {self.size}")
+        if self.temporal not in TEMPORAL:
+            raise ValueError(f"temporal {self.temporal!r} not in {TEMPORAL}")
         # written out, so a checkpoint's config names its STM geometry explicitly
         self.stm = {"strides": STM_STRIDES[self.variant], **self.stm}
 
@@ -125,7 +130,8 @@ class HybridConfig:
     def from_dict(cls, d: dict) -> HybridConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
-        assert not unknown, f"unknown HybridConfig fields {sorted(unknown)}"
+        if not (not unknown):
+            raise ValueError(f"unknown HybridConfig fields {sorted(unknown)}")
         return cls(**d)
 
 
@@ -210,7 +216,7 @@ def count(cfg: HybridConfig) -> tuple[list[Component], dict[str, int]]:
     dense ``lstm.*`` row (all MACs, nothing spiking); without STM there is no such row."""
     import torch
 
-    from deploy.profile import stm_geometry
+    from deploy.energy.profiler import stm_geometry
 
     rows, spiking = [], {}
     steps = cfg.segments * cfg.timesteps

@@ -152,7 +152,7 @@ def read_network(path: str | os.PathLike) -> StmNetwork:
     with _open(path) as f:
         try:
             cfg = STMConfig(**json.loads(f.attrs["config"]))
-        except (KeyError, TypeError, ValueError, AssertionError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise StmFileError(f"{path}: bad 'config' attribute: {e}") from e
         c, h, w = (int(v) for v in _get(f, path, "layer/0/shape"))
         layers = []

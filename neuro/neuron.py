@@ -82,9 +82,12 @@ class SoftLIF(nn.Module):
     def __init__(self, threshold: float = 1.0, leak: float = 0.25, width: float = 0.5,
                  min_threshold: float = 0.05, learn: bool = True) -> None:
         super().__init__()
-        assert threshold > min_threshold, f"threshold {threshold} must exceed {min_threshold}"
-        assert 0.0 < leak < 1.0, f"leak {leak} must lie in (0, 1)"
-        assert width > 0, f"surrogate width {width} must be positive"
+        if threshold <= min_threshold:
+            raise ValueError(f"threshold {threshold} must exceed {min_threshold}")
+        if not (0.0 < leak < 1.0):
+            raise ValueError(f"leak {leak} must lie in (0, 1)")
+        if width <= 0:
+            raise ValueError(f"surrogate width {width} must be positive")
         self.min_threshold = min_threshold
         self.width = width
         self.threshold_raw = nn.Parameter(torch.tensor(_inv_softplus(threshold - min_threshold)))

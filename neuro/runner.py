@@ -76,7 +76,8 @@ def run_cfg(conv: str = "fused") -> Loihi2SimCfg:
     tiled plane wider than 127 columns runs on NumPy 2:
     :mod:`neuro.lava_procs.lava_conv`); ``conv="im2col"``: the exact, faster
     :class:`neuro.lava_procs.fast_conv.PyConvModelFixedIm2col`."""
-    assert conv in CONV_MODELS, f"conv must be one of {CONV_MODELS}, got {conv!r}"
+    if conv not in CONV_MODELS:
+        raise ValueError(f"conv must be one of {CONV_MODELS}, got {conv!r}")
     models = {BatchSource: PyBatchSourceModel, BatchReadout: PyBatchReadoutModel}
     if conv == "lava":
         models[Conv] = PyConvModelFixedWide
@@ -103,11 +104,6 @@ def _lava_conv_weight(w: np.ndarray) -> np.ndarray:
     return w[:, :, ::-1, ::-1].transpose((0, 3, 2, 1))
 
 
-def _to_whc(x: np.ndarray) -> np.ndarray:
-    """(C, H, W) -> Lava's (W, H, C)."""
-    return np.ascontiguousarray(x.transpose(2, 1, 0))
-
-
 @dataclass(frozen=True)
 class Plane:
     """One layer's (or the input's) image plane in the tiled network, along W."""
@@ -125,7 +121,8 @@ def tile_layout(net: StmNetwork, tiles: int) -> list[Plane]:
     """The input plane and each layer's plane for ``tiles`` sequences side by side: the
     smallest input pitch, a multiple of every stride below it, whose gaps hold each
     conv's padding and keep its windows inside one tile (exactness needs both)."""
-    assert tiles >= 1, f"tiles must be >= 1, got {tiles}"
+    if tiles < 1:
+        raise ValueError(f"tiles must be >= 1, got {tiles}")
     widths = [net.input_shape[2]] + [spec.shape[2] for spec in net.layers]
     if tiles == 1:
         return [Plane(w, w, w, 1) for w in widths]
@@ -164,10 +161,13 @@ class LavaRunner:
         ``"lava"`` (Lava's own Conv model) or ``"im2col"``; ``tiles``: sequences
         simulated side by side (a ``run`` of N sequences takes ``ceil(N / tiles)``
         periods of ``steps + 3`` Lava steps)."""
-        assert conv in CONV_MODELS, f"conv must be one of {CONV_MODELS}, got {conv!r}"
+        if conv not in CONV_MODELS:
+            raise ValueError(f"conv must be one of {CONV_MODELS}, got {conv!r}")
         self.conv = conv
-        assert steps > 0, f"steps must be positive, got {steps}"
-        assert tiles >= 1, f"tiles must be >= 1, got {tiles}"
+        if steps <= 0:
+            raise ValueError(f"steps must be positive, got {steps}")
+        if tiles < 1:
+            raise ValueError(f"tiles must be >= 1, got {tiles}")
         self.net: StmNetwork = read_network(path)
         self.steps = steps
         self.record = record
@@ -247,9 +247,11 @@ class LavaRunner:
     def run(self, x: np.ndarray) -> RunResult:
         """x (N, C, H, W, T) float inputs -> last-layer v and per-layer spike counts."""
         net, T = self.net, self.steps
-        assert x.ndim == 5 and x.shape[1:] == (*net.input_shape, T), (
-            f"LavaRunner expects (N, {net.input_shape}, {T}) inputs, got {x.shape}")
-        assert self._runtime_started, "LavaRunner is closed"
+        if not (x.ndim == 5 and x.shape[1:] == (*net.input_shape, T)):
+            raise ValueError(f"LavaRunner expects (N, {net.input_shape}, {T}) inputs, got "
+                             f"{x.shape}")
+        if not self._runtime_started:
+            raise RuntimeError("LavaRunner is closed")
         n = x.shape[0]
         frames = self._frames(quant.quantize_input_np(x, net.in_frac_bits, net.in_bits))
         nb = len(frames)

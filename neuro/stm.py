@@ -4,7 +4,7 @@ A block is a SLAYER synapse (``slayer.synapse.Conv``, NCHWT layout, one timestep
 P-frame) followed by the project's soft-reset LIF (:mod:`neuro.neuron`). The output is
 the last layer's analog membrane potential after the last step (optionally every step)
 plus per-layer spike counts per timestep and, on request, the spike maps that the energy
-profiler (``deploy/profile.py``) counts by exact fan-out.
+profiler (``deploy/energy/profiler.py``) counts by exact fan-out.
 
 Two numeric modes:
 - ``"float"``: float32 dynamics, fastest, for training;
@@ -55,13 +55,18 @@ class STMConfig:
             tuple(int(v) for v in f) for f in (self.widths, self.kernels, self.strides))
         for name in ("widths", "kernels", "strides"):
             val = getattr(self, name)
-            assert len(val) == 3, f"STMConfig.{name} needs 3 values (one per layer), got {val}"
-            assert all(v > 0 for v in val), f"STMConfig.{name} must be positive, got {val}"
-        assert all(k % 2 == 1 for k in self.kernels), f"kernels must be odd, got {self.kernels}"
-        assert self.in_channels in (2, 3), (
-            f"in_channels must be 2 (MV) or 3 (R), got {self.in_channels}")
-        assert self.quant in MODES, f"quant must be one of {MODES}, got {self.quant!r}"
-        assert 1 < self.input_bits <= 24, f"input_bits must be in 2..24, got {self.input_bits}"
+            if len(val) != 3:
+                raise ValueError(f"STMConfig.{name} needs 3 values (one per layer), got {val}")
+            if not all(v > 0 for v in val):
+                raise ValueError(f"STMConfig.{name} must be positive, got {val}")
+        if not all(k % 2 == 1 for k in self.kernels):
+            raise ValueError(f"kernels must be odd, got {self.kernels}")
+        if self.in_channels not in (2, 3):
+            raise ValueError(f"in_channels must be 2 (MV) or 3 (R), got {self.in_channels}")
+        if self.quant not in MODES:
+            raise ValueError(f"quant must be one of {MODES}, got {self.quant!r}")
+        if not (1 < self.input_bits <= 24):
+            raise ValueError(f"input_bits must be in 2..24, got {self.input_bits}")
 
     def layer_sizes(self, h: int, w: int) -> list[tuple[int, int]]:
         """Each layer's output (H', W') for an (h, w) input (padding k // 2)."""
@@ -139,9 +144,11 @@ class STM(nn.Module):
     def forward(self, x: torch.Tensor, return_v_seq: bool = False,
                 return_spike_maps: bool = False, quant: str | None = None) -> STMOutput:
         mode = self.quant if quant is None else quant
-        assert mode in MODES, f"quant must be one of {MODES}, got {mode!r}"
-        assert x.ndim == 5 and x.shape[1] == self.cfg.in_channels, (
-            f"STM expects (B, {self.cfg.in_channels}, H, W, T), got {tuple(x.shape)}")
+        if mode not in MODES:
+            raise ValueError(f"quant must be one of {MODES}, got {mode!r}")
+        if not (x.ndim == 5 and x.shape[1] == self.cfg.in_channels):
+            raise ValueError(f"STM expects (B, {self.cfg.in_channels}, H, W, T), got "
+                             f"{tuple(x.shape)}")
         if mode == "float":
             h, scale = x, 1.0
         else:

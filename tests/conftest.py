@@ -51,9 +51,9 @@ def trained(tmp_path_factory):
     import torch
 
     from hybrid.data.dataset import open_split
-    from hybrid.data.splits import load_split
+    from hybrid.data.sources import load_split
     from hybrid.model import HybridConfig
-    from hybrid.train import TrainConfig, train
+    from hybrid.training.train import TrainConfig, train
     from hybrid.video.synth import SynthConfig, make_dataset
 
     root = tmp_path_factory.mktemp("deploy")
@@ -75,7 +75,7 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="session")
 def deployed(trained, tmp_path_factory):
     """``hybrid deploy`` of the ``trained`` checkpoint (defaults: loihi2 mapping, no NIR)."""
-    from hybrid.deployment import deploy_checkpoint
+    from hybrid.ondevice.artifacts import deploy_checkpoint
 
     out = tmp_path_factory.mktemp("art") / "model"
     return deploy_checkpoint(trained[1], out)

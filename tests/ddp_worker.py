@@ -7,9 +7,9 @@ import sys
 import torch
 
 from hybrid.data.dataset import CompressedVideoDataset
-from hybrid.data.splits import load_split
+from hybrid.data.sources import load_split
 from hybrid.model import HybridConfig
-from hybrid.train import TrainConfig, train
+from hybrid.training.train import TrainConfig, train
 
 data, out = sys.argv[1], sys.argv[2]
 torch.set_num_threads(1)

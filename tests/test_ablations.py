@@ -8,10 +8,10 @@ import torch
 from click.testing import CliRunner
 
 from ann.convlstm import ConvLSTM, ConvLSTMGeometry
-from hybrid import checkpoint
 from hybrid.cli import main
-from hybrid.evaluate import load_model
 from hybrid.model import STM_DEFAULTS, HybridConfig, HybridModel
+from hybrid.training import checkpoint
+from hybrid.training.evaluate import load_model
 from neuro.stm import STM, STMConfig
 
 SIZE = 20
@@ -162,7 +162,7 @@ def test_deploy_refuses_a_model_without_spiking_partition(temporal, why, tmp_pat
 
 def test_deploy_of_an_iframe_only_model_is_unchanged(tmp_path):
     """Without MV and residual the temporal module is absent: nothing to refuse."""
-    from hybrid.deployment import NotDeployable, check_deployable
+    from hybrid.ondevice.artifacts import NotDeployable, check_deployable
 
     check_deployable(HybridModel(_cfg(temporal="lstm", modalities=("i",))), "x")
     with pytest.raises(NotDeployable):
@@ -214,7 +214,7 @@ def test_stm_fixed_neurons_standalone():
 
 @pytest.mark.parametrize("temporal", ["lstm", "none"])
 def test_profile_refuses_a_model_without_stms(temporal):
-    from hybrid.profiling import profile_model
+    from hybrid.ondevice.energy import profile_model
 
     with pytest.raises(ValueError, match="no STMs"):
         profile_model(HybridModel(_cfg(temporal=temporal)), [])

@@ -130,11 +130,11 @@ def test_absent_modality_may_be_none_present_one_may_not():
     model = DenseModel(cfg)
     xs = inputs(cfg)
     assert model(xs["i"], None, xs["r"]).shape == (2, cfg.num_classes)
-    with pytest.raises(AssertionError, match="'r'.*None"):
+    with pytest.raises(ValueError, match="'r'.*None"):
         model(xs["i"], None, None)
-    with pytest.raises(AssertionError, match="expected"):
+    with pytest.raises(ValueError, match="expected"):
         model(xs["i"][:, :, :, :-1], None, xs["r"])
-    with pytest.raises(AssertionError, match="batch sizes differ"):
+    with pytest.raises(ValueError, match="batch sizes differ"):
         model(xs["i"], None, xs["r"][:1])
 
 

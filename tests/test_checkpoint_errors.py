@@ -7,8 +7,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hybrid import checkpoint
 from hybrid.cli import main
+from hybrid.training import checkpoint
 
 
 def _commands(ck, tmp_path):
@@ -50,7 +50,7 @@ def test_a_file_that_is_no_checkpoint_gives_one_line(tmp_path, kind, caplog):
         assert res.exit_code == 1 and len(lines) == 1, (name, res.output)
         assert lines[0].startswith(f"Error: not a hybrid checkpoint: {ck}"), (name, lines)
         assert "Weights only" not in res.output, name
-    with caplog.at_level(logging.DEBUG, logger="hybrid.checkpoint"):  # `hybrid -vv`
+    with caplog.at_level(logging.DEBUG, logger="hybrid.training.checkpoint"):  # `hybrid -vv`
         res = _run("-vv", "predict", ck, tmp_path / "v.avi")
     assert res.exit_code == 1
     assert f"torch.load({ck}) failed" in caplog.text and "Traceback" in caplog.text
@@ -89,8 +89,8 @@ class _Clips(torch.utils.data.Dataset):
 
 def test_a_pretraining_checkpoint_says_to_fine_tune_first(tmp_path):
     from hybrid.model import HybridConfig
-    from hybrid.pretrain import PretrainConfig, pretrain
-    from hybrid.train import TrainConfig
+    from hybrid.pretraining.pretrain import PretrainConfig, pretrain
+    from hybrid.training.train import TrainConfig
 
     pretrain((_Clips(4), _Clips(2)), tmp_path / "pre", HybridConfig(num_classes=1, segments=2,
                                                                    size=(24, 24)),

@@ -20,10 +20,10 @@ def artifact(tmp_path_factory):
 
 
 def _deploy(root, chip=None):
-    from deploy.artifact import write_artifact
-    from hybrid.data.splits import load_split
-    from hybrid.deployment import BRANCHES, input_spec
+    from deploy.artifact.folder import write_artifact
+    from hybrid.data.sources import load_split
     from hybrid.model import HybridConfig, HybridModel
+    from hybrid.ondevice.artifacts import BRANCHES, input_spec
     from hybrid.video.synth import SynthConfig, make_dataset
 
     data = root / "data"
@@ -120,9 +120,9 @@ def test_chip_example_writes_its_figures(artifact, tmp_path, monkeypatch):
     import sys
     from pathlib import Path
 
-    from hybrid import checkpoint
-    from hybrid.data.splits import load_split
+    from hybrid.data.sources import load_split
     from hybrid.model import HybridConfig, HybridModel
+    from hybrid.training import checkpoint
 
     pytest.importorskip("sanafe", reason="SANA-FE is an optional extra: pip install -e '.[chip]'")
     _, data = artifact
@@ -142,9 +142,9 @@ def test_chip_example_writes_its_figures(artifact, tmp_path, monkeypatch):
 
 
 def test_mapping_for_another_chip_is_remapped_with_a_note(artifact):
-    from deploy.mapping import map_network, read_mapping
+    from deploy.hardware.mapping import map_network, read_mapping
     from deploy.presets import CHIPS
-    from hybrid.chipping import chip_mapping
+    from hybrid.ondevice.chip_report import chip_mapping
     from neuro.export import read_network
 
     art, _ = artifact
@@ -167,7 +167,7 @@ def test_chip_places_by_the_artifacts_loihi_mapping(tmp_path):
     """`hybrid deploy --chip loihi` -> `hybrid chip`: no note, SANA-FE's cores per branch
     are the mapping.json's (layers 2..L), the report names it."""
     pytest.importorskip("sanafe", reason="SANA-FE is an optional extra: pip install -e '.[chip]'")
-    from deploy.mapping import read_mapping
+    from deploy.hardware.mapping import read_mapping
     from deploy.presets import LOIHI
 
     art, data = _deploy(tmp_path, chip=LOIHI)

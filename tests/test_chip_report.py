@@ -1,7 +1,7 @@
-"""deploy/chip.py: the per-video composition of the stages (no SANA-FE needed)."""
+"""deploy/hardware/report.py: the per-video composition of the stages (no SANA-FE needed)."""
 import pytest
 
-from deploy import chip
+from deploy.hardware import report
 
 
 def _branch(seq_t, seq_e, steps=3):
@@ -17,7 +17,7 @@ def _branch(seq_t, seq_e, steps=3):
     ({"fits": False, "sequences_per_chip": 0}, 8, 8 * (1.0 + 2.0)),  # in turn
     (None, 2, 2 * 3.0)])
 def test_spiking_stage_side_by_side_or_in_turn(mapping, segments, want_t):
-    st = chip.spiking_stage({"mv": _branch(1.0, 10.0), "r": _branch(2.0, 20.0)}, segments,
+    st = report.spiking_stage({"mv": _branch(1.0, 10.0), "r": _branch(2.0, 20.0)}, segments,
                             mapping)
     assert st["time_s"] == pytest.approx(want_t)
     assert st["energy_j"] == pytest.approx(segments * 30.0)  # energy does not overlap
@@ -32,7 +32,7 @@ def test_report_latency_throughput_energy():
     bridge = {"time_s": 0.1, "energy_j": 0.25, "label": "estimated", "bytes": 10, "title": "L"}
     dense = {"time_s": 0.2, "energy_j": 1.0, "label": "estimated", "title": "A",
              "precision": "fp16"}
-    rep = chip.report(neuro, 0.3, bridge, dense, dense_measured_s=0.4)
+    rep = report.report(neuro, 0.3, bridge, dense, dense_measured_s=0.4)
     pv = rep["per_video"]
     assert pv["latency_s"] == pytest.approx(1.1)
     assert pv["throughput_vps"] == pytest.approx(2.0)  # 1 / the slowest stage (0.5 s)
@@ -41,5 +41,5 @@ def test_report_latency_throughput_energy():
     assert all({"name", "time_s", "energy_j", "source"} <= set(s) for s in rep["stages"])
     assert rep["stages"][3]["measured_time_s"] == 0.4
     assert rep["paper"]["energy_j"] == 0.734 and rep["paper"]["throughput_vps"] == 16.0
-    tl = chip.timeline(rep)
+    tl = report.timeline(rep)
     assert tl[0] == ("extract", 0.0, 0.3) and tl[-1][2] == pytest.approx(1.1)

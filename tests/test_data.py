@@ -9,11 +9,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from deploy.inputs import decode, decode_sample
+from deploy.artifact.inputs import decode, decode_sample
 from hybrid.cli import main
 from hybrid.data.cache import CacheReader, source_stamp
 from hybrid.data.dataset import CompressedVideoDataset, pad_p_frames
-from hybrid.data.splits import SplitError, detect_layout, load_split
+from hybrid.data.sources import detect_layout, load_split
+from hybrid.data.splits import SplitError
 from hybrid.data.transforms import (
     CropConfig,
     Normalization,
@@ -274,7 +275,7 @@ def _today(arrays: dict, segments: int, train: bool, crop: CropConfig, seed: int
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("crop", [32, 48, 20])
 def test_model_inputs_equal_through_every_path_and_to_today(ucf, cache, vcache, train, crop):
-    """What the model receives (codes from the loader, decoded by deploy.inputs.decode, as
+    """What the model receives (codes from the loader, decoded by deploy.artifact.inputs.decode, as
     training does with a batch) equals, within float tolerance, today's float pipeline
     run on the video's own extracted arrays (every GOP decoded in sequence), through the
     array cache, the video cache and the original video (both seeking to the sampled

@@ -12,7 +12,7 @@ from hybrid.cli import main
 from hybrid.data import cache as cache_mod
 from hybrid.data.cache import CacheReader, PrepareConfig, prepare
 from hybrid.data.dataset import CompressedVideoDataset
-from hybrid.data.splits import load_split
+from hybrid.data.sources import load_split
 from hybrid.video.extract import FormatError
 from hybrid.video.synth import SynthConfig, make_dataset
 

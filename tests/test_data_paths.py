@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from hybrid.cli import main
 from hybrid.data.dataset import CompressedVideoDataset
-from hybrid.data.splits import detect_layout, load_split
+from hybrid.data.sources import detect_layout, load_split
 from hybrid.data.videocache import TMP, VideoCacheReader, index_path, video_path
 from hybrid.video.extract import extract_arrays
 from hybrid.video.seek import gop_index, read_gops_at

@@ -16,7 +16,7 @@ import pytest
 from proctools import alive, descendants, sigint_default
 
 from hybrid.data.dataset import CompressedVideoDataset
-from hybrid.data.splits import load_split
+from hybrid.data.sources import load_split
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONFAULTHANDLER": "1"}
 

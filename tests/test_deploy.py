@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from proctools import alive, descendants, sigint_default
 
 from ann.onnx_export import load_torch
-from deploy import artifact as A
-from deploy.bridge import BridgeSpec, SpikingBranch, to_dense, to_stm
-from deploy.mapping import map_network, read_mapping
+from deploy.artifact import folder as A
+from deploy.artifact.bridge import BridgeSpec, SpikingBranch, to_dense, to_stm
+from deploy.hardware.mapping import map_network, read_mapping
 from deploy.presets import CHIPS
 from hybrid.cli import main
 from neuro.export import load_stm, read_network
@@ -59,9 +59,9 @@ def test_bridge_scale_equals_the_qat_stm(randomise_neurons):
     assert np.array_equal(spec.from_lava(v_int, batch=2), v.numpy())
     assert spec.values_per_video == 3 * 5 * 5 * 4 and spec.bytes_per_video == 3 * 5 * 5 * 4 * 3
     assert BridgeSpec.from_dict(spec.to_dict()) == spec
-    with pytest.raises(AssertionError, match="feeds 'residual'"):
+    with pytest.raises(ValueError, match="feeds 'residual'"):
         BridgeSpec("r", "x", "mv", 3, 5, 5, 4, 1.0)
-    with pytest.raises(AssertionError, match=r"\(B, S, 5, C, H, W\)"):
+    with pytest.raises(ValueError, match=r"\(B, S, 5, C, H, W\)"):
         branch(x[:, :, :4])
 
 
@@ -75,7 +75,7 @@ def test_quant_mode_is_explicit_per_call():
     f2, _ = branch(x)
     assert torch.equal(f1, f2) and not torch.equal(f1, q)
     assert branch.stm.quant == "float"
-    with pytest.raises(AssertionError, match="quant must be one of"):
+    with pytest.raises(ValueError, match="quant must be one of"):
         branch(x, quant="int8")
 
 
@@ -83,7 +83,7 @@ def test_quant_mode_is_explicit_per_call():
 
 
 def test_deploy_load_round_trip(deployed, trained):
-    from hybrid.evaluate import load_model
+    from hybrid.training.evaluate import load_model
 
     art = A.load_artifact(deployed.path)
     model, classes, _ = load_model(trained[1])
@@ -270,7 +270,7 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_write_is_atomic(trained, tmp_path, monkeypatch):
-    from hybrid.deployment import deploy_checkpoint
+    from hybrid.ondevice.artifacts import deploy_checkpoint
 
     out = tmp_path / "art"
 
@@ -345,8 +345,8 @@ def test_cli_deploy_chip_and_nir(trained, deployed, tmp_path):
 
 def _torch_qat_logits(checkpoint, dataset) -> np.ndarray:
     """The independent path: the training checkpoint's HybridModel, STMs in qat."""
-    from deploy.inputs import decode_sample
-    from hybrid.evaluate import load_model
+    from deploy.artifact.inputs import decode_sample
+    from hybrid.training.evaluate import load_model
 
     model, _, _ = load_model(checkpoint)
     out = []
@@ -360,8 +360,8 @@ def _torch_qat_logits(checkpoint, dataset) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def held_out_run(deployed, trained):
-    from deploy.runtime import run_videos
-    from hybrid.deployment import open_input
+    from deploy.runtime.pool import run_videos
+    from hybrid.ondevice.artifacts import open_input
 
     ds, names, labels = open_input(deployed, trained[0], video_size=VIDEO)
     rep = run_videos(deployed, ds, names, labels, compare=True)
@@ -387,7 +387,7 @@ def test_runtime_equals_torch_qat(held_out_run, trained):
 
 @pytest.mark.slow
 def test_runtime_with_two_workers_matches(held_out_run, deployed):
-    from deploy.runtime import run_videos
+    from deploy.runtime.pool import run_videos
 
     ds, names, labels, one = held_out_run
     ticks = []
@@ -515,7 +515,7 @@ def test_eval_quant_qat_is_the_fixed_point_model(trained, held_out_run):
 
 
 def test_train_init_fine_tunes_in_qat(trained, tmp_path):
-    from hybrid import checkpoint
+    from hybrid.training import checkpoint
 
     data, ck = trained
     run = tmp_path / "qat"

@@ -1,4 +1,4 @@
-"""hybrid.explain: the geometry, the methods against independent paths (finite
+"""hybrid.explain.maps: the geometry, the methods against independent paths (finite
 differences, a hooked token gradient, F.interpolate), the segment order, and the
 Must-show: on a clip whose motion is confined to a known box, the MV and residual maps
 of a tiny trained model put most of their mass inside the box."""
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hybrid import explain as ex
+from hybrid.explain import maps as ex
 from hybrid.model import HybridConfig, HybridModel
 
 VIDEO = (64, 48)  # (W, H), the conftest's trained model's videos
@@ -238,7 +238,7 @@ def crop_box_of(box, crop: int, video=BOX_VIDEO):
 def box_model(tmp_path_factory):
     """A tiny one-segment hybrid model trained (a plain Adam loop) to tell up from down
     motion in BOX clips read by the real pipeline (MPEG-4 MVs and residuals)."""
-    from deploy.inputs import decode_sample
+    from deploy.artifact.inputs import decode_sample
     from hybrid.data.dataset import CompressedVideoDataset
 
     root = tmp_path_factory.mktemp("box")
@@ -315,7 +315,7 @@ def test_gradcam_has_one_scale_in_logit_per_pixel():
     """Uniform maps of equal total Grad-CAM (4x4 tokens at c, 8x8 STM cells at c / 4)
     colour alike; a modality 1000 times weaker stays 1000 times darker (no per-panel or
     per-modality stretch)."""
-    from hybrid.explain_plot import colour_scales
+    from hybrid.explain.plot import colour_scales
 
     c = 0.3
     maps = {"i": np.full((3, 4, 4), c), "mv": np.full((3, 8, 8), c / 4),
@@ -330,7 +330,7 @@ def test_gradcam_has_one_scale_in_logit_per_pixel():
 
 
 def test_saliency_has_one_scale_per_modality_across_segments():
-    from hybrid.explain_plot import colour_scales
+    from hybrid.explain.plot import colour_scales
 
     rng = np.random.default_rng(1)
     maps = {"i": rng.random((2, 24, 24)), "mv": 1e-3 * rng.random((2, 6, 6)),
@@ -345,7 +345,7 @@ def test_saliency_has_one_scale_per_modality_across_segments():
 
 @pytest.mark.parametrize("method,bars", [("gradcam", 1), ("saliency", 3)])
 def test_figure_has_colour_bars_stating_the_max_and_gop_labels(method, bars):
-    from hybrid.explain_plot import colour_scales, figure
+    from hybrid.explain.plot import colour_scales, figure
 
     rng = np.random.default_rng(2)
     e = _explanation(method, {"i": rng.random((3, 4, 4)), "mv": rng.random((3, 8, 8)),

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hybrid import explain as ex
 from hybrid.cli import main
+from hybrid.explain import maps as ex
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 VIDEO = "64x48"  # the conftest's trained model's videos
@@ -52,7 +52,7 @@ def test_explain_gops_are_those_the_dataset_reads(trained, segments):
     """read_video's GOP labels are the indices the dataset sampled (its own load), and
     segments labelled with the same GOP show the same I-frame."""
     from hybrid.data.dataset import CompressedVideoDataset
-    from hybrid.evaluate import load_model
+    from hybrid.training.evaluate import load_model
 
     model, _, _ = load_model(trained[1])
     video = _video(trained)
@@ -111,7 +111,7 @@ def test_explain_default_video_size_never_upscales(trained, tmp_path, monkeypatc
 
     import hybrid.video.transcode as tc
     from hybrid.data.dataset import CompressedVideoDataset
-    from hybrid.evaluate import load_model
+    from hybrid.training.evaluate import load_model
 
     model, _, ckpt = load_model(trained[1])
     assert ex.training_video_size(ckpt) == (64, 48)  # train records the size it read
@@ -182,7 +182,7 @@ def test_explain_bad_input_names_the_file(trained, tmp_path):
 
 
 def test_noise_model_rates_and_accumulation():
-    from hybrid.explain_denoise import add_noise
+    from hybrid.explain.denoise import add_noise
 
     clean = np.zeros((11, 40, 40, 2), np.float32)
     rng = np.random.default_rng(0)

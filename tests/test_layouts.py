@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from hybrid.cli import main
 from hybrid.data.shards import shard_of
-from hybrid.data.splits import SplitError, detect_layout, load_split, missing_videos
+from hybrid.data.sources import detect_layout, load_split
+from hybrid.data.splits import SplitError, missing_videos
 from hybrid.video.synth import SynthConfig, make_dataset
 
 NAMES = {"move_up": "move up", "move_down": 'move "down", slowly', "zoom_in": "zoom in"}

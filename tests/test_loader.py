@@ -9,7 +9,7 @@ import torch
 
 from hybrid.data.dataset import CompressedVideoDataset
 from hybrid.data.loader import Loader, SeededSampler, SkipBadVideos, loader_options
-from hybrid.data.splits import load_split
+from hybrid.data.sources import load_split
 from hybrid.video.synth import SynthConfig, make_dataset
 
 

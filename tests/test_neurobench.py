@@ -13,8 +13,8 @@ event-driven count of nonzero graded messages, layers 2 and 3 its exact-fan-out 
 import pytest
 import torch
 
+from deploy.energy.profiler import Row, stm_counts
 from deploy.presets import ENERGY_PRESETS
-from deploy.profile import Row, stm_counts
 from neuro.stm import STM, STMConfig
 
 nb_layers = pytest.importorskip(

@@ -1,4 +1,4 @@
-"""NIR export (deploy/nir.py): round trip through ``nir.read``, the NIR-semantics
+"""NIR export (deploy/artifact/nir.py): round trip through ``nir.read``, the NIR-semantics
 simulation against our fixed-point STM, and snnTorch's NIR reader against it."""
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from deploy.branches import read_branches
+from deploy.artifact.branches import read_branches
 from neuro.export import export_stm, load_stm, read_network
 from neuro.stm import STM, STMConfig
 from neuro.verify import random_mv
 
 nir = pytest.importorskip("nir")  # the optional extra `nir` (the Makefile installs it)
-from deploy.nir import DT, differences, simulate, stm_graph, write_nir  # noqa: E402
+from deploy.artifact.nir import DT, differences, simulate, stm_graph, write_nir  # noqa: E402
 
 STM_CFG = {"weight_scale": 10.0, "input_frac_bits": 6}  # hybrid.model.STM_DEFAULTS
 

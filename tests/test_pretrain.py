@@ -1,4 +1,4 @@
-"""Self-supervised pretraining (hybrid.pretrain, hybrid.pretrain_tasks, ann.pretext):
+"""Self-supervised pretraining (hybrid.pretraining.pretrain, hybrid.pretraining.tasks, ann.pretext):
 pretext labels against a plain-loop reference on hand-made motion fields, the CTP
 transforms, gradients of every head parameter, no NaNs, determinism, resume, and
 fine-tuning from the backbone (`hybrid pretrain` then `hybrid train --init`)."""
@@ -10,9 +10,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from deploy.inputs import decode, decode_sample
+from deploy.artifact.inputs import decode, decode_sample
 from hybrid.model import HybridConfig, HybridModel
-from hybrid.pretrain import (
+from hybrid.pretraining.pretrain import (
     HEAD_KEYS,
     PretrainConfig,
     PretrainModel,
@@ -21,8 +21,8 @@ from hybrid.pretrain import (
     make_batch,
     pretrain,
 )
-from hybrid.pretrain_tasks import IGNORE, apply_ctp, draw_ctp, pmsp_targets
-from hybrid.train import TrainConfig, seed_everything
+from hybrid.pretraining.tasks import IGNORE, apply_ctp, draw_ctp, pmsp_targets
+from hybrid.training.train import TrainConfig, seed_everything
 
 T = 11  # P-frames per GOP
 
@@ -202,7 +202,7 @@ def test_deterministic_and_resume(tmp_path):
 
 
 def test_finetune_init(tmp_path):
-    from hybrid import checkpoint
+    from hybrid.training import checkpoint
 
     _run(tmp_path, "p", 1)
     ck = checkpoint.load(tmp_path / "p" / "checkpoint.pt")
@@ -272,7 +272,7 @@ def test_synth_difficulty_options():
     one = render_video(1, 3, base)
     more = render_video(1, 3, SynthConfig(size=(96, 64), frames=12, distractors=4))
     assert sum(int((a != b).any(-1).sum()) for a, b in zip(one, more)) > 12 * 100
-    with pytest.raises(AssertionError, match="speed"):
+    with pytest.raises(ValueError, match="speed"):
         SynthConfig(speed=0)
 
 
@@ -281,8 +281,8 @@ def test_held_out_ctp_is_balanced(task):
     """evaluate() shows every clip under every CTP type: a model that always answers one
     type scores exactly the chance level (1/3 for ctp, 1/2 balanced for ctp-binary),
     whatever the draws, and PMSP is scored on the clips as they are."""
-    from hybrid.pretrain import evaluate
-    from hybrid.pretrain_tasks import pmsp_targets
+    from hybrid.pretraining.pretrain import evaluate
+    from hybrid.pretraining.tasks import pmsp_targets
 
     mcfg, pcfg = small(("pmsp", task))
     seed_everything(0)

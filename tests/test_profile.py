@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deploy.presets import ENERGY_PRESETS, EnergyPreset, PresetError, energy_preset
-from deploy.profile import (
+from deploy.energy.profiler import (
     ConvGeometry,
     Profile,
     count_layer,
@@ -18,6 +17,7 @@ from deploy.profile import (
     stm_geometry,
     video_rows,
 )
+from deploy.presets import ENERGY_PRESETS, EnergyPreset, PresetError, energy_preset
 from neuro.stm import STM, STMConfig
 
 
@@ -101,9 +101,9 @@ def test_analog_layer_counts_dense_macs_and_effective_events():
 
 def test_bad_maps_are_clear_errors():
     g = ConvGeometry("stm.mv.2", 2, 3, 3, 1, 1, (5, 5), analog_input=False)
-    with pytest.raises(AssertionError, match="stm.mv.2: input maps"):
+    with pytest.raises(ValueError, match="stm.mv.2: input maps"):
         count_layer(g, torch.zeros(1, 3, 5, 5, 2), torch.zeros(1, 3, 5, 5, 2))
-    with pytest.raises(AssertionError, match="must be 0/1"):
+    with pytest.raises(ValueError, match="must be 0/1"):
         count_layer(g, torch.full((1, 2, 5, 5, 2), 0.5), torch.zeros(1, 3, 5, 5, 2))
 
 
@@ -216,7 +216,7 @@ def test_profiler_lava_spikes_fused_equal_torch_qat_and_im2col(tmp_path, randomi
     profiler ran before), layer by layer."""
     import neuro  # noqa: F401  (before any lava import)
     from hybrid.model import HybridConfig, HybridModel
-    from hybrid.profiling import LavaSpikes, spiking_counts
+    from hybrid.ondevice.energy import LavaSpikes, spiking_counts
     from neuro.export import export_stm
     from neuro.runner import LavaRunner
     from neuro.verify import random_mv

@@ -9,9 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hybrid import checkpoint
 from hybrid.cli import main
 from hybrid.model import HybridConfig, HybridModel
+from hybrid.training import checkpoint
 
 SIZE = 32
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -29,7 +29,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory, data):
     """A randomly initialised tiny model (2 segments) saved as a training checkpoint."""
-    from hybrid.data.splits import load_split
+    from hybrid.data.sources import load_split
 
     torch.manual_seed(0)
     cfg = HybridConfig(num_classes=2, segments=2, size=(SIZE, SIZE))
@@ -126,7 +126,7 @@ def test_every_example_writes_a_png_and_json(ckpt, data, tmp_path, monkeypatch, 
 def test_profile_spikes_from_lava_equal_torch_qat(data, tmp_path):
     """A fixed-point (qat) model: `--spikes lava` (its STMs exported and run on Lava
     fixed_pt) gives the same counts, layer by layer, as the torch STMs."""
-    from hybrid.data.splits import load_split
+    from hybrid.data.sources import load_split
 
     torch.manual_seed(1)
     cfg = HybridConfig(num_classes=2, segments=1, size=(24, 24), quant="qat")

@@ -162,11 +162,11 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss(data, tmp_path, monk
     """Loaders hand over uint8 codes, which cannot hold a NaN: the diverged run's NaNs
     enter where floats first exist, the decoded inputs, from the first batch after
     epoch 1 was saved (without depending on how fast a learning rate blows up)."""
-    from hybrid import checkpoint
-    from hybrid import train as train_mod
     from hybrid.data.dataset import open_split
     from hybrid.model import HybridConfig
-    from hybrid.train import DivergedError, TrainConfig, train
+    from hybrid.training import checkpoint
+    from hybrid.training import train as train_mod
+    from hybrid.training.train import DivergedError, TrainConfig, train
 
     saved = []
 
@@ -218,7 +218,8 @@ def _ucf_copy(data, tmp_path):
 
 
 def test_split_entry_outside_the_dataset_is_refused(data, tmp_path):
-    from hybrid.data.splits import SplitError, load_split
+    from hybrid.data.sources import load_split
+    from hybrid.data.splits import SplitError
 
     root = _ucf_copy(data, tmp_path / "in")
     secret = tmp_path / "elsewhere" / "secret.avi"
@@ -235,7 +236,8 @@ def test_split_entry_outside_the_dataset_is_refused(data, tmp_path):
 
 @pytest.mark.parametrize("case", ["duplicate", "empty class", "one class"])
 def test_class_lists_that_cannot_train_are_refused(data, tmp_path, case):
-    from hybrid.data.splits import SplitError, load_split
+    from hybrid.data.sources import load_split
+    from hybrid.data.splits import SplitError
 
     root = _ucf_copy(data, tmp_path)
     ind = root / "classInd.txt"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hybrid.model import HybridConfig
-from hybrid.train import TrainConfig, lr_factor, train
+from hybrid.training.train import TrainConfig, lr_factor, train
 
 
 class Clips(torch.utils.data.Dataset):
@@ -60,8 +60,8 @@ def test_resume_with_more_epochs_recomputes_the_cosine(tmp_path):
 
 
 def test_resume_with_another_lr_applies_it_and_another_optimizer_is_refused(tmp_path):
-    from hybrid import checkpoint
-    from hybrid.checkpoint import CheckpointError
+    from hybrid.training import checkpoint
+    from hybrid.training.checkpoint import CheckpointError
 
     run = tmp_path / "run"
     _, lrs, _, _ = _run(run, 1)
@@ -118,8 +118,8 @@ def test_cli_resume_without_the_model_options_reads_data_for_the_runs_model(tmp_
     differs from the run's is refused naming both values."""
     from click.testing import CliRunner
 
-    from hybrid import checkpoint
     from hybrid.cli import main
+    from hybrid.training import checkpoint
     from hybrid.video.synth import SynthConfig, make_dataset
 
     data = tmp_path / "data"

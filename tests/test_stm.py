@@ -16,13 +16,13 @@ SMALL = dict(widths=(4, 6, 5), strides=(1, 2, 1))
 
 
 def test_config_validation_names_the_field():
-    with pytest.raises(AssertionError, match="widths"):
+    with pytest.raises(ValueError, match="widths"):
         STMConfig(widths=(4, 4))
-    with pytest.raises(AssertionError, match="kernels must be odd"):
+    with pytest.raises(ValueError, match="kernels must be odd"):
         STMConfig(kernels=(3, 4, 3))
-    with pytest.raises(AssertionError, match="quant"):
+    with pytest.raises(ValueError, match="quant"):
         STMConfig(quant="int4")
-    with pytest.raises(AssertionError, match="in_channels"):
+    with pytest.raises(ValueError, match="in_channels"):
         STMConfig(in_channels=5)
 
 

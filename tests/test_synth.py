@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from hybrid.cli import main
-from hybrid.data.splits import load_split
+from hybrid.data.sources import load_split
 from hybrid.video.synth import SynthConfig, SynthError, is_test, make_dataset
 
 SMALL = ["--size", "32x32", "--frames", "12"]

@@ -13,12 +13,12 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from hybrid import checkpoint
 from hybrid.cli import main
 from hybrid.data.dataset import CompressedVideoDataset
-from hybrid.data.splits import load_split
+from hybrid.data.sources import load_split
 from hybrid.model import HybridConfig, HybridModel
-from hybrid.train import TrainConfig, lr_factor, make_optimizer, train
+from hybrid.training import checkpoint
+from hybrid.training.train import TrainConfig, lr_factor, make_optimizer, train
 
 SIZE = 32
 VIDEO = (64, 48)  # (W, H) of the synthetic videos: used as they are, no resize
@@ -66,7 +66,7 @@ def test_composed_model_shapes_and_grads(mods):
 def test_config_round_trip():
     cfg = _cfg(["a", "b"], modalities=("mv", "r"))
     assert HybridConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(AssertionError, match="unknown"):
+    with pytest.raises(ValueError, match="unknown"):
         HybridConfig.from_dict({**cfg.to_dict(), "bogus": 1})
 
 
@@ -108,7 +108,7 @@ def test_killed_run_resumes_without_losing_epochs(data, tmp_path):
 def test_corrupt_video_is_reported_and_skipped(data, tmp_path, caplog):
     import shutil
 
-    from hybrid.evaluate import evaluate
+    from hybrid.training.evaluate import evaluate
 
     copy = tmp_path / "data"
     shutil.copytree(data, copy)

@@ -11,7 +11,8 @@ class Attention(nn.Module):
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
-        assert dim % heads == 0, f"dim {dim} not divisible by heads {heads}"
+        if dim % heads != 0:
+            raise ValueError(f"dim {dim} not divisible by heads {heads}")
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -29,7 +30,8 @@ class CrossAttention(nn.Module):
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
-        assert dim % heads == 0, f"dim {dim} not divisible by heads {heads}"
+        if dim % heads != 0:
+            raise ValueError(f"dim {dim} not divisible by heads {heads}")
         self.heads = heads
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)

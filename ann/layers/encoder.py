@@ -41,7 +41,8 @@ class CrossEncoder(nn.Module):
 
     def __init__(self, modalities: int, dim: int, depth: int, heads: int, mlp_ratio: float):
         super().__init__()
-        assert modalities >= 2, "cross-attention needs at least two modalities"
+        if modalities < 2:
+            raise ValueError("cross-attention needs at least two modalities")
         others = [[o for o in range(modalities) if o != m] for m in range(modalities)]
         self.register_buffer("others", torch.tensor(others), persistent=False)  # (M, M-1)
         self.blocks = nn.ModuleList(CrossBlock(dim, heads, mlp_ratio) for _ in range(depth))

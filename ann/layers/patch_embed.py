@@ -36,9 +36,9 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=(kh, kw), stride=(kh, kw))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        assert tuple(x.shape[-2:]) == self.size, (
-            f"patch embedding built for maps of {self.size}, got {tuple(x.shape[-2:])}"
-        )
+        if tuple(x.shape[-2:]) != self.size:
+            raise ValueError(f"patch embedding built for maps of {self.size}, got "
+                             f"{tuple(x.shape[-2:])}")
         B, C = x.shape[:2]
         (kh, kw), g = self.kernel, self.grid
         x = F.pad(x, self.pad)  # (B, C, g*kh, g*kw)

@@ -11,14 +11,14 @@ from hybrid.cli.types import VIDEO_SIZE
 
 
 class TargetType(click.ParamType):
-    """A preset of deploy/targets.py by name (accelerator or link)."""
+    """A preset of deploy/hardware/targets.py by name (accelerator or link)."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self.name = kind
 
     def convert(self, value, param, ctx):
-        from deploy import targets
+        from deploy.hardware import targets
         from deploy.presets import PresetError
 
         if not isinstance(value, str):
@@ -86,11 +86,11 @@ def render(rep: dict) -> str:
 @click.argument("data", type=click.Path(exists=True))
 @click.option("--neuro", type=click.Choice(["loihi"]), default="loihi", show_default=True,
               help="Neurocore architecture for SANA-FE (its own loihi.yaml, inputs moved "
-                   "to 4 tiles: deploy/chip_arch.py) and the energy preset of the first "
+                   "to 4 tiles: deploy/hardware/loihi_arch.py) and the energy preset of the first "
                    "STM layer.")
 @click.option("--accelerator", type=TargetType("accelerator"), default="h100-sxm",
               show_default=True, help="Accelerator of the dense partition: h100-sxm, "
-              "a100-sxm, jetson-orin, tianjic-ann (deploy/targets.py names each source).")
+              "a100-sxm, jetson-orin, tianjic-ann (deploy/hardware/targets.py names each source).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp16",
               show_default=True, help="Precision of the dense partition.")
 @click.option("--link", type=TargetType("link"), default="pcie4-x16", show_default=True,
@@ -120,11 +120,11 @@ def chip_cmd(artifact, data, neuro, accelerator, precision, link, sequences, fol
     mapping for --neuro is computed. DATA: a dataset folder or a `hybrid prepare`
     cache (its test split, as `hybrid run`), or one video.
     """
-    from deploy.artifact import ArtifactError, load_artifact
-    from deploy.chip_neuro import MissingExtra, stock_loihi
-    from deploy.mapping import read_mapping
+    from deploy.artifact.folder import ArtifactError, load_artifact
+    from deploy.hardware.mapping import read_mapping
+    from deploy.hardware.neurocore import MissingExtra, stock_loihi
     from hybrid.data.splits import SplitError
-    from hybrid.deployment import open_input
+    from hybrid.ondevice.artifacts import open_input
     from neuro.export import StmFileError, read_network
 
     try:
@@ -151,9 +151,9 @@ def chip_cmd(artifact, data, neuro, accelerator, precision, link, sequences, fol
         ds, _, _ = open_input(art, data, fold, video_size)
     except (SplitError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    from deploy.chip_neuro import tilings_from_mapping
-    from hybrid.chipping import estimate, mapping_note, plot_timeline
-    from hybrid.profiling import save
+    from deploy.hardware.neurocore import tilings_from_mapping
+    from hybrid.ondevice.chip_report import estimate, mapping_note, plot_timeline
+    from hybrid.ondevice.energy import save
 
     note = mapping_note(mapping, neuro, str(mpath))
     if note:  # remapped: say so before the simulation, on stderr (stdout may be --json)

@@ -28,8 +28,8 @@ def deploy(checkpoint, out, force, chip, with_nir, as_json):
     artifact folder: a Lava-ready HDF5 per STM, the dense partition as ONNX and torch
     files, the bridge and input specs, the class names, the STMs' core mapping
     (mapping.json), with --nir their NIR graphs, and a checksummed manifest."""
-    from hybrid.checkpoint import CheckpointError
-    from hybrid.deployment import NotDeployable, deploy_checkpoint
+    from hybrid.ondevice.artifacts import NotDeployable, deploy_checkpoint
+    from hybrid.training.checkpoint import CheckpointError
 
     exists = (f"{out} exists: pass --force to replace it (once the new artifact is "
               "complete), or choose another folder")
@@ -90,10 +90,10 @@ def run(artifact, source, top, compare, workers, fold, video_size, conv, as_json
     bridge, the dense partition in onnxruntime) on INPUT: one video (any format FFmpeg
     reads), or the test split of a dataset folder or `hybrid prepare` cache (with
     accuracy). Per video: top classes, spikes per layer, seconds per stage."""
-    from deploy.artifact import ArtifactError, load_artifact
-    from deploy.runtime import run_videos
+    from deploy.artifact.folder import ArtifactError, load_artifact
+    from deploy.runtime.pool import run_videos
     from hybrid.data.splits import SplitError
-    from hybrid.deployment import SKIP, open_input
+    from hybrid.ondevice.artifacts import SKIP, open_input
 
     try:
         art = load_artifact(artifact)

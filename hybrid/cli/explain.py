@@ -37,11 +37,11 @@ def explain(checkpoint, video, out, class_name, method, segments, video_size, tr
     modality (I-frame, motion vectors, residual) and segment, for the predicted class or
     --class: OUT/explain.png (a row per segment, as the paper's Fig. 5) and
     OUT/maps.npz (the maps at feature and crop resolution, and the inputs shown)."""
-    from hybrid import explain as ex
-    from hybrid.checkpoint import CheckpointError
     from hybrid.data.dataset import UNREADABLE
-    from hybrid.evaluate import load_model
-    from hybrid.explain_plot import plot
+    from hybrid.explain import maps as ex
+    from hybrid.explain.plot import plot
+    from hybrid.training.checkpoint import CheckpointError
+    from hybrid.training.evaluate import load_model
 
     try:
         model, classes, ckpt = load_model(checkpoint)

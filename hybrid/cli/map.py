@@ -30,7 +30,8 @@ def map_cmd(paths, chip, size, no_weight_sharing, as_json) -> None:
     checked: every file it lists; the chip its mapping.json was made for unless --chip).
     Exit status 1 when the partition does not fit one chip.
     """
-    from deploy import branches, mapping
+    from deploy.artifact import branches
+    from deploy.hardware import mapping
     from deploy.presets import CHIPS
     from neuro.export import StmFileError
 
@@ -70,11 +71,11 @@ def nir_cmd(paths, out_dir, as_json) -> None:
     PATHS: STM exports (.h5), folders holding them or a deploy artifact folder. Needs
     the `nir` extra.
     """
-    from deploy import branches
+    from deploy.artifact import branches
     from neuro.export import StmFileError
 
     try:
-        from deploy import nir as dnir
+        from deploy.artifact import nir as dnir
     except ImportError as e:
         raise click.ClickException(f"NIR export needs the 'nir' package "
                                    f"(pip install 'hybrid-snn-video[nir]'): {e}") from e

@@ -2,7 +2,7 @@
 geometry, the dense ablation switches, and the one mapping from them to a
 ``HybridConfig`` (so ``summary`` counts the model ``train`` builds).
 
-A preset (``hybrid.preset.PRESETS``) fills in every option left at its default; an
+A preset (``hybrid.training.recipes.PRESETS``) fills in every option left at its default; an
 option given on the command line overrides that one value. ``--help`` shows each
 option's demo default and the preset's value.
 """
@@ -12,7 +12,7 @@ import click
 from click.core import ParameterSource
 
 from hybrid.cli.types import Size
-from hybrid.preset import PRESETS
+from hybrid.training.recipes import PRESETS
 
 PAPER = PRESETS["paper"]
 
@@ -26,7 +26,7 @@ def preset_option(f):
     return click.option(
         "--preset", type=click.Choice(sorted(PRESETS)), default=None,
         help="A published setting for every option not given: 'paper' is the paper's "
-             "UCF-101 setting (hybrid/preset.py names each value's source); "
+             "UCF-101 setting (hybrid/training/recipes.py names each value's source); "
              "'[paper: X]' in an option's help is its value.")(f)
 
 
@@ -144,5 +144,5 @@ def model_config(p: dict, num_classes: int, quant: str = "float"):
             dense={k: v for k, v in dense.items() if v != defaults[k]})
         cfg.dense_config()  # DenseConfig checks the combination (e.g. cross needs 2 inputs)
         return cfg
-    except (AssertionError, ValueError) as exc:
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from exc

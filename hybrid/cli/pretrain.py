@@ -9,7 +9,8 @@ from hybrid.cli.options import given, model_config, model_options
 from hybrid.cli.train import DEFAULT_VIDEO_SIZE, _open, progress_bar
 from hybrid.cli.types import VIDEO_SIZE, FiniteFloatRange
 
-TASKS = ("pmsp", "ctp", "ctp-binary")  # = hybrid.pretrain_tasks.TASKS (not imported: fast --help)
+# = hybrid.pretraining.tasks.TASKS (not imported: a fast --help)
+TASKS = ("pmsp", "ctp", "ctp-binary")
 
 
 def _tasks(ctx, param, value):
@@ -73,24 +74,24 @@ def pretrain(data, run_dir, tasks, levels, hidden, video_size, epochs, resume, b
     beside chance. Fine-tune with `hybrid train DATA -o RUN2 --init RUN/checkpoint.pt`
     (the model options then come from the checkpoint).
     """
-    from hybrid.checkpoint import CheckpointError
     from hybrid.locking import LockedError
-    from hybrid.pretrain import PretrainConfig
-    from hybrid.pretrain import pretrain as run_pretrain
-    from hybrid.train import DivergedError, TrainConfig, resumed_config
+    from hybrid.pretraining.pretrain import PretrainConfig
+    from hybrid.pretraining.pretrain import pretrain as run_pretrain
+    from hybrid.training.checkpoint import CheckpointError
+    from hybrid.training.train import DivergedError, TrainConfig, resumed_config
 
     mcfg = model_config(opts, 1, "float")  # no classes: the classifier is dropped
     try:
         pcfg = PretrainConfig(tasks=tasks, levels=levels, hidden=hidden)
-    except AssertionError as exc:
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
                        weight_decay=weight_decay, warmup_epochs=warmup_epochs,
                        workers=workers, seed=seed, fold=fold)
     if resume:  # the checkpoint's geometry opens the data
-        from hybrid import checkpoint
         from hybrid.model import HybridConfig
-        from hybrid.train import CKPT_NAME
+        from hybrid.training import checkpoint
+        from hybrid.training.train import CKPT_NAME
 
         try:
             ck = checkpoint.load(f"{run_dir}/{CKPT_NAME}")
@@ -109,7 +110,7 @@ def pretrain(data, run_dir, tasks, levels, hidden, video_size, epochs, resume, b
     try:
         _, last = run_pretrain((train_ds, val_ds), run_dir, mcfg, pcfg, tcfg, resume=resume,
                                progress=progress_bar, echo=lambda m: click.echo(m, err=True))
-    except (CheckpointError, FileExistsError, LockedError, DivergedError, AssertionError) as exc:
+    except (CheckpointError, FileExistsError, LockedError, DivergedError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"{run_dir}: cannot write the run ({exc})") from exc

@@ -116,11 +116,9 @@ def profile(source, data, preset, views, split, fold, videos, video_size, spikes
     (exact fan-out per spike); the first STM layer (analog input), the bridge and the
     dense partition count MACs. Every view (clips x crops) of a video is counted.
     """
-    from deploy.artifact import ArtifactError, load_artifact
-    from hybrid.checkpoint import CheckpointError
+    from deploy.artifact.folder import ArtifactError, load_artifact
     from hybrid.cli.train import _eval_crop, _open
-    from hybrid.evaluate import load_model
-    from hybrid.profiling import (
+    from hybrid.ondevice.energy import (
         energy_by_preset,
         plot_energy,
         plot_ops,
@@ -128,6 +126,8 @@ def profile(source, data, preset, views, split, fold, videos, video_size, spikes
         profile_model,
         save,
     )
+    from hybrid.training.checkpoint import CheckpointError
+    from hybrid.training.evaluate import load_model
 
     folder = Path(source).is_dir()
     if quant is not None and (folder or spikes == "lava"):

@@ -41,8 +41,8 @@ def _load_stm(path: str, channels: int):
     for 2 channels, its residual STM for 3) or a torch file {config, state_dict}."""
     import torch
 
-    from hybrid.checkpoint import FORMAT, CheckpointError
-    from hybrid.evaluate import load_model
+    from hybrid.training.checkpoint import FORMAT, CheckpointError
+    from hybrid.training.evaluate import load_model
     from neuro.export import StmFileError, load_stm
     from neuro.stm import STM, STMConfig
 

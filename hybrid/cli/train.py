@@ -137,10 +137,10 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     Multi-process: `torchrun --nproc_per_node=N -m hybrid train ...` (gloo on CPU,
     nccl on GPU); the batch size is per process.
     """
-    from hybrid.checkpoint import CheckpointError
     from hybrid.locking import LockedError
-    from hybrid.train import DivergedError, TrainConfig
-    from hybrid.train import train as run_train
+    from hybrid.training.checkpoint import CheckpointError
+    from hybrid.training.train import DivergedError, TrainConfig
+    from hybrid.training.train import train as run_train
 
     p = apply_preset(ctx, opts)
     tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
@@ -167,7 +167,7 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     val_ds, _ = _open(data, "test", segments, False, size, fold, seed, video_size)
     mcfg = model_config(p, len(classes), quant)
     if init is not None and init_classes is None:  # a `hybrid pretrain` backbone
-        from hybrid.pretrain import finetune_init
+        from hybrid.pretraining.pretrain import finetune_init
 
         try:
             init_cfg, init = finetune_init({"kind": "pretrain", "model": init,
@@ -198,16 +198,16 @@ def _run_model(run_dir: str):
     """The model config of run folder ``run_dir``'s checkpoint, None without one."""
     from pathlib import Path
 
-    from hybrid import checkpoint
     from hybrid.model import HybridConfig
-    from hybrid.train import CKPT_NAME
+    from hybrid.training import checkpoint
+    from hybrid.training.train import CKPT_NAME
 
     path = Path(run_dir) / CKPT_NAME
     if not path.is_file():
         return None
     try:
         return HybridConfig.from_dict(checkpoint.load(path)["model_config"])
-    except (checkpoint.CheckpointError, KeyError, AssertionError, TypeError) as exc:
+    except (checkpoint.CheckpointError, KeyError, ValueError, TypeError) as exc:
         raise click.ClickException(f"{path}: {exc}") from exc
 
 
@@ -215,15 +215,15 @@ def _init_from(path: str, quant: str, resume: bool):
     """(model config with ``quant``, state dict, classes) of ``--init`` checkpoint ``path``."""
     import dataclasses
 
-    from hybrid import checkpoint
     from hybrid.model import HybridConfig
+    from hybrid.training import checkpoint
 
     if resume:
         raise click.UsageError("--init starts a new run; --resume continues one: pick one")
     try:
         ck = checkpoint.load(path)
         cfg = dataclasses.replace(HybridConfig.from_dict(ck["model_config"]), quant=quant)
-    except (checkpoint.CheckpointError, AssertionError, TypeError) as exc:
+    except (checkpoint.CheckpointError, ValueError, TypeError) as exc:
         raise click.ClickException(str(exc)) from exc
     if ck.get("kind") == "pretrain":  # no classes: the classifier starts fresh
         return cfg, ck["model"], None
@@ -256,7 +256,8 @@ def _init_from(path: str, quant: str, resume: bool):
 def evaluate(ctx, checkpoint, data, split, fold, plot, quant, as_json, **opts):
     """Multi-view evaluation of CHECKPOINT on DATA: top-1, top-5, per-class accuracy and
     a confusion-matrix plot; with `--fold all`, each split and the mean over them."""
-    from hybrid.data.splits import SplitError, load_split
+    from hybrid.data.sources import load_split
+    from hybrid.data.splits import SplitError
 
     p = apply_preset(ctx, opts)
     if plot:  # an explicit --plot: its folder is made now, before a long evaluation
@@ -317,9 +318,9 @@ def _plot_errors(per_fold: dict, asked: bool) -> None:
 def _evaluate_one(checkpoint: str, data: str, views: tuple[int, int], split: str, fold: int,
                   video_size, plot: Path, quant: str | None = None) -> dict:
     """Evaluate one checkpoint on one split of DATA; writes the confusion-matrix plot."""
-    from hybrid.checkpoint import CheckpointError
-    from hybrid.evaluate import evaluate as run_eval
-    from hybrid.evaluate import load_model, plot_confusion
+    from hybrid.training.checkpoint import CheckpointError
+    from hybrid.training.evaluate import evaluate as run_eval
+    from hybrid.training.evaluate import load_model, plot_confusion
 
     try:
         model, classes, ckpt = load_model(checkpoint)
@@ -391,9 +392,9 @@ def _eval_crop(size: int, n_crops: int):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def predict(checkpoint, video, top, segments, video_size, transcode, as_json):
     """Class names of VIDEO (any video FFmpeg reads) with probabilities, from CHECKPOINT."""
-    from hybrid.checkpoint import CheckpointError
     from hybrid.data.dataset import UNREADABLE, CompressedVideoDataset
-    from hybrid.evaluate import load_model, predict_scores
+    from hybrid.training.checkpoint import CheckpointError
+    from hybrid.training.evaluate import load_model, predict_scores
     from hybrid.video.transcode import as_mpeg4
 
     try:

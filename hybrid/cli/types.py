@@ -22,7 +22,8 @@ class Size(click.ParamType):
 
     def __init__(self, minimum: int = 1, even: bool = False, order: str = "wh",
                  square: bool = False) -> None:
-        assert order in ("wh", "hw"), f"order must be 'wh' or 'hw', got {order!r}"
+        if order not in ("wh", "hw"):
+            raise ValueError(f"order must be 'wh' or 'hw', got {order!r}")
         self.minimum, self.even, self.order, self.square = minimum, even, order, square
 
     def get_metavar(self, param, ctx=None) -> str:  # click 8.1 and 8.2 signatures

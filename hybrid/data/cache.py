@@ -40,8 +40,16 @@ import numpy as np
 
 from hybrid import locking
 from hybrid.data.mpstart import HeldInterrupt, spawn_pool
-from hybrid.data.splits import available_folds, detect_layout, load_split
+from hybrid.data.partition import check_shard, shard_of
+from hybrid.data.splits import (
+    SplitError,
+    available_folds,
+    detect_layout,
+    load_split,
+    missing_videos,
+)
 from hybrid.data.transforms import Normalization
+from hybrid.data.videocache import index_path, source_stamp, video_path
 from hybrid.video.extract import FORMAT, FormatError, check_format, mode_attrs, write_group
 from hybrid.video.transcode import DEFAULT_SIZE
 
@@ -96,6 +104,27 @@ class PrepareConfig:
     coviar: bool = True  # integer-pixel (CoViAR) or sub-pixel motion
     compress: bool = True  # compressed chunks (COMPRESSION); False reads fastest
     mv_bound: float = Normalization.mv_bound  # |MV| px at the ends of the uint8 codes
+
+
+def cache_split(path: Path, split: str, fold: int) -> tuple[list[tuple[str, int]], list[str]]:
+    """(items, classes) of ``split`` and ``fold`` as the cache at ``path`` stored them."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise SplitError(f"{path}: cannot open as a `hybrid prepare` cache ({e})") from None
+    with f:
+        check_cache(f, path)
+        classes = [str(c) for c in f.attrs["classes"]]
+        name = f"{split}{fold}"
+        if name not in f.get("splits", {}):
+            have = sorted(f["splits"]) if "splits" in f else []
+            raise SplitError(f"{path}: cache has no split {name!r} (has {have})")
+        rows = [r.decode() if isinstance(r, bytes) else str(r) for r in f["splits"][name][()]]
+    items = [(r.rsplit("\t", 1)[0], int(r.rsplit("\t", 1)[1])) for r in rows]
+    return items, classes
+
 
 
 def _codes(arrays: dict, cfg: PrepareConfig) -> dict:
@@ -235,16 +264,6 @@ def _videos_in(path: Path) -> int:
         return 0
 
 
-def source_stamp(path: Path) -> str:
-    """What identifies a source video's content for resuming: size and modification
-    time (ns); "" when it cannot be read (the worker then reports it)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return ""
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
 def _drop_stale(vids, stamps: dict[str, str]) -> int:
     """Delete the videos a re-run must not keep: those no longer in the splits, and
     those whose source changed since they were extracted (size or modification time;
@@ -264,8 +283,6 @@ def _copies(videos: Path, rels: list[str], stamps: dict[str, str]) -> dict[str, 
     """{rel: its transcoded copy} for the videos the video cache ``videos`` holds indexed
     from the same source (size and modification time) as now."""
     import json
-
-    from hybrid.data.videocache import index_path, video_path
 
     out = {}
     for rel in rels:
@@ -295,9 +312,6 @@ def _open(out: Path):
 def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int,
              progress, on_start, shard, videos) -> dict:
     """Prepare into the file ``work`` (``out`` itself, or ``out``.part while new)."""
-    from hybrid.data.shards import check_shard, shard_of
-    from hybrid.data.splits import missing_videos
-
     mine = (lambda rel: True) if shard is None else (
         lambda rel: shard_of(rel, shard[1]) == shard[0])
     if work != out and work.exists() and not _videos_in(work):

@@ -1,7 +1,7 @@
 """A torch Dataset of compressed-video samples: per video, ``segments`` GOPs sampled TSN
 style, each an I-frame and its 11 accumulated P-frame MV fields and residuals, cropped
 identically across modalities and handed over as the uint8 codes the model sees
-(normalising, resizing and flipping run on the device: :func:`deploy.inputs.decode`).
+(normalising, resizing and flipping run on the device: :func:`deploy.artifact.inputs.decode`).
 
 A short GOP (the end of a video) is padded to 11 P-frames by repeating its last
 P-frame (for accumulated modalities: the motion froze); a GOP without P-frames gets
@@ -16,12 +16,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hybrid.data.cache import CacheReader
-from hybrid.data.splits import detect_layout
+from hybrid.data.cache import CacheReader, PrepareConfig, _work
+from hybrid.data.shards import ShardedCacheReader
+from hybrid.data.sources import detect_layout, load_split
 from hybrid.data.transforms import CropConfig, Normalization, crop_box, sample_segments
+from hybrid.data.videocache import VideoCacheReader, source_stamp
 from hybrid.video.errors import VideoError
 from hybrid.video.reader import P_PER_GOP
-from hybrid.video.transcode import DEFAULT_SIZE
+from hybrid.video.seek import gop_index, read_gops_at
+from hybrid.video.transcode import DEFAULT_SIZE, is_coviar_form
 
 DEFAULT_CROP = CropConfig()
 COVIAR_NORM = Normalization()
@@ -54,11 +57,11 @@ class CompressedVideoDataset(Dataset):
     :func:`hybrid.data.splits.load_split`.
 
     ``__getitem__`` returns what the model sees as uint8 codes (see
-    :mod:`deploy.inputs`), cropped but not resized: ``iframe`` (S, 3, M, M), ``mv`` (S, 11,
+    :mod:`deploy.artifact.inputs`), cropped but not resized: ``iframe`` (S, 3, M, M), ``mv`` (S, 11,
     2, M, M), ``residual`` (S, 11, 3, M, M) with the crop in the top-left corner of each
     M x M buffer, ``box`` int64 (crop height, crop width, flip, C), and ``label`` int64,
     with S = ``segments``, C = ``crop.size``, M = the largest crop side the crop config
-    can draw. :func:`deploy.inputs.decode` (on the device) makes the normalised float32
+    can draw. :func:`deploy.artifact.inputs.decode` (on the device) makes the normalised float32
     (S, 3, C, C), (S, 11, 2, C, C), (S, 11, 3, C, C) from a batch of them."""
 
     def __init__(self, source: str | Path, items: list[tuple[str, int]], segments: int = 3,
@@ -66,7 +69,8 @@ class CompressedVideoDataset(Dataset):
                  norm: Normalization = COVIAR_NORM, accumulate: bool = True,
                  coviar: bool = True, video_size: tuple[int, int] = DEFAULT_SIZE,
                  seed: int | None = None, layout: str | None = None) -> None:
-        assert segments >= 1, f"segments must be >= 1, got {segments}"
+        if segments < 1:
+            raise ValueError(f"segments must be >= 1, got {segments}")
         self.source, self.items = Path(source), list(items)
         self.segments, self.train = segments, train
         self.crop = CropConfig(size=crop) if isinstance(crop, int) else crop
@@ -77,12 +81,8 @@ class CompressedVideoDataset(Dataset):
         self._gops: dict[tuple[str, str], list[int] | None] = {}  # original videos' indices
         layout = layout or detect_layout(self.source)
         if layout == "videocache":
-            from hybrid.data.videocache import VideoCacheReader
-
             self.videos = VideoCacheReader(self.source)
         if layout in ("cache", "shards"):
-            from hybrid.data.shards import ShardedCacheReader
-
             self.cache = (CacheReader(self.source) if layout == "cache"
                           else ShardedCacheReader(self.source))
             a = self.cache.attrs
@@ -119,10 +119,6 @@ class CompressedVideoDataset(Dataset):
     def _seekable(self, path: Path) -> list[int] | None:
         """The GOP index of an original video already in the reader's form at
         ``video_size`` (probed once per process and version of the file), else None."""
-        from hybrid.data.cache import source_stamp
-        from hybrid.video.seek import gop_index
-        from hybrid.video.transcode import is_coviar_form
-
         key = (str(path), source_stamp(path))
         if key not in self._gops:
             self._gops[key] = (gop_index(path) if is_coviar_form(path, self.video_size)
@@ -134,8 +130,6 @@ class CompressedVideoDataset(Dataset):
         and their indices. Videos (a video cache's, or originals already MPEG-4 GOP 12
         at ``video_size``) decode only the sampled GOPs; other originals are transcoded
         and extracted whole at every read (``hybrid prepare --video-cache`` does it once)."""
-        from hybrid.video.seek import read_gops_at
-
         if self.cache is not None:
             n = self.cache.num_gops(rel)
             idx = sample_segments(n, n_segments, self.train, self.rng)
@@ -149,8 +143,6 @@ class CompressedVideoDataset(Dataset):
             idx = sample_segments(len(starts), n_segments, self.train, self.rng)
             return self._codes(read_gops_at(path, starts, idx, self.accumulate,
                                             self.coviar)), idx
-        from hybrid.data.cache import PrepareConfig, _work
-
         _, arrays, err = _work((str(self.source), rel,
                                 PrepareConfig(self.video_size, self.accumulate, self.coviar,
                                               mv_bound=self.norm.mv_bound)))
@@ -174,7 +166,8 @@ class CompressedVideoDataset(Dataset):
         top, left, ch, cw, flip = crop_box(h, w, self.crop, self.train, self.rng)
         rows, cols = slice(top, top + ch), slice(left, left + cw)
         m = self.buffer_side(h, w)
-        assert ch <= m and cw <= m, f"crop {ch}x{cw} larger than the {m}x{m} buffer"
+        if not (ch <= m and cw <= m):
+            raise ValueError(f"crop {ch}x{cw} larger than the {m}x{m} buffer")
         iframe = np.zeros((s, 3, m, m), np.uint8)
         mv = np.zeros((s, P_PER_GOP, 2, m, m), np.uint8)
         res = np.zeros((s, P_PER_GOP, 3, m, m), np.uint8)
@@ -200,8 +193,6 @@ def open_split(source: str | Path, split: str, segments: int, train: bool,
                ) -> tuple[CompressedVideoDataset, list[str]]:
     """(dataset, class names) of ``split`` ('train' or 'test') and ``fold`` of a dataset
     folder (videos resized to ``video_size``, W x H) or a ``hybrid prepare`` cache."""
-    from hybrid.data.splits import load_split
-
     items, classes = load_split(source, split, fold)
     return CompressedVideoDataset(source, items, segments, train=train, crop=crop,
                                   video_size=video_size, seed=seed), classes

@@ -5,7 +5,7 @@ method ("fork" on Linux) as chosen: its preparation data include
 ``multiprocessing.get_start_method()``, which fixes it. A later ``import`` of Lava's
 runtime then fails with "context has already been set" (it calls
 ``multiprocessing.set_start_method('fork')`` at import). :func:`default_kept` undoes that
-record when it was not made before, as ``deploy.worker`` does in its processes."""
+record when it was not made before, as ``deploy.runtime.worker`` does in its processes."""
 from __future__ import annotations
 
 import contextlib

@@ -7,33 +7,14 @@ dataset's) from the shards, which must agree, and each video from its shard.
 """
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from hybrid.data.cache import CacheReader, check_cache
+from hybrid.data.cache import CacheReader, cache_split, check_cache
+from hybrid.data.partition import shard_of
 from hybrid.data.splits import SplitError
 from hybrid.video.extract import FORMAT
-
-
-def shard_of(rel: str, n: int) -> int:
-    """The part (1..n) the video at relative path ``rel`` belongs to."""
-    return 1 + zlib.crc32(rel.encode("utf-8")) % n
-
-
-def check_shard(f, shard: tuple[int, int] | None) -> None:
-    """Record ``shard`` (K, N) in a new cache file ``f`` or check a resumed one's."""
-    want = [0, 0] if shard is None else list(shard)
-    if "shard" in f.attrs:
-        have = [int(v) for v in f.attrs["shard"]]
-        if have != want:
-            def fmt(s):
-                return "the whole dataset" if s == [0, 0] else f"shard {s[0]}/{s[1]}"
-            raise ValueError(f"{f.filename}: cache holds {fmt(have)}, asked for {fmt(want)}; "
-                             f"use another output file")
-    else:
-        f.attrs["shard"] = want
 
 
 def _caches(folder: Path) -> list[Path]:
@@ -92,12 +73,10 @@ def shard_files(folder: str | Path) -> tuple[list[Path], int]:
 
 def shard_split(folder: str | Path, split: str, fold: int):
     """(items, classes) of a shard folder: the same in every shard (checked)."""
-    from hybrid.data.splits import load_split
-
     files, _ = shard_files(folder)
-    first = load_split(files[0], split, fold)
+    first = cache_split(files[0], split, fold)
     for p in files[1:]:
-        if load_split(p, split, fold) != first:
+        if cache_split(p, split, fold) != first:
             raise SplitError(f"{folder}: {p.name} and {files[0].name} hold different "
                              f"{split} splits or classes (shards of different datasets?)")
     return first

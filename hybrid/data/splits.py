@@ -1,5 +1,5 @@
-"""Train/test splits of action datasets: UCF-101, HMDB-51, folder-per-class, and the
-HDF5 cache written by ``hybrid prepare`` (which stores the splits it was made from).
+"""Train/test splits of action datasets from their annotation files: UCF-101, HMDB-51,
+Kinetics, Something-Something v2 and folder-per-class.
 
 Items are ``(relative path, label)`` with the path relative to the dataset root, POSIX
 style (``Class/video.avi``), and labels 0-based; ``classes[label]`` is the class name.
@@ -26,7 +26,9 @@ style (``Class/video.avi``), and labels 0-based; ``classes[label]`` is the class
 - Folder-per-class: ``root/<class>/*.<video ext>``; classes sorted by name; when
   ``root/train`` and ``root/test`` exist each is folder-per-class, otherwise every
   ``test_every``-th video of a class (sorted by name) is a test video.
-- A folder of ``hybrid prepare --shard K/N`` caches: one dataset (``hybrid.data.shards``).
+
+The caches ``hybrid prepare`` writes carry their own splits; :mod:`hybrid.data.sources`
+chooses between a dataset folder and those.
 """
 from __future__ import annotations
 
@@ -60,17 +62,11 @@ def _find(root: Path, dirs, name: str) -> Path | None:
 
 
 def detect_layout(root: str | Path) -> str:
-    """'cache', 'videocache', 'shards', 'ucf101', 'hmdb51', 'kinetics', 'ssv2' or
-    'folder'."""
-    from hybrid.data.shards import is_shard_folder
-
+    """The annotation layout of a dataset folder: 'ucf101', 'hmdb51', 'kinetics', 'ssv2'
+    or 'folder' (the caches are told apart by :func:`hybrid.data.sources.detect_layout`)."""
     root = Path(root)
-    if root.is_file() and root.suffix in (".h5", ".hdf5"):
-        return "cache"
     if not root.is_dir():
-        raise SplitError(f"{root}: no such dataset folder or cache file")
-    if (root / "videocache.json").is_file():  # hybrid.data.videocache
-        return "videocache"
+        raise SplitError(f"{root}: no such dataset folder")
     if _find(root, UCF_DIRS, "classInd.txt"):
         return "ucf101"
     if any(HMDB_RE.match(p.name) for d in HMDB_DIRS if (root / d).is_dir()
@@ -80,8 +76,6 @@ def detect_layout(root: str | Path) -> str:
         return "kinetics"
     if _ssv2_file(root, "labels"):
         return "ssv2"
-    if is_shard_folder(root):
-        return "shards"
     return "folder"
 
 
@@ -267,58 +261,18 @@ def _folder(root: Path, split: str, test_every: int):
     return items, classes
 
 
-def _cache(path: Path, split: str, fold: int):
-    import h5py
-
-    from hybrid.data.cache import check_cache
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise SplitError(f"{path}: cannot open as a `hybrid prepare` cache ({e})") from None
-    with f:
-        check_cache(f, path)
-        classes = [str(c) for c in f.attrs["classes"]]
-        name = f"{split}{fold}"
-        if name not in f.get("splits", {}):
-            have = sorted(f["splits"]) if "splits" in f else []
-            raise SplitError(f"{path}: cache has no split {name!r} (has {have})")
-        rows = [r.decode() if isinstance(r, bytes) else str(r) for r in f["splits"][name][()]]
-    items = [(r.rsplit("\t", 1)[0], int(r.rsplit("\t", 1)[1])) for r in rows]
-    return items, classes
-
-
-def _videocache(root: Path, split: str, fold: int):
-    from hybrid.data.videocache import read_header
-
-    head = read_header(root)
-    name = f"{split}{fold}"
-    if name not in head["splits"]:
-        raise SplitError(f"{root}: video cache has no split {name!r} "
-                         f"(has {sorted(head['splits'])})")
-    return [(str(r), int(lab)) for r, lab in head["splits"][name]], list(head["classes"])
-
-
 def load_split(root: str | Path, split: str = "train", fold: int = 1,
                test_every: int = 4) -> tuple[list[tuple[str, int]], list[str]]:
     """(items, classes) of ``split`` ('train' or 'test') and ``fold`` (1-based) for a
-    dataset folder (UCF-101, HMDB-51, folder-per-class) or a ``hybrid prepare`` cache."""
+    dataset folder (UCF-101, HMDB-51, Kinetics, SSv2, folder-per-class)."""
     if split not in ("train", "test"):
         raise SplitError(f"split must be 'train' or 'test', got {split!r}")
     root = Path(root)
     layout = detect_layout(root)
-    if layout == "cache":
-        return _cache(root, split, fold)
-    if layout == "videocache":
-        return _videocache(root, split, fold)
     if layout == "ucf101":
         return _checked(root, split, fold, *_ucf(root, split, fold))
     if layout == "hmdb51":
         return _checked(root, split, fold, *_hmdb(root, split, fold))
-    if layout == "shards":
-        from hybrid.data.shards import shard_split
-
-        return shard_split(root, split, fold)
     if fold != 1:
         raise SplitError(f"{root}: a {layout} dataset has one fold, asked for {fold}")
     if layout in ("kinetics", "ssv2"):
@@ -355,12 +309,4 @@ def available_folds(root: str | Path) -> list[int]:
     if layout == "hmdb51":
         return sorted({int(m["fold"]) for d in HMDB_DIRS if (root / d).is_dir()
                        for p in (root / d).iterdir() if (m := HMDB_RE.match(p.name))})
-    if layout == "shards":
-        from hybrid.data.shards import shard_folds
-
-        return shard_folds(root)
-    if layout == "videocache":
-        from hybrid.data.videocache import read_header
-
-        return sorted({int(n[5:]) for n in read_header(root)["splits"] if n[:5] == "train"})
     return [1]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deploy.inputs import IMAGENET_MEAN, IMAGENET_STD, resize_flip
+from deploy.artifact.inputs import IMAGENET_MEAN, IMAGENET_STD, resize_flip
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Normalization:
     0, 255) / 255 - 0.5``; residual ``(clip(r + 128, 0, 255) / 255 - 0.5) / std``.
 
     The model only sees 8-bit codes: :meth:`codes` turns raw arrays into them (what the
-    cache stores and loaders hand over), and :func:`deploy.inputs.decode` turns codes into
+    cache stores and loaders hand over), and :func:`deploy.artifact.inputs.decode` turns codes into
     the floats on the device. :meth:`iframe`, :meth:`mv`, :meth:`residual` are the float
     reference in numpy (the pre-codes path), kept to test the two against."""
 
@@ -66,7 +66,8 @@ def sample_segments(n: int, segments: int, train: bool,
     """TSN sampling of ``segments`` indices from ``n`` GOPs: split them into equal
     segments and take a random one from each (training) or each segment's middle
     (evaluation). Fewer GOPs than segments: indices repeat, in order."""
-    assert n >= 1, "a video needs at least one GOP"
+    if n < 1:
+        raise ValueError("a video needs at least one GOP")
     rng = rng or random
     out = []
     for k in range(segments):

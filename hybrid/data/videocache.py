@@ -33,6 +33,7 @@ from pathlib import Path
 from deploy.atomic import write_file
 from hybrid import locking
 from hybrid.data.mpstart import spawn_pool
+from hybrid.data.splits import SplitError, available_folds, detect_layout, load_split
 from hybrid.video.extract import FORMAT
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,6 @@ def _work(args: tuple[str, str, str, tuple[int, int]]) -> tuple[str, list | None
 
 def _header(out: Path, root: Path, size: tuple[int, int]) -> list[tuple[str, int]]:
     """Write (or check) the header; returns every (rel, label) to prepare."""
-    from hybrid.data.splits import available_folds, detect_layout, load_split
-
     splits, classes = {}, None
     for fold in available_folds(root):
         for split in ("train", "test"):
@@ -129,6 +128,27 @@ def read_header(out: str | Path) -> dict:
     return head
 
 
+def videocache_split(root: Path, split: str, fold: int) -> tuple[list[tuple[str, int]], list[str]]:
+    """(items, classes) of ``split`` and ``fold`` as the video cache at ``root`` lists them."""
+    head = read_header(root)
+    name = f"{split}{fold}"
+    if name not in head["splits"]:
+        raise SplitError(f"{root}: video cache has no split {name!r} "
+                         f"(has {sorted(head['splits'])})")
+    return [(str(r), int(lab)) for r, lab in head["splits"][name]], list(head["classes"])
+
+
+
+def source_stamp(path: Path) -> str:
+    """What identifies a source video's content for resuming: size and modification
+    time (ns); "" when it cannot be read (the worker then reports it)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], workers: int = 2,
                    progress: Callable[[int], None] | None = None,
                    on_start: Callable[[int], None] | None = None) -> dict:
@@ -167,8 +187,6 @@ def _remove(out: Path, created: bool) -> None:
 
 def _prepare_videos(root: Path, out: Path, size: tuple[int, int], workers: int, progress,
                     on_start) -> dict:
-    from hybrid.data.cache import source_stamp
-
     items = _header(out, root, tuple(size))
     for tmp in (out / "videos").rglob("*" + TMP):  # half-written by a killed run
         tmp.unlink()

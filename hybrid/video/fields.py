@@ -186,7 +186,8 @@ class FastTracer:
     def __init__(self, iframe: np.ndarray, accumulate: bool) -> None:
         h, w = iframe.shape[:2]
         _check_rgb(iframe, h, w, "I-frame")
-        assert h < 1 << 16 and w < 1 << 16, f"frame {h}x{w} too large for 16-bit x, y"
+        if not (h < 1 << 16 and w < 1 << 16):
+            raise ValueError(f"frame {h}x{w} too large for 16-bit x, y")
         self.h, self.w, self.n, self.accumulate = h, w, h * w, accumulate
         self.ref = iframe
         self.prev = iframe
@@ -203,7 +204,8 @@ class FastTracer:
 
         h, w = self.h, self.w
         _check_rgb(rgb, h, w, "frame")
-        assert cell in (1, CELL), f"cell must be 1 or {CELL}, got {cell}"
+        if cell not in (1, CELL):
+            raise ValueError(f"cell must be 1 or {CELL}, got {cell}")
         assert field.dtype == np.int64 and field.shape == (-(-h // cell), -(-w // cell)), (
             f"field {field.dtype} {field.shape} does not match frame {rgb.shape} "
             f"at cell {cell}")

@@ -109,18 +109,23 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         w, h = self.size
-        assert w >= 32 and h >= 32, f"size must be at least 32x32, got {w}x{h}"
+        if not (w >= 32 and h >= 32):
+            raise ValueError(f"size must be at least 32x32, got {w}x{h}")
         if self.radius == 0:
             object.__setattr__(self, "radius", max(4, round(0.18 * min(w, h))))
-        assert 4 * self.radius <= min(w, h), (
-            f"size {w}x{h} too small for an object of radius {self.radius}")
-        assert self.frames >= GOP, f"frames must be >= one GOP ({GOP}), got {self.frames}"
-        assert self.distractors >= 0, f"distractors must be >= 0, got {self.distractors}"
-        assert self.speed > 0, f"speed must be > 0, got {self.speed}"
-        assert self.noise >= 0 and 0 <= self.jitter <= 1, (
-            f"noise must be >= 0 and jitter in [0, 1], got {self.noise}, {self.jitter}")
-        assert self.motions in MOTION_SETS, (
-            f"motions must be one of {sorted(MOTION_SETS)}, got {self.motions!r}")
+        if 4 * self.radius > min(w, h):
+            raise ValueError(f"size {w}x{h} too small for an object of radius {self.radius}")
+        if self.frames < GOP:
+            raise ValueError(f"frames must be >= one GOP ({GOP}), got {self.frames}")
+        if self.distractors < 0:
+            raise ValueError(f"distractors must be >= 0, got {self.distractors}")
+        if self.speed <= 0:
+            raise ValueError(f"speed must be > 0, got {self.speed}")
+        if not (self.noise >= 0 and 0 <= self.jitter <= 1):
+            raise ValueError(f"noise must be >= 0 and jitter in [0, 1], got {self.noise}, "
+                             f"{self.jitter}")
+        if self.motions not in MOTION_SETS:
+            raise ValueError(f"motions must be one of {sorted(MOTION_SETS)}, got {self.motions!r}")
 
     @property
     def classes(self) -> list[Motion]:
@@ -147,7 +152,8 @@ def _inside(shape: int, ox: np.ndarray, oy: np.ndarray, r: float) -> np.ndarray:
 def render_video(label: int, seed: int, cfg: SynthConfig = SynthConfig()) -> list[np.ndarray]:
     """The RGB frames ((H, W, 3) uint8) of one video of class ``label``."""
     n = len(cfg.classes)
-    assert 0 <= label < n, f"label {label} outside 0..{n - 1}"
+    if not (0 <= label < n):
+        raise ValueError(f"label {label} outside 0..{n - 1}")
     rng = np.random.default_rng([seed, label])
     m, group = cfg.classes[label], label // 2
     w, h = cfg.size
@@ -225,7 +231,7 @@ def earlier_dataset(out: str | Path) -> dict | None:
     try:
         man = json.loads((out / MANIFEST).read_text())
         assert man.get("format") == FORMAT
-    except (OSError, ValueError, AssertionError, AttributeError):
+    except (OSError, ValueError, AttributeError):
         raise SynthError(f"{out}: not empty and not a `hybrid synth` dataset (no valid "
                          f"{MANIFEST}): choose a new or empty folder") from None
     ours = set(man["files"]) | {MANIFEST} | {f.split("/")[0] for f in man["files"]}

@@ -35,10 +35,12 @@ class EncodeConfig:
 
     def __post_init__(self) -> None:
         w, h = self.size
-        assert w >= 16 and h >= 16 and w % 2 == 0 and h % 2 == 0, (
-            f"size must be even and >= 16 px, got {w}x{h}")
-        assert 1 <= self.qscale <= 31, f"qscale must be in 1..31, got {self.qscale}"
-        assert self.gop >= 2, f"gop must be >= 2, got {self.gop}"
+        if not (w >= 16 and h >= 16 and w % 2 == 0 and h % 2 == 0):
+            raise ValueError(f"size must be even and >= 16 px, got {w}x{h}")
+        if not (1 <= self.qscale <= 31):
+            raise ValueError(f"qscale must be in 1..31, got {self.qscale}")
+        if self.gop < 2:
+            raise ValueError(f"gop must be >= 2, got {self.gop}")
 
 
 def _open_writer(target, fmt: str | None, cfg: EncodeConfig):

@@ -67,10 +67,12 @@ class ConvLIF(AbstractProcess):
                  tiles: list[tuple[int, int]], active: int | None = None,
                  v_last_only: bool = False, name: str | None = None) -> None:
         super().__init__(shape=shape, name=name)
-        assert reset_interval > 0, f"reset_interval must be positive, got {reset_interval}"
+        if reset_interval <= 0:
+            raise ValueError(f"reset_interval must be positive, got {reset_interval}")
         active = reset_interval if active is None else active
-        assert 0 < active <= reset_interval, (
-            f"active must be in 1..reset_interval ({reset_interval}), got {active}")
+        if not (0 < active <= reset_interval):
+            raise ValueError(f"active must be in 1..reset_interval ({reset_interval}), got "
+                             f"{active}")
         self.proc_params["weight"] = np.asarray(weight, np.int32)
         for key, val in (("stride", stride), ("padding", padding), ("in_max", in_max),
                          ("dv", dv), ("du", du),

@@ -53,7 +53,7 @@ class PyConvModelFixedIm2col(PyConvModelFixed):
         s_in = self.s_in.recv()
         if self.num_message_bits.item() == 0:
             s_in = s_in.astype(bool)
-        assert self.groups[0] == 1 and np.all(self.dilation == 1), (
-            "PyConvModelFixedIm2col supports groups=1, dilation=1 only")
+        if not (self.groups[0] == 1 and np.all(self.dilation == 1)):
+            raise ValueError("PyConvModelFixedIm2col supports groups=1, dilation=1 only")
         a = conv_im2col(s_in, self.weight, self.stride, self.padding)
         self.a_buf = utils.signed_clamp(a, bits=24).astype(np.int32)

@@ -41,7 +41,8 @@ class BatchSource(AbstractProcess):
     def __init__(self, *, shape: tuple[int, int, int], steps: int, period: int,
                  buffer_size: int = 2, active_only: bool = False) -> None:
         super().__init__(shape=shape, steps=steps, period=period, active_only=active_only)
-        assert 0 < steps <= period, f"need 0 < steps ({steps}) <= period ({period})"
+        if not (0 < steps <= period):
+            raise ValueError(f"need 0 < steps ({steps}) <= period ({period})")
         self.in_port = InPort(shape=(steps, *shape))
         self.in_port.flag_external_pipe(buffer_size=buffer_size)
         self.out_port = OutPort(shape=shape)
@@ -87,7 +88,8 @@ class BatchReadout(AbstractProcess):
     def __init__(self, *, layers: list[tuple[tuple[int, int, int], list[tuple[int, int]]]],
                  steps: int, period: int, record: bool, buffer_size: int = 2,
                  active_only: bool = False) -> None:
-        assert len(layers) == LAYERS, f"BatchReadout takes {LAYERS} layers, got {len(layers)}"
+        if len(layers) != LAYERS:
+            raise ValueError(f"BatchReadout takes {LAYERS} layers, got {len(layers)}")
         super().__init__(layers=layers, steps=steps, period=period, record=record,
                          active_only=active_only)
         n = len(layers[0][1])

@@ -40,7 +40,8 @@ class SoftResetLIF(AbstractProcess):
         super().__init__(shape=shape, name=name)
         tiles = [(0, shape[0])] if tiles is None else [(int(a), int(b)) for a, b in tiles]
         self.proc_params["tiles"] = tiles
-        assert reset_interval > 0, f"reset_interval must be positive, got {reset_interval}"
+        if reset_interval <= 0:
+            raise ValueError(f"reset_interval must be positive, got {reset_interval}")
         self.proc_params["reset_interval"] = int(reset_interval)
         self.proc_params["reset_offset"] = int(reset_offset) % int(reset_interval)
         self.a_in = InPort(shape=shape)

@@ -1,0 +1,275 @@
+"""The deployed-model folder: one self-describing artifact per trained hybrid model.
+
+Layout (``hybrid deploy CHECKPOINT -o DIR``)::
+
+    DIR/manifest.json  format "hybrid-deploy", version, toolkit version, source checkpoint
+                       sha256, files: [{path, role, bytes, sha256}]
+    DIR/spec.json      classes, input spec (deploy.artifact.inputs), bridge specs
+                       (deploy.artifact.bridge),
+                       which file holds which partition, the source model config
+    DIR/stm_mv.h5      spiking partition: one Lava-ready HDF5 per STM branch (netx layer
+    DIR/stm_r.h5         schema + soft-reset extras, neuro.export), at the STM input size
+    DIR/dense.onnx     dense partition for onnxruntime (ann.onnx_export)
+    DIR/dense.pt       the same dense partition as a versioned torch file
+    DIR/mapping.json   the STMs on a chip preset's neurocores
+                       (deploy.hardware.mapping; role mapping)
+    DIR/stm_mv.nir     with ``nir=True``: each STM branch as a NIR graph (deploy.artifact.nir; roles
+    DIR/stm_r.nir        nir:mv, nir:r)
+
+The folder is staged beside DIR and renamed into place when complete
+(:func:`deploy.atomic.staged_dir`); ``manifest.json`` is its last file. Loading checks the
+format and version, then every listed file's presence, size and sha256, then the
+partitions' own versions and that they fit the spec: any failure is an
+:class:`ArtifactError` whose one-line message names the file and the problem.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ann.model import DenseModel
+from ann.onnx_export import export_onnx, save_torch
+from deploy.artifact.bridge import DENSE_INPUTS, BridgeSpec
+from deploy.artifact.inputs import InputSpec
+from deploy.atomic import staged_dir
+from deploy.hardware.mapping import map_network, read_mapping, write_mapping
+from deploy.presets import LOIHI2, ChipPreset
+from neuro.export import StmFileError, export_stm, read_network
+from neuro.stm import STM
+
+FORMAT = "hybrid-deploy"
+VERSION = 1
+MANIFEST = "manifest.json"
+SPEC = "spec.json"
+STM_FILES = {"mv": "stm_mv.h5", "r": "stm_r.h5"}
+ONNX_FILE = "dense.onnx"
+TORCH_FILE = "dense.pt"
+MAPPING_FILE = "mapping.json"
+DIST_NAME = "hybrid-snn-video"  # the toolkit's distribution (pyproject.toml)
+
+
+class ArtifactError(ValueError):
+    """An artifact folder that cannot be used; the message names the file and why."""
+
+
+def toolkit_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DIST_NAME)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Artifact:
+    path: Path  # the folder
+    manifest: dict  # manifest.json as read
+    classes: list[str]  # class names, in logit order
+    inputs: InputSpec  # what the host feeds
+    bridges: dict[str, BridgeSpec]  # per STM modality ("mv", "r")
+    model_config: dict  # the source model's configuration (informative)
+
+    def stm_path(self, modality: str) -> Path:
+        return self.path / STM_FILES[modality]
+
+    def role_path(self, role: str) -> Path | None:
+        """The listed file of ``role`` (``mapping``, ``nir:mv``, ...), None if unlisted."""
+        rel = next((f["path"] for f in self.manifest["files"] if f["role"] == role), None)
+        return None if rel is None else self.path / rel
+
+    @property
+    def mapping_path(self) -> Path | None:
+        return self.role_path("mapping")
+
+    @property
+    def nir_paths(self) -> dict[str, Path]:
+        """Per STM modality, its NIR file (empty unless deployed with ``nir``)."""
+        return {f["role"][4:]: self.path / f["path"] for f in self.manifest["files"]
+                if f["role"].startswith("nir:")}
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.path / ONNX_FILE
+
+    @property
+    def torch_path(self) -> Path:
+        return self.path / TORCH_FILE
+
+    @property
+    def bridge_bytes_per_video(self) -> int:
+        return sum(b.bytes_per_video for b in self.bridges.values())
+
+
+def write_artifact(out: str | os.PathLike, stms: dict[str, STM], dense: DenseModel,
+                   inputs: InputSpec, classes: list[str], model_config: dict | None = None,
+                   source_sha256: str | None = None, overwrite: bool = False,
+                   chip: ChipPreset = LOIHI2, nir: bool = False) -> Artifact:
+    """Write the artifact folder ``out`` from the built partitions: ``stms`` per STM
+    modality of ``inputs`` (exported at ``inputs.stm_size``), the ``dense`` partition and
+    the class names; the exported STMs' mapping onto ``chip`` and, with ``nir``, their
+    NIR graphs (needs the ``nir`` package). ``FileExistsError`` if ``out`` exists and not
+    ``overwrite``."""
+    out = Path(out)
+    mods = inputs.stm_modalities
+    if set(stms) != set(mods):
+        raise ValueError(f"{out}: STMs given for {sorted(stms)}, the input spec has {mods}")
+    dcfg = dense.cfg
+    if dcfg.modalities != inputs.modalities or dcfg.segments != inputs.segments:
+        raise ValueError(f"{out}: dense partition takes {dcfg.modalities} x {dcfg.segments} "
+                         f"segments, the input spec {inputs.modalities} x {inputs.segments}")
+    if len(classes) != dcfg.num_classes:
+        raise ValueError(f"{out}: {len(classes)} class names for {dcfg.num_classes} outputs")
+    with staged_dir(out, overwrite=overwrite) as tmp:
+        files, bridges, nets = [], {}, {}
+        for m in mods:
+            path = export_stm(stms[m], tmp / STM_FILES[m], inputs.stm_size)
+            nets[m] = read_network(path)  # what the runtime, `hybrid map` and NIR read
+            last = nets[m].layers[-1]
+            c, h, w = last.shape
+            if dcfg.in_shape(m) != (c, h, w):
+                raise ValueError(f"{out}: STM {m} gives (C, H, W) {(c, h, w)}, the dense "
+                                 f"partition takes {dcfg.in_shape(m)}")
+            bridges[m] = BridgeSpec(modality=m, source=f"{STM_FILES[m]}:layer/3/v",
+                                    target=DENSE_INPUTS[m], segments=inputs.segments,
+                                    channels=c, height=h, width=w, v_scale=last.v_scale)
+            files.append((STM_FILES[m], f"stm:{m}"))
+        export_onnx(dense, tmp / ONNX_FILE)
+        save_torch(dense, tmp / TORCH_FILE)
+        files += [(ONNX_FILE, "dense-onnx"), (TORCH_FILE, "dense-torch")]
+        write_mapping(map_network(nets, chip), tmp / MAPPING_FILE)
+        files.append((MAPPING_FILE, "mapping"))
+        if nir:
+            from deploy.artifact.nir import write_nir  # the optional `nir` package
+
+            files += [(p.name, f"nir:{m}") for m, p in zip(nets, write_nir(nets, tmp))]
+        spec = {"classes": list(classes), "inputs": inputs.to_dict(),
+                "bridges": {m: b.to_dict() for m, b in bridges.items()},
+                "spiking": {m: STM_FILES[m] for m in mods},
+                "dense": {"onnx": ONNX_FILE, "torch": TORCH_FILE},
+                "model_config": model_config or {}}
+        (tmp / SPEC).write_text(json.dumps(spec, indent=2))
+        files.append((SPEC, "spec"))
+        manifest = {
+            "format": FORMAT, "version": VERSION, "toolkit_version": toolkit_version(),
+            "source_checkpoint_sha256": source_sha256,
+            "files": [{"path": p, "role": role, "bytes": (tmp / p).stat().st_size,
+                       "sha256": sha256_file(tmp / p)} for p, role in files],
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return load_artifact(out)
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing ({what}; not a complete artifact folder)")
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArtifactError(f"{path}: not readable JSON ({e})") from e
+    if not isinstance(d, dict):
+        raise ArtifactError(f"{path}: expected a JSON object")
+    return d
+
+
+def _check_files(root: Path, manifest: dict) -> dict[str, str]:
+    """Check every file the manifest lists; returns role -> relative path."""
+    mpath = root / MANIFEST
+    entries = manifest.get("files")
+    if not isinstance(entries, list) or not entries:
+        raise ArtifactError(f"{mpath}: no 'files' list")
+    roles = {}
+    for e in entries:
+        try:
+            rel, role, size, digest = e["path"], e["role"], int(e["bytes"]), e["sha256"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{mpath}: bad file entry {e!r}") from exc
+        pure = PurePosixPath(rel)
+        if pure.is_absolute() or ".." in pure.parts:
+            raise ArtifactError(f"{mpath}: file path {rel!r} leaves the artifact folder")
+        path = root / rel
+        if not path.is_file():
+            raise ArtifactError(f"{path}: missing (listed in {MANIFEST} as {role})")
+        actual = path.stat().st_size
+        if actual != size:
+            kind = "truncated" if actual < size else "altered"
+            raise ArtifactError(f"{path}: {kind}: {actual} bytes, {MANIFEST} says {size}")
+        if sha256_file(path) != digest:
+            raise ArtifactError(f"{path}: altered: sha256 differs from {MANIFEST}'s")
+        if role in roles:
+            raise ArtifactError(f"{mpath}: role {role!r} listed twice ({roles[role]}, {rel})")
+        roles[role] = rel
+    return roles
+
+
+def load_artifact(path: str | os.PathLike) -> Artifact:
+    """Open and verify an artifact folder; :class:`ArtifactError` naming the file."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ArtifactError(f"{root}: no such artifact folder")
+    manifest = _read_json(root / MANIFEST, "the manifest")
+    fmt, ver = manifest.get("format"), manifest.get("version")
+    if fmt != FORMAT:
+        raise ArtifactError(f"{root / MANIFEST}: format {fmt!r}, expected {FORMAT!r} "
+                            "(not a hybrid deploy artifact)")
+    if ver != VERSION:
+        raise ArtifactError(f"{root / MANIFEST}: artifact version {ver}, this toolkit "
+                            f"({toolkit_version()}) reads version {VERSION}")
+    roles = _check_files(root, manifest)
+    if "spec" not in roles:
+        raise ArtifactError(f"{root / MANIFEST}: lists no spec file")
+    spec_path = root / roles["spec"]
+    spec = _read_json(spec_path, "the spec")
+    try:
+        inputs = InputSpec.from_dict(spec["inputs"])
+        bridges = {m: BridgeSpec.from_dict(b) for m, b in spec["bridges"].items()}
+        classes = list(spec["classes"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArtifactError(f"{spec_path}: bad spec ({e})") from e
+    need = {f"stm:{m}" for m in inputs.stm_modalities} | {"dense-onnx", "dense-torch"}
+    if need - set(roles):
+        raise ArtifactError(f"{root / MANIFEST}: lists no {sorted(need - set(roles))} file")
+    if set(bridges) != set(inputs.stm_modalities):
+        raise ArtifactError(f"{spec_path}: bridges for {sorted(bridges)}, STMs "
+                            f"{list(inputs.stm_modalities)}")
+    art = Artifact(root, manifest, classes, inputs, bridges, spec.get("model_config", {}))
+    nets = {}
+    for m, b in bridges.items():
+        try:
+            net = read_network(art.stm_path(m))
+        except StmFileError as e:
+            raise ArtifactError(str(e)) from e
+        last = net.layers[-1]
+        if (tuple(last.shape), last.v_scale) != (b.layout[1:], b.v_scale):
+            raise ArtifactError(f"{art.stm_path(m)}: last layer {last.shape} v_scale "
+                                f"{last.v_scale}, {SPEC} says {b.layout[1:]} {b.v_scale}")
+        if net.input_shape[1:] != inputs.stm_size:
+            raise ArtifactError(f"{art.stm_path(m)}: input {net.input_shape}, {SPEC} says "
+                                f"STM input size {inputs.stm_size}")
+        nets[m] = net
+    if "mapping" in roles:
+        _check_mapping(root / roles["mapping"], nets)
+    return art
+
+
+def _check_mapping(path: Path, nets: dict) -> None:
+    """The listed mapping is this format and maps the artifact's STMs as deployed."""
+    try:
+        mp = read_mapping(path)
+    except ValueError as e:
+        raise ArtifactError(str(e)) from e
+    want = {m: list(net.input_shape) for m, net in nets.items()}
+    got = mp.get("branches")
+    if got != want:
+        raise ArtifactError(f"{path}: maps branches {got}, the STM files take {want}")

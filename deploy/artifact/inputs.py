@@ -1,0 +1,142 @@
+"""The input spec of a deployed model: what the host must feed the hybrid chip.
+
+Written into every artifact (``spec.json``) so that the runtime, or any other host code,
+prepares inputs exactly as in training: which modalities, how many TSN segments of how
+many P-frames, the crop sizes, the normalisation (CoViAR's, its fields as given by the
+training side) and each STM's fixed-point input quantisation.
+
+It also holds :func:`decode`, the one function that turns a loader's uint8 codes into the
+model's normalised floats on the device; training, evaluation, prediction (``hybrid``)
+and the runtime here all call it, so they cannot drift. Loaders hand over what the model
+sees as 8-bit codes, cropped but not resized: the I-frame's RGB, the motion vectors'
+CoViAR codes ``clip(trunc(mv * 127.5 / bound) + 128, 0, 255)`` and the residuals'
+``clip(r + 128, 0, 255)``, each in a square buffer of side M whose top-left ``(h, w)`` is
+the crop, with ``box = (h, w, flip, size)`` per sample.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+STM_CHANNELS = {"mv": 2, "r": 3}  # input channels of each STM branch
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB; CoViAR's I-frame and residual scaling
+IMAGENET_STD = (0.229, 0.224, 0.225)  # RGB
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    modalities: tuple[str, ...]  # subset of ("i", "mv", "r"), in that order
+    segments: int  # S: TSN segments (GOPs) per video
+    timesteps: int  # T: P-frames per segment = STM timesteps
+    crop: tuple[int, int]  # (H, W) of the I-frame crop fed to the dense partition
+    stm_size: tuple[int, int]  # (H, W) of the MV / residual crops fed to the STMs
+    normalization: dict = field(default_factory=dict)  # the training side's normalisation
+    # per STM modality: {"frac_bits", "bits"}: graded messages round(x * 2**frac_bits),
+    # clamped to signed ``bits``
+    fixed_point: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        object.__setattr__(self, "crop", tuple(int(v) for v in self.crop))
+        object.__setattr__(self, "stm_size", tuple(int(v) for v in self.stm_size))
+        if not (self.modalities and set(self.modalities) <= {"i", "mv", "r"}):
+            raise ValueError(f"input spec: modalities {self.modalities} must be a non-empty "
+                             f"subset of i, mv, r")
+        if not (self.segments >= 1 and self.timesteps >= 1):
+            raise ValueError(f"input spec: segments {self.segments} and timesteps "
+                             f"{self.timesteps} must be >= 1")
+        if not (len(self.crop) == 2 and len(self.stm_size) == 2):
+            raise ValueError("input spec: sizes are (H, W)")
+        stms = {m for m in self.modalities if m in STM_CHANNELS}
+        if set(self.fixed_point) != stms:
+            raise ValueError(f"input spec: fixed_point has {sorted(self.fixed_point)}, STMs "
+                             f"{sorted(stms)}")
+
+    @property
+    def stm_modalities(self) -> tuple[str, ...]:
+        return tuple(m for m in self.modalities if m in STM_CHANNELS)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per sample key: the (S, ...) shape one video's input must have."""
+        S, T = self.segments, self.timesteps
+        return {"iframe": (S, 3, *self.crop), "mv": (S, T, 2, *self.stm_size),
+                "residual": (S, T, 3, *self.stm_size)}
+
+    def check(self, sample: dict, name: str) -> None:
+        """Raise ValueError naming ``name`` when ``sample`` does not fit this spec."""
+        keys = {"i": "iframe", "mv": "mv", "r": "residual"}
+        for m in self.modalities:
+            want, got = self.shapes()[keys[m]], tuple(sample[keys[m]].shape)
+            if got != want:
+                raise ValueError(f"{name}: input {keys[m]!r} has shape {got}, the deployed "
+                                 f"model needs {want}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {**d, "modalities": list(self.modalities), "crop": list(self.crop),
+                "stm_size": list(self.stm_size)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InputSpec:
+        return cls(**d)
+
+
+def resize_flip(x: torch.Tensor, size: int, flip: bool, is_mv: bool) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C, size, size): resize bilinearly (MV values are not rescaled
+    with the resize, as CoViAR), flip (negating MV x, channel 0, when ``is_mv``)."""
+    if tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    if flip:
+        x = x.flip(-1)
+        if is_mv:
+            x[:, 0].neg_()
+    return x
+
+
+def _geometry(x: torch.Tensor, h: int, w: int, flip: bool, size: int,
+              is_mv: bool) -> torch.Tensor:
+    """(N, C, M, M) -> (N, C, size, size): crop the top-left (h, w), then
+    :func:`resize_flip` (which ``hybrid.data.transforms.apply_box`` uses too)."""
+    return resize_flip(x[..., :h, :w], size, flip, is_mv)
+
+
+def decode(batch: dict, device: torch.device | str | None = None,
+           mean: tuple[float, float, float] = IMAGENET_MEAN,
+           std: tuple[float, float, float] = IMAGENET_STD) -> dict:
+    """A batch of codes -> the model's float inputs on ``device``.
+
+    ``batch``: ``iframe`` (B, S, 3, M, M), ``mv`` (B, S, T, 2, M, M), ``residual``
+    (B, S, T, 3, M, M), all uint8, ``box`` (B, 4) int (h, w, flip, size), and any other
+    entries (moved as they are). Returns ``iframe`` (B, S, 3, C, C), ``mv`` (B, S, T, 2,
+    C, C), ``residual`` (B, S, T, 3, C, C) float32 with C = size, and the others."""
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "box"}
+    for k in ("iframe", "mv", "residual"):
+        if out[k].dtype != torch.uint8:
+            raise ValueError(f"decode: {k} must be uint8 codes, got {out[k].dtype}")
+    dev = out["iframe"].device
+    m = torch.tensor(mean, dtype=torch.float32, device=dev).view(3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=dev).view(3, 1, 1)
+    floats = {"iframe": (out["iframe"].float() / 255.0 - m) / s,
+              "mv": out["mv"].float() / 255.0 - 0.5,
+              "residual": (out["residual"].float() / 255.0 - 0.5) / s}
+    boxes = batch["box"].tolist()
+    sizes = {b[3] for b in boxes}
+    if len(sizes) != 1:
+        raise ValueError(f"decode: one output size per batch, got {sorted(sizes)}")
+    (size,) = sizes
+    for k, x in floats.items():
+        lead, (c, mm) = x.shape[:-3], x.shape[-3:-1]
+        rows = [_geometry(xb.reshape(-1, c, mm, mm), h, w, bool(f), size, k == "mv")
+                for xb, (h, w, f, _) in zip(x, boxes)]
+        out[k] = torch.stack(rows).reshape(lead + (c, size, size))
+    return out
+
+
+def decode_sample(sample: dict, device: torch.device | str | None = None,
+                  mean: tuple[float, float, float] = IMAGENET_MEAN,
+                  std: tuple[float, float, float] = IMAGENET_STD) -> dict:
+    """One sample (no batch dimension) through :func:`decode`."""
+    one = decode({k: torch.as_tensor(v)[None] for k, v in sample.items()}, device, mean, std)
+    return {k: v[0] for k, v in one.items()}

@@ -1,0 +1,125 @@
+"""A run of an artifact over a dataset, sharded over ``spawn``-ed worker processes.
+
+Each worker (:mod:`deploy.runtime.worker`) runs :func:`deploy.runtime.engine.run_shard`
+with its own Lava runtimes and reports records on a queue. An interrupted run (Ctrl-C,
+SIGTERM of a worker) ends every Lava process it started.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_mod
+import signal
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from deploy.artifact.folder import Artifact
+from deploy.runtime import worker
+from deploy.runtime.engine import STAGES, run_shard
+
+
+def _stop(procs, grace: float = 5.0) -> None:
+    """SIGTERM every worker (each ends its Lava processes and exits), wait up to
+    ``grace`` seconds, then SIGKILL each worker's process group: the worker and every
+    Lava process it forked (a worker blocked in a Lava channel may never see SIGTERM)."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.pid is None:
+            continue
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # the worker leads its group (deploy.runtime.worker)
+        except (ProcessLookupError, PermissionError):
+            if p.is_alive():  # not yet its own group leader
+                p.kill()
+        p.join(5)
+
+
+def run_videos(art: Artifact, dataset, names: Sequence[str],
+               labels: Sequence[int] | None = None, workers: int = 1, top: int = 5,
+               compare: bool = False, conv: str = "fused",
+               skip: tuple[type[BaseException], ...] = (),
+               progress: Callable[[int], None] | None = None) -> dict:
+    """Run every item of ``dataset`` (named ``names``, true class indices ``labels`` when
+    known) through the artifact, sharded over ``workers`` processes. Items raising one
+    of ``skip`` are reported and left out. ``progress(1)`` after each video. Returns the
+    run's JSON-ready report."""
+    n = len(names)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    results: dict[int, dict] = {}
+    compile_s: list[float] = []
+    t_start = time.perf_counter()
+
+    def emit(i, rec):
+        if i < 0:
+            compile_s.append(rec["compile_s"])
+            return
+        results[i] = rec
+        if progress is not None:
+            progress(1)
+
+    workers = min(workers, max(n, 1))
+    if workers == 1:
+        run_shard(art, dataset, names, labels, range(n), top, compare, conv, skip, emit)
+    else:
+        # spawn, not fork: a process forked after Lava and onnxruntime have run threads
+        # here can inherit a held lock and hang; a spawned worker starts clean
+        ctx = multiprocessing.get_context("spawn")
+        q = ctx.Queue()
+        procs = [ctx.Process(target=worker.main, name=f"hybrid-run-{w}",
+                             args=(art.path, dataset, names, labels, range(w, n, workers),
+                                   top, compare, conv, skip, q))
+                 for w in range(workers)]
+        try:
+            for p in procs:
+                p.start()
+            done, errors = 0, []
+            while done < workers:
+                try:
+                    kind, i, rec = q.get(timeout=1.0)
+                except queue_mod.Empty:
+                    if not any(p.is_alive() for p in procs) and q.empty():
+                        raise RuntimeError("a run worker died without reporting") from None
+                    continue
+                if kind == "video":
+                    emit(i, rec)
+                elif kind == "error":
+                    errors.append(rec)
+                else:
+                    done += 1
+            if errors:
+                raise RuntimeError(f"a run worker failed: {errors[0]}")
+        finally:
+            _stop(procs)
+    return summarize(art, [results[i] for i in sorted(results)], compare, workers,
+                     compile_s, time.perf_counter() - t_start)
+
+
+def summarize(art: Artifact, records: list[dict], compare: bool, workers: int,
+              compile_s: list[float], wall_s: float) -> dict:
+    videos = [r for r in records if "error" not in r]
+    rep = {"artifact": str(art.path), "videos": videos,
+           "skipped": [r for r in records if "error" in r], "workers": workers,
+           "bridge_bytes_per_video": art.bridge_bytes_per_video,
+           "compile_seconds": compile_s, "wall_seconds": wall_s,
+           "seconds_per_video": {s: (float(np.mean([v["seconds"][s] for v in videos]))
+                                     if videos else None) for s in STAGES}}
+    labelled = [v for v in videos if "label" in v]
+    if labelled:
+        rep["top1"] = sum(v["correct"] for v in labelled) / len(labelled)
+    if compare:
+        cmp = [v["compare"] for v in videos]
+        rep["agreement"] = (sum(c["top1_agrees"] for c in cmp) / len(cmp)) if cmp else None
+        rep["spikes_equal"] = all(c["spikes_equal"] for c in cmp)
+        rep["max_logit_diff"] = max((c["max_logit_diff"] for c in cmp), default=None)
+        if labelled:
+            rep["top1_torch_qat"] = sum(v["compare"]["torch_correct"] for v in labelled) / len(
+                labelled)
+    return rep

@@ -1,0 +1,273 @@
+"""Feeds real videos to the hybrid-chip estimates (:mod:`deploy.hardware.report`): the data live
+here (``hybrid``), the estimators in ``deploy``.
+
+Per STM branch: the first ``sequences`` P-frame sequences of the dataset's videos (each
+video's segments, one centre crop) run through the exported STM on Lava ``fixed_pt``
+(``record=True``); the first layer's spikes drive SANA-FE's layers 2..L. The host's
+extraction time is measured while the videos are read. Plots for ``hybrid chip --plot``
+and ``examples/``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from deploy.hardware import neurocore, report
+from deploy.hardware.accelerator import dense_layers, roofline, summarise
+from deploy.hardware.link import bridge_transfer
+from deploy.hardware.targets import TIANJIC, AcceleratorPreset, LinkPreset
+from deploy.presets import CHIPS, ENERGY_PRESETS
+from hybrid.data.dataset import UNREADABLE
+from hybrid.training.evaluate import views
+from neuro import quant
+from neuro.export import StmNetwork
+
+log = logging.getLogger(__name__)
+KEYS = {"mv": "mv", "r": "residual"}  # STM branch -> sample key
+
+
+def sample_sequences(dataset, segments: int, crop: tuple[int, int], branches, n: int,
+                     progress: Callable | None = None) -> tuple[dict, list[float], int]:
+    """({branch: (n', C, H, W, T) float inputs}, read seconds per video, videos read):
+    the first ``n`` sequences of the dataset's videos (all segments of a video, one crop),
+    timing each video's read (its extraction when DATA is a folder of videos)."""
+    xs = {m: [] for m in branches}
+    read_s, videos = [], 0
+    for i in range(len(dataset)):
+        if all(sum(len(a) for a in xs[m]) >= n for m in branches):
+            break
+        t0 = time.perf_counter()
+        try:
+            sample = dataset[i]
+        except UNREADABLE as exc:
+            log.warning("skipping a video that cannot be read: %s", exc)
+            continue
+        read_s.append(time.perf_counter() - t0)
+        videos += 1
+        b = views(sample, segments, crop, 1)
+        for m in branches:
+            x = b[KEYS[m]].numpy()  # (B, S, T, C, H, W)
+            B, S, T, C, H, W = x.shape
+            xs[m].append(x.reshape(B * S, T, C, H, W).transpose(0, 2, 3, 4, 1))
+        if progress:
+            progress(1)
+    if not videos:
+        raise ValueError("no readable video")
+    return {m: np.concatenate(v)[:n] for m, v in xs.items()}, read_s, videos
+
+
+def layer1_spikes(path: Path, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per sequence of ``x`` (N, C, H, W, T): (graded input messages, the first layer's
+    output spikes) of the exported STM at ``path`` run on Lava ``fixed_pt``."""
+    from neuro.runner import LavaRunner
+
+    with LavaRunner(path, steps=x.shape[-1], record=True, conv="im2col") as r:
+        res = r.run(x)
+        msgs = quant.quantize_input_np(x, r.net.in_frac_bits, r.net.in_bits)
+    return [(msgs[i], res.spikes[0][i]) for i in range(x.shape[0])]
+
+
+def mapping_note(mapping: dict | None, neuro: str, where: str = "mapping.json") -> str | None:
+    """Why the artifact's mapping (``where``) cannot place the neurocore simulation of
+    ``neuro``'s chip (it maps onto another chip), naming both chips; None when it can or
+    when there is none."""
+    if mapping is None or mapping.get("chip") == neuro:
+        return None
+    got = mapping.get("chip")
+    title = CHIPS[got].title if got in CHIPS else "an unknown chip"
+    return (f"{where} maps the STMs onto {got!r} ({title}), SANA-FE simulates {neuro!r} "
+            f"({CHIPS[neuro].title}, {CHIPS[neuro].neurons_per_core:,} neurons a core): "
+            f"placing them by a {neuro!r} mapping computed now (deploy.hardware.mapping); "
+            f"`hybrid deploy --chip {neuro}` writes a mapping.json both reports share")
+
+
+def chip_mapping(nets: dict[str, StmNetwork], mapping: dict | None, neuro: str) -> tuple[dict, str]:
+    """The layer-to-core mapping for the neurocore simulation: the artifact's
+    ``mapping.json`` when it maps onto ``neuro``'s chip, else one computed here (the
+    second item says which, and why)."""
+    from deploy.hardware.mapping import map_network
+
+    if mapping is not None and mapping.get("chip") == neuro:
+        return mapping, "the artifact's mapping.json"
+    why = (mapping_note(mapping, neuro)
+           or f"no mapping.json: computed by deploy.hardware.mapping for {neuro!r}")
+    return map_network(nets, CHIPS[neuro]).to_dict(), why
+
+
+def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dataset,
+             crop: tuple[int, int], accelerator: AcceleratorPreset, precision: str,
+             link: LinkPreset, sequences: int, mapping: dict | None = None,
+             neuro: str = "loihi", data_is_cache: bool = False,
+             bridge_bytes: int | None = None, progress: Callable | None = None) -> dict:
+    """The ``hybrid chip`` report of the deployed partitions on ``dataset``'s videos.
+    ``bridge_bytes``: a video's bridge payload (the artifact's bridge spec), else counted
+    the same way here (segments x C' x h x w voltages of 24 bits per branch)."""
+    t_start = time.perf_counter()
+    segments = dense_cfg.segments
+    energy = ENERGY_PRESETS[neuro]
+    with (progress(range(sequences), "reading videos") if progress
+          else contextlib.nullcontext()) as bar:
+        xs, read_s, videos = sample_sequences(
+            dataset, segments, crop, list(nets), sequences,
+            (lambda k: bar.update(k)) if progress else None)
+    mp, mp_source = chip_mapping(nets, mapping, neuro)
+    # every Lava run (it forks its processes) before SANA-FE starts its OpenMP threads
+    layer1 = {m: layer1_spikes(paths[m], xs[m]) for m in nets}
+    branches = {}
+    for m, net in nets.items():
+        seqs = layer1[m]
+        tilings = neurocore.tilings_from_mapping(mp, m, len(net.layers))
+        with (progress(range(len(seqs)), f"SANA-FE {m}") if progress
+              else contextlib.nullcontext()) as bar:
+            branches[m] = report.simulate_branch(
+                net, seqs, energy, tilings, name=f"stm.{m}",
+                progress=(lambda k: bar.update(k)) if progress else None)
+    neuro_rep = report.spiking_stage(branches, segments, mp)
+    neuro_rep |= {"simulator": "SANA-FE 2.2.9 (GPL-3.0, optional extra)",
+                  "architecture": "SANA-FE's loihi.yaml (Davies et al. 2018 per-event "
+                                  "energies and latencies, SANA-FE's calibration), inputs "
+                                  "on 4 tiles (deploy/hardware/loihi_arch.py)",
+                  "mapping": mp_source, "mapping_fits_one_chip": bool(mp.get("fits")),
+                  "cores_used": mp.get("cores_used")}
+    if bridge_bytes is None:
+        bridge_bytes = sum(math.ceil(segments * math.prod(n.layers[-1].shape) * quant.V_BITS / 8)
+                           for n in nets.values())
+    bridge = bridge_transfer(bridge_bytes, link)
+    layers = dense_layers(dense_cfg)
+    dense = summarise(roofline(layers, accelerator, precision, ENERGY_PRESETS["45nm-int8"]
+                               if precision == "int8" else None), accelerator, precision)
+    label = ("measured (reading the hybrid prepare cache; extraction was done earlier)"
+             if data_is_cache else "measured (reading + extracting the video on this host)")
+    rep = report.report(neuro_rep, float(np.mean(read_s)), bridge, dense, extract_label=label)
+    from deploy.hardware.tianjic import verdict
+
+    rep["tianjic"] = verdict(nets, layers, TIANJIC)
+    rep |= {"videos_read": videos, "sequences_simulated": {
+        m: b["sequences_simulated"] for m, b in branches.items()},
+        "report_s": time.perf_counter() - t_start}
+    return rep
+
+
+STAGE_COLOURS = {"extract": "tab:gray", "spiking": "tab:orange", "bridge": "tab:green",
+                 "dense": "tab:blue"}
+
+
+def plot_timeline(rep: dict, title: str = ""):
+    """Gantt chart of one video through the stages; a second panel zooms onto the chip
+    stages (spiking, bridge, dense), which the host's extraction may dwarf. Each bar is
+    labelled with its duration and whether it was measured, simulated or estimated."""
+    from hybrid.ondevice.energy import pyplot
+
+    plt = pyplot()
+    tl = report.timeline(rep)
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 4.6))
+    src = {s["name"]: s["source"].split(" ")[0] for s in rep["stages"]}
+    for ax, rows in ((axes[0], tl), (axes[1], [r for r in tl if r[0] != "extract"])):
+        # each panel from its own start (the zoom's absolute ticks would all read alike)
+        t0 = rows[0][1]
+        span = (rows[-1][2] - t0) or 1.0
+        for name, a, b in rows:
+            i = [n for n, _, _ in tl].index(name)
+            ax.barh(i, max(b - a, span * 3e-3), left=a - t0, color=STAGE_COLOURS[name],
+                    edgecolor="black", linewidth=0.5)
+            ax.text(b - t0 + span * 0.01, i, f"{_seconds(b - a)} ({src[name]})",
+                    va="center", fontsize=8)
+        ax.set_yticks([[n for n, _, _ in tl].index(n) for n, _, _ in rows],
+                      [n for n, _, _ in rows])
+        ax.invert_yaxis()
+        ax.set_xlim(0, span * 1.4)
+        ax.xaxis.set_major_formatter(lambda v, _: _seconds(v) if v > 0 else "0")
+    axes[0].set_title("one video through the stages", fontsize=9)
+    axes[1].set_title("zoom: the chip stages", fontsize=9)
+    axes[0].set_xlabel("time from the start of the video", fontsize=8)
+    axes[1].set_xlabel(f"time from the end of extraction ({_seconds(tl[1][1])} into the "
+                       "video)", fontsize=8)
+    pv = rep["per_video"]
+    fig.suptitle(title or f"Latency {_seconds(pv['latency_s'])} a video; pipelined "
+                 f"{pv['throughput_vps']:.3g} videos/s (paper, GPU: 16.0)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_energy_by_stage(data: dict, title: str):
+    """Stacked bars: energy per video by stage (spiking, bridge, dense), one bar per
+    preset combination; ``data`` maps a label to {stage: joules}."""
+    from hybrid.ondevice.energy import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    names = list(data)
+    bottom = np.zeros(len(names))
+    for stage in ("spiking", "bridge", "dense"):
+        vals = np.array([data[n].get(stage, 0.0) or 0.0 for n in names])
+        ax.bar(names, vals, bottom=bottom, color=STAGE_COLOURS[stage], label=stage,
+               edgecolor="black", linewidth=0.5)
+        bottom += vals
+    for i, t in enumerate(bottom):
+        ax.text(i, t, _joules(t), ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(0, 1.3 * bottom.max())
+    ax.yaxis.set_major_formatter(lambda v, _: _joules(v) if v > 0 else "0")
+    ax.set_ylabel("energy per video")
+    ax.set_title(f"{title}\n(the paper: {report.PAPER['energy_j']} J a video, on a GPU)",
+                 fontsize=10)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
+    fig.tight_layout()
+    return fig
+
+
+def _seconds(s: float) -> str:
+    for unit, k in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if s >= k:
+            return f"{s / k:.3g} {unit}"
+    return f"{s:.3g} s"
+
+
+def _joules(j: float) -> str:
+    for unit, k in (("J", 1), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9)):
+        if j >= k:
+            return f"{j / k:.3g} {unit}"
+    return f"{j:.3g} J"
+
+
+@contextlib.contextmanager
+def exported_stms(model):
+    """({branch: path}, {branch: StmNetwork}) of a HybridModel's STMs exported to a
+    temporary folder at the model's STM input size (what ``hybrid deploy`` writes)."""
+    import tempfile
+
+    from hybrid.ondevice.energy import BRANCHES
+    from neuro.export import export_stm, read_network
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for m, module, _ in BRANCHES:
+            if m in model.cfg.modalities:
+                paths[m] = export_stm(getattr(model, module).stm, Path(tmp) / f"stm_{m}.h5",
+                                      model.cfg.stm_input_size())
+        yield paths, {m: read_network(p) for m, p in paths.items()}
+
+
+def preset_variants(rep: dict, dense_cfg) -> dict:
+    """{label: {stage: joules}}: the report's spiking stage with the dense partition and
+    the bridge under every accelerator (at its natural precision) and link."""
+    from deploy.hardware.targets import ACCELERATORS, LINKS
+
+    layers = dense_layers(dense_cfg)
+    combos = [("h100-sxm", "fp16", "pcie4-x16"), ("a100-sxm", "fp16", "pcie4-x16"),
+              ("jetson-orin", "int8", "10gbe"), ("tianjic-ann", "int8", "on-chip")]
+    out = {}
+    for acc, prec, lk in combos:
+        a = ACCELERATORS[acc]
+        d = summarise(roofline(layers, a, prec), a, prec)
+        b = bridge_transfer(rep["bridge"]["bytes"], LINKS[lk])
+        out[f"{acc} {prec}\n+ {lk}"] = {"spiking": rep["neuro"]["energy_j"],
+                                        "bridge": b["energy_j"], "dense": d["energy_j"],
+                                        "dense_time_s": d["time_s"], "bridge_time_s": b["time_s"]}
+    return out
