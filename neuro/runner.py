@@ -183,7 +183,7 @@ class LavaRunner:
         t0 = time.perf_counter()
         try:
             self._signals.enter_context(shutdown.sigterm_as_exit())
-            with shutdown.forkable_heap():
+            with shutdown.lava_forks():
                 self.inj.create_runtime(run_cfg=run_cfg(self.conv))
             self._runtime_started = True
         except BaseException:  # compile errors, Ctrl-C while starting: leave nothing behind

@@ -54,7 +54,7 @@ def check_compat() -> tuple[bool, str]:
 def run_fixed_pt(lif, var: str, steps: int) -> np.ndarray:
     """Run one Lava process ``steps`` steps in the fixed_pt simulation; returns the probed
     ``var`` (steps, *shape). Leaves no Lava process behind, on Ctrl-C and SIGTERM too."""
-    from neuro.shutdown import end_runtime, forkable_heap
+    from neuro.shutdown import end_runtime, lava_forks
 
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -63,7 +63,7 @@ def run_fixed_pt(lif, var: str, steps: int) -> np.ndarray:
     mon = Monitor()
     mon.probe(getattr(lif, var), steps)
     try:
-        with forkable_heap():  # Lava forks its actors here
+        with lava_forks():  # Lava forks its actors here
             lif.run(condition=RunSteps(num_steps=steps),
                     run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         got = np.asarray(mon.get_data()[lif.name][var])

@@ -14,8 +14,9 @@ its actors, or in a ``__del__``) is delivered again from normal code.
 every user of the runner gets it; the ``hybrid`` CLI holds it for the whole command.
 :func:`end_runtime` ends the OS processes of a Lava runtime at once (what an
 interrupted run needs, as its processes block in their channels and cannot take a stop
-command). :func:`forkable_heap` guards the moment Lava forks its actors (see there).
-Imports only the standard library.
+command). :func:`lava_forks` guards the moment Lava forks its actors: the heap
+(:func:`forkable_heap`) and the signals (SIGINT and SIGTERM held until the forks are
+done; the actors ignore SIGINT, see there). Imports only the standard library.
 """
 from __future__ import annotations
 
@@ -50,6 +51,59 @@ def forkable_heap():
         yield
     finally:
         gc.unfreeze()
+
+
+# the signals held while Lava forks (lava_forks); "on" is copied into the forked children
+_forks = {"on": False, "pending": [], "previous": {}}
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _hold(signum, frame) -> None:
+    if signum not in _forks["pending"]:
+        _forks["pending"].append(signum)
+
+
+def _in_forked_child() -> None:
+    """A process Lava forks ignores SIGINT (Ctrl-C reaches the whole process group: the
+    parent alone handles it, ends the actors and prints one line, where each actor
+    printed its own KeyboardInterrupt traceback) and takes SIGTERM's default action
+    (so that ``terminate()`` ends it)."""
+    if not _forks["on"]:
+        return
+    _forks.update(on=False, pending=[], previous={})
+    with contextlib.suppress(ValueError, OSError):  # not the main thread: leave them
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_in_forked_child)
+
+
+@contextlib.contextmanager
+def lava_forks():
+    """Hold while Lava forks its actor processes (``create_runtime``, a blocking ``run``).
+
+    A Ctrl-C or SIGTERM that lands while Lava forks raised its exception inside an
+    at-fork hook (logging's ``_releaseLock``), where Python prints "Exception ignored"
+    and drops it: the command went on, or waited forever on a Lava semaphore (issue 27).
+    Here both signals are held and delivered again once the forks are done, to the
+    handlers in place before; the forked actors ignore SIGINT. Also freezes the heap
+    (:func:`forkable_heap`). Holds the signals only in the main thread."""
+    main = threading.current_thread() is threading.main_thread()
+    with forkable_heap():
+        if main:
+            _forks.update(on=True, pending=[], previous={
+                s: signal.signal(s, _hold) for s in HELD_SIGNALS})
+        try:
+            yield
+        finally:
+            if main:
+                _forks["on"] = False
+                for s, handler in _forks["previous"].items():
+                    signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+                pending, _forks["pending"] = _forks["pending"], []
+                for s in pending:  # to the handlers in place before (KeyboardInterrupt...)
+                    signal.raise_signal(s)
 
 
 class Terminated(SystemExit):

@@ -1,0 +1,116 @@
+"""Ctrl-C and SIGTERM while Lava forks its processes (issue 27, item 2): the signal was
+raised inside logging's at-fork hook, printed as "Exception ignored" and lost; the run
+went on or waited forever. Now it is held until the forks are done and then raised."""
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from proctools import alive, descendants, run_or_dump
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+
+SIGNAL_WHILE_FORKING = """
+import os, signal, sys
+import neuro
+from neuro.export import export_stm
+from neuro.runner import LavaRunner
+from neuro.stm import STM, STMConfig
+from neuro.verify import random_mv
+
+path, sig = sys.argv[1], getattr(signal, sys.argv[2])
+export_stm(STM(STMConfig(widths=(2, 2, 2))), path, (6, 6))
+forks = {"n": 0}
+
+def after_fork():  # runs after logging's at-fork hook: the signal lands in a hook
+    forks["n"] += 1
+    if forks["n"] == 3:
+        os.kill(os.getpid(), sig)
+
+os.register_at_fork(after_in_parent=after_fork)
+try:
+    with LavaRunner(path, steps=3, tiles=1) as r:
+        print("children", *[p.pid for p in __import__("multiprocessing").active_children()],
+              flush=True)
+        r.run(random_mv(4, 2, 6, 6, 3, 0))
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+print("not interrupted", flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_while_lava_forks_ends_the_run(tmp_path, sig, code):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    res = run_or_dump([sys.executable, "-c", SIGNAL_WHILE_FORKING, str(tmp_path / "s.h5"),
+                       sig], timeout=120, env={**ENV, "TMPDIR": str(tmp)},
+                      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert res.returncode == code, res.stdout + res.stderr[-3000:]
+    assert "Exception ignored" not in res.stderr, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert "leaked" not in res.stderr, res.stderr[-3000:]  # resource tracker: shared memory
+    assert not list(tmp.iterdir()), f"left in TMPDIR: {list(tmp.iterdir())}"
+    kids = [int(p) for line in res.stdout.splitlines() if line.startswith("children")
+            for p in line.split()[1:]]
+    deadline = time.monotonic() + 10
+    while any(alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [k for k in kids if alive(k)], "Lava processes left running"
+
+
+LONG_RUN = """
+import sys
+import neuro
+from neuro.export import export_stm
+from neuro.runner import LavaRunner
+from neuro.stm import STM, STMConfig
+from neuro.verify import random_mv
+
+export_stm(STM(STMConfig()), sys.argv[1], (16, 16))
+try:
+    with LavaRunner(sys.argv[1], steps=11) as runner:
+        runner.run(random_mv(4000, 2, 16, 16, 11, 0))
+except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_of_the_process_group_mid_run_gives_one_line(tmp_path):
+    """Ctrl-C reaches every process of the foreground group: each Lava actor printed
+    its own KeyboardInterrupt traceback (12 of them for `hybrid run`)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    log = open(tmp_path / "log", "w+")
+    proc = subprocess.Popen([sys.executable, "-c", LONG_RUN, str(tmp_path / "s.h5")],
+                            env={**ENV, "TMPDIR": str(tmp)}, stdout=log, stderr=log,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while len(descendants(proc.pid)) < 5:
+            assert proc.poll() is None and time.monotonic() < deadline, "Lava did not start"
+            time.sleep(0.1)
+        time.sleep(1)
+        kids = descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+    log.seek(0)
+    err = log.read()
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip() == "interrupted", err[-3000:]
+    deadline = time.monotonic() + 10
+    while any(alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [k for k in kids if alive(k)], "Lava processes left running"
+    assert not list(tmp.iterdir()), f"left in TMPDIR: {list(tmp.iterdir())}"
