@@ -118,6 +118,20 @@ def test_coviar_normalization_values():
                                (1 - np.array(n.mean)) / np.array(n.std), rtol=1e-6)
 
 
+@pytest.mark.parametrize("bound", [20.0, 7.0, 1000.0])
+def test_int16_codes_by_table_equal_the_formula(bound):
+    """The reader's int16 MV and residual become codes through a table; every int16
+    value, in any shape, gives the float formula's code (by hand: 20 px -> 255)."""
+    n = Normalization(mv_bound=bound)
+    v = np.arange(-32768, 32768).astype(np.int16).reshape(8, -1, 2)[:, ::3]  # strided
+    assert np.array_equal(n.mv_codes(v), n.mv_codes(v.astype(np.float32)))
+    assert np.array_equal(n.residual_codes(v), n.residual_codes(v.astype(np.float32)))
+    hand = np.array([0, 20, -20, 3, -1, 300, -300], np.int16)
+    if bound == 20.0:
+        assert n.mv_codes(hand).tolist() == [128, 255, 1, 147, 122, 255, 0]
+    assert n.residual_codes(hand).tolist() == [128, 148, 108, 131, 127, 255, 0]
+
+
 def test_hflip_negates_mv_x():
     mv = np.zeros((4, 6, 2), np.float32)
     mv[1, 0] = (3, 2)

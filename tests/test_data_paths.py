@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from hybrid.cli import main
@@ -238,3 +239,38 @@ def test_shard_with_a_video_cache_is_a_clear_error(data, tmp_path):
     res = _prepare(data, tmp_path / "vc", "--shard", "1/2")
     assert res.exit_code == 2 and "--shard splits the array cache (-o) only" in res.output
     assert not (tmp_path / "vc").exists()
+
+
+def test_a_clip_from_a_folder_decodes_only_its_sampled_gops(data, monkeypatch):
+    """The dataset's folder path (``hybrid run``/``chip``/``predict`` read clips so)
+    decodes the sampled GOPs only, counted frame by frame at the decoder, and hands the
+    model exactly the inputs of the whole-video path (every GOP extracted, then sampled)."""
+    import hybrid.video.seek as seek
+
+    seekers = []
+
+    class Counting(seek.GopSeeker):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            seekers.append(self)
+
+    monkeypatch.setattr(seek, "GopSeeker", Counting)
+    items = [("move_down/move_down_001.avi", 0), ("move_up/move_up_002.avi", 1)]
+    lengths = [12, 12, 12, 12, 5]  # 53 frames: 4 GOPs of 12 and one of 5
+    for segments in (1, 3, 8):
+        ds = CompressedVideoDataset(data, items, segments, train=False, crop=48,
+                                    video_size=SIZE)
+        whole = CompressedVideoDataset(data, items, segments, train=False, crop=48,
+                                       video_size=SIZE)
+        monkeypatch.setattr(whole, "_seekable", lambda path: None)  # extract every GOP
+        for i, (rel, _) in enumerate(items):
+            seekers.clear()
+            got = ds[i]
+            (s,) = seekers
+            idx = ds.load(rel, segments)[1]
+            assert s.decoded == sum(lengths[g] for g in set(idx)), (segments, idx, s.decoded)
+            if len(set(idx)) < len(lengths):
+                assert s.decoded < sum(lengths)
+            want = whole[i]
+            for k in ("iframe", "mv", "residual", "box", "label"):
+                assert got[k].dtype == want[k].dtype and torch.equal(got[k], want[k]), (k, rel)

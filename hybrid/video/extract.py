@@ -21,11 +21,12 @@ class FormatError(Exception):
 
 
 def extract_arrays(path: str | Path, accumulate: bool = True, coviar: bool = True) -> dict:
-    """All GOPs of a video as stacked, zero-padded arrays (see the module docstring)."""
+    """All GOPs of a video as stacked, zero-padded arrays (see the module docstring; MV
+    int16 in CoViAR mode, whose values are integer pixels, float32 in sub-pixel mode)."""
     iframes, mvs, ress, ps = [], [], [], []
     for g in read_gops(path, accumulate=accumulate, coviar=coviar):
         h, w, _ = g.iframe.shape
-        mv = np.zeros((P_PER_GOP, h, w, 2), np.float32)
+        mv = np.zeros((P_PER_GOP, h, w, 2), g.mv.dtype)
         res = np.zeros((P_PER_GOP, h, w, 3), np.int16)
         mv[:g.p_frames] = g.mv
         res[:g.p_frames] = g.residual

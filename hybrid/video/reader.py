@@ -87,44 +87,69 @@ MV_DTYPE = np.dtype([("source", "int32"), ("w", "uint8"), ("h", "uint8"), ("src_
                      ("motion_scale", "uint16")], align=True)
 
 
-def _decode(path: Path, gop_size: int) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
-    """Yields (frame type, (H, W, 3) uint8 RGB, exported vectors or None) per frame, the
-    pixels FFmpeg's ``rgb24`` conversion of the decoded frame, exactly what a plain
-    ``frame.to_ndarray(format="rgb24")`` gives (every mode reads these), as a view of
-    FFmpeg's buffer (rows padded to its alignment, like ``to_ndarray``'s), and raises
-    typed errors for unsupported, corrupt and truncated streams.
+class FastFrames:
+    """The reader's per-frame fast path, shared by the sequential reader and the GOP
+    seeker (:mod:`hybrid.video.seek`): a frame's type, its pixels as FFmpeg's ``rgb24``
+    conversion gives them, exactly what a plain ``frame.to_ndarray(format="rgb24")``
+    gives (every mode reads these), as a view of FFmpeg's buffer (rows padded to its
+    alignment, like ``to_ndarray``'s), and its exported vectors.
 
     Converted with one swscale context for the whole video and one thread (the
     conversion is bit-identical; ``to_ndarray`` builds a context, and a thread pool for
-    it, per frame: 0.2-0.3 ms a 340x256 frame on 2 cores); decoding single-threaded
-    as in a plain PyAV decode (the MPEG-4 decoder has no slice threads)."""
+    it, per frame: 0.2-0.3 ms a 340x256 frame on 2 cores)."""
+
+    def __init__(self, path: Path, gop_size: int) -> None:
+        import av
+        from av.video.reformatter import VideoReformatter
+
+        self.path, self.gop_size = path, gop_size
+        self.kinds = {int(t): t.name[:1] for t in av.video.frame.PictureType}  # once
+        self.rgb24 = VideoReformatter()
+
+    def kind(self, frame, n: int) -> str:
+        """'I' or 'P'; UnsupportedStreamError naming frame ``n`` for any other type."""
+        kind = self.kinds.get(frame.pict_type, "?")
+        if kind not in "IP":
+            raise UnsupportedStreamError(
+                self.path, f"frame {n} is a {kind}-frame; the reader needs I/P frames only "
+                           f"(MPEG-4 GOP {self.gop_size}, no B-frames): transcode it first")
+        return kind
+
+    def rgb(self, frame) -> np.ndarray:
+        """(H, W, 3) uint8 RGB, a view of the converted frame's buffer."""
+        plane = self.rgb24.reformat(frame, format="rgb24", threads=1).planes[0]
+        return np.ndarray((frame.height, frame.width, 3), np.uint8, plane, 0,
+                          (plane.line_size, 3, 1))
+
+    @staticmethod
+    def vectors(frame) -> np.ndarray | None:
+        """The frame's exported motion vectors (:data:`MV_DTYPE`), None if it has none."""
+        sd = frame.side_data.get("MOTION_VECTORS")
+        return None if sd is None else np.frombuffer(sd, MV_DTYPE)
+
+
+def _decode(path: Path, gop_size: int) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+    """Yields (frame type, (H, W, 3) uint8 RGB, exported vectors or None) per frame
+    (:class:`FastFrames`), and raises typed errors for unsupported, corrupt and
+    truncated streams. Decoding single-threaded as in a plain PyAV decode (the MPEG-4
+    decoder has no slice threads)."""
     import av
-    from av.video.reformatter import VideoReformatter
 
     with open_video(path) as c:
         vs = c.streams.video[0]
         vs.codec_context.options = {"flags2": "+export_mvs"}
         declared = int(vs.frames or 0)
-        kinds = {int(t): t.name[:1] for t in av.video.frame.PictureType}  # once, not a frame
-        rgb24 = VideoReformatter()
+        fast = FastFrames(path, gop_size)
         n, corrupt_at = 0, None
         try:
             for frame in c.decode(vs):
                 if corrupt_at is not None:
                     raise CorruptVideoError(path, f"frame {corrupt_at} is corrupt "
                                                   f"(damaged data in the stream)")
-                kind = kinds.get(frame.pict_type, "?")
-                if kind not in "IP":
-                    raise UnsupportedStreamError(
-                        path, f"frame {n} is a {kind}-frame; the reader needs I/P frames only "
-                              f"(MPEG-4 GOP {gop_size}, no B-frames): transcode it first")
+                kind = fast.kind(frame, n)
                 if frame.is_corrupt:
                     corrupt_at = n
-                sd = frame.side_data.get("MOTION_VECTORS")
-                plane = rgb24.reformat(frame, format="rgb24", threads=1).planes[0]
-                img = np.ndarray((frame.height, frame.width, 3), np.uint8, plane, 0,
-                                 (plane.line_size, 3, 1))
-                yield kind, img, None if sd is None else np.frombuffer(sd, MV_DTYPE)
+                yield kind, fast.rgb(frame), fast.vectors(frame)
                 n += 1
         except av.error.FFmpegError as e:
             raise CorruptVideoError(path, f"decoding failed after {n} frames: {e}") from e
@@ -185,12 +210,15 @@ class _Gop:
 
     def __init__(self, index: int, start: int, img: np.ndarray, accumulate: bool,
                  coviar: bool, slots: int, pool: TraceWorker,
-                 recycler: Recycler | None = None) -> None:
+                 recycler: Recycler | None = None,
+                 outputs: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """``outputs``: (mv, residual) to trace into, (slots, H, W, 2|3) int16, C-order
+        (CoViAR mode; the caller's final arrays, no copy); else from ``recycler``."""
         h, w, _ = img.shape
         self.index, self.start, self.coviar, self.p = index, start, coviar, 0
         self.pool = pool
         self.iframe = img = np.ascontiguousarray(img)  # rows unpadded (a copy if padded)
-        self.mv, self.res = (recycler or Recycler()).take(
+        self.mv, self.res = outputs if outputs is not None else (recycler or Recycler()).take(
             slots, h, w, np.int16 if coviar else np.float32)
         self.tracer = (FastTracer(img, accumulate) if coviar
                        else Tracer(img, accumulate, coviar=False))

@@ -15,7 +15,7 @@ import numpy as np
 
 from hybrid.video.errors import CorruptVideoError, TooShortVideoError, UnsupportedStreamError
 from hybrid.video.probe import open_video
-from hybrid.video.reader import GOP_SIZE, MV_DTYPE, P_PER_GOP, _Gop
+from hybrid.video.reader import GOP_SIZE, P_PER_GOP, FastFrames, _Gop
 from hybrid.video.worker import TraceWorker
 
 
@@ -43,63 +43,112 @@ def read_gops_at(path: str | Path, starts: list[int], idx: list[int], accumulate
                  coviar: bool = True) -> dict[str, np.ndarray]:
     """GOPs ``idx`` (any order, repeats allowed) of the video whose GOP index is
     ``starts`` (:func:`gop_index`), as :func:`hybrid.video.extract.extract_arrays` gives
-    them (float32 MV, int16 residual, zero-padded P-frame slots), decoding only those."""
+    them (int16 MV in CoViAR mode, float32 in sub-pixel mode, int16 residual,
+    zero-padded P-frame slots), decoding only those (each once, in order)."""
     path = Path(path)
-    uniq = sorted(set(idx))
-    got = {}
     with open_video(path) as c, TraceWorker() as pool:
-        vs = c.streams.video[0]
-        vs.codec_context.options = {"flags2": "+export_mvs"}
-        for g in uniq:
-            assert 0 <= g < len(starts), f"{path}: GOP {g} of {len(starts)}"
-            got[g] = _one_gop(c, vs, path, starts, g, accumulate, coviar, pool)
-    out = {"iframe": [], "mv": [], "residual": [], "p_frames": []}
-    for g in idx:
-        gop = got[g]
+        return GopSeeker(path, c, starts, pool, accumulate, coviar).read(idx)
+
+
+class GopSeeker:
+    """An open video and its GOP index: :meth:`read` decodes chosen GOPs only, each
+    from its I-frame to the next GOP's, on the reader's fast path (one ``rgb24``
+    converter, views of FFmpeg's buffers, the compiled tracer on ``pool``'s thread:
+    :class:`hybrid.video.reader.FastFrames`, ``_Gop``). ``decoded`` counts the frames
+    the decoder gave (a seek may land before the wanted GOP: those count too)."""
+
+    def __init__(self, path: Path, container, starts: list[int], pool: TraceWorker,
+                 accumulate: bool = True, coviar: bool = True) -> None:
+        self.path, self.container, self.starts, self.pool = path, container, starts, pool
+        self.accumulate, self.coviar = accumulate, coviar
+        self.stream = container.streams.video[0]
+        self.stream.codec_context.options = {"flags2": "+export_mvs"}
+        self.fast = FastFrames(path, GOP_SIZE)
+        self.decoded = 0
+
+    def read(self, idx: list[int]) -> dict[str, np.ndarray]:
+        """GOPs ``idx`` stacked and zero-padded like ``extract_arrays``' arrays. In
+        CoViAR mode each GOP is traced straight into its first slot of the result."""
+        for g in idx:
+            if not 0 <= g < len(self.starts):
+                raise ValueError(f"{self.path}: GOP {g} of {len(self.starts)}")
+        first = {g: idx.index(g) for g in sorted(set(idx))}
+        out = None
+        for g, k in first.items():
+            gop = self._one_gop(g, None if out is None or not self.coviar
+                                else (out["mv"][k], out["residual"][k]))
+            if out is None:
+                out = self._allocate(len(idx), gop)
+            out["iframe"][k], out["p_frames"][k] = gop.iframe, gop.p_frames
+            if gop.mv.base is None or not np.shares_memory(gop.mv, out["mv"][k]):
+                out["mv"][k, :gop.p_frames] = gop.mv
+                out["residual"][k, :gop.p_frames] = gop.residual
+        for k, g in enumerate(idx):
+            if k != first[g]:
+                for name in out:
+                    out[name][k] = out[name][first[g]]
+        return out
+
+    def _allocate(self, n: int, gop) -> dict[str, np.ndarray]:
         h, w, _ = gop.iframe.shape
-        mv = np.zeros((P_PER_GOP, h, w, 2), np.float32)
-        res = np.zeros((P_PER_GOP, h, w, 3), np.int16)
-        mv[:gop.p_frames], res[:gop.p_frames] = gop.mv, gop.residual
-        for k, v in (("iframe", gop.iframe), ("mv", mv), ("residual", res),
-                     ("p_frames", gop.p_frames)):
-            out[k].append(v)
-    return {k: np.asarray(v, np.int16) if k == "p_frames" else np.stack(v)
-            for k, v in out.items()}
+        return {"iframe": np.empty((n, h, w, 3), np.uint8),
+                "mv": np.zeros((n, P_PER_GOP, h, w, 2),
+                               np.int16 if self.coviar else np.float32),
+                "residual": np.zeros((n, P_PER_GOP, h, w, 3), np.int16),
+                "p_frames": np.empty(n, np.int16)}
 
+    def _one_gop(self, g: int, outputs: tuple[np.ndarray, np.ndarray] | None):
+        import av
 
-def _one_gop(c, vs, path: Path, starts: list[int], g: int, accumulate: bool, coviar: bool,
-             pool: TraceWorker):
-    import av
-
-    c.seek(starts[g], stream=vs, backward=True, any_frame=False)
-    end = starts[g + 1] if g + 1 < len(starts) else None
-    kinds = {int(t): t.name[:1] for t in av.video.frame.PictureType}
-    cur = None
-    try:
-        for frame in c.decode(vs):
-            if frame.pts is not None and frame.pts < starts[g]:
-                continue  # the seek landed before this GOP (an index without this key)
-            if end is not None and frame.pts is not None and frame.pts >= end:
-                break
-            if frame.is_corrupt:
-                raise CorruptVideoError(path, f"GOP {g} has a corrupt frame")
-            kind = kinds.get(int(frame.pict_type), "?")
-            img = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
-            if cur is None:
-                if kind != "I" or frame.pts != starts[g]:
+        path, starts, fast = self.path, self.starts, self.fast
+        end = starts[g + 1] if g + 1 < len(starts) else None
+        cur = None
+        try:
+            for frame in self._frames(starts[g], end):
+                if frame.pts is not None and frame.pts < starts[g]:
+                    continue  # the seek landed before this GOP (an index without this key)
+                if frame.is_corrupt:
+                    raise CorruptVideoError(path, f"GOP {g} has a corrupt frame")
+                kind = fast.kind(frame, -1 if cur is None else cur.p + 1)
+                if cur is None:
+                    if kind != "I" or frame.pts != starts[g]:
+                        raise UnsupportedStreamError(
+                            path, f"seeking to GOP {g} (pts {starts[g]}) gave a "
+                                  f"{kind}-frame at pts {frame.pts}; the GOP "
+                                  f"index does not fit this video")
+                    cur = _Gop(g, -1, fast.rgb(frame), self.accumulate, self.coviar,
+                               P_PER_GOP, self.pool, outputs=outputs)
+                    continue
+                if kind != "P" or cur.p >= P_PER_GOP:
                     raise UnsupportedStreamError(
-                        path, f"seeking to GOP {g} (pts {starts[g]}) gave a "
-                              f"{kind}-frame at pts {frame.pts}; the GOP "
-                              f"index does not fit this video")
-                cur = _Gop(g, -1, img, accumulate, coviar, P_PER_GOP, pool)
-                continue
-            if kind != "P" or cur.p >= P_PER_GOP:
-                raise UnsupportedStreamError(path, f"GOP {g} is not 1 I-frame and up to "
-                                                   f"{P_PER_GOP} P-frames: transcode it first")
-            sd = frame.side_data.get("MOTION_VECTORS")
-            cur.add(img, None if sd is None else np.frombuffer(sd, MV_DTYPE))
-    except av.error.FFmpegError as e:
-        raise CorruptVideoError(path, f"decoding GOP {g} failed: {e}") from e
-    if cur is None:
-        raise CorruptVideoError(path, f"GOP {g} (pts {starts[g]}): no frame decoded")
-    return cur.close()
+                        path, f"GOP {g} is not 1 I-frame and up to {P_PER_GOP} "
+                              f"P-frames: transcode it first")
+                cur.add(fast.rgb(frame), fast.vectors(frame))
+        except av.error.FFmpegError as e:
+            raise CorruptVideoError(path, f"decoding GOP {g} failed: {e}") from e
+        if cur is None:
+            raise CorruptVideoError(path, f"GOP {g} (pts {starts[g]}): no frame decoded")
+        return cur.close()
+
+    def _frames(self, start: int, end: int | None):
+        """The decoded frames from the seek to ``start`` up to the packet at ``end``
+        (None: the stream's end), without decoding that next GOP's I-frame: packets are
+        sent until one at ``end``; a decoder holding frames back (none does for the
+        reader's form, no B-frames) is drained then."""
+        c, vs = self.container, self.stream
+        c.seek(start, stream=vs, backward=True, any_frame=False)
+        sent = got = 0
+        for pkt in c.demux(vs):
+            if end is not None and pkt.pts is not None and pkt.pts >= end:
+                break
+            sent += pkt.size > 0
+            for frame in pkt.decode():
+                got += 1
+                self.decoded += 1
+                yield frame
+        else:
+            return  # the stream's end: its flush packet drained the decoder
+        if got < sent:
+            for frame in vs.codec_context.decode(None):
+                self.decoded += 1
+                yield frame
