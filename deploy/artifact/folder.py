@@ -120,8 +120,13 @@ def write_artifact(out: str | os.PathLike, stms: dict[str, STM], dense: DenseMod
     modality of ``inputs`` (exported at ``inputs.stm_size``), the ``dense`` partition and
     the class names; the exported STMs' mapping onto ``chip`` and, with ``nir``, their
     NIR graphs (needs the ``nir`` package). ``FileExistsError`` if ``out`` exists and not
-    ``overwrite``."""
+    ``overwrite``; with ``overwrite``, :class:`ArtifactError` unless it is an earlier
+    artifact (:func:`check_replaceable`)."""
     out = Path(out)
+    if out.name in ("", ".", ".."):  # `-o .`: staged beside the folder, not inside it
+        out = out.resolve()
+    if overwrite:
+        check_replaceable(out)
     mods = inputs.stm_modalities
     if set(stms) != set(mods):
         raise ValueError(f"{out}: STMs given for {sorted(stms)}, the input spec has {mods}")
@@ -169,6 +174,33 @@ def write_artifact(out: str | os.PathLike, stms: dict[str, STM], dense: DenseMod
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return load_artifact(out)
+
+
+def check_replaceable(out: str | os.PathLike) -> None:
+    """Refuse (:class:`ArtifactError`) to replace ``out`` unless it is absent or an
+    earlier artifact: a folder whose ``manifest.json`` is a ``hybrid deploy`` manifest
+    and which holds nothing that manifest does not list. ``deploy --force`` would
+    otherwise delete a run folder, a dataset or the working directory."""
+    out = Path(out)
+    if not os.path.lexists(out):
+        return
+    why = "not a `hybrid deploy` artifact folder (no hybrid-deploy manifest.json)"
+    if out.is_symlink() or not out.is_dir():
+        raise ArtifactError(f"{out}: {why}; --force replaces only an earlier artifact")
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+        listed = {str(e["path"]) for e in manifest["files"]} | {MANIFEST}
+        ok = manifest.get("format") == FORMAT
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise ArtifactError(f"{out}: {why}; --force replaces only an earlier artifact")
+    unlisted = sorted(str(p.relative_to(out)) for p in out.rglob("*")
+                      if str(p.relative_to(out)) not in listed and not p.is_dir())
+    if unlisted:
+        raise ArtifactError(f"{out}: holds files its {MANIFEST} does not list "
+                            f"({', '.join(unlisted[:3])}); --force replaces only an earlier "
+                            "artifact, not files beside it")
 
 
 def _read_json(path: Path, what: str) -> dict:

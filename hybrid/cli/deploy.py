@@ -16,8 +16,8 @@ from hybrid.cli.types import VIDEO_SIZE
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", type=click.Path(file_okay=False), required=True,
               help="Artifact folder to write (must not exist, unless --force).")
-@click.option("--force", is_flag=True, help="Replace an existing OUT (once the new one is "
-                                            "complete).")
+@click.option("--force", is_flag=True, help="Replace an existing OUT, an earlier artifact "
+                                            "(once the new one is complete).")
 @click.option("--chip", type=click.Choice(CHIP_NAMES), default="loihi2", show_default=True,
               help="Chip preset the STMs are mapped onto (mapping.json; see `hybrid map`).")
 @click.option("--nir", "with_nir", is_flag=True,
@@ -28,6 +28,7 @@ def deploy(checkpoint, out, force, chip, with_nir, as_json):
     artifact folder: a Lava-ready HDF5 per STM, the dense partition as ONNX and torch
     files, the bridge and input specs, the class names, the STMs' core mapping
     (mapping.json), with --nir their NIR graphs, and a checksummed manifest."""
+    from deploy.artifact.folder import ArtifactError
     from hybrid.ondevice.artifacts import NotDeployable, deploy_checkpoint
     from hybrid.training.checkpoint import CheckpointError
 
@@ -45,7 +46,7 @@ def deploy(checkpoint, out, force, chip, with_nir, as_json):
         art = deploy_checkpoint(checkpoint, out, overwrite=force, chip=chip, nir=with_nir)
     except FileExistsError as exc:  # made by another process meanwhile
         raise click.ClickException(exists) from exc
-    except (CheckpointError, NotDeployable) as exc:
+    except (CheckpointError, NotDeployable, ArtifactError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(art.manifest, indent=2))

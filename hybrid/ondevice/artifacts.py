@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from deploy.artifact.folder import Artifact, sha256_file, write_artifact
+from deploy.artifact.folder import Artifact, check_replaceable, sha256_file, write_artifact
 from deploy.artifact.inputs import InputSpec
 from hybrid.data.dataset import COVIAR_NORM, UNREADABLE, CompressedVideoDataset
 from hybrid.data.transforms import Normalization
@@ -51,9 +51,12 @@ def deploy_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool =
     artifact folder ``out``, with the STMs' mapping onto ``chip`` (a
     ``deploy.presets.CHIPS`` name) and, with ``nir``, their NIR export (CheckpointError
     for a bad checkpoint, NotDeployable for a model without a spiking partition,
-    FileExistsError)."""
+    FileExistsError; ArtifactError when ``overwrite`` would replace anything but an
+    earlier artifact, checked before the checkpoint is read)."""
     from deploy.presets import CHIPS
 
+    if overwrite:
+        check_replaceable(out)
     model, classes, _ = load_model(checkpoint)
     check_deployable(model, checkpoint)
     spec = input_spec(model)
