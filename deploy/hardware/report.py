@@ -7,9 +7,13 @@ STM branch):
    *measured* (given by the caller);
 2. ``spiking``: the STMs on neurocores: *simulated* with SANA-FE (:mod:`deploy.hardware.neurocore`)
    for layers 2..L on a sample of sequences, the first layer (graded input, which SANA-FE
-   cannot model) *estimated* by the profiler under the ``loihi`` energy preset (energy
-   only; its time is not modelled); segments x branches run side by side when the
-   mapping fits one chip (``sequences_per_chip`` copies), else in turn;
+   cannot model) *estimated*: its energy by the profiler under the ``loihi`` energy
+   preset, its time per step from SANA-FE's own per-event latencies
+   (:mod:`deploy.hardware.layer1`); a step's time is the sum of the layers' modelled
+   times (layer 1's spikes reach layer 2 only once its cores have produced them: a
+   serialisation, so an upper bound; the full-overlap lower bound is reported beside);
+   segments x branches run side by side when the mapping fits one chip
+   (``sequences_per_chip`` copies), else in turn;
 3. ``bridge``: the membrane potentials of every segment over a link: *estimated*
    (:mod:`deploy.hardware.link`);
 4. ``dense``: the dense partition on an accelerator: *estimated* by a roofline
@@ -27,7 +31,7 @@ from collections.abc import Callable
 import numpy as np
 
 from deploy.energy.profiler import count_layer, stm_geometry
-from deploy.hardware import neurocore
+from deploy.hardware import layer1, neurocore
 from deploy.presets import EnergyPreset
 from neuro.export import StmNetwork
 
@@ -45,33 +49,49 @@ def _stats(values) -> dict:
 
 def simulate_branch(net: StmNetwork, sequences: list[tuple[np.ndarray, np.ndarray]],
                     energy: EnergyPreset, tilings=None, name: str = "stm",
-                    progress: Callable[[int], None] | None = None) -> dict:
+                    progress: Callable[[int], None] | None = None,
+                    costs: layer1.EventCosts | None = None) -> dict:
     """One STM branch over sampled sequences: ``sequences`` of (graded input messages
-    (C, H, W, T), the first layer's output spikes (C1, H1, W1, T), recorded from Lava)."""
+    (C, H, W, T), the first layer's output spikes (C1, H1, W1, T), recorded from Lava).
+    ``costs``: layer 1's per-event latencies (default: SANA-FE's Loihi file)."""
     sim = neurocore.build(net, tilings)
+    costs = costs or layer1.event_costs(neurocore.stock_loihi())
+    spec1 = net.layers[0]
+    tiling1 = (tilings[0] if tilings is not None
+               else neurocore.default_tiling(tuple(spec1.shape)))
     T = sequences[0][1].shape[-1]
     geo = stm_geometry(net.config, tuple(net.input_shape[1:]), prefix=name)[0]
-    runs, l1 = [], []
+    runs, l1, l1_time = [], [], []
     for msgs, s1 in sequences:
-        runs.append(neurocore.simulate(sim, s1))
+        r = neurocore.simulate(sim, s1)
+        runs.append(r)
+        l1_time.append(layer1.layer_time(
+            tuple(net.input_shape), spec1.weight.shape, spec1.stride, spec1.padding,
+            tuple(spec1.shape), tiling1, msgs, s1, sim._fanout_cores[0], costs,
+            steps=len(r.per_step["sim_time"]))["time_s"])
         c = count_layer(geo, msgs[None], s1[None])
         l1.append(c.synops * energy.ac_j + c.neuron_updates * energy.neuron_j)
         if progress:
             progress(1)
     steps = len(runs[0].per_step["sim_time"])
+    sf_t = np.array([r.per_step["sim_time"] for r in runs])  # (sequences, steps)
+    l1_t = np.array(l1_time)
     per_step = {
-        "time_s": [float(np.mean([r.per_step["sim_time"][t] for r in runs])) for t in range(steps)],
+        "time_s": (sf_t + l1_t).mean(0).tolist(),
+        "simulated_time_s": sf_t.mean(0).tolist(), "layer1_time_s": l1_t.mean(0).tolist(),
         "energy_j": [float(np.mean([r.per_step["total_energy"][t] for r in runs]))
                      for t in range(steps)]}
     for p in PARTS:
         per_step[p.replace("_energy", "_j")] = [
             float(np.mean([r.per_step[p][t] for r in runs])) for t in range(steps)]
-    seq_time = [sum(r.per_step["sim_time"]) for r in runs]
+    seq_time = (sf_t + l1_t).sum(1)
     seq_energy = [sum(r.per_step["total_energy"]) + e1 for r, e1 in zip(runs, l1)]
-    layers = [{"name": f"{name}.1", "source": "replayed from the Lava run (input neurons)",
+    layers = [{"name": f"{name}.1", "source": "replayed from the Lava run (input neurons); "
+               "time estimated from per-event latencies (deploy/hardware/layer1.py)",
                "spikes_per_step": np.mean([s1.reshape(-1, T).sum(0) for _, s1 in sequences],
                                           0).tolist(),
-               "messages_per_step": np.mean([r.messages[0] for r in runs], 0).tolist()}]
+               "messages_per_step": np.mean([r.messages[0] for r in runs], 0).tolist(),
+               "time_s_per_step": l1_t.mean(0).tolist()}]
     for k in range(len(runs[0].spikes)):
         layers.append({"name": f"{name}.{k + 2}", "source": "simulated (SANA-FE)",
                        "spikes_per_step": np.mean([r.spikes[k] for r in runs], 0).tolist(),
@@ -82,10 +102,19 @@ def simulate_branch(net: StmNetwork, sequences: list[tuple[np.ndarray, np.ndarra
            "arch_tiles": sim.arch_tiles, "saturation_risk_layers": sim.saturation_risk,
            "per_step": per_step, "layers": layers,
            "per_sequence": {"time_s": _stats(seq_time), "energy_j": _stats(seq_energy),
-                            "layer1_energy_j": _stats(l1)},
-           "layer1": {"energy_j": float(np.mean(l1)), "label": (
-               f"estimated (profiler, {energy.name} preset: exact fan-out of the graded "
-               "messages x ac_j + neuron updates x neuron_j; time not modelled)")}}
+                            "layer1_energy_j": _stats(l1),
+                            "layer1_time_s": _stats(l1_t.sum(1)),
+                            "simulated_time_s": _stats(sf_t.sum(1)),
+                            "time_s_if_overlapped": _stats(np.maximum(sf_t, l1_t).sum(1))},
+           "layer1": {"energy_j": float(np.mean(l1)), "time_s": float(l1_t.sum(1).mean()),
+                      "cores": tiling1.count(tuple(spec1.shape)), "label": (
+               f"estimated: energy by the profiler ({energy.name} preset: exact fan-out of "
+               "the graded messages x ac_j + neuron updates x neuron_j); time from "
+               "per-event latencies of " + costs.source)},
+           "time_composition": (
+               "a step's time = SANA-FE's simulated time of layers 2..L + layer 1's "
+               "modelled time (the sum of the layers' times: an upper bound; "
+               "time_s_if_overlapped, each step the longer of the two, a lower bound)")}
     del sim  # one SANA-FE network alive at a time (memory)
     return out
 
@@ -118,7 +147,8 @@ def spiking_stage(branches: dict[str, dict], segments: int, mapping: dict | None
     return {"branches": branches, "per_step": per_step, "placement": placement,
             "segments": segments, "time_s": time_s,
             "energy_j": segments * sum(seq_e.values()),
-            "label": "simulated (SANA-FE, layers 2..L) + estimated (layer 1, profiler)"}
+            "label": "simulated (SANA-FE, layers 2..L) + estimated (layer 1: energy by the "
+                     "profiler, time from per-event latencies)"}
 
 
 def report(neuro: dict, extract_s: float | None, bridge: dict, dense: dict,

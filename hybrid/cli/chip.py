@@ -65,7 +65,8 @@ def render(rep: dict) -> str:
                    f"{_si(ps['time_s']['max'], 's')}], energy "
                    f"{_si(ps['energy_j']['mean'], 'J')} [{_si(ps['energy_j']['min'], 'J')} .. "
                    f"{_si(ps['energy_j']['max'], 'J')}] (layer 1: "
-                   f"{_si(b['layer1']['energy_j'], 'J')}, estimated by the profiler)")
+                   f"{_si(b['layer1']['time_s'], 's')}, {_si(b['layer1']['energy_j'], 'J')} "
+                   f"on {b['layer1']['cores']} cores, estimated)")
         for la in b["layers"]:
             sp, ms = la["spikes_per_step"], la["messages_per_step"]
             out.append(f"    {la['name']}: spikes/step {sum(sp) / len(sp):.0f}, "
