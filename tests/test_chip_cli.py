@@ -76,6 +76,10 @@ def test_chip_report_json(artifact, tmp_path):
     assert len(b["layers"]) == 3 and b["layers"][1]["source"].startswith("simulated")
     assert b["per_sequence"]["time_s"]["min"] <= b["per_sequence"]["time_s"]["max"]
     assert rep["tianjic"]["cores_needed"] >= rep["tianjic"]["snn_cores"] > 0
+    for br in rep["neuro"]["branches"].values():  # layer 1's time is in every report
+        assert br["layer1"]["time_s"] > 0 and br["layers"][0]["time_s_per_step"][0] > 0
+    ch = rep["chips"]
+    assert (ch["preset"], ch["count"], ch["mode"]) == ("loihi", 1, "one chip")
     assert (tmp_path / "chip_timeline.png").stat().st_size > 0
     text = _run(art.path, data, "--sequences", 1, "--accelerator", "jetson-orin",
                 "--precision", "int8", "--link", "10gbe")
@@ -103,6 +107,9 @@ def test_unknown_preset_is_one_line(artifact):
     assert "unknown accelerator 'tpu9'" in _error_line(_run(art.path, data, "--accelerator",
                                                             "tpu9"))
     assert "unknown link 'usb9'" in _error_line(_run(art.path, data, "--link", "usb9"))
+    assert "unknown board 'x'" in _error_line(_run(art.path, data, "--board", "x"))
+    assert "no published per-event figures" in _error_line(
+        _run(art.path, data, "--board", "kapoho-point"))
 
 
 def test_missing_extra_is_one_line(artifact, monkeypatch):

@@ -193,6 +193,10 @@ class SequenceResult:
     spikes: list[np.ndarray]  # per simulated layer: (T,) spikes aligned to the input step
     spike_maps: list[np.ndarray] | None  # per simulated layer (C, H, W, T), if recorded
     messages: list[np.ndarray]  # per layer incl. the replayed input: (T,) core messages
+    # per simulated step: messages crossing each boundary between the mesh's chips
+    # (steps, chips - 1), and chip-to-chip hops summed over messages (steps,)
+    boundary_messages: np.ndarray | None = None
+    chip_hops: np.ndarray | None = None
 
 
 @dataclass
@@ -206,6 +210,9 @@ class BranchSim:
     input_cores: int = 0
     arch_tiles: int = 0
     saturation_risk: list[int] = field(default_factory=list)  # layers that could clip
+    chips: int = 1  # Loihi chips the simulated mesh spans (stock mesh = one chip)
+    _chip_hops: list[np.ndarray] = field(default_factory=list)  # per layer, per source neuron
+    _crossings: list[np.ndarray] = field(default_factory=list)  # (neurons, chips - 1) each
     _fanout_cores: list[np.ndarray] = field(default_factory=list)
     _inputs: object = None
     _last_active: np.ndarray | None = None
@@ -232,8 +239,21 @@ def build(net: StmNetwork, tilings: list[Tiling] | None = None) -> BranchSim:
         assert per <= NEURONS_PER_CORE, (
             f"tiling {t} puts {per} neurons on a core, a Loihi core holds {NEURONS_PER_CORE}")
     arch = load_arch(sim.cores_used, sim.input_cores)
-    plain = [c for c in arch.cores() if c.name.startswith(loihi_arch.PLAIN_CORE + "[")]
-    inputs = [c for c in arch.cores() if c.name.startswith(loihi_arch.INPUT_CORE + "[")]
+    # cores chip by chip (a chip = the stock mesh's rows; SANA-FE numbers tiles column by
+    # column, tile id -> x = id // height, y = id % height): consecutive cores of a layer
+    # share a chip where they can
+    st = stock_loihi()
+    height = len(arch.tiles) // st.width
+    slots = [(t.id % height // st.height, k, c) for k, (t, c) in
+             enumerate((t, c) for t in arch.tiles for c in t.cores)]
+    slots.sort(key=lambda v: v[:2])
+    plain = [c for _, _, c in slots if c.name.startswith(loihi_arch.PLAIN_CORE + "[")]
+    inputs = [c for _, _, c in slots if c.name.startswith(loihi_arch.INPUT_CORE + "[")]
+    plain_chip = np.array([ch for ch, _, c in slots
+                           if c.name.startswith(loihi_arch.PLAIN_CORE + "[")], np.int64)
+    input_chip = np.array([ch for ch, _, c in slots
+                           if c.name.startswith(loihi_arch.INPUT_CORE + "[")], np.int64)
+    sim.chips = math.ceil(height / st.height)
     assert len(plain) >= sim.cores_used and len(inputs) >= sim.input_cores, (
         f"the generated architecture has {len(plain)} + {len(inputs)} input cores, the "
         f"network needs {sim.cores_used} + {sim.input_cores}")
@@ -266,10 +286,24 @@ def build(net: StmNetwork, tilings: list[Tiling] | None = None) -> BranchSim:
                                          list(zip(src.tolist(), dst.tolist())))
         # messages: a spiking neuron sends one per distinct destination core
         key = np.unique(src * (sim.cores_used + 1) + cores[dst])
-        sim._fanout_cores.append(np.bincount(key // (sim.cores_used + 1),
-                                             minlength=int(np.prod(in_shape))))
+        n_src = int(np.prod(in_shape))
+        sim._fanout_cores.append(np.bincount(key // (sim.cores_used + 1), minlength=n_src))
+        # chip-to-chip: each message crosses the boundaries between its two chips
+        s_msg, d_core = key // (sim.cores_used + 1), key % (sim.cores_used + 1)
+        c_src = (input_chip[core_of[0][s_msg]] if j == 0
+                 else plain_chip[core_of[j][s_msg]])
+        c_dst = plain_chip[d_core]
+        lo, hi = np.minimum(c_src, c_dst), np.maximum(c_src, c_dst)
+        sim._chip_hops.append(np.bincount(s_msg, weights=hi - lo, minlength=n_src)
+                              .astype(np.int64))
+        cross = np.zeros((n_src, max(sim.chips - 1, 0)), np.int64)
+        for b in range(sim.chips - 1):
+            np.add.at(cross[:, b], s_msg[(lo <= b) & (b < hi)], 1)
+        sim._crossings.append(cross)
         in_shape = tuple(spec.shape)
     sim._fanout_cores.append(np.zeros(int(np.prod(in_shape)), np.int64))  # last: bridge
+    sim._chip_hops.append(np.zeros(int(np.prod(in_shape)), np.int64))
+    sim._crossings.append(np.zeros((int(np.prod(in_shape)), max(sim.chips - 1, 0)), np.int64))
     chip = sf.SpikingChip(arch)
     chip.load(snet)
     sim.chip = chip
@@ -317,4 +351,12 @@ def simulate(sim: BranchSim, layer1_spikes: np.ndarray, record: bool = False) ->
     msgs = [(flat.astype(np.int64) * sim._fanout_cores[0][:, None]).sum(0)]
     msgs += [(c.astype(np.int64) * f[:, None]).sum(0)
              for c, f in zip(counts, sim._fanout_cores[1:])]
-    return SequenceResult(per_step, spikes, maps if record else None, msgs)
+    # chip traffic per simulated step: layer j's (0: the input) spikes at input-aligned
+    # step t leave at SANA-FE step t + j
+    trains = [flat.astype(np.int64)] + [c.astype(np.int64) for c in counts]
+    bmsg = np.zeros((steps, max(sim.chips - 1, 0)), np.int64)
+    hops = np.zeros(steps, np.int64)
+    for j, (tr, h, x) in enumerate(zip(trains, sim._chip_hops, sim._crossings)):
+        hops[j:j + T] += (tr * h[:, None]).sum(0)
+        bmsg[j:j + T] += tr.T @ x
+    return SequenceResult(per_step, spikes, maps if record else None, msgs, bmsg, hops)

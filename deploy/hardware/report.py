@@ -100,6 +100,10 @@ def simulate_branch(net: StmNetwork, sequences: list[tuple[np.ndarray, np.ndarra
     out = {"sequences_simulated": len(runs), "steps_simulated": steps, "timesteps": T,
            "cores": sim.cores_used, "input_cores": sim.input_cores,
            "arch_tiles": sim.arch_tiles, "saturation_risk_layers": sim.saturation_risk,
+           "mesh_chips": sim.chips,
+           "chip_traffic": {  # per sequence (deploy/hardware/boards.py costs them)
+               "boundary_messages": [r.boundary_messages.tolist() for r in runs],
+               "chip_hops": [r.chip_hops.tolist() for r in runs]},
            "per_step": per_step, "layers": layers,
            "per_sequence": {"time_s": _stats(seq_time), "energy_j": _stats(seq_energy),
                             "layer1_energy_j": _stats(l1),

@@ -29,6 +29,23 @@ class TargetType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class BoardType(click.ParamType):
+    """A neuromorphic system preset of deploy/hardware/boards.py by name."""
+
+    name = "board"
+
+    def convert(self, value, param, ctx):
+        from deploy.hardware.boards import board
+        from deploy.presets import PresetError
+
+        if not isinstance(value, str):
+            return value
+        try:
+            return board(value)
+        except PresetError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def _si(v: float | None, unit: str) -> str:
     if v is None:
         return "-"
@@ -57,6 +74,15 @@ def render(rep: dict) -> str:
             f"{rep['paper']['throughput_vps']} videos/s", "",
             f"neurocores: {n['simulator']}, {n['architecture']}; mapping: {n['mapping']}; "
             f"{n['placement']}"]
+    ch = rep["chips"]
+    traffic = ch["interchip"] or ch["reload"]
+    out.append(f"  chips: {ch['count']} of {ch['preset']} ({ch['mode']}); "
+               + (f"chip-to-chip: {traffic['messages_per_video']:,.0f} messages a video, "
+                  f"{_si(traffic['time_s'], 's')}, {_si(traffic['energy_j'], 'J')} (estimated, "
+                  "assumed per-hop figures: deploy/hardware/boards.py)" if ch["interchip"]
+                  else f"reloads: {traffic['weight_state_bytes']:,} B of weights and state + "
+                  f"{traffic['spilled_bytes']:,} B of spikes over {traffic['link']}, "
+                  f"{_si(traffic['time_s'], 's')}, {_si(traffic['energy_j'], 'J')} (estimated)"))
     for m, b in n["branches"].items():
         ps = b["per_sequence"]
         out.append(f"  {m}: {b['cores']} cores (+{b['input_cores']} input), "
@@ -89,6 +115,11 @@ def render(rep: dict) -> str:
               help="Neurocore architecture for SANA-FE (its own loihi.yaml, inputs moved "
                    "to 4 tiles: deploy/hardware/loihi_arch.py) and the energy preset of the first "
                    "STM layer.")
+@click.option("--board", type=BoardType(), default=None,
+              help="Neuromorphic system the STMs are placed on: loihi (one chip), "
+                   "kapoho-bay (2 chips), nahuku-32 (32 chips) (deploy/hardware/boards.py). "
+                   "Default: one chip when a copy of the STMs fits it, else nahuku-32; too "
+                   "few chips: one chip time-multiplexed with weight reloads.")
 @click.option("--accelerator", type=TargetType("accelerator"), default="h100-sxm",
               show_default=True, help="Accelerator of the dense partition: h100-sxm, "
               "a100-sxm, jetson-orin, tianjic-ann (deploy/hardware/targets.py names each source).")
@@ -108,8 +139,8 @@ def render(rep: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(file_okay=False), default=None,
               help="Folder for chip_timeline.png (a Gantt chart of one video).")
-def chip_cmd(artifact, data, neuro, accelerator, precision, link, sequences, fold, video_size,
-             as_json, plot):
+def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, sequences, fold,
+             video_size, as_json, plot):
     """Time and energy per video on the hybrid chip: extraction on the host (measured),
     the STMs on neurocores (simulated by SANA-FE, an optional extra), the bridge over a
     link and the dense partition on an accelerator (estimated), latency and pipelined
@@ -145,6 +176,11 @@ def chip_cmd(artifact, data, neuro, accelerator, precision, link, sequences, fol
         raise click.ClickException(str(exc)) from None
     if not nets:
         raise click.ClickException(f"{artifact}: the artifact has no spiking partition")
+    if board is not None and (board.chip != neuro or not board.simulated):
+        raise click.BadParameter(
+            f"{board.name} ({board.title}) holds {board.chip!r} chips, which have no published "
+            f"per-event figures; the neurocore simulation models {neuro!r} (SANA-FE's "
+            "loihi.yaml): choose loihi, kapoho-bay or nahuku-32", param_hint="--board")
     if precision not in accelerator.peak_ops:
         raise click.BadParameter(f"{accelerator.name} has no {precision} peak; choose "
                                  f"{', '.join(accelerator.peak_ops)}", param_hint="--precision")
@@ -169,7 +205,8 @@ def chip_cmd(artifact, data, neuro, accelerator, precision, link, sequences, fol
     try:
         rep = estimate(paths, nets, dense_cfg, ds, art.inputs.crop, accelerator, precision,
                        link, sequences, mapping, neuro, data_is_cache=str(data).endswith(".h5"),
-                       bridge_bytes=art.bridge_bytes_per_video, progress=progress_bar)
+                       bridge_bytes=art.bridge_bytes_per_video, progress=progress_bar,
+                       board=board)
     except ValueError as exc:
         raise click.ClickException(f"{data}: {exc}") from None
     if plot:

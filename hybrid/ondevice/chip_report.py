@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.hardware import neurocore, report
+from deploy.hardware import boards, neurocore, report
 from deploy.hardware.accelerator import dense_layers, roofline, summarise
 from deploy.hardware.link import bridge_transfer
 from deploy.hardware.targets import TIANJIC, AcceleratorPreset, LinkPreset
@@ -104,10 +104,13 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
              crop: tuple[int, int], accelerator: AcceleratorPreset, precision: str,
              link: LinkPreset, sequences: int, mapping: dict | None = None,
              neuro: str = "loihi", data_is_cache: bool = False,
-             bridge_bytes: int | None = None, progress: Callable | None = None) -> dict:
+             bridge_bytes: int | None = None, progress: Callable | None = None,
+             board: boards.BoardPreset | None = None) -> dict:
     """The ``hybrid chip`` report of the deployed partitions on ``dataset``'s videos.
     ``bridge_bytes``: a video's bridge payload (the artifact's bridge spec), else counted
-    the same way here (segments x C' x h x w voltages of 24 bits per branch)."""
+    the same way here (segments x C' x h x w voltages of 24 bits per branch). ``board``:
+    the neuromorphic system (default: one chip when a copy of the STMs fits it, else the
+    largest board of ``neuro``'s chip, :func:`deploy.hardware.boards.default_board`)."""
     t_start = time.perf_counter()
     segments = dense_cfg.segments
     energy = ENERGY_PRESETS[neuro]
@@ -128,7 +131,10 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
             branches[m] = report.simulate_branch(
                 net, seqs, energy, tilings, name=f"stm.{m}",
                 progress=(lambda k: bar.update(k)) if progress else None)
-    neuro_rep = report.spiking_stage(branches, segments, mp)
+    board = board or boards.default_board(neuro, int(mp["cores_used"]))
+    neuro_rep = boards.spiking_on_board(
+        branches, segments, int(mp["cores_used"]), board,
+        int(mp["synaptic_memory_bits"]) + int(mp["state_bits"]))
     neuro_rep |= {"simulator": "SANA-FE 2.2.9 (GPL-3.0, optional extra)",
                   "architecture": "SANA-FE's loihi.yaml (Davies et al. 2018 per-event "
                                   "energies and latencies, SANA-FE's calibration), inputs "
@@ -148,6 +154,7 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
     from deploy.hardware.tianjic import verdict
 
     rep["tianjic"] = verdict(nets, layers, TIANJIC)
+    rep["chips"] = neuro_rep["chips"]
     rep |= {"videos_read": videos, "sequences_simulated": {
         m: b["sequences_simulated"] for m, b in branches.items()},
         "report_s": time.perf_counter() - t_start}
