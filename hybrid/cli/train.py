@@ -84,11 +84,11 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
               help="Run folder: checkpoint.pt, metrics.csv, metrics.png.")
 @preset_option
 @model_options
-@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
-              show_default=True,
-              help="WIDTHxHEIGHT a dataset folder's videos are resized to, as `hybrid prepare` "
-                   "does (a cache keeps the size it was prepared at)."
-                   + paper("x".join(map(str, PAPER.video_size))))
+@click.option("--video-size", type=VIDEO_SIZE, default=None,
+              help="WIDTHxHEIGHT a dataset folder's videos are resized to [default: the "
+                   "videos' own size (the most common one where they differ; with --resume "
+                   "the run's), so small videos are not upscaled; a cache keeps the size it "
+                   "was prepared at]." + paper("x".join(map(str, PAPER.video_size))))
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True,
               help="Training epochs (given with --resume: the new total, the lr "
                    "schedule recomputed for it from the resumed epoch on)." + paper(PAPER.epochs))
@@ -163,6 +163,8 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
             raise click.UsageError(f"--resume continues the model of {run_dir}, but "
                                    f"{'; '.join(conflicts)}: drop those options, or start a "
                                    "new run")
+    if video_size is None:
+        video_size = _default_video_size(data, fold, run_dir if resume else None)
     train_ds, classes = _open(data, "train", segments, True, size, fold, seed, video_size)
     val_ds, _ = _open(data, "test", segments, False, size, fold, seed, video_size)
     mcfg = model_config(p, len(classes), quant)
@@ -192,6 +194,39 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
         raise click.ClickException(f"{run_dir}: cannot write the run ({exc})") from exc
     if last:
         click.echo(json.dumps(last))
+
+
+def _default_video_size(data: str, fold: int, run_dir: str | None) -> tuple[int, int]:
+    """The size a folder's videos are read at when --video-size is not given: the run's
+    (``--resume``, where its checkpoint records one), else the videos' own
+    (:func:`hybrid.data.native.native_size`), said on stderr. A cache is read at its
+    prepare size whatever this returns."""
+    from hybrid.data.native import native_size
+    from hybrid.data.sources import STORES, detect_layout, load_split
+    from hybrid.data.splits import SplitError
+    from hybrid.training import checkpoint
+    from hybrid.training.train import CKPT_NAME
+
+    if run_dir is not None and (Path(run_dir) / CKPT_NAME).is_file():
+        try:
+            recorded = checkpoint.load(Path(run_dir) / CKPT_NAME).get("video_size")
+        except checkpoint.CheckpointError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if recorded:
+            return int(recorded[0]), int(recorded[1])
+    try:
+        if detect_layout(data) in STORES:  # read at their prepare size
+            return DEFAULT_VIDEO_SIZE
+        items, _ = load_split(data, "train", fold)
+    except SplitError as exc:
+        raise click.ClickException(str(exc)) from exc
+    found = native_size(data, items)
+    if found.size is None:
+        click.echo(f"videos read at {'x'.join(map(str, DEFAULT_VIDEO_SIZE))} ("
+                   f"{found.describe()}; --video-size to choose)", err=True)
+        return DEFAULT_VIDEO_SIZE
+    click.echo(f"videos read at {found.describe()} (--video-size to resize)", err=True)
+    return found.size
 
 
 def _run_model(run_dir: str):
@@ -242,9 +277,10 @@ def _init_from(path: str, quant: str, resume: bool):
               help="Split to evaluate. 'all': every split DATA has, each with the model "
                    "trained on it (CHECKPOINT holds '{fold}', e.g. runs/split{fold}/"
                    "checkpoint.pt), and their mean, as the paper reports.")
-@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
-              show_default=True,
-              help="WIDTHxHEIGHT a dataset folder's videos are resized to (as in training)."
+@click.option("--video-size", type=VIDEO_SIZE, default=None,
+              help="WIDTHxHEIGHT a dataset folder's videos are resized to [default: the size "
+                   "the checkpoint's training videos were read at, where it records it, else "
+                   f"{'x'.join(map(str, DEFAULT_VIDEO_SIZE))}]."
                    + paper("x".join(map(str, PAPER.video_size))))
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Confusion-matrix PNG [default: confusion.png beside the checkpoint].")
@@ -331,6 +367,7 @@ def _evaluate_one(checkpoint: str, data: str, views: tuple[int, int], split: str
         raise click.ClickException(
             f"{checkpoint} was trained on split {trained}; the test videos of split {fold} "
             f"are training videos of split {trained}")
+    video_size = video_size or tuple(ckpt.get("video_size") or DEFAULT_VIDEO_SIZE)
     s, c = views
     if s % model.cfg.segments:
         raise click.BadParameter(f"{s} segments is not a multiple of the model's "
