@@ -111,6 +111,11 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
 @click.option("--lr-steps", callback=_steps, default="", metavar="E1,E2,...",
               help="Step schedule: lr x 0.1 at each of these epochs [default: none, warm-up "
                    "+ cosine]." + paper(",".join(map(str, PAPER.lr_steps))))
+@click.option("--stm-lr", type=FiniteFloatRange(0, min_open=True), default=1.0,
+              show_default=True,
+              help="Factor on --lr for the STMs' synapses, thresholds and leaks (their "
+                   "weights start 10x SLAYER's init, so at 1 Adam moves them 10x less, "
+                   "relatively, than the dense partition's; README \"STM training\").")
 @click.option("--warmup-epochs", type=click.IntRange(0), default=1, show_default=True,
               help="Linear warm-up epochs." + paper(PAPER.warmup_epochs))
 @click.option("--quant", type=click.Choice(["float", "qat"]), default="float",
@@ -146,6 +151,7 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                        optimizer=p["optimizer"], eps=p["eps"], weight_decay=p["weight_decay"],
                        lr_steps=p["lr_steps"], warmup_epochs=p["warmup_epochs"],
+                       stm_lr=p["stm_lr"],
                        workers=len(os.sched_getaffinity(0)) if workers is None else workers,
                        seed=seed, fold=fold)
     segments, size, video_size = p["segments"], p["size"], p["video_size"]

@@ -53,6 +53,10 @@ class TrainConfig:
     lr_decay: float = 0.1        # factor of each step of the step schedule
     warmup_epochs: int = 1       # linear warm-up before the cosine or step schedule
     grad_clip: float = 5.0       # max global grad norm (0 = off)
+    # factor on lr for the STMs' parameters (synapses, thresholds, leaks): their weights
+    # start weight_scale (10) times SLAYER's init, so Adam's scale-free steps move them
+    # that many times less, relatively, than the dense partition's
+    stm_lr: float = 1.0
     workers: int = 0             # DataLoader worker processes per training process
     seed: int = 0                # seeds python, numpy, torch and the samplers
     fold: int = 1                # split file number (trainlist0N / testlist0N)
@@ -118,12 +122,19 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
     and the lr schedule of :func:`lr_factor`."""
     if cfg.optimizer not in ("adam", "adamw"):
         raise ValueError(f"optimizer must be 'adam' or 'adamw', got {cfg.optimizer!r}")
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.ndim >= 2 else no_decay).append(p)
+    if not cfg.stm_lr > 0:
+        raise ValueError(f"stm_lr must be > 0, got {cfg.stm_lr}")
+    # (lr factor, decays) -> parameters; the STMs' get a group of their own only when
+    # their lr differs, so a run's groups (and its checkpoints) are the same otherwise
+    groups: dict[tuple[float, bool], list] = {}
+    for name, p in model.named_parameters():
+        scale = cfg.stm_lr if name.startswith(("stm_mv.", "stm_res.")) else 1.0
+        groups.setdefault((scale, p.ndim >= 2), []).append(p)
+    order = sorted(groups, key=lambda k: (k[0] != 1.0, not k[1]))  # dense decay first
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    opt = cls([{"params": decay, "weight_decay": cfg.weight_decay},
-               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, eps=cfg.eps)
+    opt = cls([{"params": groups[k], "weight_decay": cfg.weight_decay if k[1] else 0.0,
+                "lr": cfg.lr * k[0], "lr_scale": k[0], "decays": k[1]} for k in order],
+              lr=cfg.lr, eps=cfg.eps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, cfg))
     return opt, sched
 
@@ -141,7 +152,8 @@ def resumed_config(cfg: TrainConfig, state: dict, given: set[str]) -> TrainConfi
     ``given`` (the options a user set) taken from the run's checkpoint ``state``: a
     resumed run keeps its own settings unless told otherwise."""
     was = state.get("train_config") or {}
-    return dataclasses.replace(cfg, **{k: _plain(was[k]) for k in (*RESUMABLE, "optimizer")
+    return dataclasses.replace(cfg, **{k: _plain(was[k])
+                                       for k in (*RESUMABLE, "optimizer", "stm_lr")
                                        if k in was and k not in given})
 
 
@@ -159,11 +171,18 @@ def resume_schedule(optimizer, scheduler, state: dict, cfg: TrainConfig, start: 
         raise checkpoint.CheckpointError(
             f"the run was trained with --optimizer {was['optimizer']}, not {cfg.optimizer}: "
             f"resume it with --optimizer {was['optimizer']}, or start a new run")
+    if was.get("stm_lr", 1.0) != cfg.stm_lr:
+        raise checkpoint.CheckpointError(
+            f"the run was trained with --stm-lr {was.get('stm_lr', 1.0)}, not {cfg.stm_lr}: "
+            "resume it with its own, or start a new run")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    scheduler.base_lrs = [cfg.lr] * len(optimizer.param_groups)
-    for group, decay in zip(optimizer.param_groups, (cfg.weight_decay, 0.0)):  # make_optimizer's
-        group.update(lr=cfg.lr * lr_factor(start, cfg), eps=cfg.eps, weight_decay=decay)
+    # make_optimizer's groups (a checkpoint from before lr_scale: decaying, then not)
+    scales = [g.get("lr_scale", 1.0) for g in optimizer.param_groups]
+    scheduler.base_lrs = [cfg.lr * k for k in scales]
+    for i, (group, k) in enumerate(zip(optimizer.param_groups, scales)):
+        decay = cfg.weight_decay if group.get("decays", i == 0) else 0.0
+        group.update(lr=cfg.lr * k * lr_factor(start, cfg), eps=cfg.eps, weight_decay=decay)
     changed = [f"{k} {_plain(was[k])} -> {_plain(getattr(cfg, k))}" for k in RESUMABLE
                if k in was and _plain(was[k]) != _plain(getattr(cfg, k))]
     if changed:
