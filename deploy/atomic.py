@@ -8,6 +8,10 @@
   ``with`` block ends without error; on an error the staging folder is removed. A
   reader therefore never finds a half-written folder under the target name.
 - :func:`write_path` is :func:`write_file` for writers that want a path (h5py, nir).
+- :func:`ensure_free` refuses a write the disk cannot hold (:class:`DiskFullError`, one
+  line naming the path and the free space) before it starts: HDF5 that meets a full
+  disk mid-write cannot close its file, and the process then segfaults at exit.
+  :func:`disk_full_message` words any other out-of-space error the same way.
 
 Files and folders get the mode a plain ``open`` / ``mkdir`` would give them (0666 / 0777
 less the umask, so usually 0644 / 0755), not ``mkstemp``'s private 0600 / 0700. This is
@@ -17,12 +21,72 @@ the project's one atomic-write helper (``ann`` and ``neuro``, which may not impo
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+HEADROOM = 256 << 10  # bytes kept free beyond a write's estimate (HDF5 metadata, a flush)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # unreachable
+
+
+def free_bytes(path: str | os.PathLike) -> int:
+    """Free bytes (for this user) on the filesystem that holds ``path`` (or would: its
+    nearest existing folder)."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+class DiskFullError(OSError):
+    """No room for a write on the disk of ``filename``; ``str()`` is one line naming it
+    and the free space."""
+
+    def __init__(self, path: str | os.PathLike, free: int, need: int | None = None) -> None:
+        what = f"{_size(free)} free" + (f", {_size(need)} needed" if need else "")
+        super().__init__(errno.ENOSPC, f"no space left on device ({what})", str(path))
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+def ensure_free(path: str | os.PathLike, need: int) -> None:
+    """Raise :class:`DiskFullError` unless ``need`` bytes plus ``HEADROOM`` fit on the
+    disk of ``path``."""
+    free = free_bytes(path)
+    if free < need + HEADROOM:
+        raise DiskFullError(path, free, need + HEADROOM)
+
+
+def disk_full_message(e: BaseException, path: str | os.PathLike | None = None) -> str | None:
+    """One line for an out-of-space error (``OSError`` ENOSPC/EDQUOT, or an h5py error
+    whose text carries errno 28): the path (``path``, else the error's file name) and
+    the free space there; None for any other error."""
+    if isinstance(e, DiskFullError):
+        return str(e)
+    full = (isinstance(e, OSError) and e.errno in FULL_ERRNOS) or (
+        "errno = 28" in str(e) or "No space left on device" in str(e))
+    if not full:
+        return None
+    path = path or getattr(e, "filename", None)
+    if path is None:
+        return f"no space left on device ({e})"
+    try:
+        return str(DiskFullError(path, free_bytes(path)))
+    except OSError:
+        return f"{path}: no space left on device"
 
 
 def _fsync_dir(path: Path) -> None:

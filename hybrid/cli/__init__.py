@@ -20,20 +20,39 @@ from hybrid.cli.summary import summary
 from hybrid.cli.train import evaluate, predict, train
 from hybrid.cli.video import extract, inspect, prepare, synth
 
+INTERRUPTED = 128 + 2  # exit status after Ctrl-C (SIGINT), as a shell reports it
+
 
 class _Group(click.Group):
-    """The one path by which a file of a format this code does not read (a cache of an
-    older version, an incomplete cache: :class:`hybrid.video.extract.FormatError`, whose
-    message names the file and the fix) becomes a one-line user error, whichever command
-    opened it (train, eval, pretrain, profile, run, chip...)."""
+    """The one path by which, whichever command raised it (train, eval, pretrain,
+    profile, run, chip...), each of these becomes one line on stderr:
+    - a file of a format this code does not read (a cache of an older version, an
+      incomplete cache: :class:`hybrid.video.extract.FormatError`, whose message names
+      the file and the fix): exit 1;
+    - a full disk (``deploy.atomic.disk_full_message``: the path and its free space):
+      exit 1;
+    - a Lava process that died mid-run (:class:`neuro.watch.LavaProcessError`): exit 1;
+    - Ctrl-C: "interrupted", exit 130 (click's own "Aborted!" exits 1).
+    SIGTERM exits 143 by :func:`neuro.shutdown.sigterm_as_exit`."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            raise SystemExit(INTERRUPTED) from None
         except Exception as e:
             extract = sys.modules.get("hybrid.video.extract")  # loaded if it raised one
             if extract is not None and isinstance(e, extract.FormatError):
                 raise click.ClickException(str(e)) from None
+            watch = sys.modules.get("neuro.watch")
+            if watch is not None and isinstance(e, watch.LavaProcessError):
+                raise click.ClickException(str(e)) from None
+            from deploy.atomic import disk_full_message
+
+            message = disk_full_message(e)
+            if message is not None:
+                raise click.ClickException(message) from None
             raise
 
 

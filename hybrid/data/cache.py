@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.atomic import ensure_free
 from hybrid import locking
 from hybrid.data.mpstart import HeldInterrupt, spawn_pool
 from hybrid.data.partition import check_shard, shard_of
@@ -309,6 +310,14 @@ def _open(out: Path):
 
 
 
+def _in_memory():
+    """An HDF5 file in memory only (one video's group, staged before the cache)."""
+    import h5py
+
+    return h5py.File(f"stage-{os.getpid()}-{id(object())}.h5", "w", driver="core",
+                     backing_store=False)
+
+
 def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int,
              progress, on_start, shard, videos) -> dict:
     """Prepare into the file ``work`` (``out`` itself, or ``out``.part while new)."""
@@ -351,10 +360,16 @@ def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int
                     log.info("skipped %s", err)
                     failed.append({"path": rel, "error": err})
                 else:
-                    g = vids.create_group(key_of(rel) + ".part")
-                    g.attrs.update({"path": rel, "label": labels[rel],
-                                    "source_stamp": stamps[rel]})
-                    write_group(g, arrays, np.uint8, COMPRESSION if cfg.compress else None)
+                    with _in_memory() as mem:  # compressed here, its size known
+                        g = mem.create_group("v")
+                        g.attrs.update({"path": rel, "label": labels[rel],
+                                        "source_stamp": stamps[rel]})
+                        write_group(g, arrays, np.uint8,
+                                    COMPRESSION if cfg.compress else None)
+                        # before HDF5 touches the cache: a full disk mid-write leaves a
+                        # file HDF5 cannot close, and a segfault at exit
+                        ensure_free(work, sum(d.id.get_storage_size() for d in g.values()))
+                        mem.copy(g, vids, name=key_of(rel) + ".part")  # chunks as they are
                     vids.move(key_of(rel) + ".part", key_of(rel))
                     f.flush()
                     done += 1

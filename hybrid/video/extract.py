@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.atomic import ensure_free
 from hybrid.video.reader import P_PER_GOP, read_gops
 
 FORMAT = "hybrid-compressed-video"
@@ -96,6 +97,10 @@ class GopWriter:
         """Append one :class:`~hybrid.video.reader.GOP` (P-frame slots past its
         ``p_frames`` are zero)."""
         h, w, _ = gop.iframe.shape
+        # before HDF5 writes (a full disk mid-write: a file HDF5 cannot close, a
+        # segfault at exit); the GOP's uncompressed bytes bound what it adds
+        ensure_free(self.group.file.filename, gop.iframe.nbytes + P_PER_GOP * h * w * (
+            2 * np.dtype(self.mv_dtype).itemsize + 3 * 2))
         if self.n == 0:
             self._create(h, w)
         g, i, p = self.group, self.n, gop.p_frames

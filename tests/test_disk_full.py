@@ -1,0 +1,107 @@
+"""A full disk (issue 27, items 5 and 6): one line naming the path and the free space,
+exit 1, nothing half-written, a re-run resumes. HDF5 that met a full disk mid-write
+could not close its file and the process segfaulted at exit (139). On a small tmpfs
+where this user may mount one (root), else through a patched free-space reading."""
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from proctools import run_or_dump
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    out = tmp_path_factory.mktemp("full") / "ds"
+    make_dataset(out, classes=2, per_class=3, seed=0, cfg=SynthConfig(size=(64, 48),
+                                                                      frames=24))
+    return out
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(size) -> a folder on a tmpfs of ``size`` bytes; remount(size) resizes it."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    mounted = []
+
+    def mount(size: int, remount: bool = False) -> Path:
+        opts = f"{'remount,' if remount else ''}size={size}"
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)],
+                             capture_output=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({res.stderr.decode().strip()})")
+        mounted.append(where)
+        return where
+
+    yield mount
+    if mounted:
+        with contextlib.suppress(OSError):
+            subprocess.run(["umount", str(where)], check=False)
+
+
+def _hybrid(*args):
+    return run_or_dump([sys.executable, "-m", "hybrid", *map(str, args)], timeout=300,
+                       env=ENV)
+
+
+def _one_line(res, path: Path) -> None:
+    assert res.returncode == 1, f"exit {res.returncode}: {res.stderr[-3000:]}"
+    assert "Traceback" not in res.stderr and "Exception ignored" not in res.stderr, (
+        res.stderr[-3000:])
+    errors = [line for line in res.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and str(path) in errors[0], res.stderr[-3000:]
+    assert "no space left on device" in errors[0] and "free" in errors[0], errors
+
+
+@pytest.mark.slow
+def test_prepare_on_a_full_disk_is_one_line_and_resumes(ds, small_disk):
+    disk = small_disk(700 << 10)  # about two videos at 64x48
+    res = _hybrid("prepare", ds, "-o", disk / "c.h5", "--size", "64x48", "--workers", 1)
+    _one_line(res, disk / "c.h5.part")
+    assert (disk / "c.h5.part").exists() and not (disk / "c.h5").exists()
+    small_disk(8 << 20, remount=True)
+    res = _hybrid("prepare", ds, "-o", disk / "c.h5", "--size", "64x48", "--workers", 1,
+                  "--json")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert '"already_done": 0' not in res.stdout, "the re-run did not resume"
+    assert (disk / "c.h5").exists()
+
+
+@pytest.mark.slow
+def test_extract_on_a_full_disk_is_one_line_and_leaves_nothing(ds, small_disk):
+    disk = small_disk(150 << 10)
+    video = sorted(ds.rglob("*.avi"))[0]
+    res = _hybrid("extract", video, "-o", disk / "x.h5")
+    _one_line(res, disk / "x.h5")
+    assert list(disk.iterdir()) == []
+
+
+def test_prepare_refuses_a_video_the_disk_cannot_hold_and_keeps_the_cache(ds, tmp_path,
+                                                                          monkeypatch):
+    """Without a mount: the free space read as the disk would report it when full."""
+    import deploy.atomic
+    from hybrid.data.cache import PrepareConfig, prepare
+
+    out = tmp_path / "c.h5"
+    cfg = PrepareConfig(size=(64, 48))
+    calls = {"n": 0}
+    real = deploy.atomic.free_bytes
+
+    def free_for_two(path):  # room for two videos, then none
+        calls["n"] += 1
+        return real(path) if calls["n"] <= 2 else 1000
+
+    monkeypatch.setattr(deploy.atomic, "free_bytes", free_for_two)
+    with pytest.raises(deploy.atomic.DiskFullError, match=r"c\.h5\.part: no space left on "
+                                                          r"device \(1000 B free"):
+        prepare(ds, out, cfg, workers=1)
+    monkeypatch.setattr(deploy.atomic, "free_bytes", real)
+    summary = prepare(ds, out, cfg, workers=1)
+    assert summary["already_done"] == 2 and summary["prepared"] == 4
