@@ -189,3 +189,45 @@ def test_chip_places_by_the_artifacts_loihi_mapping(tmp_path):
         want = sum(lm["cores"] for lm in stored["layers"] if lm["name"].startswith(f"{m}/")
                    and not lm["name"].endswith("conv1"))
         assert b["cores"] == want, m
+
+
+@pytest.mark.slow
+def test_chip_sweep_writes_table_json_and_pareto(artifact, tmp_path):
+    """One recorded simulation, 2 boards x 2 accelerators x 2 precisions x 2 batches: every
+    point's presets, latency and energy in the JSON; the three files written."""
+    pytest.importorskip("sanafe", reason="SANA-FE is an optional extra")
+    art, data = artifact
+    out = tmp_path / "sweep"
+    r = _run(art.path, data, "--sweep", "--sequences", 1, "--board", "loihi", "--board",
+             "nahuku-32", "--accelerator", "h100-sxm", "--accelerator", "tianjic-ann",
+             "--precision", "fp16", "--precision", "int8", "--batch", 1, "--batch", 4,
+             "--plot", out, "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["combinations"] == 16
+    assert len(res["points"]) == 12 and len(res["skipped"]) == 4  # tianjic-ann has no fp16
+    assert res["report"]["sequences_simulated"] == {"mv": 1, "r": 1}  # recorded once
+    for q in res["points"]:
+        assert q["latency_s"] > 0 and q["energy_j"] > 0
+        assert q["board"] in ("loihi", "nahuku-32") and q["batch"] in (1, 4)
+    assert any(q["pareto"] for q in res["points"])
+    assert res["evaluate_s"] < res["record_s"]
+    for name in ("chip_sweep.json", "chip_sweep.txt", "chip_pareto.png"):
+        assert (out / name).stat().st_size > 0
+    assert json.loads((out / "chip_sweep.json").read_text())["points"] == res["points"]
+
+
+def test_chip_sweep_bad_input_is_one_line_and_writes_nothing(artifact, tmp_path):
+    art, data = artifact
+    out = tmp_path / "sweep"
+    line = _error_line(_run(art.path, data, "--sweep", "--board", "loihi", "--plot", out))
+    assert "nothing to vary" in line
+    assert "--plot DIR" in _error_line(_run(art.path, data, "--sweep"))
+    assert "unknown board 'nahuku-64'" in _error_line(
+        _run(art.path, data, "--sweep", "--board", "nahuku-64", "--plot", out))
+    assert "no board of the sweep" in _error_line(
+        _run(art.path, data, "--sweep", "--board", "kapoho-point", "--accelerator",
+             "a100-sxm", "--accelerator", "h100-sxm", "--plot", out))
+    assert "several only with --sweep" in _error_line(
+        _run(art.path, data, "--link", "10gbe", "--link", "on-chip"))
+    assert not out.exists()

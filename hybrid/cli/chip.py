@@ -115,18 +115,32 @@ def render(rep: dict) -> str:
               help="Neurocore architecture for SANA-FE (its own loihi.yaml, inputs moved "
                    "to 4 tiles: deploy/hardware/loihi_arch.py) and the energy preset of the first "
                    "STM layer.")
-@click.option("--board", type=BoardType(), default=None,
+@click.option("--board", type=BoardType(), multiple=True,
               help="Neuromorphic system the STMs are placed on: loihi (one chip), "
                    "kapoho-bay (2 chips), nahuku-32 (32 chips) (deploy/hardware/boards.py). "
                    "Default: one chip when a copy of the STMs fits it, else nahuku-32; too "
-                   "few chips: one chip time-multiplexed with weight reloads.")
-@click.option("--accelerator", type=TargetType("accelerator"), default="h100-sxm",
-              show_default=True, help="Accelerator of the dense partition: h100-sxm, "
-              "a100-sxm, jetson-orin, tianjic-ann (deploy/hardware/targets.py names each source).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp16",
-              show_default=True, help="Precision of the dense partition.")
-@click.option("--link", type=TargetType("link"), default="pcie4-x16", show_default=True,
-              help="Link carrying the bridge: pcie4-x16, 10gbe, on-chip.")
+                   "few chips: one chip time-multiplexed with weight reloads. Several with "
+                   "--sweep (default there: every Loihi board).")
+@click.option("--accelerator", type=TargetType("accelerator"), multiple=True,
+              default=["h100-sxm"], show_default=True,
+              help="Accelerator of the dense partition: h100-sxm, a100-sxm, jetson-orin, "
+                   "tianjic-ann (deploy/hardware/targets.py names each source). Several "
+                   "with --sweep.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), multiple=True,
+              default=["fp16"], show_default=True,
+              help="Precision of the dense partition. Several with --sweep.")
+@click.option("--link", type=TargetType("link"), multiple=True, default=["pcie4-x16"],
+              show_default=True,
+              help="Link carrying the bridge: pcie4-x16, 10gbe, on-chip. Several with --sweep.")
+@click.option("--batch", type=click.IntRange(1), multiple=True, default=[1], show_default=True,
+              help="With --sweep: videos pipelined through the stages, the accelerator "
+                   "running this many at a time (deploy/hardware/sweep.py). Several allowed.")
+@click.option("--sweep", is_flag=True,
+              help="Record the spikes and simulate the neurocores once, then cost every "
+                   "combination of --board, --accelerator, --precision, --link and --batch "
+                   "given; writes chip_sweep.json, chip_sweep.txt and chip_pareto.png "
+                   "(latency against energy per video, the paper's GPU point beside) into "
+                   "--plot DIR.")
 @click.option("--sequences", type=click.IntRange(1), default=4, show_default=True,
               help="P-frame sequences per STM branch to simulate (about a second each "
                    "at 2x56x56 on SANA-FE).")
@@ -139,8 +153,8 @@ def render(rep: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(file_okay=False), default=None,
               help="Folder for chip_timeline.png (a Gantt chart of one video).")
-def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, sequences, fold,
-             video_size, as_json, plot):
+def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, sweep,
+             sequences, fold, video_size, as_json, plot):
     """Time and energy per video on the hybrid chip: extraction on the host (measured),
     the STMs on neurocores (simulated by SANA-FE, an optional extra), the bridge over a
     link and the dense partition on an accelerator (estimated), latency and pipelined
@@ -153,7 +167,32 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, sequenc
     cache (its test split, as `hybrid run`), or one video.
     """
     from deploy.artifact.folder import ArtifactError, load_artifact
+    from deploy.hardware.boards import BOARDS
     from deploy.hardware.mapping import read_mapping
+    from deploy.hardware.sweep import Axes
+
+    if sweep:
+        if not plot:
+            raise click.UsageError("--sweep writes chip_sweep.json, chip_sweep.txt and "
+                                   "chip_pareto.png into --plot DIR: give one")
+        try:
+            axes = Axes(list(board) or [b for b in BOARDS.values()
+                                        if b.chip == neuro and b.simulated],
+                        list(accelerator), list(dict.fromkeys(precision)), list(link),
+                        list(dict.fromkeys(batch)))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    else:
+        for name, vals in (("board", board), ("accelerator", accelerator),
+                           ("precision", precision), ("link", link), ("batch", batch)):
+            if len(vals) > 1:
+                raise click.BadParameter(f"{len(vals)} given; several only with --sweep",
+                                         param_hint=f"--{name}")
+        if batch != (1,):
+            raise click.BadParameter("the report is of one video (batch 1); other batches "
+                                     "only with --sweep", param_hint="--batch")
+        board, accelerator, precision, link = (board[0] if board else None, accelerator[0],
+                                               precision[0], link[0])
     from deploy.hardware.neurocore import MissingExtra, stock_loihi
     from hybrid.data.splits import SplitError
     from hybrid.ondevice.artifacts import open_input
@@ -176,12 +215,12 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, sequenc
         raise click.ClickException(str(exc)) from None
     if not nets:
         raise click.ClickException(f"{artifact}: the artifact has no spiking partition")
-    if board is not None and (board.chip != neuro or not board.simulated):
+    if not sweep and board is not None and (board.chip != neuro or not board.simulated):
         raise click.BadParameter(
             f"{board.name} ({board.title}) holds {board.chip!r} chips, which have no published "
             f"per-event figures; the neurocore simulation models {neuro!r} (SANA-FE's "
             "loihi.yaml): choose loihi, kapoho-bay or nahuku-32", param_hint="--board")
-    if precision not in accelerator.peak_ops:
+    if not sweep and precision not in accelerator.peak_ops:
         raise click.BadParameter(f"{accelerator.name} has no {precision} peak; choose "
                                  f"{', '.join(accelerator.peak_ops)}", param_hint="--precision")
     try:
@@ -202,6 +241,10 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, sequenc
         except ValueError as exc:
             raise click.ClickException(f"{mpath}: {exc}") from None
 
+    if sweep:
+        _sweep(paths, nets, dense_cfg, ds, art, axes, sequences, mapping, neuro, data, plot,
+               as_json)
+        return
     try:
         rep = estimate(paths, nets, dense_cfg, ds, art.inputs.crop, accelerator, precision,
                        link, sequences, mapping, neuro, data_is_cache=str(data).endswith(".h5"),
@@ -215,3 +258,30 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, sequenc
         save(plot_timeline(rep), out / "chip_timeline.png")
         rep["plots"] = [str(out / "chip_timeline.png")]
     click.echo(json.dumps(rep, indent=2) if as_json else render(rep))
+
+
+def _sweep(paths, nets, dense_cfg, ds, art, axes, sequences, mapping, neuro, data, plot,
+           as_json):
+    from deploy.hardware.sweep import table
+    from hybrid.ondevice import sweep as sw
+
+    try:
+        sw.runnable(axes, neuro)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        res = sw.run(paths, nets, dense_cfg, ds, art.inputs.crop, axes, sequences, mapping,
+                     neuro, str(data).endswith(".h5"), art.bridge_bytes_per_video,
+                     progress=progress_bar)
+    except ValueError as exc:
+        raise click.ClickException(f"{data}: {exc}") from None
+    files = sw.write(res, Path(plot))
+    if as_json:
+        click.echo(json.dumps(res | {"files": [str(f) for f in files]}, indent=2))
+        return
+    click.echo(table(res["points"]))
+    click.echo(f"\n{len(res['points'])} of {res['combinations']} combinations "
+               f"({len(res['skipped'])} cannot run: see chip_sweep.json); recording the spikes "
+               f"and simulating the neurocores {res['record_s']:.1f} s, evaluating every "
+               f"combination {res['evaluate_s']:.2f} s; * Pareto-optimal")
+    click.echo("wrote " + ", ".join(str(f) for f in files))

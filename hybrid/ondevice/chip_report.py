@@ -140,7 +140,8 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
                                   "energies and latencies, SANA-FE's calibration), inputs "
                                   "on 4 tiles (deploy/hardware/loihi_arch.py)",
                   "mapping": mp_source, "mapping_fits_one_chip": bool(mp.get("fits")),
-                  "cores_used": mp.get("cores_used")}
+                  "cores_used": mp.get("cores_used"),
+                  "reload_bits": int(mp["synaptic_memory_bits"]) + int(mp["state_bits"])}
     if bridge_bytes is None:
         bridge_bytes = sum(math.ceil(segments * math.prod(n.layers[-1].shape) * quant.V_BITS / 8)
                            for n in nets.values())
