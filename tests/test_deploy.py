@@ -162,7 +162,7 @@ def _break_version(d):
     m = json.loads(p.read_text())
     m["version"] = 99
     p.write_text(json.dumps(m))
-    return "manifest.json", "artifact version 99.*reads version 1"
+    return "manifest.json", "artifact version 99.*reads versions 1, 2"
 
 
 def _break_format(d):

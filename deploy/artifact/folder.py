@@ -41,7 +41,8 @@ from neuro.export import StmFileError, export_stm, read_network
 from neuro.stm import STM
 
 FORMAT = "hybrid-deploy"
-VERSION = 1
+VERSION = 2  # 2: spec.json's inputs record the training videos' size (video_size)
+READS = (1, 2)  # versions this toolkit loads (a version-1 artifact has no video_size)
 MANIFEST = "manifest.json"
 SPEC = "spec.json"
 STM_FILES = {"mv": "stm_mv.h5", "r": "stm_r.h5"}
@@ -255,9 +256,10 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
     if fmt != FORMAT:
         raise ArtifactError(f"{root / MANIFEST}: format {fmt!r}, expected {FORMAT!r} "
                             "(not a hybrid deploy artifact)")
-    if ver != VERSION:
+    if ver not in READS:
         raise ArtifactError(f"{root / MANIFEST}: artifact version {ver}, this toolkit "
-                            f"({toolkit_version()}) reads version {VERSION}")
+                            f"({toolkit_version()}) reads versions "
+                            f"{', '.join(map(str, READS))}")
     roles = _check_files(root, manifest)
     if "spec" not in roles:
         raise ArtifactError(f"{root / MANIFEST}: lists no spec file")

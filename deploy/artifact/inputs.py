@@ -36,9 +36,17 @@ class InputSpec:
     # per STM modality: {"frac_bits", "bits"}: graded messages round(x * 2**frac_bits),
     # clamped to signed ``bits``
     fixed_point: dict = field(default_factory=dict)
+    # (W, H) the model's training videos were read at (the checkpoint's ``video_size``);
+    # None: not recorded (an artifact of version 1, or a checkpoint without it)
+    video_size: tuple[int, int] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "modalities", tuple(self.modalities))
+        if self.video_size is not None:
+            object.__setattr__(self, "video_size", tuple(int(v) for v in self.video_size))
+            if len(self.video_size) != 2 or min(self.video_size) < 1:
+                raise ValueError(f"input spec: video_size {self.video_size} must be "
+                                 "(W, H), positive")
         object.__setattr__(self, "crop", tuple(int(v) for v in self.crop))
         object.__setattr__(self, "stm_size", tuple(int(v) for v in self.stm_size))
         if not (self.modalities and set(self.modalities) <= {"i", "mv", "r"}):
@@ -76,7 +84,8 @@ class InputSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         return {**d, "modalities": list(self.modalities), "crop": list(self.crop),
-                "stm_size": list(self.stm_size)}
+                "stm_size": list(self.stm_size),
+                "video_size": None if self.video_size is None else list(self.video_size)}
 
     @classmethod
     def from_dict(cls, d: dict) -> InputSpec:

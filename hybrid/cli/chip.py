@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from hybrid.cli.train import DEFAULT_VIDEO_SIZE, progress_bar
-from hybrid.cli.types import VIDEO_SIZE
+from hybrid.cli.options import model_video_size_option
+from hybrid.cli.train import progress_bar
 
 
 class TargetType(click.ParamType):
@@ -146,10 +146,7 @@ def render(rep: dict) -> str:
                    "at 2x56x56 on SANA-FE).")
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
               help="Split whose test videos are read (as hybrid run).")
-@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
-              show_default=True,
-              help="WIDTHxHEIGHT videos are resized to, as in training and hybrid run (a "
-                   "cache keeps the size it was prepared at).")
+@model_video_size_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(file_okay=False), default=None,
               help="Folder for chip_timeline.png (a Gantt chart of one video).")
@@ -195,7 +192,7 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, 
                                                precision[0], link[0])
     from deploy.hardware.neurocore import MissingExtra, stock_loihi
     from hybrid.data.splits import SplitError
-    from hybrid.ondevice.artifacts import open_input
+    from hybrid.ondevice.artifacts import open_input, reading_size
     from neuro.export import StmFileError, read_network
 
     try:
@@ -223,6 +220,9 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, 
     if not sweep and precision not in accelerator.peak_ops:
         raise click.BadParameter(f"{accelerator.name} has no {precision} peak; choose "
                                  f"{', '.join(accelerator.peak_ops)}", param_hint="--precision")
+    video_size, warning = reading_size(art, video_size)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     try:
         ds, _, _ = open_input(art, data, fold, video_size)
     except (SplitError, ValueError, OSError) as exc:

@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from hybrid.cli.map import CHIP_NAMES
-from hybrid.cli.train import DEFAULT_VIDEO_SIZE
-from hybrid.cli.types import VIDEO_SIZE
+from hybrid.cli.options import model_video_size_option
 
 
 @click.command()
@@ -77,10 +76,7 @@ def deploy(checkpoint, out, force, chip, with_nir, as_json):
               help="Processes, each with its own Lava runtime; videos are sharded over them.")
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
               help="Split fold of a dataset folder or cache (its test split is run).")
-@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
-              show_default=True,
-              help="WIDTHxHEIGHT videos (one, or a dataset folder's) are resized to, as in "
-                   "training (a cache keeps the size it was prepared at).")
+@model_video_size_option
 @click.option("--conv", type=click.Choice(["fused", "im2col", "lava"]), default="fused",
               show_default=True,
               help="Lava layer processes: one ConvLIF per layer, or Lava's Conv Process with "
@@ -94,10 +90,13 @@ def run(artifact, source, top, compare, workers, fold, video_size, conv, as_json
     from deploy.artifact.folder import ArtifactError, load_artifact
     from deploy.runtime.pool import run_videos
     from hybrid.data.splits import SplitError
-    from hybrid.ondevice.artifacts import SKIP, open_input
+    from hybrid.ondevice.artifacts import SKIP, open_input, reading_size
 
     try:
         art = load_artifact(artifact)
+        video_size, warning = reading_size(art, video_size)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
         ds, names, labels = open_input(art, source, fold, video_size)
     except (ArtifactError, SplitError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from hybrid.cli.types import Size
+from hybrid.cli.types import VIDEO_SIZE, Size
 from hybrid.training.recipes import PRESETS
 
 PAPER = PRESETS["paper"]
@@ -146,3 +146,14 @@ def model_config(p: dict, num_classes: int, quant: str = "float"):
         return cfg
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def model_video_size_option(f):
+    """``--video-size`` of the commands that read videos for a trained model (``run``,
+    ``chip``, ``profile``): default None, the size the model was trained at."""
+    return click.option(
+        "--video-size", type=VIDEO_SIZE, default=None,
+        help="WIDTHxHEIGHT videos (one, or a dataset folder's) are read at [default: the "
+             "size the model was trained at, as the artifact or checkpoint records it; "
+             "340x256 where it records none, with a warning for an artifact]; a cache "
+             "keeps the size it was prepared at.")(f)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from hybrid.cli.options import model_video_size_option
 from hybrid.cli.train import DEFAULT_VIDEO_SIZE, VIEWS_HELP, _views, progress_bar
-from hybrid.cli.types import VIDEO_SIZE
 
 
 class PresetType(click.ParamType):
@@ -91,10 +91,7 @@ def render(rep: dict) -> str:
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
 @click.option("--videos", type=click.IntRange(1), default=None,
               help="Profile only the first N videos of the split.")
-@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
-              show_default=True,
-              help="WIDTHxHEIGHT a dataset folder's videos are resized to, as in training "
-                   "(a cache keeps the size it was prepared at).")
+@model_video_size_option
 @click.option("--spikes", type=click.Choice(["torch", "lava"]), default=None,
               help="Spike source: the torch STMs (a checkpoint's numerics; a deploy "
                    "folder's STM files in fixed point), or the STMs on Lava fixed_pt (a "
@@ -118,6 +115,7 @@ def profile(source, data, preset, views, split, fold, videos, video_size, spikes
     """
     from deploy.artifact.folder import ArtifactError, load_artifact
     from hybrid.cli.train import _eval_crop, _open
+    from hybrid.ondevice.artifacts import reading_size
     from hybrid.ondevice.energy import (
         energy_by_preset,
         plot_energy,
@@ -139,9 +137,13 @@ def profile(source, data, preset, views, split, fold, videos, video_size, spikes
         if folder:
             art = load_artifact(source)
             segments, size = art.inputs.segments, art.inputs.crop[0]
+            video_size, warning = reading_size(art, video_size)
+            if warning:
+                click.echo(f"warning: {warning}", err=True)
         else:
-            model, _, _ = load_model(source)
+            model, _, ckpt = load_model(source)
             segments, size = model.cfg.segments, model.cfg.size[0]
+            video_size = video_size or tuple(ckpt.get("video_size") or DEFAULT_VIDEO_SIZE)
     except (ArtifactError, CheckpointError) as exc:
         raise click.ClickException(str(exc)) from exc
     s, c = views or (segments, 1)

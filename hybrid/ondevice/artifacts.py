@@ -35,14 +35,18 @@ def check_deployable(model: HybridModel, name: str | Path) -> None:
                             "Run it with `hybrid eval` / `hybrid predict` on CPU/GPU.")
 
 
-def input_spec(model: HybridModel, norm: Normalization = COVIAR_NORM) -> InputSpec:
+def input_spec(model: HybridModel, norm: Normalization = COVIAR_NORM,
+               video_size: tuple[int, int] | None = None) -> InputSpec:
+    """The deployed model's input spec; ``video_size``: (W, H) its training videos were
+    read at (the checkpoint's record; None where it has none)."""
     cfg = model.cfg
     stms = {m: getattr(model, BRANCHES[m]).stm for m in cfg.modalities if m in BRANCHES}
     return InputSpec(
         modalities=cfg.modalities, segments=cfg.segments, timesteps=cfg.timesteps,
         crop=cfg.size, stm_size=cfg.stm_input_size(), normalization=dataclasses.asdict(norm),
         fixed_point={m: {"frac_bits": s.cfg.input_frac_bits, "bits": s.cfg.input_bits}
-                     for m, s in stms.items()})
+                     for m, s in stms.items()},
+        video_size=video_size)
 
 
 def deploy_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool = False,
@@ -57,9 +61,10 @@ def deploy_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool =
 
     if overwrite:
         check_replaceable(out)
-    model, classes, _ = load_model(checkpoint)
+    model, classes, ckpt = load_model(checkpoint)
     check_deployable(model, checkpoint)
-    spec = input_spec(model)
+    size = ckpt.get("video_size")
+    spec = input_spec(model, video_size=(int(size[0]), int(size[1])) if size else None)
     stms = {m: getattr(model, BRANCHES[m]).stm for m in spec.stm_modalities}
     return write_artifact(out, stms, model.dense, spec, classes,
                           model_config=model.cfg.to_dict(),
@@ -67,12 +72,28 @@ def deploy_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool =
                           chip=CHIPS[chip], nir=nir)
 
 
+def reading_size(art: Artifact, given: tuple[int, int] | None
+                 ) -> tuple[tuple[int, int], str | None]:
+    """(W, H) to read videos at for ``art``: ``given`` (``--video-size``), else the size
+    its model was trained at (the artifact's record), else 340x256 with a one-line
+    warning naming the assumed size (an artifact that records none); (size, warning)."""
+    if given is not None:
+        return tuple(given), None
+    if art.inputs.video_size is not None:
+        return art.inputs.video_size, None
+    w, h = DEFAULT_SIZE
+    return DEFAULT_SIZE, (f"{art.path} records no training video size (an older artifact): "
+                          f"reading videos at {w}x{h}; give --video-size to choose")
+
+
 def open_input(art: Artifact, source: str | Path, fold: int = 1,
-               video_size: tuple[int, int] = DEFAULT_SIZE):
+               video_size: tuple[int, int] | None = None):
     """(dataset, names, labels or None) for ``source``: one video (any format FFmpeg
     reads; transcoded in process when not MPEG-4 GOP 12 at ``video_size``, W x H, as in
     training), or the test split of a dataset folder (videos at ``video_size``) or cache.
-    Raises ValueError / SplitError with a clear message."""
+    ``video_size`` None: the artifact's (:func:`reading_size`; the caller shows its
+    warning). Raises ValueError / SplitError with a clear message."""
+    video_size = reading_size(art, video_size)[0]
     from hybrid.data.sources import load_split
 
     spec = art.inputs
