@@ -5,11 +5,18 @@ energy per video by stage under each accelerator / link preset.
         [--accelerator h100-sxm] [--precision fp16] [--link pcie4-x16] [--out DIR]
 
 The spiking stage is SANA-FE's simulation (needs the `[chip]` extra) of the STMs'
-layers 2..L driven by the first layer's Lava spikes on N sequences of the data; the
-dense partition and the bridge are roofline / link estimates (deploy/hardware/report.py).
+layers 2..L driven by the first layer's Lava spikes on N sequences drawn at random
+(--seed) across the data; the host stages are measured on --host-videos videos; the
+dense partition and the bridge are roofline / link estimates (deploy/hardware/report.py),
+or, with --accelerator host-cpu, the dense partition measured with onnxruntime. Each
+stage carries a 95 % interval, the spiking stage SANA-FE's calibration band.
 """
+import tempfile
+from pathlib import Path
+
 from _common import dataset, load_model, parser, write
 
+from ann.onnx_export import export_onnx
 from deploy.hardware.targets import accelerator, link
 from hybrid.ondevice.chip_report import (
     estimate,
@@ -26,13 +33,17 @@ def main(argv=None) -> dict:
     p.add_argument("--accelerator", default="h100-sxm")
     p.add_argument("--precision", default="fp16")
     p.add_argument("--link", default="pcie4-x16")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--host-videos", type=int, default=6)
     args = p.parse_args(argv)
     model, _, _ = load_model(args)
     ds, _ = dataset(args, model)
-    with exported_stms(model) as (paths, nets):
+    with exported_stms(model) as (paths, nets), tempfile.TemporaryDirectory() as tmp:
+        onnx = export_onnx(model.dense.eval(), Path(tmp) / "dense.onnx")
         rep = estimate(paths, nets, model.dense.cfg, ds, model.cfg.size,
                        accelerator(args.accelerator), args.precision, link(args.link),
-                       args.sequences, data_is_cache=str(args.data).endswith(".h5"))
+                       args.sequences, seed=args.seed, host_videos=args.host_videos,
+                       dense_onnx=onnx)
     variants = preset_variants(rep, model.dense.cfg)
     n = max(rep["sequences_simulated"].values())
     write(args.out, "chip_timeline", plot_timeline(rep), rep)

@@ -63,9 +63,15 @@ def test_chip_report_json(artifact, tmp_path):
     assert len(steps["time_s"]) == len(steps["energy_j"]) == T + 2  # T + depth - 1
     assert all(t > 0 for t in steps["time_s"]) and all(e > 0 for e in steps["energy_j"])
     assert [s["name"] for s in rep["stages"]] == ["extract", "spiking", "bridge", "dense"]
-    for s in rep["stages"]:
-        assert {"name", "time_s", "energy_j", "source"} <= set(s)
+    for s in rep["stages"]:  # the JSON contract: non-null time, energy and an interval
+        assert {"name", "time_s", "energy_j", "source", "interval"} <= set(s)
+        assert s["time_s"] > 0 and s["energy_j"] > 0, s["name"]
+        assert s["interval"]["time_s"][0] <= s["time_s"] <= s["interval"]["time_s"][1]
         assert s["source"].split(" ")[0] in ("measured", "simulated", "estimated")
+    assert rep["host"]["cpu"] and rep["host"]["power_source"]
+    assert rep["host"]["timing"]["stages"]["extract"]["cold"]["wall_s"] > 0
+    assert rep["calibration"]["energy"] == 0.12 and "calibration" in rep["stages"][1]
+    assert pv_interval_ok(rep["per_video"])
     pv = rep["per_video"]
     assert pv["latency_s"] == pytest.approx(sum(s["time_s"] for s in rep["stages"]))
     assert pv["throughput_vps"] == pytest.approx(1 / max(s["time_s"] for s in rep["stages"]))
@@ -84,6 +90,33 @@ def test_chip_report_json(artifact, tmp_path):
     text = _run(art.path, data, "--sequences", 1, "--accelerator", "jetson-orin",
                 "--precision", "int8", "--link", "10gbe")
     assert text.exit_code == 0 and "Tianjic:" in text.output and "jetson" in text.output.lower()
+
+
+def pv_interval_ok(pv) -> bool:
+    iv = pv["interval"]
+    return (iv["latency_s"][0] <= pv["latency_s"] <= iv["latency_s"][1]
+            and iv["energy_j"][0] <= pv["energy_j"] <= iv["energy_j"][1])
+
+
+@pytest.mark.slow
+def test_chip_host_cpu_measures_the_dense_partition(artifact):
+    pytest.importorskip("sanafe", reason="SANA-FE is an optional extra: pip install -e '.[chip]'")
+    art, data = artifact
+    r = _run(art.path, data, "--sequences", 1, "--accelerator", "host-cpu", "--host-batch", 2,
+             "--host-videos", 2, "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    d = rep["dense"]
+    assert d["accelerator"] == "host-cpu" and d["precision"] == "fp32"
+    assert d["label"].startswith("measured (onnxruntime")
+    assert d["time_s"] == d["measurement"]["batch_1"]["wall_s"]
+    assert d["pipelined_time_s"] == pytest.approx(min(d["measurement"]["batch_n"]["wall_s"] / 2,
+                                                      d["time_s"]))
+    assert d["estimate"]["ratio_to_measured"] == pytest.approx(d["estimate"]["time_s"]
+                                                               / d["time_s"])
+    assert d["launches"] > 0 and d["calibration"]["launch_s"] > 0
+    assert "upper bound" in d["energy_label"] or "RAPL" in d["energy_label"]
+    assert rep["stages"][-1]["source"].startswith("measured")
 
 
 def _error_line(r) -> str:

@@ -32,14 +32,17 @@ def test_report_latency_throughput_energy():
     bridge = {"time_s": 0.1, "energy_j": 0.25, "label": "estimated", "bytes": 10, "title": "L"}
     dense = {"time_s": 0.2, "energy_j": 1.0, "label": "estimated", "title": "A",
              "precision": "fp16"}
-    rep = report.report(neuro, 0.3, bridge, dense, dense_measured_s=0.4)
+    host = [{"name": "transcode", "time_s": 0.1, "energy_j": 0.5, "source": "measured"},
+            {"name": "extract", "time_s": 0.3, "energy_j": 0.125, "source": "measured"}]
+    rep = report.report(neuro, host, bridge, dense)
     pv = rep["per_video"]
-    assert pv["latency_s"] == pytest.approx(1.1)
+    assert pv["latency_s"] == pytest.approx(1.2)
     assert pv["throughput_vps"] == pytest.approx(2.0)  # 1 / the slowest stage (0.5 s)
-    assert pv["energy_j"] == pytest.approx(3.25)
-    assert [s["name"] for s in rep["stages"]] == ["extract", "spiking", "bridge", "dense"]
+    assert pv["energy_j"] == pytest.approx(3.875)  # every stage
+    assert pv["chip_energy_j"] == pytest.approx(3.25)  # spiking + bridge + dense
+    assert [s["name"] for s in rep["stages"]] == ["transcode", "extract", "spiking", "bridge",
+                                                  "dense"]
     assert all({"name", "time_s", "energy_j", "source"} <= set(s) for s in rep["stages"])
-    assert rep["stages"][3]["measured_time_s"] == 0.4
     assert rep["paper"]["energy_j"] == 0.734 and rep["paper"]["throughput_vps"] == 16.0
     tl = report.timeline(rep)
-    assert tl[0] == ("extract", 0.0, 0.3) and tl[-1][2] == pytest.approx(1.1)
+    assert tl[0] == ("transcode", 0.0, 0.1) and tl[-1][2] == pytest.approx(1.2)

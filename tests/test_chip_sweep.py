@@ -28,7 +28,8 @@ def test_a_point_by_hand():
     sp_t, sp_e = 2 * 2e-3, 4 * 3e-3
     br_t, br_e = lk.latency_s + 1e6 / lk.bandwidth, 8e6 * lk.energy_per_bit_j
     rate = a.peak_ops["fp16"] / 2
-    de_t = max(4e9 / rate, 2 * (1e6 + 4e4) / a.memory_bw)  # a batch of 4: weights once
+    # a batch of 4: weights once; the preset's achieved fraction and launch floor
+    de_t = max(4e9 / (rate * a.achieved_fraction), 2 * (1e6 + 4e4) / a.memory_bw) + a.launch_s
     assert q["latency_s"] == pytest.approx(sp_t + br_t + de_t + 3 * max(sp_t, br_t))
     assert q["energy_j"] == pytest.approx(sp_e + br_e + de_t * a.board_power_w / 4)
     assert q["throughput_vps"] == pytest.approx(1 / max(sp_t, br_t, de_t / 4))

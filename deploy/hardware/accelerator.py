@@ -12,14 +12,18 @@ a Linear, a patch embedding's matmul, an attention module's two matmuls), with
 
 Per layer, at a precision of ``b`` bytes a value (one video, batch 1)::
 
-    time   = max(macs / peak MAC rate, b * (weights + activations) / memory bandwidth)
+    time   = max(macs / (achieved fraction x peak MAC rate),
+                 b * (weights + activations) / memory bandwidth) + launch floor
     energy = board power x time            (the accelerator preset; an upper bound)
              macs x mac_j                  (an energy preset, when given)
 
-An estimate, labelled so: it assumes every layer reaches the peak rate or the memory
-bandwidth, no kernel-launch or synchronisation overhead, weights read once per video.
-At batch 1 a GPU is far from its peak; a measured time belongs beside it
-(``benchmarks/chip_dense.py`` measures one when a GPU is present).
+plus, when the engine runs more operations than the MAC-doing layers (norms, softmax,
+activations, reshapes: ``launches`` = the nodes of the optimised ONNX graph), one launch
+floor for each of them. The launch floor and the achieved fraction come from the preset,
+with their source (measured on this host for ``host-cpu``; secondary typical figures for
+the GPUs). ``ideal_s``: the same at the peak rate and no launch cost, the estimate's lower
+bound. An estimate, labelled so; a measured time belongs beside it
+(``benchmarks/chip_dense.py``; ``host-cpu`` measures one in the report itself).
 """
 from __future__ import annotations
 
@@ -113,24 +117,34 @@ class LayerEstimate:
     bytes: int  # weights + activations at the precision
     compute_s: float  # macs / peak MAC rate
     memory_s: float  # bytes / bandwidth
-    time_s: float  # max of the two
-    bound: str  # 'compute' or 'memory'
+    time_s: float  # max of the two at the achieved rate, + the launch floor
+    bound: str  # 'compute', 'memory' or 'launch' (the largest of the three terms)
+    ideal_s: float  # max of the two at the peak rate, no launch floor (a lower bound)
     energy_j: float  # board power x time
     energy_j_per_op: float | None  # macs x the energy preset's mac_j, if one is given
 
 
 def roofline(layers: list[DenseLayer], acc: AcceleratorPreset, precision: str,
-             energy: EnergyPreset | None = None) -> list[LayerEstimate]:
-    """Per-layer roofline time and energy of ``layers`` on ``acc`` at ``precision``."""
+             energy: EnergyPreset | None = None,
+             launches: int | None = None) -> list[LayerEstimate]:
+    """Per-layer roofline time and energy of ``layers`` on ``acc`` at ``precision``;
+    ``launches``: operations the engine runs in all (one row 'other ops' holds the
+    launch floors of those beyond the layers)."""
     rate, b = acc.macs_per_s(precision), BYTES[precision]
     out = []
     for layer in layers:
         nbytes = b * (layer.weight_values + layer.activation_values)
-        c, m = layer.macs / rate, nbytes / acc.memory_bw
-        t = max(c, m)
-        out.append(LayerEstimate(layer.name, layer.macs, nbytes, c, m, t,
-                                 "compute" if c >= m else "memory", t * acc.board_power_w,
+        c, m = layer.macs / (rate * acc.achieved_fraction), nbytes / acc.memory_bw
+        t = max(c, m) + acc.launch_s
+        bound = max((c, "compute"), (m, "memory"), (acc.launch_s, "launch"))[1]
+        out.append(LayerEstimate(layer.name, layer.macs, nbytes, c, m, t, bound,
+                                 max(layer.macs / rate, m), t * acc.board_power_w,
                                  None if energy is None else layer.macs * energy.mac_j))
+    extra = max(0, (launches or 0) - len(layers))
+    if extra and acc.launch_s:
+        t = extra * acc.launch_s
+        out.append(LayerEstimate(f"other ops ({extra} launches)", 0, 0, 0.0, 0.0, t, "launch",
+                                 0.0, t * acc.board_power_w, None if energy is None else 0.0))
     return out
 
 
@@ -139,8 +153,10 @@ def summarise(est: list[LayerEstimate], acc: AcceleratorPreset, precision: str) 
     per_op = [e.energy_j_per_op for e in est]
     return {"accelerator": acc.name, "title": acc.title, "precision": precision,
             "source": acc.source, "label": "estimated (roofline)",
+            "launch_s": acc.launch_s, "achieved_fraction": acc.achieved_fraction,
+            "overhead_source": acc.overhead_source,
             "macs": sum(e.macs for e in est), "bytes": sum(e.bytes for e in est),
-            "time_s": sum(e.time_s for e in est),
+            "time_s": sum(e.time_s for e in est), "ideal_s": sum(e.ideal_s for e in est),
             "energy_j": sum(e.energy_j for e in est),
             "energy_j_per_op": None if None in per_op else sum(per_op),
             "layers": [asdict(e) for e in est]}

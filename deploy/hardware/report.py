@@ -3,8 +3,9 @@
 Stages of one video (``S`` segments, one P-frame sequence of ``T`` steps per segment and
 STM branch):
 
-1. ``extract``: motion vectors and residuals from the MPEG-4 stream, on the host:
-   *measured* (given by the caller);
+1. host stages, *measured* by the caller (``hybrid.ondevice.host_timing``): ``transcode``
+   when the source is not MPEG-4 GOP 12 at the read size, and ``extract``, the
+   compressed-domain extraction of what the model reads;
 2. ``spiking``: the STMs on neurocores: *simulated* with SANA-FE (:mod:`deploy.hardware.neurocore`)
    for layers 2..L on a sample of sequences, the first layer (graded input, which SANA-FE
    cannot model) *estimated*: its energy by the profiler under the ``loihi`` energy
@@ -17,7 +18,10 @@ STM branch):
 3. ``bridge``: the membrane potentials of every segment over a link: *estimated*
    (:mod:`deploy.hardware.link`);
 4. ``dense``: the dense partition on an accelerator: *estimated* by a roofline
-   (:mod:`deploy.hardware.accelerator`), a measured time beside it when the caller has one.
+   (:mod:`deploy.hardware.dense_stage`), or *measured* on this host (``host-cpu``).
+
+Every stage has ``time_s``, ``energy_j`` and an ``interval``
+(:mod:`deploy.hardware.uncertainty`).
 
 Latency of one video = the sum of the stage times; throughput when videos are pipelined
 through the stages = 1 / the slowest stage. The paper's figures (0.734 J and 16.0
@@ -44,7 +48,8 @@ PARTS = ("synapse_energy", "dendrite_energy", "soma_energy", "network_energy")
 
 def _stats(values) -> dict:
     v = np.asarray(values, dtype=float)
-    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
+    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()),
+            "values": v.tolist()}
 
 
 def simulate_branch(net: StmNetwork, sequences: list[tuple[np.ndarray, np.ndarray]],
@@ -155,29 +160,33 @@ def spiking_stage(branches: dict[str, dict], segments: int, mapping: dict | None
                      "profiler, time from per-event latencies)"}
 
 
-def report(neuro: dict, extract_s: float | None, bridge: dict, dense: dict,
-           dense_measured_s: float | None = None, extract_label: str = "measured") -> dict:
-    """The per-video report: ``stages`` (``name``, ``time_s``, ``energy_j``, ``source``),
-    ``per_video`` (``latency_s``, ``throughput_vps``, ``energy_j``), ``neuro``, ``paper``."""
-    stages = [
-        {"name": "extract", "time_s": extract_s, "energy_j": None,
-         "source": f"{extract_label} (host; energy not estimated: host power unknown)"},
+def report(neuro: dict, host: list[dict], bridge: dict, dense: dict) -> dict:
+    """The per-video report: ``stages`` (``name``, ``time_s``, ``energy_j``, ``source``;
+    the ``host`` stages first, as given), ``per_video`` (``latency_s``,
+    ``throughput_vps``, ``energy_j``), ``neuro``, ``paper``."""
+    stages = [*host,
         {"name": "spiking", "time_s": neuro["time_s"], "energy_j": neuro["energy_j"],
          "source": neuro["label"] + "; " + neuro["placement"]},
         {"name": "bridge", "time_s": bridge["time_s"], "energy_j": bridge["energy_j"],
          "source": f"{bridge['label']}: {bridge['bytes']:,} bytes over {bridge['title']}"},
         {"name": "dense", "time_s": dense["time_s"], "energy_j": dense["energy_j"],
-         "source": f"{dense['label']}: {dense['title']}, {dense['precision']}, board power "
-                   "x time", "measured_time_s": dense_measured_s},
+         "source": f"{dense['label']}: {dense['title']}, {dense['precision']}; energy "
+                   f"{dense.get('energy_label', 'board power x time')}",
+         **({"pipelined_time_s": dense["pipelined_time_s"]}
+            if "pipelined_time_s" in dense else {})},
     ]
-    times = [s["time_s"] for s in stages if s["time_s"] is not None]
-    energy = sum(s["energy_j"] for s in stages if s["energy_j"] is not None)
+    chip = [s for s in stages if s["name"] in ("spiking", "bridge", "dense")]
     return {"neuro": neuro, "bridge": bridge, "dense": dense, "stages": stages,
-            "per_video": {"latency_s": sum(times), "throughput_vps": 1 / max(times),
-                          "energy_j": energy,
+            "per_video": {"latency_s": sum(s["time_s"] for s in stages),
+                          "throughput_vps": 1 / max(s.get("pipelined_time_s", s["time_s"])
+                                                    for s in stages),
+                          "energy_j": sum(s["energy_j"] for s in stages),
+                          "chip_energy_j": sum(s["energy_j"] for s in chip),
                           "label": "latency: sum of the stages; throughput: videos "
-                                   "pipelined through the stages (1 / slowest stage); "
-                                   "energy: all stages but extract"},
+                                   "pipelined through the stages (1 / slowest stage, at "
+                                   "its batched time where measured); energy: every stage "
+                                   "(chip_energy_j: spiking + bridge + dense, the paper's "
+                                   "scope)"},
             "paper": PAPER}
 
 

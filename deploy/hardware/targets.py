@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from deploy.hardware.host import HostCpu, power_preset, read_cpu
 from deploy.presets import ChipPreset, PresetError
 
 PRECISIONS = ("fp32", "fp16", "int8")  # bytes per value: 4, 2, 1
@@ -34,6 +35,10 @@ class AcceleratorPreset:
     memory_bw: float  # bytes/s, off-chip memory bandwidth
     board_power_w: float  # W: the board's maximum power (TDP / module power)
     source: str  # data sheet (and table) of every figure
+    launch_s: float = 0.0  # s: floor of one kernel / node launch, paid per layer
+    achieved_fraction: float = 1.0  # of the peak MAC rate a layer reaches
+    overhead_source: str = "none: peak rate, no launch cost (an ideal roofline)"
+    measured: bool = False  # figures measured on this machine (host-cpu), not a data sheet
 
     def __post_init__(self):
         if not self.source:
@@ -44,6 +49,10 @@ class AcceleratorPreset:
                               f"{PRECISIONS}, got {sorted(self.peak_ops)}")
         _positive(f"accelerator {self.name!r}", memory_bw=self.memory_bw,
                   board_power_w=self.board_power_w, **self.peak_ops)
+        if not (self.launch_s >= 0 and 0 < self.achieved_fraction <= 1):
+            raise PresetError(f"accelerator {self.name!r}: launch_s must be >= 0 and "
+                              f"achieved_fraction in (0, 1], got {self.launch_s}, "
+                              f"{self.achieved_fraction}")
 
     def macs_per_s(self, precision: str) -> float:
         if precision not in self.peak_ops:
@@ -116,6 +125,15 @@ class HybridChipPreset:
             source=self.source)
 
 
+GPU_LAUNCH_S, GPU_ACHIEVED = 5e-6, 0.5
+GPU_OVERHEAD = (
+    "SECONDARY, typical figures, not this model's: about 5 us a kernel launch (5-20 us "
+    "per cudaLaunchKernel of host-to-device work: 'Tensor Core Throughput at Scale', "
+    "factryze.ai; 'Reducing CUDA kernel launch overhead', devbytes.co.in; NVIDIA's Nsight "
+    "Systems guide measured about 20 us for a PyTorch element-wise kernel on a V100) and "
+    "half the tensor-core peak reached (the same page: the training throughput a "
+    "dashboard shows is 'usually less than half' of the 989 TFLOPS data-sheet figure)")
+
 T = 1e12
 ACCELERATORS: dict[str, AcceleratorPreset] = {p.name: p for p in (
     AcceleratorPreset(
@@ -123,13 +141,15 @@ ACCELERATORS: dict[str, AcceleratorPreset] = {p.name: p for p in (
         {"fp32": 67 * T, "fp16": 989.4 * T, "int8": 1978.9 * T}, 3.35e12, 700.0,
         "NVIDIA H100 Tensor Core GPU data sheet (2023), SXM column: FP32 67 TFLOPS, "
         "FP16/BF16 Tensor Core 1,979 TFLOPS and INT8 3,958 TOPS *with sparsity* (halved "
-        "here: dense), GPU memory bandwidth 3.35 TB/s, max thermal design power up to 700 W"),
+        "here: dense), GPU memory bandwidth 3.35 TB/s, max thermal design power up to 700 W",
+        GPU_LAUNCH_S, GPU_ACHIEVED, GPU_OVERHEAD),
     AcceleratorPreset(
         "a100-sxm", "NVIDIA A100 SXM4 80 GB (data-centre GPU)",
         {"fp32": 19.5 * T, "fp16": 312 * T, "int8": 624 * T}, 2.039e12, 400.0,
         "NVIDIA A100 Tensor Core GPU data sheet (2021), A100 80GB SXM column: FP32 19.5 "
         "TFLOPS, FP16 Tensor Core 312 TFLOPS, INT8 Tensor Core 624 TOPS (dense; 2x with "
-        "sparsity), GPU memory bandwidth 2,039 GB/s, max TDP 400 W"),
+        "sparsity), GPU memory bandwidth 2,039 GB/s, max TDP 400 W", GPU_LAUNCH_S, GPU_ACHIEVED,
+        GPU_OVERHEAD),
     AcceleratorPreset(
         "jetson-orin", "NVIDIA Jetson AGX Orin 64 GB (edge module)",
         {"fp32": 5.3 * T, "fp16": 42.5 * T, "int8": 85 * T}, 204.8e9, 60.0,
@@ -137,7 +157,7 @@ ACCELERATORS: dict[str, AcceleratorPreset] = {p.name: p for p in (
         "Ampere GPU 5.3 FP32 TFLOPS (CUDA cores), 170 INT8 sparse TOPS (85 dense), "
         "LPDDR5 204.8 GB/s, module power 15-60 W (60 W used); derived: FP16 Tensor Core "
         "dense = half the INT8 dense rate (42.5 TFLOPS), as on every Ampere tensor core; "
-        "the DLAs are not counted"),
+        "the DLAs are not counted", GPU_LAUNCH_S, GPU_ACHIEVED, GPU_OVERHEAD),
     AcceleratorPreset(
         "tianjic-ann", "Tianjic, all 156 FCores in ANN mode (hybrid chip)",
         {"int8": 156 * 256 * 2 * 300e6}, 156 * 256 * 300e6, 0.4,
@@ -193,7 +213,43 @@ def _pick(table: dict, name: str, what: str):
     return table[name]
 
 
+HOST_CPU = "host-cpu"  # the CPU running the report, measured on the spot
+
+
+def host_cpu(cpu: HostCpu, calibration: dict | None = None) -> AcceleratorPreset:
+    """This host's CPU as an accelerator at fp32: nominal (theoretical peak, the named
+    part's memory bandwidth) until ``calibration`` (:func:`deploy.hardware.cpu_dense.calibrate`)
+    gives the measured GEMM rate, bandwidth and launch floor. Board power: the threads'
+    share of the part's TDP (TDP / cores x threads), an upper bound."""
+    threads = calibration["threads"] if calibration else cpu.logical_cpus
+    p, matched = power_preset(cpu)
+    lanes = 16 if "avx512f" in cpu.flags else 8 if "avx2" in cpu.flags else 4
+    peak = threads * cpu.mhz * 1e6 * lanes * 2 * 2  # ops/s: lanes x 2 FMA units x 2 ops
+    if calibration:  # a turbo clock above the nominal: the measured peak
+        peak = 2 * calibration["peak_macs_per_s"]
+    power = threads * p.watts_per_core
+    base = (f"{cpu.cpu}, {threads} thread(s): peak = threads x {cpu.mhz:.0f} MHz x {lanes} "
+            f"fp32 lanes x 2 FMA units; power = {threads} x {p.watts_per_core:.2f} W a core "
+            f"({p.source}{'' if matched else ', assumed'}), an upper bound")
+    if calibration is None:
+        return AcceleratorPreset(HOST_CPU, f"this host's CPU ({cpu.cpu})", {"fp32": peak},
+                                 NOMINAL_HOST_BW, power, base + "; memory bandwidth: "
+                                 + NOMINAL_HOST_BW_SOURCE)
+    c = calibration
+    return AcceleratorPreset(
+        HOST_CPU, f"this host's CPU ({cpu.cpu}), measured", {"fp32": peak}, c["memory_bw"],
+        power, base + "; " + c["source"], c["launch_s"], min(1.0, c["achieved_fraction"]),
+        c["source"], measured=True)
+
+
+NOMINAL_HOST_BW = 307.2e9
+NOMINAL_HOST_BW_SOURCE = ("Intel ARK, Xeon Platinum 8592+: 8 channels of DDR5-4800 (307.2 GB/s "
+                          "a socket); replaced by the measured figure when calibrated")
+
+
 def accelerator(name: str) -> AcceleratorPreset:
+    if name == HOST_CPU:
+        return host_cpu(read_cpu())
     return _pick(ACCELERATORS, name, "accelerator")
 
 

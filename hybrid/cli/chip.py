@@ -59,17 +59,42 @@ def render(rep: dict) -> str:
     """The text report: stages, per video, the neurocore steps, Tianjic's verdict."""
     n, pv = rep["neuro"], rep["per_video"]
     sims = ", ".join(f"{m} {k}" for m, k in rep["sequences_simulated"].items())
+    h = rep["host"]
     out = [f"hybrid chip: {rep['videos_read']} video(s) read; SANA-FE simulated {sims} "
-           f"sequence(s); report took {rep['report_s']:.1f} s", "",
-           f"{'stage':<8} {'time':>10} {'energy':>10}  source"]
+           f"sequence(s) drawn at random (seed {rep['seed']}); report took "
+           f"{rep['report_s']:.1f} s",
+           f"host: {h['cpu']}, {h['logical_cpus']} CPU(s), {h['threads_used']} thread(s) for "
+           f"the dense partition; power: {h['power_source']}", "",
+           f"{'stage':<9} {'time':>10} {'95% interval':>21} {'energy':>10}  source"]
     for s in rep["stages"]:
-        extra = (f"; measured here: {_si(s['measured_time_s'], 's')}"
-                 if s.get("measured_time_s") else "")
-        out.append(f"{s['name']:<8} {_si(s['time_s'], 's'):>10} {_si(s['energy_j'], 'J'):>10}"
-                   f"  {s['source']}{extra}")
-    out += ["", f"per video: latency {_si(pv['latency_s'], 's')}, pipelined "
-            f"{pv['throughput_vps']:.3g} videos/s, energy {_si(pv['energy_j'], 'J')} "
-            "(all stages but extract)",
+        lo, hi = s["interval"]["time_s"]
+        out.append(f"{s['name']:<9} {_si(s['time_s'], 's'):>10} "
+                   f"{'[' + _si(lo, 's') + ', ' + _si(hi, 's') + ']':>21} "
+                   f"{_si(s['energy_j'], 'J'):>10}  {s['source']}")
+    ht = h["timing"]["stages"]
+    if "decode" in ht:
+        out.append(f"  extract median {_si(ht['extract']['wall_s']['median'], 's')} wall, "
+                   f"{_si(ht['extract']['cpu_s']['median'], 's')} CPU; a plain PyAV decode "
+                   f"of the same files {_si(ht['decode']['wall_s']['median'], 's')} wall, "
+                   f"{_si(ht['decode']['cpu_s']['median'], 's')} CPU "
+                   f"({ht['extract']['vs_plain_decode']:.2f}x); cold first read "
+                   f"{_si(ht['extract']['cold']['wall_s'], 's')} (not in the median)")
+    est = rep["dense"].get("estimate")
+    if est:
+        out.append(f"  dense: measured {_si(rep['dense']['time_s'], 's')} a video at batch 1, "
+                   f"{_si(rep['dense']['measurement']['per_video_pipelined_s'], 's')} at batch "
+                   f"{rep['dense']['measurement']['batch']}; the calibrated roofline "
+                   f"{_si(est['time_s'], 's')} ({est['ratio_to_measured']:.2f}x the measured)")
+    iv, cal = pv["interval"], pv["calibration"]
+    out += ["", f"per video: latency {_si(pv['latency_s'], 's')} [{_si(iv['latency_s'][0], 's')}"
+            f", {_si(iv['latency_s'][1], 's')}], pipelined {pv['throughput_vps']:.3g} "
+            f"videos/s, energy {_si(pv['energy_j'], 'J')} [{_si(iv['energy_j'][0], 'J')}, "
+            f"{_si(iv['energy_j'][1], 'J')}] (every stage; the chip's: "
+            f"{_si(pv['chip_energy_j'], 'J')})",
+            f"SANA-FE calibration band (energy +-{rep['calibration']['energy']:.0%}, latency "
+            f"+-{rep['calibration']['latency']:.0%} on the spiking stage): latency "
+            f"[{_si(cal['latency_s'][0], 's')}, {_si(cal['latency_s'][1], 's')}], energy "
+            f"[{_si(cal['energy_j'][0], 'J')}, {_si(cal['energy_j'][1], 'J')}]",
             f"the paper (its GPU measurement): {rep['paper']['energy_j']} J, "
             f"{rep['paper']['throughput_vps']} videos/s", "",
             f"neurocores: {n['simulator']}, {n['architecture']}; mapping: {n['mapping']}; "
@@ -124,8 +149,9 @@ def render(rep: dict) -> str:
 @click.option("--accelerator", type=TargetType("accelerator"), multiple=True,
               default=["h100-sxm"], show_default=True,
               help="Accelerator of the dense partition: h100-sxm, a100-sxm, jetson-orin, "
-                   "tianjic-ann (deploy/hardware/targets.py names each source). Several "
-                   "with --sweep.")
+                   "tianjic-ann (deploy/hardware/targets.py names each source), or host-cpu: "
+                   "this machine, measured with onnxruntime on the artifact's dense.onnx. "
+                   "Several with --sweep.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), multiple=True,
               default=["fp16"], show_default=True,
               help="Precision of the dense partition. Several with --sweep.")
@@ -147,11 +173,20 @@ def render(rep: dict) -> str:
 @click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
               help="Split whose test videos are read (as hybrid run).")
 @model_video_size_option
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Draws the simulated sequences and the videos timed on the host.")
+@click.option("--host-videos", type=click.IntRange(1), default=6, show_default=True,
+              help="Videos whose host stages (transcode, extraction) are timed, warm.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="onnxruntime threads for the host-cpu accelerator.")
+@click.option("--host-batch", type=click.IntRange(1), default=8, show_default=True,
+              help="Pipelined batch at which host-cpu is also measured (onnxruntime).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(file_okay=False), default=None,
               help="Folder for chip_timeline.png (a Gantt chart of one video).")
 def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, sweep,
-             sequences, fold, video_size, as_json, plot):
+             sequences, fold, video_size, seed, host_videos, threads, host_batch, as_json,
+             plot):
     """Time and energy per video on the hybrid chip: extraction on the host (measured),
     the STMs on neurocores (simulated by SANA-FE, an optional extra), the bridge over a
     link and the dense partition on an accelerator (estimated), latency and pipelined
@@ -190,6 +225,9 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, 
                                      "only with --sweep", param_hint="--batch")
         board, accelerator, precision, link = (board[0] if board else None, accelerator[0],
                                                precision[0], link[0])
+        if (accelerator.name == "host-cpu" and click.get_current_context()
+                .get_parameter_source("precision").name == "DEFAULT"):
+            precision = "fp32"  # what onnxruntime runs on a CPU
     from deploy.hardware.neurocore import MissingExtra, stock_loihi
     from hybrid.data.splits import SplitError
     from hybrid.ondevice.artifacts import open_input, reading_size
@@ -247,9 +285,9 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, 
         return
     try:
         rep = estimate(paths, nets, dense_cfg, ds, art.inputs.crop, accelerator, precision,
-                       link, sequences, mapping, neuro, data_is_cache=str(data).endswith(".h5"),
-                       bridge_bytes=art.bridge_bytes_per_video, progress=progress_bar,
-                       board=board)
+                       link, sequences, mapping, neuro, bridge_bytes=art.bridge_bytes_per_video,
+                       progress=progress_bar, board=board, seed=seed, host_videos=host_videos,
+                       dense_onnx=art.onnx_path, threads=threads, batch=host_batch)
     except ValueError as exc:
         raise click.ClickException(f"{data}: {exc}") from None
     if plot:
@@ -271,8 +309,8 @@ def _sweep(paths, nets, dense_cfg, ds, art, axes, sequences, mapping, neuro, dat
         raise click.UsageError(str(exc)) from None
     try:
         res = sw.run(paths, nets, dense_cfg, ds, art.inputs.crop, axes, sequences, mapping,
-                     neuro, str(data).endswith(".h5"), art.bridge_bytes_per_video,
-                     progress=progress_bar)
+                     neuro, art.bridge_bytes_per_video, progress=progress_bar,
+                     dense_onnx=art.onnx_path)
     except ValueError as exc:
         raise click.ClickException(f"{data}: {exc}") from None
     files = sw.write(res, Path(plot))

@@ -1,29 +1,32 @@
 """Feeds real videos to the hybrid-chip estimates (:mod:`deploy.hardware.report`): the data live
 here (``hybrid``), the estimators in ``deploy``.
 
-Per STM branch: the first ``sequences`` P-frame sequences of the dataset's videos (each
-video's segments, one centre crop) run through the exported STM on Lava ``fixed_pt``
-(``record=True``); the first layer's spikes drive SANA-FE's layers 2..L. The host's
-extraction time is measured while the videos are read. Plots for ``hybrid chip --plot``
-and ``examples/``.
+Per STM branch: ``sequences`` P-frame sequences drawn at random (seeded) across the
+whole set (one centre crop) run through the exported STM on Lava ``fixed_pt``
+(``record=True``); the first layer's spikes drive SANA-FE's layers 2..L. The host stages
+are timed apart on videos drawn with the same seed (:mod:`hybrid.ondevice.host_timing`).
+Plots for ``hybrid chip --plot`` and ``examples/``.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from deploy.hardware import boards, neurocore, report
+from deploy.hardware import boards, host, neurocore, report, uncertainty
 from deploy.hardware.accelerator import dense_layers, roofline, summarise
+from deploy.hardware.dense_stage import dense_stage
 from deploy.hardware.link import bridge_transfer
 from deploy.hardware.targets import TIANJIC, AcceleratorPreset, LinkPreset
 from deploy.presets import CHIPS, ENERGY_PRESETS
 from hybrid.data.dataset import UNREADABLE
+from hybrid.ondevice import host_timing
 from hybrid.training.evaluate import views
 from neuro import quant
 from neuro.export import StmNetwork
@@ -33,33 +36,37 @@ KEYS = {"mv": "mv", "r": "residual"}  # STM branch -> sample key
 
 
 def sample_sequences(dataset, segments: int, crop: tuple[int, int], branches, n: int,
-                     progress: Callable | None = None) -> tuple[dict, list[float], int]:
-    """({branch: (n', C, H, W, T) float inputs}, read seconds per video, videos read):
-    the first ``n`` sequences of the dataset's videos (all segments of a video, one crop),
-    timing each video's read (its extraction when DATA is a folder of videos)."""
+                     progress: Callable | None = None, seed: int = 0) -> tuple[dict, int]:
+    """({branch: (n', C, H, W, T) float inputs}, videos read): ``n`` (video, segment)
+    pairs drawn at random (``seed``) across the whole set, every segment of every video
+    equally likely; a video that cannot be read is replaced by the next draw."""
+    rng = random.Random(seed)
+    pairs = rng.sample(range(len(dataset) * segments), len(dataset) * segments)
     xs = {m: [] for m in branches}
-    read_s, videos = [], 0
-    for i in range(len(dataset)):
-        if all(sum(len(a) for a in xs[m]) >= n for m in branches):
-            break
-        t0 = time.perf_counter()
-        try:
-            sample = dataset[i]
-        except UNREADABLE as exc:
-            log.warning("skipping a video that cannot be read: %s", exc)
-            continue
-        read_s.append(time.perf_counter() - t0)
-        videos += 1
-        b = views(sample, segments, crop, 1)
-        for m in branches:
-            x = b[KEYS[m]].numpy()  # (B, S, T, C, H, W)
-            B, S, T, C, H, W = x.shape
-            xs[m].append(x.reshape(B * S, T, C, H, W).transpose(0, 2, 3, 4, 1))
-        if progress:
-            progress(1)
+    videos, bad, i = 0, set(), 0
+    while min(len(v) for v in xs.values()) < n and i < len(pairs):
+        want: dict[int, list[int]] = {}
+        for p in pairs[i:i + n - min(len(v) for v in xs.values())]:
+            if p // segments not in bad:
+                want.setdefault(p // segments, []).append(p % segments)
+        i += n - min(len(v) for v in xs.values())
+        for v, segs in want.items():
+            try:
+                sample = dataset[v]
+            except UNREADABLE as exc:
+                log.warning("skipping a video that cannot be read: %s", exc)
+                bad.add(v)
+                continue
+            videos += 1
+            b = views(sample, segments, crop, 1)
+            for m in branches:
+                x = b[KEYS[m]].numpy()  # (B, S, T, C, H, W)
+                xs[m] += [x[0, k].transpose(1, 2, 3, 0) for k in segs]  # (C, H, W, T)
+            if progress:
+                progress(len(segs))
     if not videos:
         raise ValueError("no readable video")
-    return {m: np.concatenate(v)[:n] for m, v in xs.items()}, read_s, videos
+    return {m: np.stack(v[:n]) for m, v in xs.items()}, videos
 
 
 def layer1_spikes(path: Path, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -103,22 +110,31 @@ def chip_mapping(nets: dict[str, StmNetwork], mapping: dict | None, neuro: str) 
 def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dataset,
              crop: tuple[int, int], accelerator: AcceleratorPreset, precision: str,
              link: LinkPreset, sequences: int, mapping: dict | None = None,
-             neuro: str = "loihi", data_is_cache: bool = False,
-             bridge_bytes: int | None = None, progress: Callable | None = None,
-             board: boards.BoardPreset | None = None) -> dict:
+             neuro: str = "loihi", bridge_bytes: int | None = None,
+             progress: Callable | None = None, board: boards.BoardPreset | None = None,
+             seed: int = 0, host_videos: int = 6, dense_onnx: Path | None = None,
+             threads: int = 1, batch: int = 8) -> dict:
     """The ``hybrid chip`` report of the deployed partitions on ``dataset``'s videos.
     ``bridge_bytes``: a video's bridge payload (the artifact's bridge spec), else counted
     the same way here (segments x C' x h x w voltages of 24 bits per branch). ``board``:
     the neuromorphic system (default: one chip when a copy of the STMs fits it, else the
-    largest board of ``neuro``'s chip, :func:`deploy.hardware.boards.default_board`)."""
+    largest board of ``neuro``'s chip, :func:`deploy.hardware.boards.default_board`).
+    ``seed`` draws the simulated sequences and the ``host_videos`` videos timed on the
+    host; ``dense_onnx``: the dense partition's ONNX (counts the launches; ``host-cpu``
+    runs it with ``threads`` threads at batch 1 and ``batch``)."""
     t_start = time.perf_counter()
     segments = dense_cfg.segments
     energy = ENERGY_PRESETS[neuro]
+    cpu = host.read_cpu()
+    with (progress(range(host_videos), "timing the host") if progress
+          else contextlib.nullcontext()) as bar:
+        meas = host_timing.measure(dataset, segments, host_videos, seed,
+                                   (lambda k: bar.update(k)) if progress else None, cpu)
+    host_stages, host_reps = host_timing.stages(meas)
     with (progress(range(sequences), "reading videos") if progress
           else contextlib.nullcontext()) as bar:
-        xs, read_s, videos = sample_sequences(
-            dataset, segments, crop, list(nets), sequences,
-            (lambda k: bar.update(k)) if progress else None)
+        xs, videos = sample_sequences(dataset, segments, crop, list(nets), sequences,
+                                      (lambda k: bar.update(k)) if progress else None, seed)
     mp, mp_source = chip_mapping(nets, mapping, neuro)
     # every Lava run (it forks its processes) before SANA-FE starts its OpenMP threads
     layer1 = {m: layer1_spikes(paths[m], xs[m]) for m in nets}
@@ -147,58 +163,85 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
                            for n in nets.values())
     bridge = bridge_transfer(bridge_bytes, link)
     layers = dense_layers(dense_cfg)
-    dense = summarise(roofline(layers, accelerator, precision, ENERGY_PRESETS["45nm-int8"]
-                               if precision == "int8" else None), accelerator, precision)
-    label = ("measured (reading the hybrid prepare cache; extraction was done earlier)"
-             if data_is_cache else "measured (reading + extracting the video on this host)")
-    rep = report.report(neuro_rep, float(np.mean(read_s)), bridge, dense, extract_label=label)
+    dense, dense_reps = dense_stage(layers, accelerator, precision, dense_onnx,
+                                    ENERGY_PRESETS["45nm-int8"] if precision == "int8" else None,
+                                    threads, batch, seed=seed, cpu=cpu)
+    rep = report.report(neuro_rep, host_stages, bridge, dense)
+    uncertainty.attach(rep, host_reps, dense_reps, seed)
     from deploy.hardware.tianjic import verdict
 
     rep["tianjic"] = verdict(nets, layers, TIANJIC)
     rep["chips"] = neuro_rep["chips"]
-    rep |= {"videos_read": videos, "sequences_simulated": {
+    rep["host"] = host.describe(cpu, threads, host.EnergyMeter()) | {"timing": meas}
+    rep |= {"videos_read": videos, "seed": seed, "sequences_simulated": {
         m: b["sequences_simulated"] for m, b in branches.items()},
         "report_s": time.perf_counter() - t_start}
     return rep
 
 
-STAGE_COLOURS = {"extract": "tab:gray", "spiking": "tab:orange", "bridge": "tab:green",
-                 "dense": "tab:blue"}
+STAGE_COLOURS = {"transcode": "tab:brown", "extract": "tab:gray", "spiking": "tab:orange",
+                 "bridge": "tab:green", "dense": "tab:blue"}
+HOST_STAGES = ("transcode", "extract")
 
 
 def plot_timeline(rep: dict, title: str = ""):
     """Gantt chart of one video through the stages; a second panel zooms onto the chip
-    stages (spiking, bridge, dense), which the host's extraction may dwarf. Each bar is
-    labelled with its duration and whether it was measured, simulated or estimated."""
+    stages (spiking, bridge, dense), which the host's stages may dwarf. Each bar carries
+    its 95 % interval (black whisker at its end) and is labelled with its duration and
+    whether it was measured, simulated or estimated; the spiking bar also SANA-FE's
+    published calibration error as a hatched band."""
     from hybrid.ondevice.energy import pyplot
 
     plt = pyplot()
     tl = report.timeline(rep)
-    fig, axes = plt.subplots(2, 1, figsize=(7.5, 4.6))
-    src = {s["name"]: s["source"].split(" ")[0] for s in rep["stages"]}
-    for ax, rows in ((axes[0], tl), (axes[1], [r for r in tl if r[0] != "extract"])):
+    names = [n for n, _, _ in tl]
+    stages = {s["name"]: s for s in rep["stages"]}
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5.2))
+    src = {n: s["source"].split(" ")[0] for n, s in stages.items()}
+    chip = [r for r in tl if r[0] not in HOST_STAGES]
+    for ax, rows in ((axes[0], tl), (axes[1], chip)):
         # each panel from its own start (the zoom's absolute ticks would all read alike)
         t0 = rows[0][1]
-        span = (rows[-1][2] - t0) or 1.0
+        ends = [b - t0 for _, _, b in rows]
         for name, a, b in rows:
-            i = [n for n, _, _ in tl].index(name)
-            ax.barh(i, max(b - a, span * 3e-3), left=a - t0, color=STAGE_COLOURS[name],
+            hi = stages[name]["interval"]["time_s"][1] - (b - a)
+            ends.append(b - t0 + max(hi, 0))
+            if "calibration" in stages[name]:
+                ends.append(a - t0 + stages[name]["calibration"]["time_s"][1])
+        span = max(ends) or 1.0
+        for name, a, b in rows:
+            i = names.index(name)
+            st, d = stages[name], b - a
+            ax.barh(i, max(d, span * 3e-3), left=a - t0, color=STAGE_COLOURS.get(name, "k"),
                     edgecolor="black", linewidth=0.5)
-            ax.text(b - t0 + span * 0.01, i, f"{_seconds(b - a)} ({src[name]})",
-                    va="center", fontsize=8)
-        ax.set_yticks([[n for n, _, _ in tl].index(n) for n, _, _ in rows],
-                      [n for n, _, _ in rows])
+            if "calibration" in st:
+                lo_c, hi_c = st["calibration"]["time_s"]
+                ax.barh(i, hi_c - lo_c, left=a - t0 + lo_c, height=0.8, fill=False,
+                        hatch="///", edgecolor="tab:red", linewidth=0.8,
+                        label=f"SANA-FE calibration (+-{rep['calibration']['latency']:.0%})")
+            lo, hi = st["interval"]["time_s"]
+            ax.errorbar(b - t0, i, xerr=[[max(d - lo, 0)], [max(hi - d, 0)]], fmt="none",
+                        ecolor="black", capsize=3, linewidth=1)
+            ax.text(a - t0 + max(d, hi, st.get("calibration", {}).get("time_s", [0, 0])[1])
+                    + span * 0.01, i, f"{_seconds(d)} [{_seconds(lo)}, {_seconds(hi)}] "
+                    f"({src[name]})", va="center", fontsize=7)
+        ax.set_yticks([names.index(n) for n, _, _ in rows], [n for n, _, _ in rows])
         ax.invert_yaxis()
-        ax.set_xlim(0, span * 1.4)
+        ax.set_xlim(0, span * 1.75)
         ax.xaxis.set_major_formatter(lambda v, _: _seconds(v) if v > 0 else "0")
-    axes[0].set_title("one video through the stages", fontsize=9)
+    handles, labels = axes[1].get_legend_handles_labels()
+    if handles:
+        axes[1].legend(handles[:1], labels[:1], fontsize=7, loc="lower right")
+    axes[0].set_title("one video through the stages (whiskers: 95 % intervals)", fontsize=9)
     axes[1].set_title("zoom: the chip stages", fontsize=9)
     axes[0].set_xlabel("time from the start of the video", fontsize=8)
-    axes[1].set_xlabel(f"time from the end of extraction ({_seconds(tl[1][1])} into the "
-                       "video)", fontsize=8)
+    axes[1].set_xlabel(f"time from the end of the host stages ({_seconds(chip[0][1])} into "
+                       "the video)", fontsize=8)
     pv = rep["per_video"]
-    fig.suptitle(title or f"Latency {_seconds(pv['latency_s'])} a video; pipelined "
-                 f"{pv['throughput_vps']:.3g} videos/s (paper, GPU: 16.0)", fontsize=10)
+    lo, hi = pv["interval"]["latency_s"]
+    fig.suptitle(title or f"Latency {_seconds(pv['latency_s'])} [{_seconds(lo)}, "
+                 f"{_seconds(hi)}] a video; pipelined {pv['throughput_vps']:.3g} videos/s "
+                 f"(paper, GPU: 16.0); host: {rep['host']['cpu']}", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -32,14 +32,15 @@ def runnable(axes: Axes, neuro: str) -> tuple:
 
 
 def run(paths, nets, dense_cfg, dataset, crop, axes: Axes, sequences: int,
-        mapping: dict | None, neuro: str, data_is_cache: bool, bridge_bytes: int | None,
-        progress: Callable | None = None) -> dict:
+        mapping: dict | None, neuro: str, bridge_bytes: int | None,
+        progress: Callable | None = None, dense_onnx: Path | None = None) -> dict:
     """The sweep's JSON (``points``, ``skipped``, ``record_s``, ``evaluate_s``, the
     recorded ``report``, ``paper``)."""
     b, acc, prec = runnable(axes, neuro)
     t0 = time.perf_counter()
     rep = estimate(paths, nets, dense_cfg, dataset, crop, acc, prec, axes.links[0],
-                   sequences, mapping, neuro, data_is_cache, bridge_bytes, progress, board=b)
+                   sequences, mapping, neuro, bridge_bytes=bridge_bytes, progress=progress,
+                   board=b, dense_onnx=dense_onnx)
     t1 = time.perf_counter()
     n = rep["neuro"]
     res = evaluate(n["branches"], dense_cfg.segments, int(n["cores_used"]),
@@ -48,7 +49,8 @@ def run(paths, nets, dense_cfg, dataset, crop, axes: Axes, sequences: int,
     t2 = time.perf_counter()
     return res | {"record_s": t1 - t0, "evaluate_s": t2 - t1, "combinations": axes.size(),
                   "paper": report.PAPER,
-                  "host_extract_s": rep["stages"][0]["time_s"],
+                  "host_extract_s": next(s["time_s"] for s in rep["stages"]
+                                         if s["name"] == "extract"),
                   "note": "points: the chip stages (spiking, bridge, dense) per video; the "
                           "host's extraction (host_extract_s) is the same at every point",
                   "report": rep}
