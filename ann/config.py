@@ -44,6 +44,11 @@ class DenseConfig:
     # 'mv' / 'r' inputs are the accumulated P-frames themselves (2 / 3 channels at
     # stm_size), not STM maps: the paper's "W/o STM" ablation
     raw_pframes: bool = False
+    # standardise each segment's STM (or ConvLSTM) map per clip, over its channels and
+    # positions (GroupNorm with one group, no parameters), before its patch embedding:
+    # the bridge carries membrane potentials at ~6x the I-frame input's RMS, and the
+    # embedding then starts every modality at one scale (README "STM training")
+    stm_norm: bool = False
 
     def __post_init__(self):
         mods = tuple(self.modalities)

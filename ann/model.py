@@ -52,7 +52,8 @@ class DenseModel(nn.Module):
         D, F, M, S, N = cfg.width, cfg.filters, len(cfg.modalities), cfg.segments, cfg.tokens
         # local spatial encoders: one learnable conv per modality -> (B*S, N, D)
         self.embed = nn.ModuleDict(
-            {m: PatchEmbed(cfg.in_shape(m)[0], cfg.in_shape(m)[1:], cfg.grid, D)
+            {m: PatchEmbed(cfg.in_shape(m)[0], cfg.in_shape(m)[1:], cfg.grid, D,
+                           norm=cfg.stm_norm and m != "i" and not cfg.raw_pframes)
              for m in cfg.modalities}
         )
         # learned spatio-temporal (factorised, as MM-ViT) and modality encodings

@@ -15,6 +15,7 @@ CASES = [
     {"encoder": "separate", "pooling": "cls"},
     {"encoder": "cross", "modalities": ("mv", "r"), "skips": False},
     {"modalities": ("i",), "mixer": False, "rrdb": False},
+    {"stm_norm": True},
 ]
 
 
@@ -63,3 +64,26 @@ def test_onnx_runner_names_a_missing_input(tmp_path):
     xs = _inputs(cfg, 1)
     with pytest.raises(ValueError, match="d.onnx.*'mv'"):
         runner(xs["i"], None, xs["r"])
+
+
+def test_stm_norm_standardises_each_stm_map_before_its_embedding():
+    """stm_norm: an STM map's tokens do not change when the map is scaled and shifted
+    (per clip), the I-frame's do; hand check against an explicit standardisation."""
+    cfg = dataclasses.replace(VARIANTS["tiny"], stm_size=(13, 11), stm_norm=True)
+    model = DenseModel(cfg).eval()
+    assert [m for m, e in model.embed.items() if e.norm] == ["mv", "r"]
+    x = torch.randn(2, cfg.stm_channels, 13, 11)
+    emb = model.embed["mv"]
+    with torch.no_grad():
+        tok = emb(x)
+        torch.testing.assert_close(emb(7.0 * x + 3.0), tok, rtol=1e-4, atol=1e-4)
+        mu = x.mean(dim=(1, 2, 3), keepdim=True)
+        sd = x.var(dim=(1, 2, 3), unbiased=False, keepdim=True).add(1e-5).sqrt()
+        emb.norm = False
+        torch.testing.assert_close(emb((x - mu) / sd), tok, rtol=1e-5, atol=1e-5)
+        i = torch.randn(2, 3, *cfg.image_size)
+        assert not torch.allclose(model.embed["i"](2 * i), model.embed["i"](i))
+    # parameters and the rest of the model are those of the model without it
+    plain = DenseModel(dataclasses.replace(cfg, stm_norm=False))
+    assert sum(p.numel() for p in plain.parameters()) == sum(
+        p.numel() for p in model.parameters())

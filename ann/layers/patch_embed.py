@@ -28,8 +28,10 @@ def patch_geometry(size: int, grid: int) -> tuple[int, int]:
 
 
 class PatchEmbed(nn.Module):
-    def __init__(self, in_chans: int, size: tuple[int, int], grid: int, dim: int):
+    def __init__(self, in_chans: int, size: tuple[int, int], grid: int, dim: int,
+                 norm: bool = False):
         super().__init__()
+        self.norm = norm  # standardise each map (all its channels and pixels) first
         (kh, ph), (kw, pw) = patch_geometry(size[0], grid), patch_geometry(size[1], grid)
         self.size, self.grid, self.kernel = tuple(size), grid, (kh, kw)
         self.pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)  # left, right, top, bottom
@@ -40,6 +42,8 @@ class PatchEmbed(nn.Module):
             raise ValueError(f"patch embedding built for maps of {self.size}, got "
                              f"{tuple(x.shape[-2:])}")
         B, C = x.shape[:2]
+        if self.norm:
+            x = F.group_norm(x, 1)  # (B, C, H, W), zero mean and unit variance per map
         (kh, kw), g = self.kernel, self.grid
         x = F.pad(x, self.pad)  # (B, C, g*kh, g*kw)
         patches = x.reshape(B, C, g, kh, g, kw).permute(0, 2, 4, 1, 3, 5)  # (B, g, g, C, kh, kw)
