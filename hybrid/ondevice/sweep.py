@@ -57,45 +57,64 @@ def run(paths, nets, dense_cfg, dataset, crop, axes: Axes, sequences: int,
 
 
 def plot_pareto(res: dict, title: str = ""):
-    """Latency against energy per video, log axes; every point labelled, the Pareto front
-    joined, the paper's GPU point (1 / 16.0 videos/s, 0.734 J) beside."""
+    """Latency against energy per video, log axes: every point numbered (points at the
+    same place share one label), the key beside (number: board | accelerator precision |
+    link | batch; * Pareto-optimal), the Pareto front joined, the paper's GPU point
+    (1 / 16.0 videos/s, 0.734 J) beside."""
+    import math
+
     from hybrid.ondevice.energy import pyplot
 
     plt = pyplot()
-    pts = res["points"]
-    fig, ax = plt.subplots(figsize=(9.0, 6.0))
+    pts = sorted(res["points"], key=lambda q: (q["latency_s"], q["energy_j"]))
+    fig, (ax, key) = plt.subplots(1, 2, figsize=(11.5, 6.4),
+                                  gridspec_kw={"width_ratios": [2.6, 1.25]})
     boards = sorted({q["board"] for q in pts})
     accs = sorted({q["accelerator"] for q in pts})
     colours = plt.get_cmap("tab10")
     markers = "osD^vP*Xh"
-    for q in pts:
-        ax.scatter(q["latency_s"], q["energy_j"], s=42, zorder=3,
+    spots: dict = {}
+    for i, q in enumerate(pts, start=1):
+        ax.scatter(q["latency_s"], q["energy_j"], s=46, zorder=3,
                    color=colours(boards.index(q["board"]) % 10),
                    marker=markers[accs.index(q["accelerator"]) % len(markers)],
-                   edgecolor="black" if q["pareto"] else "none", linewidth=0.8)
-        ax.annotate(label(q), (q["latency_s"], q["energy_j"]), fontsize=5.5,
-                    xytext=(4, 2), textcoords="offset points", color="0.25")
-    front = sorted((q for q in pts if q["pareto"]), key=lambda q: q["latency_s"])
+                   edgecolor="black" if q["pareto"] else "none", linewidth=0.9)
+        # points within 0.04 decades share one label
+        at = (round(math.log10(q["latency_s"]) / 0.04), round(math.log10(q["energy_j"]) / 0.04))
+        spots.setdefault(at, []).append((i, q))
+    for group in spots.values():
+        ids = [str(i) for i, _ in group]
+        ids = "\n".join(",".join(ids[k:k + 10]) for k in range(0, len(ids), 10))
+        q = group[0][1]
+        ax.annotate(ids, (q["latency_s"], q["energy_j"]), fontsize=6, xytext=(5, 3),
+                    textcoords="offset points", color="0.2")
+    front = [q for q in pts if q["pareto"]]
     ax.plot([q["latency_s"] for q in front], [q["energy_j"] for q in front], color="black",
             linewidth=0.8, linestyle="--", zorder=2, label="Pareto front")
     p = res["paper"]
-    ax.scatter(1 / p["throughput_vps"], p["energy_j"], marker="*", s=180, color="crimson",
-               zorder=4, label=f"the paper, GPU: {p['throughput_vps']} videos/s "
-                               f"(1/throughput), {p['energy_j']} J")
+    ax.scatter(1 / p["throughput_vps"], p["energy_j"], marker="*", s=190, color="crimson",
+               zorder=4, label=f"the paper, GPU: 1 / {p['throughput_vps']} videos/s, "
+                               f"{p['energy_j']} J (measured)")
     ax.annotate("paper (GPU)", (1 / p["throughput_vps"], p["energy_j"]), fontsize=7,
-                xytext=(5, -10), textcoords="offset points", color="crimson")
+                xytext=(-20, -13), textcoords="offset points", color="crimson")
     for i, b in enumerate(boards):
         ax.scatter([], [], color=colours(i % 10), marker="o", label=f"board {b}")
     for i, a in enumerate(accs):
         ax.scatter([], [], color="0.5", marker=markers[i % len(markers)], label=a)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("latency per video (chip stages: spiking + bridge + dense)")
+    ax.set_xlabel("latency per video (s; chip stages: spiking + bridge + dense)")
     ax.set_ylabel("energy per video (J)")
     ax.grid(True, which="both", linewidth=0.3, alpha=0.5)
-    ax.legend(fontsize=7, loc="best")
-    ax.set_title(title or "hybrid chip design space: simulated + estimated (labels: board | "
-                 "accelerator precision | link | batch)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    lines = [f"{'*' if q['pareto'] else ' '}{i:>3}  {label(q)}"
+             for i, q in enumerate(pts, start=1)]
+    key.axis("off")
+    size = max(3.5, min(7.0, 330 / (len(lines) + 2)))
+    key.text(0, 1, "\n".join(["  key (* Pareto-optimal)", *lines]), va="top", ha="left",
+             family="monospace", fontsize=size, transform=key.transAxes)
+    fig.suptitle(title or "hybrid chip design space per video: spiking simulated (SANA-FE) "
+                 "+ layer 1, chip-to-chip, bridge and dense estimated", fontsize=9)
     fig.tight_layout()
     return fig
 
