@@ -8,8 +8,12 @@ moving textures, already MPEG-4 GOP 12 at the setting's size, so the original vi
 are read as they are: before, every GOP decoded; after, the sampled ones). "Per loader
 core": CPU seconds of one single-threaded process per clip (what a DataLoader worker
 pays); the after columns add nothing for the normalisation, which runs in the training
-step (``deploy.artifact.inputs.decode``) and is timed apart (``decode_s``: on this CPU; on a GPU
-it is a few kernels).
+step (``deploy.artifact.inputs.decode``) and is timed apart (``decode_s``: on this CPU;
+on a GPU it is a few kernels). Every path's clip is reported as the median CPU and wall
+seconds of ``--clips`` (>= 5) warm clips and against the like-for-like plain decode of
+the whole video (PyAV to rgb24 arrays, one converter, median of as many decodes, in
+the same process): ``cpu_ratio_vs_decode``, ``wall_ratio_vs_decode``; the 1-minute
+load average is recorded with each setting (the machine is shared).
 
     git worktree add --detach /tmp/before <base commit>
     PYTHONPATH=. python benchmarks/data_throughput.py --before /tmp/before \\
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +47,10 @@ def measure(data: Path, work: Path, setting: str, clips: int, compressions: list
     torch.set_num_threads(1)
     import hybrid.data.cache as cache_mod
     from hybrid.data.dataset import CompressedVideoDataset
-    from hybrid.data.sources import load_split
+    try:
+        from hybrid.data.sources import load_split
+    except ImportError:  # a checkout from before the restructure
+        from hybrid.data.splits import load_split
 
     (w, h), segments, crop = SETTINGS[setting]
     items, _ = load_split(data, "train")
@@ -56,31 +64,40 @@ def measure(data: Path, work: Path, setting: str, clips: int, compressions: list
         summary = cache_mod.prepare(data, path, cfg, workers=1)
         out["caches"][comp] = path.stat().st_size / summary["videos"]
         paths[comp] = path
-    try:  # after: the loader hands over codes that the training step decodes
+    try:  # the loader hands over codes that the training step decodes
         from deploy.artifact.inputs import decode
     except ImportError:
-        decode = None
+        try:  # a checkout from before the restructure
+            from deploy.inputs import decode
+        except ImportError:
+            decode = None
 
     def time_clips(source: Path) -> dict:
+        """Median CPU and wall seconds of one clip (``clips`` clips, warm), and the
+        median of their ratios to the like-for-like plain decode of the clip's video."""
         ds = CompressedVideoDataset(source, items, segments, train=True, crop=crop,
                                     video_size=(w, h), seed=0)
         ds[0]  # warm: file opened, imports done
         has_decode = decode is not None and ds[0]["iframe"].dtype == torch.uint8
-        cpu, wall, dec = 0.0, 0.0, 0.0
+        cpus, walls, decs = [], [], []
         for k in range(clips):
             c, t = time.process_time(), time.perf_counter()
             x = ds[k % len(items)]
-            cpu += time.process_time() - c
-            wall += time.perf_counter() - t
+            cpus.append(time.process_time() - c)
+            walls.append(time.perf_counter() - t)
             if has_decode:
                 batch = torch.utils.data.default_collate([x])
                 t = time.perf_counter()
                 decode(batch)
-                dec += time.perf_counter() - t
-        return {"clips_per_core_s": clips / cpu, "s_per_clip": cpu / clips,
-                "wall_s_per_clip": wall / clips,
-                "decode_s": dec / clips if has_decode else None}
+                decs.append(time.perf_counter() - t)
+        cpu, wall = statistics.median(cpus), statistics.median(walls)
+        return {"clips_per_core_s": 1 / cpu, "s_per_clip": cpu, "wall_s_per_clip": wall,
+                "cpu_ratio_vs_decode": cpu / plain["cpu_s"],
+                "wall_ratio_vs_decode": wall / plain["wall_s"],
+                "decode_s": statistics.median(decs) if has_decode else None}
 
+    plain = plain_decode(data, [r for r, _ in items], clips)
+    out["plain_decode"] = plain
     out["cache"] = time_clips(paths[compressions[0]])  # the default compressor's cache
     for comp in compressions[1:]:
         out[f"cache_{comp}"] = time_clips(paths[comp])
@@ -93,6 +110,23 @@ def measure(data: Path, work: Path, setting: str, clips: int, compressions: list
     out["video_cache_bytes"] = summary["bytes"] / summary["videos"]
     out["video_cache"] = time_clips(work / "videocache")
     return out
+
+
+def plain_decode(data: Path, rels: list[str], runs: int) -> dict:
+    """The like-for-like baseline: a plain PyAV decode of a whole video to RGB arrays
+    (one rgb24 converter, as benchmarks/video_extract.py's ``decode_rgb``), median CPU
+    and wall seconds over ``runs`` decodes (warm), the videos taken in turn."""
+    from video_extract import decode_rgb
+
+    decode_rgb(data / rels[0])  # warm
+    cpus, walls = [], []
+    for k in range(runs):
+        c, t = time.process_time(), time.perf_counter()
+        decode_rgb(data / rels[k % len(rels)])
+        cpus.append(time.process_time() - c)
+        walls.append(time.perf_counter() - t)
+    return {"cpu_s": statistics.median(cpus), "wall_s": statistics.median(walls),
+            "what": "PyAV decode of the whole video to rgb24 arrays, one converter"}
 
 
 def synth(root: Path, size: tuple[int, int], videos: int, frames: int) -> int:
@@ -163,6 +197,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)  # child process
     args = ap.parse_args()
+    if args.clips < 5:
+        ap.error("--clips must be at least 5 (medians of >= 5 runs)")
     if args.measure:
         data, work, setting, comps = args.measure
         res = measure(Path(data), Path(work), setting, args.clips, comps.split(","))
@@ -199,8 +235,18 @@ def main() -> None:
             for src in ("cache", "video_cache", "video"):
                 row[f"vs_cache_before_{src}"] = (row["after"][src]["clips_per_core_s"]
                                                  / row["before"]["cache"]["clips_per_core_s"])
+            row["load_avg_1m"] = os.getloadavg()[0]
             res["settings"][name] = row
             print(json.dumps({name: row}, indent=1), file=sys.stderr)
+            for when in ("before", "after"):
+                for src in ("cache", "video_cache", "video"):
+                    if src in row[when]:
+                        r = row[when][src]
+                        print(f"{name} {when} {src}: {r['s_per_clip'] * 1e3:.1f} ms CPU "
+                              f"{r['wall_s_per_clip'] * 1e3:.1f} ms wall a clip; vs plain "
+                              f"decode of the whole video: CPU {r['cpu_ratio_vs_decode']:.2f}x"
+                              f" wall {r['wall_ratio_vs_decode']:.2f}x (load "
+                              f"{row['load_avg_1m']:.1f})", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "data_throughput.json").write_text(json.dumps(res, indent=2))
     plot(res, args.out / "data_throughput.png")

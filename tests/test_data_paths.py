@@ -274,3 +274,51 @@ def test_a_clip_from_a_folder_decodes_only_its_sampled_gops(data, monkeypatch):
             want = whole[i]
             for k in ("iframe", "mv", "residual", "box", "label"):
                 assert got[k].dtype == want[k].dtype and torch.equal(got[k], want[k]), (k, rel)
+
+
+def _h264(path, size=(96, 64), frames=36):
+    import av
+
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = *size, "yuv420p"
+        st.codec_context.options = {"crf": "30", "bf": "2", "g": "30"}
+        for t, img in enumerate(render_video(2, 3, SynthConfig(size=size, frames=frames))):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = t
+            out.mux(st.encode(f))
+        out.mux(st.encode(None))
+    return path
+
+
+def test_video_cache_of_h264_stays_within_max_ratio_of_its_source(tmp_path):
+    """An H.264 source transcoded at CoViAR's q 2 is several times its bytes; the video
+    cache takes the finest quantiser within --max-ratio (recorded), 0 keeps q 2, and
+    prepare prints the store's size against the source's."""
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    src = [_h264(root / "a" / "a.mp4"), _h264(root / "b" / "b.mp4", frames=24)]
+    src_bytes = sum(p.stat().st_size for p in src)
+    sizes = {}
+    for ratio in ("0", "2"):
+        out = tmp_path / f"vc{ratio}"
+        res = CliRunner().invoke(main, ["prepare", str(root), "--video-cache", str(out),
+                                        "--size", "96x64", "--workers", "1",
+                                        "--max-ratio", ratio])
+        assert res.exit_code == 0, res.output
+        got = sum(video_path(out, f"{c}/{c}.mp4").stat().st_size for c in "ab")
+        assert f"x the source videos' {src_bytes / 1e6:.1f} MB" in res.stdout
+        assert f"{got / src_bytes:.2f}x" in res.stdout
+        qs = [json.loads(index_path(out, f"{c}/{c}.mp4").read_text())["qscale"] for c in "ab"]
+        sizes[ratio] = got, qs
+        for c, p in zip("ab", src):
+            v = video_path(out, f"{c}/{c}.mp4").stat().st_size
+            assert ratio == "0" or v <= 2 * p.stat().st_size, (c, v, p.stat().st_size)
+    assert sizes["0"][1] == [2, 2] and sizes["0"][0] > 2 * src_bytes  # q 2 is over 2x here
+    assert min(sizes["2"][1]) > 2 and sizes["2"][0] <= 2 * src_bytes
+    res = CliRunner().invoke(main, ["prepare", str(root), "-o", str(tmp_path / "a.h5"),
+                                    "--size", "96x64", "--workers", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["source_bytes"] == src_bytes and s["bytes"] == (tmp_path / "a.h5").stat().st_size

@@ -180,12 +180,16 @@ def extract(video, out, accumulate, coviar, size, transcode, as_json):
 @click.command()
 @click.argument("data", type=click.Path(exists=True))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
-              help="HDF5 array cache to write (or resume): fastest to read, 5-10x the "
-                   "videos' bytes.")
+              help="HDF5 array cache to write (or resume): fastest to read, 20-50x the "
+                   "bytes of real H.264 videos (5-10x of MPEG-4 ones).")
 @click.option("--video-cache", type=click.Path(file_okay=False), default=None,
               help="Folder of the video cache to write (or resume): the videos as MPEG-4 "
-                   "GOP 12 with their GOP index, about the source's bytes; loaders decode "
-                   "only the GOPs they sample.")
+                   "GOP 12 with their GOP index, at most --max-ratio x the source's bytes; "
+                   "loaders decode only the GOPs they sample.")
+@click.option("--max-ratio", type=click.FloatRange(0), default=2.0, show_default=True,
+              help="Video cache: a transcoded video at most this x its source's bytes, by a "
+                   "coarser quantiser than CoViAR's q 2 where that is over (an H.264 "
+                   "source; the quantiser is recorded per video); 0: always q 2.")
 @click.option("--size", type=VIDEO_SIZE, default="340x256", show_default=True,
               help="Transcode size WIDTHxHEIGHT, N: NxN (videos already MPEG-4 GOP 12 at "
                    "this size are used as they are).")
@@ -200,8 +204,8 @@ def extract(video, out, accumulate, coviar, size, transcode, as_json):
                    "one job of a job array); train, eval and profile read a folder of the "
                    "N shard caches as one dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress, shard,
-            as_json):
+def prepare(data, out, video_cache, max_ratio, size, workers, accumulate, coviar, compress,
+            shard, as_json):
     """Transcode and extract every video of DATA (UCF-101, HMDB-51, Kinetics-400/600/700,
     Something-Something v2 or folder-per-class, detected from its files) into the HDF5
     cache OUT, in parallel. Re-running skips finished videos; bad videos are reported
@@ -224,7 +228,8 @@ def prepare(data, out, video_cache, size, workers, accumulate, coviar, compress,
         from hybrid.data.videocache import prepare_videos
 
         vsum = _with_bar("video cache", lambda progress, on_start: prepare_videos(
-            data, video_cache, size, workers, progress=progress, on_start=on_start))
+            data, video_cache, size, workers, progress=progress, on_start=on_start,
+            max_ratio=max_ratio))
         failed += vsum["failed"]
         pruned = (f", {vsum['pruned']} deleted (no longer in the splits)"
                   if vsum["pruned"] else "")
@@ -264,7 +269,10 @@ def _report(where, summary: dict, written, as_json: bool, counts: str) -> None:
         click.echo(f"{where}: not written: none of the {summary['videos']} videos could be "
                    f"prepared", err=True)
     else:
-        click.echo(f"{where}: {counts}; {summary['bytes'] / 1e6:.1f} MB")
+        src = summary.get("source_bytes") or 0
+        against = (f", {summary['bytes'] / src:.2f}x the source videos' {src / 1e6:.1f} MB"
+                   if src else "")
+        click.echo(f"{where}: {counts}; {summary['bytes'] / 1e6:.1f} MB{against}")
 
 
 def _with_bar(label: str, work):

@@ -50,7 +50,7 @@ from hybrid.data.splits import (
     missing_videos,
 )
 from hybrid.data.transforms import Normalization
-from hybrid.data.videocache import index_path, source_stamp, video_path
+from hybrid.data.videocache import index_path, source_bytes, source_stamp, video_path
 from hybrid.video.extract import FORMAT, FormatError, check_format, mode_attrs, write_group
 from hybrid.video.transcode import DEFAULT_SIZE
 
@@ -380,7 +380,9 @@ def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int
         if pool is not None:
             pool.terminate()
             pool.join()
-    return {"cache": str(out), "bytes": work.stat().st_size, "videos": len(all_items),
+    return {"cache": str(out), "bytes": work.stat().st_size,
+            "source_bytes": source_bytes(root, [r for r, _ in all_items]),
+            "videos": len(all_items),
             "prepared": done,
             "already_done": len(all_items) - len(todo), "changed": changed,
             "failed": failed,

@@ -11,7 +11,8 @@ Layout::
                                  splits {"train1": [[relpath, label], ...], ...}
     DIR/videos/<name>            the video, in the reader's form (AVI): <name> is the
                                  relpath when it ends in .avi, else relpath + ".avi"
-    DIR/videos/<name>.json       {"label", "source_stamp", "gops": [I-frame pts, ...]}
+    DIR/videos/<name>.json       {"label", "source_stamp", "gops": [I-frame pts, ...],
+                                 "qscale": the transcode's quantiser (None: copied)}
 
 Version 1 named every video relpath + ".avi" (``x.avi.avi``) and is refused by name.
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 VERSION = 2  # 1: every video named relpath + ".avi" (x.avi.avi)
 HEADER = "videocache.json"
 TMP = ".part.avi"  # suffix of a video a worker is writing
+MAX_RATIO = 2.0  # a transcoded video's bytes at most this x its source's (coarser q if over)
 
 
 class NotInVideoCacheError(ValueError):
@@ -59,25 +61,42 @@ def index_path(out: Path, rel: str) -> Path:
     return v.with_name(v.name + ".json")
 
 
-def _work(args: tuple[str, str, str, tuple[int, int]]) -> tuple[str, list | None, str | None]:
+def _work(args: tuple[str, str, str, tuple[int, int], float]
+          ) -> tuple[str, list | None, int | None, str | None]:
     """In a worker: ``root/rel`` into ``dst`` + TMP (transcoded, or copied when already
-    in form) and its GOP index. Returns (rel, index, None) or (rel, None, error)."""
+    in form) and its GOP index. A transcode is at CoViAR's quantiser (q 2) unless it
+    comes out over ``max_ratio`` x the source's bytes (an H.264 source: MPEG-4 Part 2
+    needs several times H.264's bits for the same picture); then at the finest coarser
+    quantiser within it (q 31 at most; ``max_ratio`` 0: always q 2). Returns (rel,
+    index, quantiser (None: copied), None) or (rel, None, None, error)."""
     from hybrid.video.errors import VideoError
     from hybrid.video.seek import gop_index
-    from hybrid.video.transcode import EncodeConfig, transcode
+    from hybrid.video.transcode import (
+        DEFAULT_QSCALE,
+        EncodeConfig,
+        is_coviar_form,
+        transcode,
+    )
 
-    root, rel, dst, size = args
-    tmp = Path(dst + TMP)
+    root, rel, dst, size, max_ratio = args
+    src, tmp = Path(root) / rel, Path(dst + TMP)
     try:
         tmp.parent.mkdir(parents=True, exist_ok=True)
-        transcode(Path(root) / rel, tmp, EncodeConfig(size=tuple(size)))
-        return rel, gop_index(tmp), None
+        if is_coviar_form(src, tuple(size)):
+            transcode(src, tmp, EncodeConfig(size=tuple(size)))  # copied as it is
+            return rel, gop_index(tmp), None, None
+        bound, q = max_ratio * src.stat().st_size, DEFAULT_QSCALE
+        transcode(src, tmp, EncodeConfig(size=tuple(size), qscale=q), force=True)
+        while max_ratio > 0 and tmp.stat().st_size > bound and q < 31:
+            q = min(31, q + max(1, q // 4))  # about 15-25 % fewer bytes a step
+            transcode(src, tmp, EncodeConfig(size=tuple(size), qscale=q), force=True)
+        return rel, gop_index(tmp), q, None
     except VideoError as e:
         err = str(e).replace(str(tmp), str(Path(root) / rel))
     except Exception as e:  # noqa: BLE001  (an FFmpeg surprise must not stop the dataset)
         err = f"{Path(root) / rel}: unexpected {type(e).__name__}: {e}"
     tmp.unlink(missing_ok=True)
-    return rel, None, err
+    return rel, None, None, err
 
 
 def _header(out: Path, root: Path, size: tuple[int, int]) -> list[tuple[str, int]]:
@@ -149,11 +168,21 @@ def source_stamp(path: Path) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+def source_bytes(root: Path, rels: list[str]) -> int:
+    """Bytes of the source videos ``rels`` of the dataset at ``root`` (those on disk):
+    what a store's size is reported against."""
+    return sum((root / r).stat().st_size for r in rels if (root / r).is_file())
+
+
 def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], workers: int = 2,
                    progress: Callable[[int], None] | None = None,
-                   on_start: Callable[[int], None] | None = None) -> dict:
+                   on_start: Callable[[int], None] | None = None,
+                   max_ratio: float = MAX_RATIO) -> dict:
     """Write (or resume) the video cache ``out`` of the dataset at ``root``. Returns a
-    summary as :func:`hybrid.data.cache.prepare` does (``bytes``: of the videos). A new
+    summary as :func:`hybrid.data.cache.prepare` does (``bytes``: of the videos,
+    ``source_bytes``: of their sources). ``max_ratio``: a transcoded video's bytes at
+    most this times its source's, by a coarser quantiser where CoViAR's q 2 is over
+    (:func:`_work`; 0: always q 2; a video already in form is copied). A new
     video cache in which no video could be written (an empty folder, only bad videos,
     interrupted before the first) is removed again: no folder is left that reads as a
     video cache of nothing (``video_cache`` None in the summary)."""
@@ -163,7 +192,8 @@ def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], wor
     out.mkdir(parents=True, exist_ok=True)
     with locking.hold(out / ".lock", f"video cache {out}", remove=True):
         try:
-            summary = _prepare_videos(root, out, size, workers, progress, on_start)
+            summary = _prepare_videos(root, out, size, workers, progress, on_start,
+                                      max_ratio)
         except BaseException:
             if fresh and not any((out / "videos").rglob("*.json")):
                 _remove(out, created)
@@ -186,7 +216,7 @@ def _remove(out: Path, created: bool) -> None:
 
 
 def _prepare_videos(root: Path, out: Path, size: tuple[int, int], workers: int, progress,
-                    on_start) -> dict:
+                    on_start, max_ratio: float) -> dict:
     items = _header(out, root, tuple(size))
     for tmp in (out / "videos").rglob("*" + TMP):  # half-written by a killed run
         tmp.unlink()
@@ -203,20 +233,22 @@ def _prepare_videos(root: Path, out: Path, size: tuple[int, int], workers: int, 
         todo.append((rel, lab))
     if on_start:
         on_start(len(todo))
-    jobs = [(str(root), r, str(video_path(out, r)), tuple(size)) for r, _ in todo]
+    jobs = [(str(root), r, str(video_path(out, r)), tuple(size), max_ratio)
+            for r, _ in todo]
     labels, failed, done = dict(items), [], 0
     # see hybrid.data.cache (spawned; workers ignore Ctrl-C, terminated below)
     pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
     try:
-        for rel, gops, err in (map(_work, jobs) if pool is None
-                               else pool.imap_unordered(_work, jobs)):
+        for rel, gops, q, err in (map(_work, jobs) if pool is None
+                                  else pool.imap_unordered(_work, jobs)):
             if err is not None:
                 log.info("skipped %s", err)
                 failed.append({"path": rel, "error": err})
             else:
                 dst = video_path(out, rel)
                 os.replace(str(dst) + TMP, dst)
-                meta = {"label": labels[rel], "source_stamp": stamps[rel], "gops": gops}
+                meta = {"label": labels[rel], "source_stamp": stamps[rel], "gops": gops,
+                        "qscale": q}
                 write_file(index_path(out, rel),
                            lambda f, m=meta: f.write(json.dumps(m).encode()))
                 done += 1
@@ -228,7 +260,10 @@ def _prepare_videos(root: Path, out: Path, size: tuple[int, int], workers: int, 
             pool.join()
     size_b = sum(video_path(out, r).stat().st_size for r, _ in items
                  if video_path(out, r).is_file())
-    return {"video_cache": str(out), "bytes": size_b, "videos": len(items), "prepared": done,
+    return {"video_cache": str(out), "bytes": size_b,
+            "source_bytes": source_bytes(root, [r for r, _ in items
+                                                if video_path(out, r).is_file()]),
+            "videos": len(items), "prepared": done,
             "already_done": len(items) - len(todo), "changed": changed, "failed": failed,
             "pruned": pruned}
 
