@@ -248,7 +248,8 @@ def plot_timeline(rep: dict, title: str = ""):
 
 def plot_energy_by_stage(data: dict, title: str):
     """Stacked bars: energy per video by stage (spiking, bridge, dense), one bar per
-    preset combination; ``data`` maps a label to {stage: joules}."""
+    preset combination, SANA-FE's published calibration error on the spiking part as a
+    whisker; ``data`` maps a label to {stage: joules}."""
     from hybrid.ondevice.energy import pyplot
 
     plt = pyplot()
@@ -260,15 +261,19 @@ def plot_energy_by_stage(data: dict, title: str):
         ax.bar(names, vals, bottom=bottom, color=STAGE_COLOURS[stage], label=stage,
                edgecolor="black", linewidth=0.5)
         bottom += vals
+    calib = uncertainty.SANAFE_CALIBRATION["energy"]
+    band = np.array([calib * (data[n].get("spiking", 0.0) or 0.0) for n in names])
+    ax.errorbar(range(len(names)), bottom, yerr=band, fmt="none", ecolor="tab:red",
+                capsize=4, label=f"SANA-FE calibration (+-{calib:.0%} of spiking)")
     for i, t in enumerate(bottom):
-        ax.text(i, t, _joules(t), ha="center", va="bottom", fontsize=8)
-    ax.set_ylim(0, 1.3 * bottom.max())
+        ax.text(i, t + band[i], _joules(t), ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(0, 1.3 * (bottom + band).max())
     ax.yaxis.set_major_formatter(lambda v, _: _joules(v) if v > 0 else "0")
     ax.set_ylabel("energy per video")
     ax.set_title(f"{title}\n(the paper: {report.PAPER['energy_j']} J a video, on a GPU)",
                  fontsize=10)
     ax.tick_params(axis="x", labelsize=8)
-    ax.legend(fontsize=8, loc="upper center", ncol=3)
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
     fig.tight_layout()
     return fig
 
@@ -316,7 +321,7 @@ def preset_variants(rep: dict, dense_cfg) -> dict:
     out = {}
     for acc, prec, lk in combos:
         a = ACCELERATORS[acc]
-        d = summarise(roofline(layers, a, prec), a, prec)
+        d = summarise(roofline(layers, a, prec, launches=rep["dense"].get("launches")), a, prec)
         b = bridge_transfer(rep["bridge"]["bytes"], LINKS[lk])
         out[f"{acc} {prec}\n+ {lk}"] = {"spiking": rep["neuro"]["energy_j"],
                                         "bridge": b["energy_j"], "dense": d["energy_j"],
