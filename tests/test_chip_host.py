@@ -244,3 +244,63 @@ def test_spiking_replicates_follow_the_sequences():
     # the stage = 2 x the branch mean; resampled means lie in [1, 3]
     assert t.min() >= 4.0 / 2 * 1 - 1e-9 and t.max() <= 4.0 / 2 * 3 + 1e-9
     assert np.median(t) == pytest.approx(4.0) and np.median(e) == pytest.approx(8.0)
+
+
+# ---- sequences drawn across the set; the host-cpu roofline's inputs ----
+
+def test_sequences_are_drawn_at_random_across_the_set(monkeypatch):
+    """(video, segment) pairs drawn uniformly over the whole set, seeded; each video read
+    once; an unreadable video replaced by further draws."""
+    import torch
+
+    from hybrid.ondevice import chip_report
+
+    S, N = 3, 20
+
+    def views(sample, segments, crop, n):  # (1, S, T, C, H, W): video * 10 + segment
+        seg = torch.arange(segments, dtype=torch.float32).view(1, segments, 1, 1, 1, 1)
+        return {"mv": (sample * 10 + seg).expand(1, segments, 2, 1, 1, 1)}
+
+    monkeypatch.setattr(chip_report, "views", views)
+    read = []
+
+    class Fake:
+        def __len__(self):
+            return N
+
+        def __getitem__(self, i):
+            read.append(i)
+            if i == 7:
+                raise ValueError("video 7 cannot be read")
+            return float(i)
+
+    def draw(seed, n=5):
+        read.clear()
+        xs, videos = chip_report.sample_sequences(Fake(), S, (1, 1), ["mv"], n, seed=seed)
+        pairs = [divmod(int(v), 10) for v in xs["mv"][:, 0, 0, 0, 0]]
+        return pairs, list(read), videos
+
+    pairs, read_a, videos = draw(0)
+    assert (pairs, read_a) == draw(0)[:2] != draw(1)[:2]  # seeded
+    assert len(pairs) == 5 and len(set(pairs)) == 5 and 7 not in {v for v, _ in pairs}
+    assert len(set(read_a)) == len(read_a) and videos == len(set(read_a) - {7})
+    assert max(v for v, _ in pairs) >= 5  # not the first few videos
+    reached = set()
+    for seed in range(30):
+        reached |= set(draw(seed, n=12)[0])
+    assert reached == {(v, k) for v in range(N) for k in range(S)} - {(7, k) for k in range(S)}
+    # more sequences than readable pairs: all of them, no endless loop
+    pairs, _, _ = draw(0, n=100)
+    assert len(pairs) == (N - 1) * S
+
+
+def test_typical_shape_is_the_mac_weighted_median_layer():
+    from deploy.hardware.cpu_dense import theoretical_macs_per_s, typical_shape
+
+    layers = [DenseLayer("small", 10 * 4 * 8, 0, 0, fan_in=4, outputs=8),
+              DenseLayer("big", 100 * 16 * 32, 0, 0, fan_in=16, outputs=32),
+              DenseLayer("attn.matmul", 10**9, 0, 0)]  # no weights: not a GEMM shape
+    assert typical_shape(layers) == (100, 16, 32)
+    assert typical_shape([DenseLayer("x", 5, 0, 0)]) == (512, 512, 512)
+    assert theoretical_macs_per_s(2, 2300.0, ("avx512f", "fma")) == 2 * 2.3e9 * 16 * 2
+    assert theoretical_macs_per_s(1, 1000.0, ("avx2",)) == 1e9 * 8 * 2
