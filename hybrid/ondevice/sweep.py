@@ -106,13 +106,14 @@ def plot_pareto(res: dict, title: str = ""):
     ax.set_xlabel("latency per video (s; chip stages: spiking + bridge + dense)")
     ax.set_ylabel("energy per video (J)")
     ax.grid(True, which="both", linewidth=0.3, alpha=0.5)
-    ax.legend(fontsize=7, loc="upper left")
     lines = [f"{'*' if q['pareto'] else ' '}{i:>3}  {label(q)}"
              for i, q in enumerate(pts, start=1)]
     key.axis("off")
     size = max(3.5, min(7.0, 330 / (len(lines) + 2)))
     key.text(0, 1, "\n".join(["  key (* Pareto-optimal)", *lines]), va="top", ha="left",
              family="monospace", fontsize=size, transform=key.transAxes)
+    handles, names = ax.get_legend_handles_labels()  # beside the plot: no point hidden
+    key.legend(handles, names, fontsize=7, loc="lower left", frameon=False)
     fig.suptitle(title or "hybrid chip design space per video: spiking simulated (SANA-FE) "
                  "+ layer 1, chip-to-chip, bridge and dense estimated", fontsize=9)
     fig.tight_layout()
