@@ -193,12 +193,12 @@ def spiking_on_board(branches: dict[str, dict], segments: int, cores_used: int,
     else:
         link: LinkPreset = LINKS[b.host_link]
         nbytes = math.ceil(reload_bits / 8)
-        spill = segments * msgs * MESSAGE_BYTES * 2  # out to the host and back
+        spill = round(segments * msgs) * MESSAGE_BYTES * 2  # out to the host and back
         add_t = (pl["partitions"] * link.latency_s + (nbytes + spill) / link.bandwidth)
         add_e = 8 * (nbytes + spill) * link.energy_per_bit_j
         extra["reload"] = {
             "partitions": pl["partitions"], "weight_state_bytes": nbytes,
-            "spilled_messages": segments * msgs, "spilled_bytes": spill,
+            "spilled_messages": round(segments * msgs), "spilled_bytes": spill,
             "link": link.name, "time_s": add_t, "energy_j": add_e,
             "label": "estimated (link preset; SRAM writes not counted)",
             "source": link.source}
