@@ -8,8 +8,10 @@ written atomically (temporary file, then rename).
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
+import pickle
 import warnings
 from pathlib import Path
 
@@ -89,21 +91,67 @@ def export_onnx(model: DenseModel, path: str | Path, batch: int = 2, opset: int 
         model.train(was_training)
 
 
-class OnnxDense:
-    """An exported dense partition run by onnxruntime; called like ``DenseModel``."""
+def _tensors(graph):
+    """Every TensorProto of ``graph``: initializers and node attributes, subgraphs too."""
+    yield from graph.initializer
+    for sp in graph.sparse_initializer:
+        yield from (sp.values, sp.indices)
+    for node in graph.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                yield from _tensors(g)
 
-    def __init__(self, path: str | Path):
+
+def external_data(proto) -> list[str]:
+    """The files an ONNX model's tensors refer to outside it (``onnx`` external data)."""
+    from onnx import TensorProto
+
+    return sorted({next((e.value for e in t.external_data if e.key == "location"), "?")
+                   for t in _tensors(proto.graph) if t.data_location == TensorProto.EXTERNAL})
+
+
+class OnnxDense:
+    """An exported dense partition run by onnxruntime; called like ``DenseModel``.
+
+    Built from the file's bytes (``data``, else read once from ``path``): onnxruntime
+    runs exactly the bytes given. A model whose tensors live in external data files is
+    refused (ValueError naming the file): those files would be read unchecked."""
+
+    def __init__(self, path: str | Path, data: bytes | None = None):
+        import onnx
         import onnxruntime as ort
+        from google.protobuf.message import DecodeError
 
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
-        meta = self.session.get_modelmeta().custom_metadata_map
+        if data is None:
+            data = self.path.read_bytes()
+        try:
+            proto = onnx.load_model_from_string(data)
+        except (DecodeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"{self.path}: not a readable ONNX model (broken or truncated?): "
+                             f"{e}") from e
+        outside = external_data(proto)
+        if outside:
+            raise ValueError(f"{self.path}: keeps tensors in external data {outside}; this "
+                             "loader reads only self-contained ONNX files")
+        meta = {p.key: p.value for p in proto.metadata_props}
         if meta.get("format") != FORMAT or meta.get("version") != str(VERSION):
             raise ValueError(
                 f"{self.path}: format {meta.get('format')!r} version {meta.get('version')!r}, "
                 f"this loader reads {FORMAT!r} version {VERSION}"
             )
-        self.cfg = config_from_dict(json.loads(meta["config"]), str(self.path))
+        try:
+            self.cfg = config_from_dict(json.loads(meta["config"]), str(self.path))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{self.path}: bad 'config' metadata ({e})") from e
+        try:
+            self.session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        except RuntimeError as e:  # onnxruntime's Fail, InvalidGraph, InvalidProtobuf, ...
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ValueError(f"{self.path}: onnxruntime cannot load it ({msg})") from e
 
     def __call__(self, iframe=None, mv=None, residual=None) -> torch.Tensor:
         given = {"i": iframe, "mv": mv, "r": residual}
@@ -123,13 +171,26 @@ def save_torch(model: DenseModel, path: str | Path) -> Path:
     return _atomic(path, lambda tmp: torch.save(blob, tmp))
 
 
-def load_torch(path: str | Path, map_location: str = "cpu") -> DenseModel:
+def load_torch(path: str | Path, map_location: str = "cpu",
+               data: bytes | None = None) -> DenseModel:
+    """The dense partition of a :func:`save_torch` file, or of its bytes ``data`` when
+    given (``path`` then only names it); ValueError naming the file when it is not one."""
     path = Path(path)
-    blob = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        blob = torch.load(path if data is None else io.BytesIO(data),
+                          map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path}: not a readable torch file (broken or truncated?): "
+                         f"{msg}") from e
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT!r} file")
     if blob.get("version") != VERSION:
         raise ValueError(f"{path}: version {blob.get('version')}, this loader reads {VERSION}")
-    model = DenseModel(config_from_dict(blob["config"], str(path)))
-    model.load_state_dict(blob["state_dict"])
+    try:
+        model = DenseModel(config_from_dict(blob["config"], str(path)))
+        model.load_state_dict(blob["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path}: bad dense partition ({msg})") from e
     return model.eval()

@@ -19,6 +19,7 @@ Files are written atomically (temporary file, then rename).
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -122,11 +123,13 @@ def export_stm(stm: STM, path: str | os.PathLike, input_size: tuple[int, int]) -
     return path
 
 
-def _open(path: Path) -> h5py.File:
-    if not path.exists():
+def _open(path: Path, data: bytes | None = None) -> h5py.File:
+    """The export at ``path``, or, given ``data``, those bytes (``path`` names them in
+    messages; a caller that verified the bytes reads exactly what it verified)."""
+    if data is None and not path.exists():
         raise StmFileError(f"{path}: no such file")
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(path if data is None else io.BytesIO(data), "r")
     except OSError as e:
         raise StmFileError(f"{path}: not a readable HDF5 file (broken or truncated?): {e}") from e
     fmt = f.attrs.get("format")
@@ -146,10 +149,11 @@ def _get(f: h5py.File, path: Path, key: str):
     return f[key][()]
 
 
-def read_network(path: str | os.PathLike) -> StmNetwork:
-    """The integer network of an export (what the Lava runner builds)."""
+def read_network(path: str | os.PathLike, data: bytes | None = None) -> StmNetwork:
+    """The integer network of an export (what the Lava runner builds); from ``data``, the
+    file's bytes, when given (``path`` then only names it)."""
     path = Path(path)
-    with _open(path) as f:
+    with _open(path, data) as f:
         try:
             cfg = STMConfig(**json.loads(f.attrs["config"]))
         except (KeyError, TypeError, ValueError) as e:
@@ -177,12 +181,13 @@ def read_network(path: str | os.PathLike) -> StmNetwork:
                           int(_get(f, path, "stm/inBits")), layers, cfg)
 
 
-def load_stm(path: str | os.PathLike) -> STM:
-    """Rebuild the torch STM of an export; checks its integers match the stored ones."""
+def load_stm(path: str | os.PathLike, data: bytes | None = None) -> STM:
+    """Rebuild the torch STM of an export; checks its integers match the stored ones.
+    From ``data``, the file's bytes, when given (``path`` then only names it)."""
     path = Path(path)
-    net = read_network(path)
+    net = read_network(path, data)
     stm = STM(net.config)
-    with _open(path) as f:
+    with _open(path, data) as f:
         state = {}
         for name in stm.state_dict():
             state[name] = torch.from_numpy(np.asarray(_get(f, path, f"stm/float/{name}")))

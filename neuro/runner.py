@@ -153,9 +153,10 @@ class LavaRunner:
     SIGTERM (held as :func:`neuro.shutdown.sigterm_as_exit` from compiling to closing).
     """
 
-    def __init__(self, path: str | os.PathLike, steps: int, record: bool = False,
-                 conv: str = "fused", tiles: int = DEFAULT_TILES):
-        """``path``: an :func:`neuro.export.export_stm` file; ``steps``: T per sequence;
+    def __init__(self, path: str | os.PathLike | StmNetwork, steps: int,
+                 record: bool = False, conv: str = "fused", tiles: int = DEFAULT_TILES):
+        """``path``: an :func:`neuro.export.export_stm` file, or the network already read
+        from one (:func:`neuro.export.read_network`); ``steps``: T per sequence;
         ``record``: also return every layer's spikes and the last layer's v per step;
         ``conv``: the layer processes, ``"fused"`` (one ConvLIF process per layer),
         ``"lava"`` (Lava's own Conv model) or ``"im2col"``; ``tiles``: sequences
@@ -168,7 +169,7 @@ class LavaRunner:
             raise ValueError(f"steps must be positive, got {steps}")
         if tiles < 1:
             raise ValueError(f"tiles must be >= 1, got {tiles}")
-        self.net: StmNetwork = read_network(path)
+        self.net: StmNetwork = path if isinstance(path, StmNetwork) else read_network(path)
         self.steps = steps
         self.record = record
         self.tiles = tiles

@@ -312,7 +312,7 @@ def test_artifact_manifest_folder(tmp_path):
     with pytest.raises(ValueError, match="r.h5: altered"):
         read_branches([tmp_path])
     (tmp_path / "stm/r.h5").write_bytes(b"x")
-    with pytest.raises(ValueError, match="r.h5: missing or not the"):
+    with pytest.raises(ValueError, match="r.h5: truncated"):
         read_branches([tmp_path])
 
 

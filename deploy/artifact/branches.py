@@ -1,15 +1,23 @@
 """The STM branches to map or export: from STM HDF5 files, folders of them, or a deploy
-artifact folder (the STM files its ``manifest.json`` lists, checked against their sizes
-and sha256 as the manifest records them; a ``hybrid deploy`` folder is opened with
+artifact folder (the STM files its ``manifest.json`` lists, read once inside the folder
+and checked against their sizes and sha256 as the manifest records them,
+:mod:`deploy.artifact.manifest`; a ``hybrid deploy`` folder is opened with
 :func:`deploy.artifact.folder.load_artifact`, which checks every file it lists)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import replace
 from pathlib import Path
 
+from deploy.artifact.manifest import (
+    ArtifactError,
+    file_entries,
+    open_folder,
+    read_at,
+    read_json,
+    read_verified,
+)
 from neuro.export import StmNetwork, read_network
 
 BRANCH_NAMES = {2: "mv", 3: "r"}  # STM input channels -> branch name
@@ -27,40 +35,32 @@ class BranchInputError(ValueError):
     """Paths that do not name STM exports (message names the path and the problem)."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _manifest_stms(folder: Path) -> list[Path]:
-    """The ``.h5`` files a deploy artifact's ``manifest.json`` lists (``files``: path,
-    role, bytes, sha256), each checked against its size and sha256."""
-    mpath = folder / "manifest.json"
+def _manifest_stms(folder: Path) -> list[tuple[Path, bytes]]:
+    """(path, verified bytes) of the ``.h5`` files a ``manifest.json`` lists (``files``:
+    path, role, bytes, sha256): a ``hybrid deploy`` artifact's STM files as
+    :func:`deploy.artifact.folder.load_artifact` verified them; another manifest's read as
+    it does (inside the folder, no link followed, size and sha256 checked)."""
     art = _deploy_artifact(folder)
     if art is not None:
-        return [art.stm_path(m) for m in art.inputs.stm_modalities]
+        return [(art.stm_path(m), art.blobs[f"stm:{m}"]) for m in art.inputs.stm_modalities]
+    mpath = folder / "manifest.json"
+    dir_fd = open_folder(folder)
     try:
-        entries = json.loads(mpath.read_text())["files"]
-        listed = [(folder / e["path"], int(e["bytes"]), str(e["sha256"])) for e in entries
-                  if str(e["path"]).endswith(".h5")]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise BranchInputError(f"{mpath}: not a readable artifact manifest ({e})") from e
-    for path, size, digest in listed:
-        if not path.is_file() or path.stat().st_size != size:
-            raise BranchInputError(f"{path}: missing or not the {size} bytes {mpath} lists")
-        if _sha256(path) != digest:
-            raise BranchInputError(f"{path}: altered (sha256 differs from {mpath}'s)")
-    if not listed:
-        raise BranchInputError(f"{mpath}: lists no STM .h5 file")
-    return [p for p, _, _ in listed]
+        manifest = read_json(read_at(dir_fd, folder, mpath.name, "the manifest"), mpath)
+        entries = [e for e in file_entries(manifest, mpath) if e.path.endswith(".h5")]
+        if not entries:
+            raise BranchInputError(f"{mpath}: lists no STM .h5 file")
+        data = read_verified(dir_fd, folder, entries, mpath.name)
+    except ArtifactError as e:
+        raise BranchInputError(str(e)) from e
+    finally:
+        os.close(dir_fd)
+    return [(folder / e.path, data[e.path]) for e in entries]
 
 
 def _deploy_artifact(folder: Path):
     """The verified artifact if ``folder`` holds a ``hybrid deploy`` manifest, else None."""
-    from deploy.artifact.folder import FORMAT, ArtifactError, load_artifact
+    from deploy.artifact.folder import FORMAT, load_artifact
 
     try:
         fmt = json.loads((folder / "manifest.json").read_text()).get("format")
@@ -76,18 +76,17 @@ def _deploy_artifact(folder: Path):
 
 def stored_mapping(paths: list[str | os.PathLike]) -> dict | None:
     """The ``mapping.json`` a single deploy artifact folder holds (verified), else None."""
-    from deploy.hardware.mapping import read_mapping
-
     if len(paths) != 1 or not Path(paths[0]).is_dir():
         return None
     art = _deploy_artifact(Path(paths[0]))
-    return None if art is None or art.mapping_path is None else read_mapping(art.mapping_path)
+    return None if art is None else art.mapping
 
 
-def stm_paths(paths: list[str | os.PathLike]) -> list[Path]:
-    """STM HDF5 files from files and folders (a deploy artifact: the files its
-    ``manifest.json`` lists; another folder: its ``*.h5`` files)."""
-    out: list[Path] = []
+def stm_files(paths: list[str | os.PathLike]) -> list[tuple[Path, bytes | None]]:
+    """STM HDF5 files from files and folders, as (path, bytes or None: read the path): a
+    deploy artifact's, the files its ``manifest.json`` lists, verified; another
+    folder's, its ``*.h5`` files."""
+    out: list[tuple[Path, bytes | None]] = []
     for p in map(Path, paths):
         if p.is_dir() and (p / "manifest.json").exists():
             out += _manifest_stms(p)
@@ -95,9 +94,9 @@ def stm_paths(paths: list[str | os.PathLike]) -> list[Path]:
             found = sorted(p.glob("*.h5"))
             if not found:
                 raise BranchInputError(f"{p}: no STM .h5 files in this folder")
-            out += found
+            out += [(f, None) for f in found]
         elif p.exists():
-            out.append(p)
+            out.append((p, None))
         else:
             raise BranchInputError(f"{p}: no such file or folder")
     return out
@@ -107,8 +106,8 @@ def read_branches(paths: list[str | os.PathLike]) -> dict[str, StmNetwork]:
     """STM HDF5 files (or folders of them) -> {branch: network}; a branch is named by its
     input channels (2: ``mv``, 3: ``r``), or by its file name when two files share one."""
     nets: dict[str, StmNetwork] = {}
-    for p in stm_paths(paths):
-        net = read_network(p)  # StmFileError names the file
+    for p, data in stm_files(paths):
+        net = read_network(p, data)  # StmFileError names the file
         name = BRANCH_NAMES.get(net.input_shape[0], p.stem)
         if name in nets:
             name = p.stem

@@ -18,26 +18,37 @@ Layout (``hybrid deploy CHECKPOINT -o DIR``)::
 
 The folder is staged beside DIR and renamed into place when complete
 (:func:`deploy.atomic.staged_dir`); ``manifest.json`` is its last file. Loading checks the
-format and version, then every listed file's presence, size and sha256, then the
-partitions' own versions and that they fit the spec: any failure is an
-:class:`ArtifactError` whose one-line message names the file and the problem.
+format and version, reads every listed file once into memory (no symbolic link followed,
+:mod:`deploy.artifact.manifest`) and checks its size and sha256, refuses any file the
+manifest does not list, then the partitions' own versions and that they fit the spec: any
+failure is an :class:`ArtifactError` whose one-line message names the file and the
+problem. The :class:`Artifact` keeps the verified bytes; every loader (the Lava networks,
+onnxruntime, torch, the mapping) reads those, never the folder again.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from ann.model import DenseModel
-from ann.onnx_export import export_onnx, save_torch
+from ann.onnx_export import OnnxDense, export_onnx, load_torch, save_torch
 from deploy.artifact.bridge import DENSE_INPUTS, BridgeSpec
 from deploy.artifact.inputs import InputSpec
+from deploy.artifact.manifest import (
+    ArtifactError,
+    file_entries,
+    open_folder,
+    read_at,
+    read_json,
+    read_verified,
+)
 from deploy.atomic import staged_dir
 from deploy.hardware.mapping import map_network, read_mapping, write_mapping
 from deploy.presets import LOIHI2, ChipPreset
-from neuro.export import StmFileError, export_stm, read_network
+from neuro.export import StmFileError, StmNetwork, export_stm, load_stm, read_network
 from neuro.stm import STM
 
 FORMAT = "hybrid-deploy"
@@ -50,10 +61,7 @@ ONNX_FILE = "dense.onnx"
 TORCH_FILE = "dense.pt"
 MAPPING_FILE = "mapping.json"
 DIST_NAME = "hybrid-snn-video"  # the toolkit's distribution (pyproject.toml)
-
-
-class ArtifactError(ValueError):
-    """An artifact folder that cannot be used; the message names the file and why."""
+ROLES = ("spec", "stm:mv", "stm:r", "dense-onnx", "dense-torch", "mapping", "nir:mv", "nir:r")
 
 
 def toolkit_version() -> str:
@@ -81,14 +89,18 @@ class Artifact:
     inputs: InputSpec  # what the host feeds
     bridges: dict[str, BridgeSpec]  # per STM modality ("mv", "r")
     model_config: dict  # the source model's configuration (informative)
-
-    def stm_path(self, modality: str) -> Path:
-        return self.path / STM_FILES[modality]
+    blobs: dict[str, bytes] = field(repr=False)  # per role: the verified bytes of its file
+    networks: dict[str, StmNetwork] = field(repr=False)  # per STM modality, from its blob
+    mapping: dict | None = None  # mapping.json as read (None if unlisted)
 
     def role_path(self, role: str) -> Path | None:
-        """The listed file of ``role`` (``mapping``, ``nir:mv``, ...), None if unlisted."""
+        """The listed file of ``role`` (``mapping``, ``nir:mv``, ...), None if unlisted
+        (for messages: loaders read :attr:`blobs`)."""
         rel = next((f["path"] for f in self.manifest["files"] if f["role"] == role), None)
         return None if rel is None else self.path / rel
+
+    def stm_path(self, modality: str) -> Path:
+        return self.role_path(f"stm:{modality}")
 
     @property
     def mapping_path(self) -> Path | None:
@@ -102,11 +114,23 @@ class Artifact:
 
     @property
     def onnx_path(self) -> Path:
-        return self.path / ONNX_FILE
+        return self.role_path("dense-onnx")
 
     @property
     def torch_path(self) -> Path:
-        return self.path / TORCH_FILE
+        return self.role_path("dense-torch")
+
+    def stm(self, modality: str) -> STM:
+        """The torch STM of ``modality``, from the verified bytes."""
+        return load_stm(self.stm_path(modality), self.blobs[f"stm:{modality}"])
+
+    def dense_onnx(self) -> OnnxDense:
+        """The dense partition in onnxruntime, from the verified bytes."""
+        return OnnxDense(self.onnx_path, self.blobs["dense-onnx"])
+
+    def dense_torch(self) -> DenseModel:
+        """The dense partition in torch, from the verified bytes."""
+        return load_torch(self.torch_path, data=self.blobs["dense-torch"])
 
     @property
     def bridge_bytes_per_video(self) -> int:
@@ -204,46 +228,46 @@ def check_replaceable(out: str | os.PathLike) -> None:
                             "artifact, not files beside it")
 
 
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise ArtifactError(f"{path}: missing ({what}; not a complete artifact folder)")
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ArtifactError(f"{path}: not readable JSON ({e})") from e
-    if not isinstance(d, dict):
-        raise ArtifactError(f"{path}: expected a JSON object")
-    return d
-
-
-def _check_files(root: Path, manifest: dict) -> dict[str, str]:
-    """Check every file the manifest lists; returns role -> relative path."""
+def _read_listed(root: Path) -> tuple[dict, dict[str, str], dict[str, bytes]]:
+    """(manifest, role -> relative path, role -> verified bytes) of the folder ``root``:
+    the manifest and every file it lists read once, no link followed; nothing else may
+    sit in the folder."""
     mpath = root / MANIFEST
-    entries = manifest.get("files")
-    if not isinstance(entries, list) or not entries:
-        raise ArtifactError(f"{mpath}: no 'files' list")
-    roles = {}
-    for e in entries:
-        try:
-            rel, role, size, digest = e["path"], e["role"], int(e["bytes"]), e["sha256"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"{mpath}: bad file entry {e!r}") from exc
-        pure = PurePosixPath(rel)
-        if pure.is_absolute() or ".." in pure.parts:
-            raise ArtifactError(f"{mpath}: file path {rel!r} leaves the artifact folder")
-        path = root / rel
-        if not path.is_file():
-            raise ArtifactError(f"{path}: missing (listed in {MANIFEST} as {role})")
-        actual = path.stat().st_size
-        if actual != size:
-            kind = "truncated" if actual < size else "altered"
-            raise ArtifactError(f"{path}: {kind}: {actual} bytes, {MANIFEST} says {size}")
-        if sha256_file(path) != digest:
-            raise ArtifactError(f"{path}: altered: sha256 differs from {MANIFEST}'s")
-        if role in roles:
-            raise ArtifactError(f"{mpath}: role {role!r} listed twice ({roles[role]}, {rel})")
-        roles[role] = rel
-    return roles
+    dir_fd = open_folder(root)
+    try:
+        manifest = read_json(read_at(dir_fd, root, MANIFEST, "the manifest; not a complete "
+                                                             "artifact folder"), mpath)
+        fmt, ver = manifest.get("format"), manifest.get("version")
+        if fmt != FORMAT:
+            raise ArtifactError(f"{mpath}: format {fmt!r}, expected {FORMAT!r} "
+                                "(not a hybrid deploy artifact)")
+        if ver not in READS:
+            raise ArtifactError(f"{mpath}: artifact version {ver}, this toolkit "
+                                f"({toolkit_version()}) reads versions "
+                                f"{', '.join(map(str, READS))}")
+        entries = file_entries(manifest, mpath)
+        roles: dict[str, str] = {}
+        for e in entries:
+            if "/" in e.path or e.path == MANIFEST:
+                raise ArtifactError(f"{mpath}: file path {e.path!r} is not a file name of "
+                                    "its own in the artifact folder")
+            if e.role not in ROLES:
+                raise ArtifactError(f"{mpath}: file {e.path!r} has role {e.role!r}, not one "
+                                    f"of {', '.join(ROLES)}")
+            if e.role in roles:
+                raise ArtifactError(f"{mpath}: role {e.role!r} listed twice ({roles[e.role]}, "
+                                    f"{e.path})")
+            if e.path in roles.values():
+                raise ArtifactError(f"{mpath}: file {e.path!r} listed twice")
+            roles[e.role] = e.path
+        data = read_verified(dir_fd, root, entries, MANIFEST)
+        unlisted = sorted(set(os.listdir(dir_fd)) - set(roles.values()) - {MANIFEST})
+        if unlisted:
+            raise ArtifactError(f"{root / unlisted[0]}: not listed in {MANIFEST}; an artifact "
+                                "holds only the files its manifest lists and verifies")
+    finally:
+        os.close(dir_fd)
+    return manifest, roles, {role: data[rel] for role, rel in roles.items()}
 
 
 def load_artifact(path: str | os.PathLike) -> Artifact:
@@ -251,25 +275,16 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
     root = Path(path)
     if not root.is_dir():
         raise ArtifactError(f"{root}: no such artifact folder")
-    manifest = _read_json(root / MANIFEST, "the manifest")
-    fmt, ver = manifest.get("format"), manifest.get("version")
-    if fmt != FORMAT:
-        raise ArtifactError(f"{root / MANIFEST}: format {fmt!r}, expected {FORMAT!r} "
-                            "(not a hybrid deploy artifact)")
-    if ver not in READS:
-        raise ArtifactError(f"{root / MANIFEST}: artifact version {ver}, this toolkit "
-                            f"({toolkit_version()}) reads versions "
-                            f"{', '.join(map(str, READS))}")
-    roles = _check_files(root, manifest)
+    manifest, roles, blobs = _read_listed(root)
     if "spec" not in roles:
         raise ArtifactError(f"{root / MANIFEST}: lists no spec file")
     spec_path = root / roles["spec"]
-    spec = _read_json(spec_path, "the spec")
+    spec = read_json(blobs["spec"], spec_path)
     try:
         inputs = InputSpec.from_dict(spec["inputs"])
         bridges = {m: BridgeSpec.from_dict(b) for m, b in spec["bridges"].items()}
         classes = list(spec["classes"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ArtifactError(f"{spec_path}: bad spec ({e})") from e
     need = {f"stm:{m}" for m in inputs.stm_modalities} | {"dense-onnx", "dense-torch"}
     if need - set(roles):
@@ -277,11 +292,11 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
     if set(bridges) != set(inputs.stm_modalities):
         raise ArtifactError(f"{spec_path}: bridges for {sorted(bridges)}, STMs "
                             f"{list(inputs.stm_modalities)}")
-    art = Artifact(root, manifest, classes, inputs, bridges, spec.get("model_config", {}))
-    nets = {}
+    art = Artifact(root, manifest, classes, inputs, bridges, spec.get("model_config", {}),
+                   blobs, {})
     for m, b in bridges.items():
         try:
-            net = read_network(art.stm_path(m))
+            net = read_network(art.stm_path(m), blobs[f"stm:{m}"])
         except StmFileError as e:
             raise ArtifactError(str(e)) from e
         last = net.layers[-1]
@@ -291,19 +306,46 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         if net.input_shape[1:] != inputs.stm_size:
             raise ArtifactError(f"{art.stm_path(m)}: input {net.input_shape}, {SPEC} says "
                                 f"STM input size {inputs.stm_size}")
-        nets[m] = net
+        art.networks[m] = net
+    _check_dense(art, spec_path)
     if "mapping" in roles:
-        _check_mapping(root / roles["mapping"], nets)
+        art.mapping = _check_mapping(root / roles["mapping"], blobs["mapping"], art.networks)
     return art
 
 
-def _check_mapping(path: Path, nets: dict) -> None:
+def _check_dense(art: Artifact, spec_path: Path) -> None:
+    """Both dense files load (onnxruntime, torch), hold one configuration, and it takes
+    the spec's inputs and gives one logit per class."""
+    try:
+        cfg = art.dense_onnx().cfg
+        tcfg = art.dense_torch().cfg
+    except ValueError as e:
+        raise ArtifactError(str(e)) from e
+    if tcfg != cfg:
+        raise ArtifactError(f"{art.torch_path}: dense configuration differs from "
+                            f"{art.onnx_path.name}'s")
+    spec = art.inputs
+    if (cfg.modalities, cfg.segments) != (spec.modalities, spec.segments):
+        raise ArtifactError(f"{spec_path}: inputs {spec.modalities} x {spec.segments} "
+                            f"segments, {art.onnx_path.name} takes {cfg.modalities} x "
+                            f"{cfg.segments}")
+    if len(art.classes) != cfg.num_classes:
+        raise ArtifactError(f"{spec_path}: classes lists {len(art.classes)} names, "
+                            f"{art.onnx_path.name} gives {cfg.num_classes} outputs")
+    for m, b in art.bridges.items():
+        if cfg.in_shape(m) != b.layout[1:]:
+            raise ArtifactError(f"{spec_path}: bridge {m} carries {b.layout[1:]}, "
+                                f"{art.onnx_path.name} takes {cfg.in_shape(m)}")
+
+
+def _check_mapping(path: Path, data: bytes, nets: dict) -> dict:
     """The listed mapping is this format and maps the artifact's STMs as deployed."""
     try:
-        mp = read_mapping(path)
+        mp = read_mapping(path, data.decode("utf-8", "replace"))
     except ValueError as e:
         raise ArtifactError(str(e)) from e
     want = {m: list(net.input_shape) for m, net in nets.items()}
     got = mp.get("branches")
     if got != want:
         raise ArtifactError(f"{path}: maps branches {got}, the STM files take {want}")
+    return mp

@@ -368,12 +368,12 @@ def write_mapping(mp: Mapping, path: str | os.PathLike) -> Path:
     return write_file(path, lambda f: f.write(text))
 
 
-def read_mapping(path: str | os.PathLike) -> dict:
-    """A ``mapping.json`` as a dict, refused (ValueError naming the file) unless it is
-    this format and version."""
+def read_mapping(path: str | os.PathLike, text: str | None = None) -> dict:
+    """A ``mapping.json`` (or its ``text``, read and verified by the caller) as a dict,
+    refused (ValueError naming the file) unless it is this format and version."""
     path = Path(path)
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(path.read_text() if text is None else text)
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: not a readable mapping file ({e})") from e
     got = (d.get("format"), d.get("version")) if isinstance(d, dict) else (None, None)

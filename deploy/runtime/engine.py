@@ -22,12 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ann.onnx_export import OnnxDense, load_torch
 from deploy.artifact.bridge import to_dense, to_stm
 from deploy.artifact.folder import Artifact
 from deploy.artifact.inputs import decode_sample
 from deploy.energy.profiler import LayerCount, lava_counts
-from neuro.export import load_stm
 from neuro.runner import LavaRunner
 
 SAMPLE_KEYS = {"mv": "mv", "r": "residual"}
@@ -62,10 +60,10 @@ class HybridRuntime:
         try:
             t0 = time.perf_counter()
             for m in art.inputs.stm_modalities:
-                self.runners[m] = LavaRunner(art.stm_path(m), steps=art.inputs.timesteps,
+                self.runners[m] = LavaRunner(art.networks[m], steps=art.inputs.timesteps,
                                              record=record, conv=conv)
             self.compile_s = time.perf_counter() - t0
-            self.dense = OnnxDense(art.onnx_path)
+            self.dense = art.dense_onnx()  # the bytes load_artifact verified
         except BaseException:
             self.close(interrupted=True)
             raise
@@ -121,8 +119,8 @@ class TorchReference:
 
     def __init__(self, art: Artifact):
         self.art = art
-        self.stms = {m: load_stm(art.stm_path(m)) for m in art.inputs.stm_modalities}
-        self.dense = load_torch(art.torch_path)
+        self.stms = {m: art.stm(m) for m in art.inputs.stm_modalities}  # verified bytes
+        self.dense = art.dense_torch()
 
     @torch.no_grad()
     def run(self, sample: dict) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:

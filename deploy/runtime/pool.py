@@ -74,7 +74,7 @@ def run_videos(art: Artifact, dataset, names: Sequence[str],
         ctx = multiprocessing.get_context("spawn")
         q = ctx.Queue()
         procs = [ctx.Process(target=worker.main, name=f"hybrid-run-{w}",
-                             args=(art.path, dataset, names, labels, range(w, n, workers),
+                             args=(art, dataset, names, labels, range(w, n, workers),
                                    top, compare, conv, skip, q))
                  for w in range(workers)]
         try:

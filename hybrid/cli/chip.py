@@ -200,7 +200,6 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, 
     """
     from deploy.artifact.folder import ArtifactError, load_artifact
     from deploy.hardware.boards import BOARDS
-    from deploy.hardware.mapping import read_mapping
     from deploy.hardware.sweep import Axes
 
     if sweep:
@@ -231,7 +230,7 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, 
     from deploy.hardware.neurocore import MissingExtra, stock_loihi
     from hybrid.data.splits import SplitError
     from hybrid.ondevice.artifacts import open_input, reading_size
-    from neuro.export import StmFileError, read_network
+    from neuro.export import StmFileError
 
     try:
         stock_loihi()  # SANA-FE installed, and its Loihi file one chip_arch reads
@@ -239,13 +238,10 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, 
         raise click.ClickException(str(exc)) from None
     try:
         art = load_artifact(artifact)
-        paths = {m: art.stm_path(m) for m in art.inputs.stm_modalities}
-        nets = {m: read_network(p) for m, p in paths.items()}
-        mpath = art.mapping_path
-        mapping = read_mapping(mpath) if mpath is not None else None
-        from ann.onnx_export import load_torch
-
-        dense_cfg = load_torch(art.torch_path).cfg
+        nets = dict(art.networks)  # read from the bytes load_artifact verified
+        paths = nets  # what the Lava runs build (never the folder's files again)
+        mpath, mapping = art.mapping_path, art.mapping
+        dense_cfg = art.dense_torch().cfg
     except (ArtifactError, StmFileError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if not nets:

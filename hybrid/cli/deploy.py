@@ -55,7 +55,7 @@ def deploy(checkpoint, out, force, chip, with_nir, as_json):
     for m, b in art.bridges.items():
         click.echo(f"  bridge {m}: {b.source} -> dense '{b.target}', (S, C, H, W) {b.layout}, "
                    f"v = v_int / {b.v_scale:g}, {b.bytes_per_video:,} B a video")
-    mp = json.loads(art.mapping_path.read_text())
+    mp = art.mapping
     click.echo(f"  mapping: {mp['cores_used']} of {mp['cores_total']} cores on "
                f"{mp['chip_title']}, fits: {'yes' if mp['fits'] else 'no'} "
                f"(`hybrid map {art.path}` for every layer)")

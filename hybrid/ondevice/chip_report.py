@@ -69,9 +69,9 @@ def sample_sequences(dataset, segments: int, crop: tuple[int, int], branches, n:
     return {m: np.stack(v[:n]) for m, v in xs.items()}, videos
 
 
-def layer1_spikes(path: Path, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def layer1_spikes(path: Path | StmNetwork, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per sequence of ``x`` (N, C, H, W, T): (graded input messages, the first layer's
-    output spikes) of the exported STM at ``path`` run on Lava ``fixed_pt``."""
+    output spikes) of the exported STM at ``path`` (or read from it) on Lava ``fixed_pt``."""
     from neuro.runner import LavaRunner
 
     with LavaRunner(path, steps=x.shape[-1], record=True, conv="im2col") as r:

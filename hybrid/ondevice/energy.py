@@ -134,13 +134,11 @@ def profile_artifact(art, dataset, n_crops: int = 1, limit: int | None = None,
     STMs run on Lava ``fixed_pt`` by the hybrid runtime (``deploy.runtime.engine``), or
     (``spikes="torch"``) from the same STM files in torch fixed point (``qat``); the
     dense rows from its dense partition's configuration."""
-    from ann.onnx_export import load_torch
     from deploy.runtime.engine import SAMPLE_KEYS, HybridRuntime
-    from neuro.export import load_stm
 
     if spikes not in SPIKE_SOURCES:
         raise ValueError(f"spikes must be one of {SPIKE_SOURCES}, got {spikes!r}")
-    spec, dense_cfg = art.inputs, load_torch(art.torch_path).cfg
+    spec, dense_cfg = art.inputs, art.dense_torch().cfg  # the verified bytes
     if spec.crop != spec.stm_size:
         raise ValueError(f"{art.path}: I-frame crop {spec.crop} and STM input "
                          f"{spec.stm_size} differ; the profiler cuts one crop for both")
@@ -149,7 +147,7 @@ def profile_artifact(art, dataset, n_crops: int = 1, limit: int | None = None,
             rt = stack.enter_context(HybridRuntime(art, record=True))
             count = rt.spike_counts
         else:
-            stms = {m: load_stm(art.stm_path(m)) for m in spec.stm_modalities}
+            stms = {m: art.stm(m) for m in spec.stm_modalities}
 
             def count(b):
                 return {m: stm_counts(stm, to_stm(b[SAMPLE_KEYS[m]]), prefix=f"stm.{m}",
