@@ -369,3 +369,57 @@ def test_commands_open_only_the_files_the_manifest_verifies(two, tmp_path, monke
         assert not [p for p in mine if beside in p.parents], cmd[0]
         assert not [(n, p) for n, p in rec.loaders if d in p.parents], (cmd[0], rec.loaders)
 
+
+# ---- 5, 6. a video cache's entries: inside its folder, labels that are classes ---------
+
+
+def _videocache(d: Path, entries, classes=("a", "b")) -> Path:
+    from hybrid.data.videocache import HEADER, VERSION
+    from hybrid.video.extract import FORMAT
+
+    d.mkdir()
+    (d / "videos").mkdir()
+    splits = {"train1": [["a/x.avi", 0], ["b/y.avi", 1]], "test1": entries}
+    (d / HEADER).write_text(json.dumps({
+        "format": FORMAT, "version": VERSION, "kind": "video-cache", "size": [64, 48],
+        "root": str(d), "layout": "folder", "classes": list(classes), "splits": splits}))
+    return d
+
+
+@pytest.mark.parametrize("entry, why", [
+    (["../../../outside/secret.avi", 0], "points outside"),
+    (["/abs/secret.avi", 0], "points outside"),
+    (["a/x.avi", -1], "label -1 is not a class index 0..1"),
+    (["a/x.avi", 99], "label 99 is not a class index 0..1"),
+    (["a/x.avi", "1"], "label '1' is not a class index 0..1"),
+    ([3, 0], "entry 3 is not a path"),
+])
+def test_a_crafted_video_cache_is_refused(two, tmp_path, entry, why):
+    """Entries outside the dataset (`run` and `eval` opened them) and labels that are not
+    classes (-1 was counted as the last class): refused on read, naming the cache."""
+    from hybrid.data.sources import load_split
+    from hybrid.data.splits import SplitError
+
+    art = two[0]
+    d = _videocache(tmp_path / "vc", [["a/x.avi", 0], entry], art.classes)
+    with pytest.raises(SplitError, match=why) as exc:
+        load_split(d, "test")
+    assert str(d) in str(exc.value) and "\n" not in str(exc.value)
+    res = CliRunner().invoke(main, ["run", str(art.path), str(d)])
+    assert res.exit_code == 1 and why in res.output and "Traceback" not in res.output
+
+
+def test_a_video_cache_reads_no_link_out_of_its_folder(tmp_path):
+    """A video of the cache that is a link to a file outside it: not read (reported as a
+    video the cache does not hold)."""
+    from hybrid.data.videocache import NotInVideoCacheError, VideoCacheReader
+
+    d = _videocache(tmp_path / "vc", [["a/x.avi", 0]])
+    (tmp_path / "secret.avi").write_bytes(b"secret")
+    (d / "videos" / "a").mkdir()
+    (d / "videos" / "a" / "x.avi").symlink_to(tmp_path / "secret.avi")
+    (d / "videos" / "a" / "x.avi.json").write_text(json.dumps({"gops": [0]}))
+    with pytest.raises(NotInVideoCacheError, match="outside the video cache"):
+        VideoCacheReader(d).entry("a/x.avi")
+    with pytest.raises(NotInVideoCacheError, match="outside the video cache"):
+        VideoCacheReader(d).entry("../../secret.avi")

@@ -42,12 +42,12 @@ def load_split(root: str | Path, split: str = "train", fold: int = 1,
         raise SplitError(f"split must be 'train' or 'test', got {split!r}")
     root = Path(root)
     layout = detect_layout(root)
-    if layout == "cache":
-        return cache_split(root, split, fold)
     if layout == "videocache":
         return videocache_split(root, split, fold)
-    if layout == "shards":
-        return shard_split(root, split, fold)
+    if layout in ("cache", "shards"):
+        items, classes = (cache_split if layout == "cache" else shard_split)(root, split, fold)
+        splits.check_entries(root, items, classes)  # labels that are classes
+        return items, classes
     return splits.load_split(root, split, fold, test_every)
 
 

@@ -280,14 +280,26 @@ def load_split(root: str | Path, split: str = "train", fold: int = 1,
     return _checked(root, split, fold, *_folder(root, split, test_every))
 
 
+def check_entries(where, items, classes) -> None:
+    """Split entries are not trusted (a dataset's lists, a store's header): each one a
+    path inside the dataset folder, with a label that is a class index."""
+    k = len(classes)
+    for rel, lab in items:
+        if not isinstance(rel, str) or not rel:
+            raise SplitError(f"{where}: split entry {rel!r} is not a path")
+        p = PurePosixPath(rel)
+        if p.is_absolute() or ".." in p.parts:
+            raise SplitError(f"{where}: split entry {rel!r} points outside the dataset "
+                             f"folder; entries are paths relative to it")
+        if type(lab) is not int or not 0 <= lab < k:
+            raise SplitError(f"{where}: split entry {rel!r}: label {lab!r} is not a class "
+                             f"index 0..{k - 1}")
+
+
 def _checked(root: Path, split: str, fold: int, items, classes):
     """Split files are not trusted: every entry must stay inside the dataset folder, a
     classifier needs two classes or more, and every class needs training videos."""
-    for rel, _ in items:
-        p = PurePosixPath(rel)
-        if p.is_absolute() or ".." in p.parts:
-            raise SplitError(f"{root}: split entry {rel!r} points outside the dataset "
-                             f"folder; entries are paths relative to it")
+    check_entries(root, items, classes)
     if len(classes) < 2:
         raise SplitError(f"{root}: {len(classes)} class {classes}; a classifier needs at "
                          f"least 2")

@@ -34,7 +34,13 @@ from pathlib import Path
 from deploy.atomic import write_file
 from hybrid import locking
 from hybrid.data.mpstart import spawn_pool
-from hybrid.data.splits import SplitError, available_folds, detect_layout, load_split
+from hybrid.data.splits import (
+    SplitError,
+    available_folds,
+    check_entries,
+    detect_layout,
+    load_split,
+)
 from hybrid.video.extract import FORMAT
 
 log = logging.getLogger(__name__)
@@ -148,13 +154,26 @@ def read_header(out: str | Path) -> dict:
 
 
 def videocache_split(root: Path, split: str, fold: int) -> tuple[list[tuple[str, int]], list[str]]:
-    """(items, classes) of ``split`` and ``fold`` as the video cache at ``root`` lists them."""
+    """(items, classes) of ``split`` and ``fold`` as the video cache at ``root`` lists them
+    (checked: each entry a path inside the dataset, each label a class index)."""
     head = read_header(root)
+    where = root / HEADER
+    splits, classes = head.get("splits"), head.get("classes")
+    if not isinstance(splits, dict):
+        raise SplitError(f"{where}: 'splits' is not an object of split lists")
+    if not (isinstance(classes, list) and len(classes) >= 2
+            and all(isinstance(c, str) and c for c in classes)):
+        raise SplitError(f"{where}: 'classes' is not a list of two or more class names")
     name = f"{split}{fold}"
-    if name not in head["splits"]:
+    if name not in splits:
         raise SplitError(f"{root}: video cache has no split {name!r} "
-                         f"(has {sorted(head['splits'])})")
-    return [(str(r), int(lab)) for r, lab in head["splits"][name]], list(head["classes"])
+                         f"(has {sorted(splits)})")
+    rows = splits[name]
+    if not (isinstance(rows, list) and all(isinstance(r, list) and len(r) == 2 for r in rows)):
+        raise SplitError(f"{where}: split {name!r} is not a list of [path, label] entries")
+    items = [(r, lab) for r, lab in rows]
+    check_entries(where, items, classes)
+    return items, list(classes)
 
 
 
@@ -294,8 +313,13 @@ class VideoCacheReader:
         self._index: dict[str, list[int]] = {}
 
     def entry(self, rel: str) -> tuple[Path, list[int]]:
-        """(video file, GOP index) of ``rel``; NotInVideoCacheError when absent."""
+        """(video file, GOP index) of ``rel``; NotInVideoCacheError when absent, or when
+        it would lie outside the cache's ``videos`` folder (a ``..`` entry, a link)."""
         v = video_path(self.path, rel)
+        inside = (self.path / "videos").resolve()
+        if inside not in v.resolve().parents:
+            raise NotInVideoCacheError(f"{self.path}: video {rel!r} lies outside the video "
+                                       "cache's videos folder; not read")
         if rel not in self._index:
             try:
                 self._index[rel] = json.loads(index_path(self.path, rel).read_text())["gops"]
