@@ -423,3 +423,90 @@ def test_a_video_cache_reads_no_link_out_of_its_folder(tmp_path):
         VideoCacheReader(d).entry("a/x.avi")
     with pytest.raises(NotInVideoCacheError, match="outside the video cache"):
         VideoCacheReader(d).entry("../../secret.avi")
+
+
+# ---- 6, 7. every stored spec and manifest field checked on read ----------------------
+
+
+def _spec_edit(path, edit):
+    def apply(d: Path) -> None:
+        spec = json.loads((d / "spec.json").read_text())
+        node = spec
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = edit(node[path[-1]])
+        (d / "spec.json").write_text(json.dumps(spec))
+        _resign(d)
+    return apply
+
+
+def _truncate(name, keep):
+    def apply(d: Path) -> None:
+        p = d / name
+        p.write_bytes(p.read_bytes()[:keep] if keep else b"garbage" * 100)
+        _resign(d)
+    return apply
+
+
+def _manifest_path_int(d: Path) -> None:
+    m = _manifest(d)
+    m["files"][0]["path"] = 3
+    (d / "manifest.json").write_text(json.dumps(m))
+
+
+BAD_FIELDS = {
+    "segments_huge": (_spec_edit(("inputs", "segments"), lambda v: 10 ** 9), "segments"),
+    "segments_fraction": (_spec_edit(("inputs", "segments"), lambda v: 3.5), "segments 3.5"),
+    "segments_other": (_spec_edit(("inputs", "segments"), lambda v: 3), "segments"),
+    "timesteps_huge": (_spec_edit(("inputs", "timesteps"), lambda v: 10 ** 9), "timesteps"),
+    "classes_short": (_spec_edit(("classes",), lambda v: v[:-1]), "classes lists 1 names"),
+    "classes_empty": (_spec_edit(("classes",), lambda v: []), "classes"),
+    "classes_dict": (_spec_edit(("classes",), lambda v: {c: 1 for c in v}), "classes"),
+    "mean_short": (_spec_edit(("inputs", "normalization", "mean"), lambda v: v[:1]),
+                   "normalization mean"),
+    "mean_nan": (_spec_edit(("inputs", "normalization", "mean"),
+                            lambda v: [float("nan")] * 3), "normalization mean"),
+    "std_zero": (_spec_edit(("inputs", "normalization", "std"), lambda v: [0, 0.2, 0.2]),
+                 "normalization std"),
+    "mv_bound_zero": (_spec_edit(("inputs", "normalization", "mv_bound"), lambda v: 0),
+                      "normalization mv_bound"),
+    "fixed_point": (_spec_edit(("inputs", "fixed_point", "mv", "bits"), lambda v: 7),
+                    "fixed_point.mv"),
+    "bridge_segments": (_spec_edit(("bridges", "mv", "segments"), lambda v: 3),
+                        "bridge mv segments 3"),
+    "bridge_v_scale": (_spec_edit(("bridges", "r", "v_scale"), lambda v: float("inf")),
+                       "bridge r v_scale"),
+    "manifest_path_int": (_manifest_path_int, "file path 3 is not a path"),
+    "onnx_truncated": (_truncate("dense.onnx", 2000), "dense.onnx: "),
+    "onnx_garbage": (_truncate("dense.onnx", 0), "dense.onnx: not a readable ONNX"),
+    "torch_truncated": (_truncate("dense.pt", 2000), "dense.pt: not a readable torch"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FIELDS)
+def test_a_bad_stored_field_is_one_line_naming_file_and_field(two, tmp_path, case):
+    """Each stored value that crashed, hung or gave a silent wrong answer (`move_up nan`)
+    in a re-signed artifact: refused on load, one line naming the file and the field."""
+    art, _, data = two
+    d = _copy(art.path, tmp_path / "a")
+    brk, why = BAD_FIELDS[case]
+    brk(d)
+    with pytest.raises(A.ArtifactError, match=why) as exc:
+        A.load_artifact(d)
+    msg = str(exc.value)
+    assert str(d) in msg and "\n" not in msg, msg
+    res = CliRunner().invoke(main, ["run", str(d), str(data)])
+    assert res.exit_code == 1 and why in res.output and "Traceback" not in res.output
+
+
+def test_timesteps_the_reader_cannot_give_are_refused(two, tmp_path):
+    """A spec's timesteps other than the reader's P-frames a GOP (and the model's)."""
+    art, _, data = two
+    d = _copy(art.path, tmp_path / "a")
+    spec = json.loads((d / "spec.json").read_text())
+    spec["inputs"]["timesteps"] = 5
+    spec["model_config"].pop("timesteps")
+    (d / "spec.json").write_text(json.dumps(spec))
+    _resign(d)
+    res = CliRunner().invoke(main, ["run", str(d), str(data)])
+    assert res.exit_code == 1 and "inputs.timesteps 5, the video reader gives 11" in res.output

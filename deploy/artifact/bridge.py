@@ -19,6 +19,7 @@ training, verification and deployment share one boundary.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -70,10 +71,15 @@ class BridgeSpec:
                              f"{DENSE_INPUTS[self.modality]!r}, "
             f"not {self.target!r}")
         for name in ("segments", "channels", "height", "width", "value_bits"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"bridge {name} must be >= 1")
-        if self.v_scale <= 0:
-            raise ValueError(f"bridge v_scale must be > 0, got {self.v_scale}")
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"bridge {self.modality} {name} {v!r} must be a whole "
+                                 "number >= 1")
+        v = self.v_scale
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (
+                math.isfinite(v) and v > 0):
+            raise ValueError(f"bridge {self.modality} v_scale {v!r} must be a finite number "
+                             "> 0")
 
     @property
     def layout(self) -> tuple[int, int, int, int]:

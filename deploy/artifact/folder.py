@@ -283,17 +283,30 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
     try:
         inputs = InputSpec.from_dict(spec["inputs"])
         bridges = {m: BridgeSpec.from_dict(b) for m, b in spec["bridges"].items()}
-        classes = list(spec["classes"])
+        classes = spec["classes"]
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ArtifactError(f"{spec_path}: bad spec ({e})") from e
+    if not (isinstance(classes, list) and classes and len(set(map(str, classes))) == len(
+            classes) and all(isinstance(c, str) and c for c in classes)):
+        raise ArtifactError(f"{spec_path}: classes {str(classes)[:60]} is not a list of "
+                            "distinct class names")
+    for b in bridges.values():
+        if b.segments != inputs.segments:
+            raise ArtifactError(f"{spec_path}: bridge {b.modality} segments {b.segments}, "
+                                f"inputs.segments {inputs.segments}")
+    model_config = spec.get("model_config", {})
+    for name in ("segments", "timesteps"):
+        if isinstance(model_config, dict) and name in model_config and (
+                model_config[name] != getattr(inputs, name)):
+            raise ArtifactError(f"{spec_path}: inputs.{name} {getattr(inputs, name)}, the "
+                                f"model's {model_config[name]} (model_config.{name})")
     need = {f"stm:{m}" for m in inputs.stm_modalities} | {"dense-onnx", "dense-torch"}
     if need - set(roles):
         raise ArtifactError(f"{root / MANIFEST}: lists no {sorted(need - set(roles))} file")
     if set(bridges) != set(inputs.stm_modalities):
         raise ArtifactError(f"{spec_path}: bridges for {sorted(bridges)}, STMs "
                             f"{list(inputs.stm_modalities)}")
-    art = Artifact(root, manifest, classes, inputs, bridges, spec.get("model_config", {}),
-                   blobs, {})
+    art = Artifact(root, manifest, classes, inputs, bridges, model_config, blobs, {})
     for m, b in bridges.items():
         try:
             net = read_network(art.stm_path(m), blobs[f"stm:{m}"])
@@ -306,6 +319,11 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         if net.input_shape[1:] != inputs.stm_size:
             raise ArtifactError(f"{art.stm_path(m)}: input {net.input_shape}, {SPEC} says "
                                 f"STM input size {inputs.stm_size}")
+        fp = inputs.fixed_point[m]
+        if (net.in_frac_bits, net.in_bits) != (fp["frac_bits"], fp["bits"]):
+            raise ArtifactError(f"{art.stm_path(m)}: input fixed point (frac_bits, bits) "
+                                f"{(net.in_frac_bits, net.in_bits)}, {SPEC} says "
+                                f"{(fp['frac_bits'], fp['bits'])} (inputs.fixed_point.{m})")
         art.networks[m] = net
     _check_dense(art, spec_path)
     if "mapping" in roles:
@@ -329,6 +347,9 @@ def _check_dense(art: Artifact, spec_path: Path) -> None:
         raise ArtifactError(f"{spec_path}: inputs {spec.modalities} x {spec.segments} "
                             f"segments, {art.onnx_path.name} takes {cfg.modalities} x "
                             f"{cfg.segments}")
+    if "i" in spec.modalities and cfg.in_shape("i")[1:] != spec.crop:
+        raise ArtifactError(f"{spec_path}: inputs.crop {spec.crop}, {art.onnx_path.name} "
+                            f"takes I-frames of {cfg.in_shape('i')[1:]}")
     if len(art.classes) != cfg.num_classes:
         raise ArtifactError(f"{spec_path}: classes lists {len(art.classes)} names, "
                             f"{art.onnx_path.name} gives {cfg.num_classes} outputs")

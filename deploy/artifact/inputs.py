@@ -15,6 +15,8 @@ the crop, with ``box = (h, w, flip, size)`` per sample.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -23,6 +25,26 @@ import torch.nn.functional as F
 STM_CHANNELS = {"mv": 2, "r": 3}  # input channels of each STM branch
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB; CoViAR's I-frame and residual scaling
 IMAGENET_STD = (0.229, 0.224, 0.225)  # RGB
+# sanity bounds of a stored spec (the exact values are checked against the model: the
+# dense partition's segments, the reader's P-frames a GOP); beyond them a run would
+# allocate without end
+MAX_SEGMENTS, MAX_TIMESTEPS, MAX_SIDE = 1024, 1024, 8192
+
+
+def _whole(name: str, v, lo: int, hi: int) -> int:
+    """``v`` as an int in lo..hi, else ValueError naming the field."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not lo <= v <= hi:
+        raise ValueError(f"input spec: {name} {v!r} is not a whole number in {lo}..{hi}")
+    return int(v)
+
+
+def _reals(name: str, v, n: int, positive: bool) -> None:
+    ok = (isinstance(v, (list, tuple)) and len(v) == n and all(
+        isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+        and (x > 0 or not positive) for x in v))
+    if not ok:
+        raise ValueError(f"input spec: normalization {name} {v!r} is not {n} finite "
+                         f"{'positive ' if positive else ''}numbers")
 
 
 @dataclass(frozen=True)
@@ -41,26 +63,49 @@ class InputSpec:
     video_size: tuple[int, int] | None = None
 
     def __post_init__(self):
+        """Every field checked (a stored spec is not trusted): ValueError naming it."""
+        if not (isinstance(self.modalities, (list, tuple)) and self.modalities
+                and all(m in ("i", "mv", "r") for m in self.modalities)
+                and len(set(self.modalities)) == len(self.modalities)):
+            raise ValueError(f"input spec: modalities {self.modalities!r} must be a "
+                             f"non-empty subset of i, mv, r")
         object.__setattr__(self, "modalities", tuple(self.modalities))
         if self.video_size is not None:
-            object.__setattr__(self, "video_size", tuple(int(v) for v in self.video_size))
-            if len(self.video_size) != 2 or min(self.video_size) < 1:
-                raise ValueError(f"input spec: video_size {self.video_size} must be "
-                                 "(W, H), positive")
-        object.__setattr__(self, "crop", tuple(int(v) for v in self.crop))
-        object.__setattr__(self, "stm_size", tuple(int(v) for v in self.stm_size))
-        if not (self.modalities and set(self.modalities) <= {"i", "mv", "r"}):
-            raise ValueError(f"input spec: modalities {self.modalities} must be a non-empty "
-                             f"subset of i, mv, r")
-        if not (self.segments >= 1 and self.timesteps >= 1):
-            raise ValueError(f"input spec: segments {self.segments} and timesteps "
-                             f"{self.timesteps} must be >= 1")
-        if not (len(self.crop) == 2 and len(self.stm_size) == 2):
-            raise ValueError("input spec: sizes are (H, W)")
+            v = self.video_size
+            if not (isinstance(v, (list, tuple)) and len(v) == 2):
+                raise ValueError(f"input spec: video_size {v!r} is not (W, H)")
+            object.__setattr__(self, "video_size",
+                               tuple(_whole("video_size", x, 1, MAX_SIDE) for x in v))
+        object.__setattr__(self, "segments", _whole("segments", self.segments, 1, MAX_SEGMENTS))
+        object.__setattr__(self, "timesteps",
+                           _whole("timesteps", self.timesteps, 1, MAX_TIMESTEPS))
+        for name in ("crop", "stm_size"):
+            v = getattr(self, name)
+            if not (isinstance(v, (list, tuple)) and len(v) == 2):
+                raise ValueError(f"input spec: {name} {v!r} is not (H, W)")
+            object.__setattr__(self, name, tuple(_whole(name, x, 1, MAX_SIDE) for x in v))
+        if not isinstance(self.normalization, dict):
+            raise ValueError(f"input spec: normalization {self.normalization!r} is not an "
+                             "object")
+        n = self.normalization
+        unknown = set(n) - {"mean", "std", "mv_bound", "quantize"}  # quantize: before codes
+        if unknown:
+            raise ValueError(f"input spec: normalization has unknown fields {sorted(unknown)}")
+        for name, positive in (("mean", False), ("std", True)):
+            if name in n:
+                _reals(name, n[name], 3, positive)
+        if "mv_bound" in n:
+            _reals("mv_bound", [n["mv_bound"]], 1, True)
         stms = {m for m in self.modalities if m in STM_CHANNELS}
-        if set(self.fixed_point) != stms:
+        if not isinstance(self.fixed_point, dict) or set(self.fixed_point) != stms:
             raise ValueError(f"input spec: fixed_point has {sorted(self.fixed_point)}, STMs "
                              f"{sorted(stms)}")
+        for m, fp in self.fixed_point.items():
+            if not (isinstance(fp, dict) and set(fp) == {"frac_bits", "bits"}):
+                raise ValueError(f"input spec: fixed_point.{m} {fp!r} is not "
+                                 "{frac_bits, bits}")
+            _whole(f"fixed_point.{m}.frac_bits", fp["frac_bits"], 0, 24)
+            _whole(f"fixed_point.{m}.bits", fp["bits"], 0, 24)
 
     @property
     def stm_modalities(self) -> tuple[str, ...]:
@@ -89,6 +134,8 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> InputSpec:
+        if not isinstance(d, dict):
+            raise ValueError(f"input spec: {d!r} is not an object")
         return cls(**d)
 
 

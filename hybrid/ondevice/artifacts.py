@@ -13,6 +13,7 @@ from hybrid.data.dataset import COVIAR_NORM, UNREADABLE, CompressedVideoDataset
 from hybrid.data.transforms import Normalization
 from hybrid.model import HybridModel
 from hybrid.training.evaluate import load_model
+from hybrid.video.reader import P_PER_GOP
 from hybrid.video.transcode import DEFAULT_SIZE
 
 BRANCHES = {"mv": "stm_mv", "r": "stm_res"}
@@ -86,6 +87,14 @@ def reading_size(art: Artifact, given: tuple[int, int] | None
                           f"reading videos at {w}x{h}; give --video-size to choose")
 
 
+def check_readable(art: Artifact) -> None:
+    """ValueError naming the spec unless this toolkit's reader can feed the artifact: a
+    segment is the P-frames of one GOP (:data:`hybrid.video.reader.P_PER_GOP`)."""
+    if art.inputs.timesteps != P_PER_GOP:
+        raise ValueError(f"{art.role_path('spec')}: inputs.timesteps {art.inputs.timesteps}, "
+                         f"the video reader gives {P_PER_GOP} P-frames a segment (GOP)")
+
+
 def open_input(art: Artifact, source: str | Path, fold: int = 1,
                video_size: tuple[int, int] | None = None):
     """(dataset, names, labels or None) for ``source``: one video (any format FFmpeg
@@ -96,6 +105,7 @@ def open_input(art: Artifact, source: str | Path, fold: int = 1,
     video_size = reading_size(art, video_size)[0]
     from hybrid.data.sources import load_split
 
+    check_readable(art)
     spec = art.inputs
     if spec.crop != spec.stm_size or spec.crop[0] != spec.crop[1]:
         raise ValueError(f"{art.path}: crops {spec.crop} (I-frame) and {spec.stm_size} (STM) "

@@ -135,9 +135,11 @@ def profile_artifact(art, dataset, n_crops: int = 1, limit: int | None = None,
     (``spikes="torch"``) from the same STM files in torch fixed point (``qat``); the
     dense rows from its dense partition's configuration."""
     from deploy.runtime.engine import SAMPLE_KEYS, HybridRuntime
+    from hybrid.ondevice.artifacts import check_readable
 
     if spikes not in SPIKE_SOURCES:
         raise ValueError(f"spikes must be one of {SPIKE_SOURCES}, got {spikes!r}")
+    check_readable(art)
     spec, dense_cfg = art.inputs, art.dense_torch().cfg  # the verified bytes
     if spec.crop != spec.stm_size:
         raise ValueError(f"{art.path}: I-frame crop {spec.crop} and STM input "
