@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from hybrid.cli import main
-from hybrid.data.shards import shard_of
+from hybrid.data.partition import assign_shards
 from hybrid.data.sources import detect_layout, load_split
 from hybrid.data.splits import SplitError, missing_videos
 from hybrid.video.synth import SynthConfig, make_dataset
@@ -157,7 +157,8 @@ def test_kinetics_shards_prepare_train_and_evaluate_as_one(kinetics, tmp_path):
         with h5py.File(rep["cache"], "r") as f:
             vids = {f["videos"][v].attrs["path"] for v in f["videos"]}
             assert [int(v) for v in f.attrs["shard"]] == [k, 2]
-        assert vids and all(shard_of(rel, 2) == k for rel in vids)
+        part = assign_shards(everything | set(missing_videos(kinetics)), 2)
+        assert vids and all(part[rel] == k for rel in vids)
         assert rep["videos"] == rep["prepared"] == len(vids) and rep["failed"] == []
         held.append(vids)
     assert not held[0] & held[1] and held[0] | held[1] == everything

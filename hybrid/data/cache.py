@@ -41,7 +41,7 @@ import numpy as np
 from deploy.atomic import ensure_free
 from hybrid import locking
 from hybrid.data.mpstart import HeldInterrupt, spawn_pool
-from hybrid.data.partition import check_shard, shard_of
+from hybrid.data.partition import assign_shards, check_shard
 from hybrid.data.splits import (
     SplitError,
     available_folds,
@@ -246,7 +246,8 @@ def prepare(root: str | Path, out: str | Path, cfg: PrepareConfig = PrepareConfi
             if not _videos_in(part):  # nothing to resume: no file left behind
                 part.unlink(missing_ok=True)
             raise
-        if summary["prepared"] + summary["already_done"]:
+        if summary["prepared"] + summary["already_done"] or not summary["videos"]:
+            # an empty shard (no video is its part) is a valid, written one
             os.replace(part, out)
         else:  # no video written (all bad): no cache
             part.unlink()
@@ -321,20 +322,26 @@ def _in_memory():
 def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int,
              progress, on_start, shard, videos) -> dict:
     """Prepare into the file ``work`` (``out`` itself, or ``out``.part while new)."""
-    mine = (lambda rel: True) if shard is None else (
-        lambda rel: shard_of(rel, shard[1]) == shard[0])
     if work != out and work.exists() and not _videos_in(work):
         work.unlink()  # a .part a killed run left before any video: start afresh
+    absent = missing_videos(root)  # listed, not on disk: dealt to parts all the same
     with _open(work) as f:
-        all_items = [it for it in _init_file(f, root, cfg) if mine(it[0])]
+        everything = _init_file(f, root, cfg)
         check_shard(f, shard)
+        part = None if shard is None else assign_shards(
+            [r for r, _ in everything] + absent, shard[1])
+
+        def mine(rel: str) -> bool:
+            return part is None or part.get(rel) == shard[0]
+
+        all_items = [it for it in everything if mine(it[0])]
         vids = f["videos"]
         for k in [k for k in vids if k.endswith(".part")]:
             del vids[k]  # half-written by a killed run
         stamps = {r: source_stamp(root / r) for r, _ in all_items}
         changed = _drop_stale(vids, stamps)
         todo = [(r, lab) for r, lab in all_items if key_of(r) not in vids]
-    missing = [rel for rel in missing_videos(root) if mine(rel)]
+    missing = [rel for rel in absent if mine(rel)]
     missing_list = out.with_name(out.name + ".missing.txt")
     if missing:
         missing_list.write_text("".join(f"{rel}\n" for rel in missing))

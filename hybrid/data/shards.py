@@ -1,9 +1,10 @@
 """Sharded preparation: ``hybrid prepare DATA -o SHARD.h5 --shard K/N`` extracts the
-K-th of N disjoint, deterministic parts of a dataset (a video belongs to part
-``1 + crc32(relative path) % N``, whatever machine or order it is prepared in), so a
-job array prepares a large set (Kinetics) in parallel. A folder holding the N shard
-caches reads as one dataset: the splits and classes (every shard stores the whole
-dataset's) from the shards, which must agree, and each video from its shard.
+K-th of N disjoint, deterministic, balanced parts of a dataset
+(:func:`hybrid.data.partition.assign_shards`, whatever machine or order it is prepared
+in), so a job array prepares a large set (Kinetics) in parallel. A folder holding the N
+shard caches reads as one dataset: the splits and classes (every shard stores the whole
+dataset's) from the shards, which must agree, and each video from the shard holding it
+(an empty shard is a valid one).
 """
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid.data.cache import CacheReader, cache_split, check_cache
-from hybrid.data.partition import shard_of
+from hybrid.data.cache import CacheReader, cache_split, check_cache, key_of
 from hybrid.data.splits import SplitError
 from hybrid.video.extract import FORMAT
 
@@ -41,13 +41,14 @@ def shard_files(folder: str | Path) -> tuple[list[Path], int]:
 
     folder = Path(folder)
     found: dict[int, Path] = {}
-    ns, modes = set(), {}
+    ns, modes, schemes = set(), {}, {}
     for p in _caches(folder):
         with h5py.File(p, "r") as f:
             if f.attrs.get("format") != FORMAT or f.attrs.get("kind") != "cache":
                 raise SplitError(f"{folder}: {p.name} is not a `hybrid prepare` cache")
             check_cache(f, p)  # its version, and a complete header
             k, n = (int(v) for v in f.attrs.get("shard", (0, 0)))
+            schemes[p.name] = int(f.attrs.get("shard_scheme", 1))
             modes[p.name] = (bool(f.attrs["accumulate"]), bool(f.attrs["coviar"]),
                              tuple(int(v) for v in f.attrs["size"]),
                              float(f.attrs["mv_bound"]))  # check_cache: present
@@ -65,6 +66,9 @@ def shard_files(folder: str | Path) -> tuple[list[Path], int]:
     if lacking:
         raise SplitError(f"{folder}: shard(s) {', '.join(f'{k}/{n}' for k in lacking)} "
                          f"missing (has {', '.join(p.name for p in found.values())})")
+    if n > 1 and len(set(schemes.values())) != 1:
+        raise SplitError(f"{folder}: shards of different assignments of videos to parts "
+                         f"(schemes {schemes}); prepare them again with one version")
     if len(set(modes.values())) != 1:
         raise SplitError(f"{folder}: shards made with different settings "
                          f"(accumulate, coviar, size): {modes}")
@@ -92,16 +96,22 @@ def shard_folds(folder: str | Path) -> list[int]:
 
 class ShardedCacheReader:
     """:class:`~hybrid.data.cache.CacheReader`'s interface over a shard folder: each
-    video is read from the shard it belongs to."""
+    video is read from the shard that holds it (listed once, when opened)."""
 
     def __init__(self, folder: str | Path) -> None:
+        import h5py
+
         files, self.n = shard_files(folder)
         self.path = str(folder)
         self.readers = [CacheReader(p) for p in files]
         self.attrs = self.readers[0].attrs
+        self._where: dict[str, int] = {}
+        for i, p in enumerate(files):
+            with h5py.File(p, "r") as f:
+                self._where.update(dict.fromkeys(f["videos"], i))
 
     def _reader(self, rel: str) -> CacheReader:
-        return self.readers[shard_of(rel, self.n) - 1 if self.n > 1 else 0]
+        return self.readers[self._where.get(key_of(rel), 0)]
 
     def has(self, rel: str) -> bool:
         return self._reader(rel).has(rel)
