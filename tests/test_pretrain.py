@@ -244,6 +244,15 @@ def test_cli_pretrain_then_train_init(tmp_path):
                                   "--epochs", "2", "--resume", "--video-size", "64x48"])
     assert r.exit_code == 0, r.output
     assert "resuming" in r.output
+    # a model option that differs from the run's: refused naming both (it was kept silently)
+    before = (tmp_path / "pre" / "checkpoint.pt").read_bytes()
+    r = CliRunner().invoke(main, ["pretrain", str(data), "-o", str(tmp_path / "pre"),
+                                  "--epochs", "3", "--resume", "--video-size", "64x48",
+                                  "--size", "48", "--segments", "3"])
+    assert r.exit_code == 2, r.output
+    assert "--size 48 (the checkpoint's: 32)" in r.output, r.output
+    assert "--segments 3 (the checkpoint's: 2)" in r.output
+    assert (tmp_path / "pre" / "checkpoint.pt").read_bytes() == before
     r = CliRunner().invoke(main, ["pretrain", str(data), "-o", str(tmp_path / "x"),
                                   "--tasks", "ctp,ctp-binary"])
     assert r.exit_code != 0 and "pick one" in r.output

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from hybrid.cli.options import given, model_config, model_options
+from hybrid.cli.options import given, given_conflicts, model_config, model_options
 from hybrid.cli.train import DEFAULT_VIDEO_SIZE, _open, progress_bar
 from hybrid.cli.types import VIDEO_SIZE, FiniteFloatRange
 
@@ -98,6 +98,11 @@ def pretrain(data, run_dir, tasks, levels, hidden, video_size, epochs, resume, b
         except CheckpointError as exc:
             raise click.ClickException(str(exc)) from exc
         mcfg = HybridConfig.from_dict(ck["model_config"])
+        ctx = click.get_current_context()
+        if conflicts := given_conflicts(ctx, opts, mcfg):
+            raise click.UsageError(f"--resume continues the model of {run_dir}, but "
+                                   f"{'; '.join(conflicts)}: drop those options, or start a "
+                                   "new run")
         tcfg = resumed_config(tcfg, ck, given(click.get_current_context(), {
             "epochs": epochs, "lr": lr, "weight_decay": weight_decay,
             "warmup_epochs": warmup_epochs}))
