@@ -107,6 +107,7 @@ def inspect(video, size, transcode, as_json):
     JSON); with --no-transcode only VIDEO itself."""
     from hybrid.video.errors import VideoError
     from hybrid.video.probe import probe
+    from hybrid.video.reader import too_short
     from hybrid.video.transcode import as_mpeg4, is_coviar_form
 
     try:
@@ -118,11 +119,17 @@ def inspect(video, size, transcode, as_json):
             info["transcoded"]["path"] = f"{video} (transcoded)"
     except VideoError as e:
         raise _user_error(e) from None
+    read = info.get("transcoded", info)
+    info["reader_refuses"] = too_short(read["frames"]) if "transcoded" in info or info[
+        "reader_form"] else None  # what extract and predict say of it
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
     _echo_info(info)
-    if info["reader_form"]:
+    if info["reader_refuses"]:
+        click.echo(f"reader: refuses it: {info['reader_refuses']} (extract and predict "
+                   "read whole GOPs)")
+    elif info["reader_form"]:
         click.echo("reader: reads it as it is (MPEG-4 Part 2, GOP 12, I/P frames)")
     elif transcode:
         click.echo("reader: transcodes it first (not MPEG-4 Part 2 GOP 12 with I/P frames"

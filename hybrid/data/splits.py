@@ -57,6 +57,15 @@ class SplitError(Exception):
     """A dataset root whose layout or split files cannot be used (message names them)."""
 
 
+def _text(path: Path) -> str:
+    """An annotation file's text: UTF-8, a byte-order mark (Windows editors) dropped, as
+    every list of a dataset is read alike."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SplitError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def _find(root: Path, dirs, name: str) -> Path | None:
     return next((root / d / name for d in dirs if (root / d / name).is_file()), None)
 
@@ -81,7 +90,7 @@ def detect_layout(root: str | Path) -> str:
 
 def _ucf(root: Path, split: str, fold: int):
     ind = _find(root, UCF_DIRS, "classInd.txt")
-    classes = [line.split()[1] for line in ind.read_text().splitlines() if line.strip()]
+    classes = [line.split()[1] for line in _text(ind).splitlines() if line.strip()]
     seen: dict[str, int] = {}
     for n, c in enumerate(classes, 1):  # the index is case-insensitive, as the lists are
         if c.lower() in seen:
@@ -93,7 +102,7 @@ def _ucf(root: Path, split: str, fold: int):
         raise SplitError(f"{root}: no {split}list{fold:02d}.txt beside {ind.name}")
     index = {c.lower(): i for i, c in enumerate(classes)}
     items = []
-    for n, line in enumerate(lst.read_text().splitlines(), 1):
+    for n, line in enumerate(_text(lst).splitlines(), 1):
         if not line.strip():
             continue
         rel = line.split()[0].replace("\\", "/")
@@ -118,7 +127,7 @@ def _hmdb(root: Path, split: str, fold: int):
     want = "1" if split == "train" else "2"
     items = []
     for label, cls in enumerate(classes):
-        for line in files[cls].read_text().splitlines():
+        for line in _text(files[cls]).splitlines():
             parts = line.split()
             if len(parts) == 2 and parts[1] == want:
                 items.append((f"{cls}/{parts[0]}", label))
@@ -129,7 +138,7 @@ def _kinetics_rows(root: Path, split: str) -> tuple[Path, list[dict]]:
     path = root / "annotations" / KINETICS_CSV[split]
     if not path.is_file():
         raise SplitError(f"{root}: no annotations/{KINETICS_CSV[split]} (Kinetics layout)")
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         lacking = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
         if lacking:
@@ -177,7 +186,7 @@ def _ssv2_file(root: Path, kind: str) -> Path | None:
 
 def _json(path: Path, kind: type):
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(_text(path))
         if isinstance(data, kind):
             return data
     except ValueError as e:

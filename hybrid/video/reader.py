@@ -54,6 +54,11 @@ GOP_SIZE = 12  # 1 I-frame + 11 P-frames
 P_PER_GOP = GOP_SIZE - 1
 
 
+def too_short(frames: int, gop_size: int = GOP_SIZE) -> str | None:
+    """Why the reader refuses a video of ``frames`` frames (it reads whole GOPs), or None."""
+    return f"{frames} frames, fewer than one GOP ({gop_size})" if frames < gop_size else None
+
+
 @dataclass
 class GOP:
     """One group of pictures, starting at an I-frame."""
@@ -197,8 +202,8 @@ def _read_gops(path: Path, accumulate: bool, coviar: bool, gop_size: int,
                           f"P-frames (not GOP {gop_size}): transcode it first")
             cur.add(img, vectors)
         n += 1
-    if n < gop_size:
-        raise TooShortVideoError(path, f"{n} frames, fewer than one GOP ({gop_size})")
+    if short := too_short(n, gop_size):
+        raise TooShortVideoError(path, short)
     if cur is not None:
         yield cur.close()
 
