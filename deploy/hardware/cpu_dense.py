@@ -44,8 +44,9 @@ def _session(model_or_path, threads: int, optimized_to: str | None = None):
     so.log_severity_level = 3  # errors only (saving the optimised graph warns)
     if optimized_to:
         so.optimized_model_filepath = optimized_to
+    # a ModelProto, the model's bytes (an artifact's, as verified) or a path
     src = model_or_path.SerializeToString() if hasattr(model_or_path, "SerializeToString") \
-        else str(model_or_path)
+        else model_or_path if isinstance(model_or_path, bytes) else str(model_or_path)
     return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
 
 

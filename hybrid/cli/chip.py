@@ -283,7 +283,7 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, 
         rep = estimate(paths, nets, dense_cfg, ds, art.inputs.crop, accelerator, precision,
                        link, sequences, mapping, neuro, bridge_bytes=art.bridge_bytes_per_video,
                        progress=progress_bar, board=board, seed=seed, host_videos=host_videos,
-                       dense_onnx=art.onnx_path, threads=threads, batch=host_batch)
+                       dense_onnx=art.blobs["dense-onnx"], threads=threads, batch=host_batch)
     except ValueError as exc:
         raise click.ClickException(f"{data}: {exc}") from None
     if plot:
@@ -306,7 +306,7 @@ def _sweep(paths, nets, dense_cfg, ds, art, axes, sequences, mapping, neuro, dat
     try:
         res = sw.run(paths, nets, dense_cfg, ds, art.inputs.crop, axes, sequences, mapping,
                      neuro, art.bridge_bytes_per_video, progress=progress_bar,
-                     dense_onnx=art.onnx_path)
+                     dense_onnx=art.blobs["dense-onnx"])
     except ValueError as exc:
         raise click.ClickException(f"{data}: {exc}") from None
     files = sw.write(res, Path(plot))
