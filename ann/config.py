@@ -96,7 +96,7 @@ VARIANTS: dict[str, DenseConfig] = {
         width=64, depth=2, heads=2, filters=16, rrdb_growth=8,
     ),
     # the paper's model: 64 filters, depth 12, 12 heads; width 696 is the multiple of 12
-    # whose total parameters at 224x224 come closest to the paper's 83.41 M (README)
+    # whose total parameters at 224x224 come closest to the paper's 83.41 M (docs/model.md)
     "base": DenseConfig(width=696, depth=12, heads=12, filters=64),
     # the paper's "Ours-L": 96 filters, depth 16; width and heads as base
     "large": DenseConfig(width=696, depth=16, heads=12, filters=96),

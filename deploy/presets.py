@@ -160,6 +160,7 @@ class ChipPreset:
                               "figures come from")
 
 
+#: Loihi (Davies et al., IEEE Micro 2018): the chip preset of ``hybrid map --chip loihi``.
 LOIHI = ChipPreset(
     name="loihi",
     title="Intel Loihi (2018)",

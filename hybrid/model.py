@@ -1,6 +1,6 @@
 """The composed hybrid model: two STMs (spiking partition, ``neuro``) turn the MV and
 residual P-frame sequences into membrane-potential maps, which go with the I-frames
-into the dense partition (``ann``).
+into the dense partition (``ann``)::
 
     iframe   (B, S, 3, H, W)      ------------------------------------------> DenseModel -> logits
     mv       (B, S, T, 2, H, W) -> STM_mv  -> v (B, S, C, h, w) -----------/
@@ -42,7 +42,7 @@ from neuro.stm import STM, STMConfig
 STM_DEFAULTS = {"weight_scale": 10.0, "input_frac_bits": 6}
 
 # STM strides per dense variant: the one place the STM map size is decided. The paper's
-# 224 px crops with 56x56 STM maps (the size its 83.41 M parameters imply; README,
+# 224 px crops with 56x56 STM maps (the size its 83.41 M parameters imply; docs/model.md,
 # "Geometry") need a total stride of 4: base and large stride their first two layers.
 # MV, residual and I-frame crops stay one size (one crop box, one flip, no resampling of
 # motion vectors). tiny keeps the stride 2 its measured demo accuracy was trained with.
@@ -170,6 +170,11 @@ def _share_spiking_layers(a: SpikingBranch, b: SpikingBranch) -> None:
 
 
 class HybridModel(nn.Module):
+    """The hybrid model ``cfg`` describes: an MV and a residual branch (STMs, or the
+    ablations' ConvLSTM or raw last P-frame; none for a left-out modality) feeding the
+    dense partition with the I-frames. The branches are the spiking partition
+    (:meth:`forward_spiking`), ``dense`` the dense one."""
+
     def __init__(self, cfg: HybridConfig):
         super().__init__()
         self.cfg = cfg

@@ -14,6 +14,7 @@ Layout (netx's layer schema, ``lava.lib.dl.netx.hdf5.Network``, plus extras):
   ``layer/i/neuron/vScale`` (float v = Lava integer v / vScale);
   ``stm/inFracBits``, ``stm/inBits`` (graded input messages: round(x * 2**inFracBits),
   signed inBits); ``stm/float/<name>``: the float parameters (for :func:`load_stm`).
+
 Files are written atomically (temporary file, then rename).
 """
 from __future__ import annotations
@@ -32,7 +33,9 @@ import torch
 from neuro import quant
 from neuro.stm import STM, STMConfig
 
+#: Format name of an STM export (root attribute ``format``).
 FORMAT = "neuro-stm"
+#: The export version this code writes and reads (root attribute ``version``).
 VERSION = 1
 
 

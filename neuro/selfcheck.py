@@ -53,7 +53,7 @@ def check_compat() -> tuple[bool, str]:
 
 def run_fixed_pt(lif, var: str, steps: int) -> np.ndarray:
     """Run one Lava process ``steps`` steps in the fixed_pt simulation; returns the probed
-    ``var`` (steps, *shape). Leaves no Lava process behind, on Ctrl-C and SIGTERM too."""
+    ``var`` as ``(steps, *shape)``. Leaves no Lava process behind, on Ctrl-C and SIGTERM too."""
     from neuro.shutdown import end_runtime, lava_forks
 
     from lava.magma.core.run_conditions import RunSteps

@@ -7,6 +7,7 @@ plus per-layer spike counts per timestep and, on request, the spike maps that th
 profiler (``deploy/energy/profiler.py``) counts by exact fan-out.
 
 Two numeric modes:
+
 - ``"float"``: float32 dynamics, fastest, for training;
 - ``"qat"``: Loihi-2 fixed point emulated exactly (float64 tensors holding integers,
   straight-through gradients): bit-exact to the Lava ``fixed_pt`` simulation of the

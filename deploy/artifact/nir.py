@@ -3,6 +3,7 @@
 Graph per branch: ``input -> conv1 -> lif1 -> conv2 -> lif2 -> conv3 -> lif3 -> output``.
 
 What maps exactly:
+
 - ``Conv2d``: weights ``mantissa * 2**weightExp`` (float32, exact: 8-bit mantissas times
   a power of two), stride, padding, no bias;
 - thresholds: ``v_threshold = (vThMant << 6) / vScale`` in float units (exact: a 17-bit

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 
 from deploy.presets import LOIHI
 
-INPUT_TILES = 4  # tiles whose cores carry input units (this module's choice, see above)
-PLAIN_CORE, INPUT_CORE = "loihi_core", "loihi_input_core"  # core names in the output
+#: Tiles whose cores carry input units (this module's choice, see above).
+INPUT_TILES = 4
+#: Core names in the generated architecture.
+PLAIN_CORE, INPUT_CORE = "loihi_core", "loihi_input_core"
 EXPECTED = "sanafe 2.2.9's examples/loihi.yaml"
 
 

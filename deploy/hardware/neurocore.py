@@ -5,7 +5,7 @@ at run time from the one the installed ``sanafe`` package ships.
 SANA-FE ("Simulating Advanced Neuromorphic Architectures for Fast Exploration", Sandia /
 UT Austin; the ``sanafe`` package) is GPL-3.0: this is the ONLY module that imports it,
 and only inside :func:`require_sanafe` (``pip install -e '.[chip]'``). This project ships
-no file derived from it: :func:`arch_text` reads SANA-FE's own ``examples/loihi.yaml``
+no file derived from it: :func:`stock_loihi` reads SANA-FE's own ``examples/loihi.yaml``
 from the installed package (its per-event energies and latencies, from Davies et al.
 2018) and changes only where input units sit and how many tiles the mesh has.
 
@@ -60,6 +60,7 @@ class MissingExtra(RuntimeError):
 
 
 def require_sanafe():
+    """The ``sanafe`` module; :class:`MissingExtra` naming the install command without it."""
     try:
         import sanafe
     except ImportError as e:

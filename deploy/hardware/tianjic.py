@@ -14,6 +14,7 @@ cores for the dense layers, cores and chips needed, and the binding constraint.
   activations (attention's Q K^T and A V) have no stored weights: a core multiplies its
   inputs by weights held in its SRAM, so they cannot run on its cores as they are; they
   are reported, not mapped.
+
 A lower bound on cores: the routing of partial sums, relay cores for multicast fan-out
 and the ANN/SNN conversion cores are not counted.
 """

@@ -4,7 +4,7 @@ Per video: each STM branch in Lava ``fixed_pt`` (:class:`neuro.runner.LavaRunner
 once per run and branch, the video's segments streamed as back-to-back sequences), the
 bridge (Lava integer voltages -> dense input, :mod:`deploy.artifact.bridge`), the dense partition
 in onnxruntime (:class:`ann.onnx_export.OnnxDense`). The host side (reading and
-extracting videos) is the caller's: :func:`run_videos` takes any indexable dataset whose
+extracting videos) is the caller's: :func:`run_shard` takes any indexable dataset whose
 items are dicts of ``iframe`` (S, 3, H, W), ``mv`` (S, T, 2, H, W), ``residual``
 (S, T, 3, H, W) tensors (:func:`deploy.runtime.pool.run_videos` shards it over worker
 processes, each with its own Lava runtimes). ``compare=True`` also runs the artifact's
@@ -90,10 +90,10 @@ class HybridRuntime:
         return VideoOutput(logits, spikes, secs, maps)
 
     def spike_counts(self, clips: dict) -> dict[str, list[LayerCount]]:
-        """Per STM modality, the profiler's per-layer counts (:func:`deploy.energy.profiler.
-        lava_counts`) of the spikes this runtime's Lava networks emit on ``clips``: a
-        dict of ``mv`` / ``residual`` (B, S, T, C, H, W), e.g. one video's views (needs
-        ``record=True``)."""
+        """Per STM modality, the profiler's per-layer counts
+        (:func:`deploy.energy.profiler.lava_counts`) of the spikes this runtime's Lava
+        networks emit on ``clips``: a dict of ``mv`` / ``residual`` (B, S, T, C, H, W),
+        e.g. one video's views (needs ``record=True``)."""
         return {m: lava_counts(r, _sequences(clips[SAMPLE_KEYS[m]]), prefix=f"stm.{m}")
                 for m, r in self.runners.items()}
 

@@ -55,9 +55,11 @@ from hybrid.video.extract import FORMAT, FormatError, check_format, mode_attrs, 
 from hybrid.video.transcode import DEFAULT_SIZE
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 2  # 1: float16 MV and int16 residuals (before the uint8 codes)
+#: Version of the cache format this code writes and reads (1: float16 MV and int16
+#: residuals, before the uint8 codes).
+CACHE_VERSION = 2
 # Chunk filter (level 1 for gzip), chosen by measurement (benchmarks/data_throughput.py,
-# README): on uint8 codes lzf stores 1.3-1.4x gzip-1's bytes, which is what a dataset
+# docs/benchmarks.md): on uint8 codes lzf stores 1.3-1.4x gzip-1's bytes, which is what a dataset
 # cache cannot afford.
 COMPRESSION = "gzip"
 
@@ -73,9 +75,10 @@ HEADER_GROUPS = ("splits", "videos")
 
 
 def check_cache(f, path: str | Path) -> None:
-    """:class:`FormatError` naming ``path`` and the fix unless the open HDF5 file ``f``
-    is a complete ``hybrid prepare`` cache of :data:`CACHE_VERSION`. Every reader of a
-    cache (splits, the dataset, shards) calls it before reading anything."""
+    """:class:`~hybrid.video.extract.FormatError` naming ``path`` and the fix unless the
+    open HDF5 file ``f`` is a complete ``hybrid prepare`` cache of :data:`CACHE_VERSION`.
+    Every reader of a cache (splits, the dataset, shards) calls it before reading
+    anything."""
     again = f"run `hybrid prepare DATA -o {path}` again (delete {path} first)"
     if not len(f.attrs) and not len(f):
         raise FormatError(f"{path}: an empty HDF5 file, not a prepare cache (a `hybrid "

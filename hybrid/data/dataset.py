@@ -126,10 +126,11 @@ class CompressedVideoDataset(Dataset):
         return self._gops[key]
 
     def load(self, rel: str, n_segments: int) -> tuple[dict[str, np.ndarray], list[int]]:
-        """The sampled GOPs (S leading) as uint8 codes (:meth:`Normalization.codes`),
-        and their indices. Videos (a video cache's, or originals already MPEG-4 GOP 12
-        at ``video_size``) decode only the sampled GOPs; other originals are transcoded
-        and extracted whole at every read (``hybrid prepare --video-cache`` does it once)."""
+        """The sampled GOPs (S leading) as uint8 codes
+        (:meth:`~hybrid.data.transforms.Normalization.codes`), and their indices. Videos
+        (a video cache's, or originals already MPEG-4 GOP 12 at ``video_size``) decode
+        only the sampled GOPs; other originals are transcoded and extracted whole at every
+        read (``hybrid prepare --video-cache`` does it once)."""
         if self.cache is not None:
             n = self.cache.num_gops(rel)
             idx = sample_segments(n, n_segments, self.train, self.rng)
@@ -152,7 +153,8 @@ class CompressedVideoDataset(Dataset):
         return {k: v[idx] for k, v in arrays.items()}, idx
 
     def buffer_side(self, h: int, w: int) -> int:
-        """M: the largest crop side :func:`crop_box` can draw for an (h, w) frame."""
+        """M: the largest crop side :func:`~hybrid.data.transforms.crop_box` can draw for an
+        (h, w) frame."""
         short = min(h, w)
         fracs = (*self.crop.scales, self.crop.eval_fraction) if self.train else (
             self.crop.eval_fraction,)

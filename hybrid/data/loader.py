@@ -1,7 +1,8 @@
 """What training and evaluation put between a dataset and the model: the DataLoader's
-workers (how they start, :func:`loader_options`), per-item seeds that make a sample
-independent of the worker that reads it (:class:`SeededSampler`), and unreadable videos
-carried to the training process to be reported (:class:`SkipBadVideos`).
+workers (how they start, :func:`~hybrid.data.loader.loader_options`), per-item seeds
+that make a sample independent of the worker that reads it
+(:class:`~hybrid.data.loader.SeededSampler`), and unreadable videos carried to the
+training process to be reported (:class:`~hybrid.data.loader.SkipBadVideos`).
 
 Light on purpose: workers import this module (torch, the datasets), not the model."""
 from __future__ import annotations
@@ -87,8 +88,9 @@ def seed_worker(worker_id: int) -> None:
 # server is a fresh interpreter (started once per process, serving every loader) that
 # imports PRELOAD and then only forks: its one other thread is numpy's idle BLAS pool,
 # which has fork handlers. Spawn is as safe but imports torch once per worker and per
-# loader (README "Compressed-video reader and dataset cache" gives both costs). Loader
+# loader (docs/benchmarks.md, "Reading and loading data", gives both costs). Loader
 # leaves the process's default start method unset (Lava sets it at import, fails if set).
+#: Start method of the loader's workers (see the comment above).
 WORKER_START = "forkserver"
 # what workers import (torch with this module); the fork server imports it once
 PRELOAD = ["av", "h5py", "hybrid.data.loader", "hybrid.data.cache", "hybrid.video.extract"]

@@ -21,8 +21,8 @@ vector from that frame to the GOP's end: the accumulated field is the running su
 Measures, inside the object's region and outside it, per clip: the STM's output spike
 rate (last layer, spikes per neuron and step) and the membrane-potential energy (mean
 v^2 of the last layer after the last step: what the bridge carries), beside the MVs'
-event rate (share of pixels and steps with |mv| >= 0.5 px, the spike rate's analogue)
-and the energy of the last accumulated MV (mean |mv|^2 in px^2: what the model without
+event rate (share of pixels and steps with ``|mv| >= 0.5`` px, the spike rate's analogue)
+and the energy of the last accumulated MV (mean ``|mv|^2`` in px^2: what the model without
 STM sees). The
 selectivity of a measure is ``inside / (inside + outside)``: 1 = only the object,
 0.5 = no preference.
@@ -44,10 +44,10 @@ KINDS = ("sensor", "jitter", "transient")
 
 
 def stm_input(mv: np.ndarray, mv_bound: float = COVIAR_NORM.mv_bound) -> np.ndarray:
-    """(..., 2) px -> float32: the dataset's MV scaling (:class:`Normalization`) without
-    its uint8 rounding: noisy vectors are not re-quantised (CoViAR's quantum is 0.16 px;
-    a round trip through trunc() could drop a clean vector by one quantum through float
-    error)."""
+    """(..., 2) px -> float32: the dataset's MV scaling
+    (:class:`~hybrid.data.transforms.Normalization`) without its uint8 rounding: noisy
+    vectors are not re-quantised (CoViAR's quantum is 0.16 px; a round trip through
+    trunc() could drop a clean vector by one quantum through float error)."""
     v = mv * (127.5 / mv_bound)
     return (np.clip(v + 128.0, 0, 255) / 255.0 - 0.5).astype(np.float32)
 

@@ -4,10 +4,10 @@ Fig. 5), at the finest feature map of each modality.
 - MV and residual: the maps each patch embedding reads, i.e. the STMs' last-layer
   membrane potentials that the bridge carries, (S, C', h, w) (with the ablations: the
   ConvLSTM's hidden state, or the accumulated P-frame itself without STM). They come
-  out of :meth:`HybridModel.forward_spiking` explicitly and go into the dense partition
+  out of :meth:`hybrid.model.HybridModel.forward_spiking` explicitly and go into the dense partition
   as leaves that collect gradients: no hooks.
 - I-frame: ``saliency`` is the patch embedding's input gradient (Simonyan et al. 2014,
-  max |d y / d x| over RGB); ``gradcam`` is Grad-CAM at the patch-embedding tokens (the
+  ``max |d y / d x|`` over RGB); ``gradcam`` is Grad-CAM at the patch-embedding tokens (the
   I-frame's only feature map, the 4x4 grid). The tokens are computed by the patch
   embedding itself; their gradient is recovered exactly from the input gradient, since
   the embedding is linear and non-overlapping: ``d y / d p = W^T (d y / d tok)`` per
@@ -15,6 +15,7 @@ Fig. 5), at the finest feature map of each modality.
   injective, checked).
 
 Methods (``y`` = the class's logit, summed over the clips of a video):
+
 - ``gradcam`` (Selvaraju et al., ICCV 2017): ``ReLU(sum_c alpha_c A_c)`` with
   ``alpha_c`` = the spatial mean of ``d y / d A_c``, per segment;
 - ``saliency``: ``max_c |d y / d A_c|`` (the MV / residual maps: at the STM voltages).
@@ -121,7 +122,7 @@ def gradcam(act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
 
 
 def saliency(grad: torch.Tensor) -> torch.Tensor:
-    """(N, C, h, w) gradients -> (N, h, w) max |gradient| over channels."""
+    """(N, C, h, w) gradients -> (N, h, w) ``max |gradient|`` over channels."""
     return grad.abs().amax(1)
 
 

@@ -63,6 +63,7 @@ class LavaSpikes:
             raise
 
     def counts(self, model: HybridModel, batch: dict) -> dict:
+        """Per STM modality, the profiler's per-layer counts of ``batch``'s views."""
         return {m: lava_counts(self.runners[m], x.numpy(), prefix=f"stm.{m}")
                 for m, _, x in _stm_inputs(model, batch)}
 

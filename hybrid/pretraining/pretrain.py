@@ -98,8 +98,8 @@ class PretrainConfig:
 
 
 class PretrainModel(nn.Module):
-    """The backbone (a :class:`HybridModel` without its classifier) and the pretext heads.
-    ``forward(iframe, mv, residual)`` -> {metric name: logits}: PMSP (B, chunks,
+    """The backbone (a :class:`~hybrid.model.HybridModel` without its classifier) and the
+    pretext heads. ``forward(iframe, mv, residual)`` -> {metric name: logits}: PMSP (B, chunks,
     grid**2) per level, CTP (B, types)."""
 
     def __init__(self, model_cfg: HybridConfig, cfg: PretrainConfig):

@@ -34,7 +34,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-IGNORE = -100  # cross_entropy's default ignore_index
+#: Target of a chunk without an answer: cross_entropy's default ignore_index.
+IGNORE = -100
 TASKS = ("pmsp", "ctp", "ctp-binary")
 CTP_TYPES = ("aligned", "shifted", "swapped")
 DEFAULT_LEVELS = ((2, 3), (4, 1))  # (grid, chunks): 2x2 per segment at 3 segments, 4x4 whole

@@ -21,7 +21,9 @@ import torch
 
 from deploy.atomic import write_file
 
+#: Format name and version stamped into every checkpoint.
 FORMAT = "hybrid-checkpoint"
+#: The checkpoint version this code writes and reads.
 VERSION = 1
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip format starts so
 PRETRAIN_KIND = "pretrain"  # ``kind`` of a `hybrid pretrain` checkpoint

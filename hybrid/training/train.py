@@ -139,6 +139,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
     return opt, sched
 
 
+#: Training settings that ``--resume`` keeps from the run unless given again.
 RESUMABLE = ("epochs", "lr", "eps", "weight_decay", "warmup_epochs", "lr_steps", "lr_decay",
              "batch_size")
 

@@ -2,6 +2,7 @@
 motion field and the residual, accumulated back to the I-frame as in CoViAR or not.
 
 Conventions (all modes):
+
 - ``mv[..., 0]`` is x, ``mv[..., 1]`` is y, in pixels, the content's motion ``dst - src``
   (a square moving +4 px right per frame has mv x = +4 at the P-frame after it moved).
 - ``residual`` is in RGB intensity units: ``frame_t - reference`` (-255..255).
@@ -10,6 +11,7 @@ Conventions (all modes):
   float32 in sub-pixel mode.
 
 CoViAR mode (``coviar=True``) reproduces CoViAR's ``coviar_data_loader.c`` exactly:
+
 - per-pixel field of a P-frame: ``dst - src`` of the exported block vector (sub-pel
   truncated by FFmpeg), written on every pixel of the block where both that pixel and its
   source pixel lie inside the frame; 0 elsewhere (intra blocks, out of bounds);
@@ -19,6 +21,7 @@ CoViAR mode (``coviar=True``) reproduces CoViAR's ``coviar_data_loader.c`` exact
   accumulated MV = ``p - accu_src[p]``, accumulated residual =
   ``frame_t[p] - iframe[accu_src[p]]``;
 - without accumulation: the frame's own field and ``frame_t[p] - frame_{t-1}[p - field[p]]``.
+
 (CoViAR works in BGR; the values per channel are the same, we store RGB.)
 
 Sub-pixel mode (``coviar=False``): the field holds ``-motion / motion_scale`` (half-pel for

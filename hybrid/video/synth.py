@@ -79,6 +79,7 @@ _MOVE_REST = tuple(2.0 * min(k, 6) for k in range(GOP))  # 6 frames of motion, t
 _REST_MOVE = tuple(2.0 * max(0, k - 5) for k in range(GOP))  # still, then 6 of motion
 _SPEED_UP = tuple(16.0 * (k / (GOP - 1)) ** 2 for k in range(GOP))
 _SLOW_DOWN = tuple(16.0 * (1 - (1 - k / (GOP - 1)) ** 2) for k in range(GOP))
+#: The motions of the temporal-order set (``--motions order``), class pairs in turn.
 ORDER_MOTIONS = [
     Motion("up_and_back", vy=-2, profile=_OUT_BACK),
     Motion("down_and_back", vy=2, profile=_OUT_BACK),

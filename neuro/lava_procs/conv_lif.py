@@ -11,6 +11,7 @@ with the same one-step synaptic delay, in one process instead of two, and faster
 - the LIF state is float64 holding integers; Lava's integer steps are written as exact
   float64 operations: ``sign(x) * (|x| >> 12) == trunc(x * 2**-12)`` (the 36-bit product
   is exact in float64), the 24-bit wraps and clips as in ``AbstractPyLifModelFixed``.
+
 No bias (the STM has none). ``tests/test_stm_lava.py`` checks it against the quantised
 torch model and against the two-process graph.
 
@@ -56,7 +57,7 @@ class ConvLIF(AbstractProcess):
     """Conv synapses (``weight`` (C_out, C_in, kH, kW) mantissas, torch layout; input
     (W, H, C_in) Lava layout) + soft-reset LIF (per-layer ``vth`` mantissa, ``dv``, ``du``).
     ``u, v`` reset to 0 when ``time_step % reset_interval == reset_offset``; ``in_max``:
-    the largest |input message| (1 for spikes); ``tiles``: (start, stop) column ranges
+    the largest ``|input message|`` (1 for spikes); ``tiles``: (start, stop) column ranges
     along W of the tiles; neurons outside them never spike; ``active``: steps computed
     after each reset (default ``reset_interval``: all; see the module docstring);
     ``v_last_only``: send ``v_out`` only at the last active step."""

@@ -39,6 +39,9 @@ def conv_im2col(x_whc: np.ndarray, weight: np.ndarray, stride, padding) -> np.nd
 @requires(CPU)
 @tag("fixed_pt")
 class PyConvModelFixedIm2col(PyConvModelFixed):
+    """Lava's ``PyConvModelFixed`` with the convolution as one im2col product a step
+    (:func:`conv_im2col`): the same integers, wrap and delay."""
+
     def __init__(self, proc_params):
         super().__init__(proc_params)
         # One BLAS thread per Lava process: the processes already run side by side,

@@ -1,6 +1,7 @@
 """Soft-reset LIF with in-simulation sequence reset and a membrane-potential readout.
 
-``SoftResetLIF`` is Lava's LIF with three changes:
+``SoftResetLIF`` is Lava's LIF with these changes:
+
 - reset: a spiking neuron's voltage drops by the effective threshold (``vth << 6``)
   instead of going to 0 (soft / subtractive reset);
 - sequence reset: ``u`` and ``v`` are zeroed when ``time_step % reset_interval ==
@@ -10,6 +11,7 @@
 - tiling (several sequences side by side in the image plane, :mod:`neuro.runner`):
   neurons outside ``tiles`` (column ranges along W) never spike, so the gaps between
   tiles act as each tile's zero padding; ``counts_out`` sends each tile's spike count.
+
 Its fixed-point model reuses Lava's bit-accurate sub-threshold dynamics
 (``AbstractPyLifModelFixed.subthr_dynamics``: 12-bit decays, 24-bit wraps/clips,
 activation << 6) unchanged.
@@ -61,6 +63,9 @@ class SoftResetLIF(AbstractProcess):
 @requires(CPU)
 @tag("fixed_pt", "bit_accurate_loihi")
 class PySoftResetLIFModelFixed(AbstractPyLifModelFixed):
+    """Bit-accurate fixed-point model of :class:`SoftResetLIF` (the module docstring says
+    what differs from Lava's LIF)."""
+
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
     v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
