@@ -14,7 +14,7 @@ summary`) for the ConvLSTM and no-STM variants, which have no spiking part.
 
 The synthetic set is the harder setting of `hybrid synth` (:data:`HARD`: subtler motion,
 more distractors, more noise, 2-GOP clips): on the default set the tiny model reaches
-100 % held-out (README, "Quick start"), which would tell no variant apart. Writes
+100 % held-out (docs/benchmarks.md), which would tell no variant apart. Writes
 OUT/ablations.json and OUT/ablations.png. The default runs in minutes on 2 CPU cores;
 `--long` trains longer, on more videos and seeds.
 """

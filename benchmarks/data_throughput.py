@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 SETTINGS = {  # name: (video W, H), segments, crop side
-    "paper": ((340, 256), 8, 224),  # the paper's UCF-101 setting (README, preset "paper")
+    "paper": ((340, 256), 8, 224),  # the paper's UCF-101 setting (docs/paper.md, preset "paper")
     "demo": ((128, 96), 3, 48),  # hybrid.demo.DemoConfig
 }
 

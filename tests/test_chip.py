@@ -150,7 +150,7 @@ def test_tianjic_verdict_counts_both_partitions(tmp_path):
 def test_tianjic_verdict_of_tiny_and_base(variant, size, segments):
     """Neither fits one Tianjic chip; the STMs are bound by the 256 input axons a core,
     the dense layers by 22 KB of weights a core, and attention's matmuls cannot be mapped
-    (README, "Tianjic verdict")."""
+    (docs/benchmarks.md, "Tianjic")."""
     torch = pytest.importorskip("torch")
     from deploy.hardware.targets import TIANJIC
     from deploy.hardware.tianjic import verdict

@@ -272,7 +272,7 @@ def test_maps_of_a_trained_model_lie_in_the_box_of_motion(box_model, direction):
     """Grad-CAM of the MV and residual STM maps: all but a sliver of the mass lies in
     BOX widened by the STM's receptive-field radius (a feature whose receptive field
     misses BOX sees the same still input as any other). Saliency is printed, not
-    asserted: |d y / d v| at the linear patch embedding is not local (see the README)."""
+    asserted: |d y / d v| at the linear patch embedding is not local (docs/explain.md)."""
     model, root = box_model
     path = box_video(root / f"test{direction}.avi", direction, seed=7)  # not trained on
     sample, _ = ex.read_video(model, path, video_size=BOX_VIDEO)

@@ -137,7 +137,7 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     """Train the hybrid model on DATA (a dataset folder or a `hybrid prepare` cache).
 
     The defaults are the demo's (tiny, CPU); `--preset paper` is the paper's UCF-101
-    setting (README: "Reproducing the paper"), any option beside it overriding its value.
+    setting (docs/paper.md), any option beside it overriding its value.
 
     Multi-process: `torchrun --nproc_per_node=N -m hybrid train ...` (gloo on CPU,
     nccl on GPU); the batch size is per process.

@@ -219,7 +219,7 @@ def prepare(data, out, video_cache, max_ratio, size, workers, accumulate, coviar
     and skipped (exit status 1 if any, after the rest is done); videos the annotations
     list but the disk lacks (common in Kinetics) are counted once and listed in
     OUT.missing.txt. With --video-cache DIR (beside or instead of -o), the transcoded
-    videos and their GOP index are written to DIR (README: "Video cache")."""
+    videos and their GOP index are written to DIR (docs/data.md: "Caches")."""
     from hybrid.data.cache import PrepareConfig
     from hybrid.data.cache import prepare as run
 
