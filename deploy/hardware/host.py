@@ -130,9 +130,11 @@ class EnergyMeter:
         return [int((d / "energy_uj").read_text()) for d in self.domains]
 
     def start(self) -> None:
+        """Read the counters the measured interval starts from."""
         self._start = self._read() if self.domains else []
 
     def stop(self) -> float | None:
+        """Joules since :meth:`start` (counter wrap-arounds included), None without RAPL."""
         if not self.domains:
             return None
         total = 0

@@ -117,7 +117,7 @@ def layer_time(in_shape: tuple[int, int, int], weight_shape: tuple[int, ...], st
     """Per step, the modelled time of layer 1 on its cores.
 
     ``messages`` (C_in, H, W, T): the graded input (nonzero = one message); ``spikes``
-    (C, H', W', T) its output spikes; ``fanout_cores`` (C*H'*W',) the messages each of its
+    (C, H', W', T) its output spikes; ``fanout_cores`` ``(C*H'*W',)`` the messages each of its
     spikes sends; ``tiling`` (:class:`deploy.hardware.neurocore.Tiling`) its neurons per
     core; ``steps`` >= T: steps to cost (the simulated sequence: after T, no input, every
     neuron still visited). Returns ``time_s`` (steps,), ``cores``, and per step the counts

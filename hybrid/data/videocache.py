@@ -201,7 +201,7 @@ def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], wor
     summary as :func:`hybrid.data.cache.prepare` does (``bytes``: of the videos,
     ``source_bytes``: of their sources). ``max_ratio``: a transcoded video's bytes at
     most this times its source's, by a coarser quantiser where CoViAR's q 2 is over
-    (:func:`_work`; 0: always q 2; a video already in form is copied). A new
+    (``_work``; 0: always q 2; a video already in form is copied). A new
     video cache in which no video could be written (an empty folder, only bad videos,
     interrupted before the first) is removed again: no folder is left that reads as a
     video cache of nothing (``video_cache`` None in the summary)."""

@@ -87,8 +87,8 @@ class GOP:
         return self.mv.shape[0]
 
 
-# FFmpeg's AVMotionVector, as PyAV's MotionVectors.to_ndarray gives it (built once here:
-# that method builds the dtype anew for every frame, 12 us of a ~600 us frame)
+#: FFmpeg's AVMotionVector, as PyAV's MotionVectors.to_ndarray gives it (built once here:
+#: that method builds the dtype anew for every frame, 12 us of a ~600 us frame)
 MV_DTYPE = np.dtype([("source", "int32"), ("w", "uint8"), ("h", "uint8"), ("src_x", "int16"),
                      ("src_y", "int16"), ("dst_x", "int16"), ("dst_y", "int16"),
                      ("flags", "uint64"), ("motion_x", "int32"), ("motion_y", "int32"),
