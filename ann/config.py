@@ -47,7 +47,8 @@ class DenseConfig:
     # standardise each segment's STM (or ConvLSTM) map per clip, over its channels and
     # positions (GroupNorm with one group, no parameters), before its patch embedding:
     # the bridge carries membrane potentials at ~6x the I-frame input's RMS, and the
-    # embedding then starts every modality at one scale (README "STM training")
+    # embedding then starts every modality at one scale (docs/benchmarks.md, "STM training
+    # diagnostics")
     stm_norm: bool = False
 
     def __post_init__(self):

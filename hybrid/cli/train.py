@@ -115,7 +115,8 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
               show_default=True,
               help="Factor on --lr for the STMs' synapses, thresholds and leaks (their "
                    "weights start 10x SLAYER's init, so at 1 Adam moves them 10x less, "
-                   "relatively, than the dense partition's; README \"STM training\").")
+                   "relatively, than the dense partition's; docs/benchmarks.md: STM "
+                   "training diagnostics).")
 @click.option("--warmup-epochs", type=click.IntRange(0), default=1, show_default=True,
               help="Linear warm-up epochs." + paper(PAPER.warmup_epochs))
 @click.option("--quant", type=click.Choice(["float", "qat"]), default="float",
