@@ -21,7 +21,7 @@ The folder is staged beside DIR and renamed into place when complete
 format and version, reads every listed file once into memory (no symbolic link followed,
 :mod:`deploy.artifact.manifest`) and checks its size and sha256, refuses any file the
 manifest does not list, then the partitions' own versions and that they fit the spec: any
-failure is an :class:`ArtifactError` whose one-line message names the file and the
+failure is an :class:`.ArtifactError` whose one-line message names the file and the
 problem. The :class:`Artifact` keeps the verified bytes; every loader (the Lava networks,
 onnxruntime, torch, the mapping) reads those, never the folder again.
 """
@@ -95,7 +95,7 @@ class Artifact:
 
     def role_path(self, role: str) -> Path | None:
         """The listed file of ``role`` (``mapping``, ``nir:mv``, ...), None if unlisted
-        (for messages: loaders read :attr:`blobs`)."""
+        (for messages: loaders read ``blobs``)."""
         rel = next((f["path"] for f in self.manifest["files"] if f["role"] == role), None)
         return None if rel is None else self.path / rel
 
@@ -145,7 +145,7 @@ def write_artifact(out: str | os.PathLike, stms: dict[str, STM], dense: DenseMod
     modality of ``inputs`` (exported at ``inputs.stm_size``), the ``dense`` partition and
     the class names; the exported STMs' mapping onto ``chip`` and, with ``nir``, their
     NIR graphs (needs the ``nir`` package). ``FileExistsError`` if ``out`` exists and not
-    ``overwrite``; with ``overwrite``, :class:`ArtifactError` unless it is an earlier
+    ``overwrite``; with ``overwrite``, :class:`.ArtifactError` unless it is an earlier
     artifact (:func:`check_replaceable`)."""
     out = Path(out)
     if out.name in ("", ".", ".."):  # `-o .`: staged beside the folder, not inside it
@@ -202,7 +202,7 @@ def write_artifact(out: str | os.PathLike, stms: dict[str, STM], dense: DenseMod
 
 
 def check_replaceable(out: str | os.PathLike) -> None:
-    """Refuse (:class:`ArtifactError`) to replace ``out`` unless it is absent or an
+    """Refuse (:class:`.ArtifactError`) to replace ``out`` unless it is absent or an
     earlier artifact: a folder whose ``manifest.json`` is a ``hybrid deploy`` manifest
     and which holds nothing that manifest does not list. ``deploy --force`` would
     otherwise delete a run folder, a dataset or the working directory."""
@@ -271,7 +271,7 @@ def _read_listed(root: Path) -> tuple[dict, dict[str, str], dict[str, bytes]]:
 
 
 def load_artifact(path: str | os.PathLike) -> Artifact:
-    """Open and verify an artifact folder; :class:`ArtifactError` naming the file."""
+    """Open and verify an artifact folder; :class:`.ArtifactError` naming the file."""
     root = Path(path)
     if not root.is_dir():
         raise ArtifactError(f"{root}: no such artifact folder")

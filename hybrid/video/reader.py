@@ -54,6 +54,7 @@ from hybrid.video.probe import open_video
 from hybrid.video.worker import Recycler, TraceWorker
 
 GOP_SIZE = 12  # 1 I-frame + 11 P-frames
+#: P-frames a GOP: the STMs' timesteps.
 P_PER_GOP = GOP_SIZE - 1
 
 
