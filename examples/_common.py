@@ -38,20 +38,15 @@ def load_model(args):
 
 def dataset(args, model):
     """(dataset, crops) of the requested split at the requested views."""
-    from hybrid.data.dataset import open_split
-    from hybrid.data.transforms import CropConfig
+    from hybrid.training.evaluate import open_views
+    from hybrid.training.views import parse_views
 
-    if args.views:
-        s, c = (int(v) for v in args.views.lower().split("x"))
-    else:
-        s, c = model.cfg.segments, 1
-    if s % model.cfg.segments or c not in (1, 3, 5):
-        raise SystemExit(f"--views {args.views}: segments must be a multiple of the model's "
-                         f"{model.cfg.segments}, crops 1, 3 or 5")
-    size = model.cfg.size[0]
-    crop = CropConfig(size=size) if c == 1 else CropConfig(size=round(size / 0.875),
-                                                           eval_fraction=1.0)
-    ds, _ = open_split(args.data, args.split, s, False, crop)
+    try:
+        s, c = parse_views(args.views) if args.views else (model.cfg.segments, 1)
+        ds, _ = open_views(args.data, args.split, (s, c), model.cfg.segments,
+                           model.cfg.size[0])
+    except ValueError as exc:
+        raise SystemExit(f"--views {args.views}: {exc}") from None
     return ds, c
 
 

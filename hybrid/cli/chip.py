@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from hybrid.cli.common import fold_option, json_option, progress_bar
 from hybrid.cli.options import model_video_size_option
-from hybrid.cli.train import progress_bar
 
 
 class TargetType(click.ParamType):
@@ -170,8 +170,7 @@ def render(rep: dict) -> str:
 @click.option("--sequences", type=click.IntRange(1), default=4, show_default=True,
               help="P-frame sequences per STM branch to simulate (about a second each "
                    "at 2x56x56 on SANA-FE).")
-@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
-              help="Split whose test videos are read (as hybrid run).")
+@fold_option("Split whose test videos are read (as hybrid run).")
 @model_video_size_option
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Draws the simulated sequences and the videos timed on the host.")
@@ -181,7 +180,7 @@ def render(rep: dict) -> str:
               help="onnxruntime threads for the host-cpu accelerator.")
 @click.option("--host-batch", type=click.IntRange(1), default=8, show_default=True,
               help="Pipelined batch at which host-cpu is also measured (onnxruntime).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option()
 @click.option("--plot", type=click.Path(file_okay=False), default=None,
               help="Folder for chip_timeline.png (a Gantt chart of one video).")
 def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, sweep,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from hybrid.cli.common import fold_option, json_option
 from hybrid.cli.map import CHIP_NAMES
 from hybrid.cli.options import model_video_size_option
 
@@ -74,14 +75,13 @@ def deploy(checkpoint, out, force, chip, with_nir, as_json):
                    "agreement, largest logit difference, spikes equal per layer.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Processes, each with its own Lava runtime; videos are sharded over them.")
-@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
-              help="Split fold of a dataset folder or cache (its test split is run).")
+@fold_option("Split fold of a dataset folder or cache (its test split is run).")
 @model_video_size_option
 @click.option("--conv", type=click.Choice(["fused", "im2col", "lava"]), default="fused",
               show_default=True,
               help="Lava layer processes: one ConvLIF per layer, or Lava's Conv Process with "
                    "neuro's exact im2col model or Lava's own.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option()
 def run(artifact, source, top, compare, workers, fold, video_size, conv, as_json):
     """Run the deployed ARTIFACT on the simulated hybrid chip (STMs in Lava fixed_pt, the
     bridge, the dense partition in onnxruntime) on INPUT: one video (any format FFmpeg

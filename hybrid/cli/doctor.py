@@ -47,7 +47,7 @@ def demo(out: str, epochs: int | None, smoke: bool) -> None:
     hybrid model on CPU, evaluate it and predict a video (re-running resumes)."""
     import dataclasses
 
-    from hybrid.cli.train import progress_bar
+    from hybrid.cli.common import progress_bar
     from hybrid.demo import DemoConfig, run_demo, run_smoke
 
     if smoke:

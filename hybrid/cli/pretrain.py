@@ -5,9 +5,9 @@ import json
 
 import click
 
+from hybrid.cli.common import fold_option, progress_bar, user_errors, video_size_option
 from hybrid.cli.options import given, given_conflicts, model_config, model_options
-from hybrid.cli.train import DEFAULT_VIDEO_SIZE, _open, progress_bar
-from hybrid.cli.types import VIDEO_SIZE, FiniteFloatRange
+from hybrid.cli.types import FiniteFloatRange
 
 # = hybrid.pretraining.tasks.TASKS (not imported: a fast --help)
 TASKS = ("pmsp", "ctp", "ctp-binary")
@@ -50,9 +50,7 @@ def _levels(ctx, param, value):
 @click.option("--hidden", type=click.IntRange(1), default=64, show_default=True,
               help="Hidden width of the 2-layer MLP heads.")
 @model_options
-@click.option("--video-size", type=VIDEO_SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
-              show_default=True,
-              help="WIDTHxHEIGHT a dataset folder's videos are resized to (as `train`).")
+@video_size_option("WIDTHxHEIGHT a dataset folder's videos are resized to (as `train`).")
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True,
               help="Pretraining epochs (given with --resume: the new total, the lr "
                    "schedule recomputed for it from the resumed epoch on).")
@@ -61,9 +59,8 @@ def _levels(ctx, param, value):
 @click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=1e-3, show_default=True)
 @click.option("--weight-decay", type=FiniteFloatRange(0), default=1e-4, show_default=True)
 @click.option("--warmup-epochs", type=click.IntRange(0), default=1, show_default=True)
-@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
-              help="Split: its training videos are pretrained on, its test videos give "
-                   "the held-out pretext accuracies (their labels are not read).")
+@fold_option("Split: its training videos are pretrained on, its test videos give "
+            "the held-out pretext accuracies (their labels are not read).")
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def pretrain(data, run_dir, tasks, levels, hidden, video_size, epochs, resume, batch_size,
@@ -74,6 +71,8 @@ def pretrain(data, run_dir, tasks, levels, hidden, video_size, epochs, resume, b
     beside chance. Fine-tune with `hybrid train DATA -o RUN2 --init RUN/checkpoint.pt`
     (the model options then come from the checkpoint).
     """
+    from hybrid.data.dataset import open_split
+    from hybrid.data.splits import SplitError
     from hybrid.locking import LockedError
     from hybrid.pretraining.pretrain import PretrainConfig
     from hybrid.pretraining.pretrain import pretrain as run_pretrain
@@ -106,10 +105,11 @@ def pretrain(data, run_dir, tasks, levels, hidden, video_size, epochs, resume, b
         tcfg = resumed_config(tcfg, ck, given(click.get_current_context(), {
             "epochs": epochs, "lr": lr, "weight_decay": weight_decay,
             "warmup_epochs": warmup_epochs}))
-    train_ds, _ = _open(data, "train", mcfg.segments, True, mcfg.size[0], fold, seed,
-                        video_size)
-    val_ds, _ = _open(data, "test", mcfg.segments, False, mcfg.size[0], fold, seed,
-                      video_size)
+    with user_errors(SplitError):
+        train_ds, _ = open_split(data, "train", mcfg.segments, True, mcfg.size[0], fold,
+                                 seed, video_size=video_size)
+        val_ds, _ = open_split(data, "test", mcfg.segments, False, mcfg.size[0], fold, seed,
+                               video_size=video_size)
     click.echo(f"{len(train_ds)} training and {len(val_ds)} held-out videos (labels unused)",
                err=True)
     try:

@@ -6,8 +6,16 @@ from pathlib import Path
 
 import click
 
+from hybrid.cli.common import (
+    DEFAULT_VIDEO_SIZE,
+    VIEWS_HELP,
+    fold_option,
+    json_option,
+    progress_bar,
+    user_errors,
+    views_option,
+)
 from hybrid.cli.options import model_video_size_option
-from hybrid.cli.train import DEFAULT_VIDEO_SIZE, VIEWS_HELP, _views, progress_bar
 
 
 class PresetType(click.ParamType):
@@ -26,69 +34,15 @@ class PresetType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-def _views_or_model(ctx, param, value):
-    return None if value is None else _views(ctx, param, value)
-
-
-def _si(n: float) -> str:
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.3g}"
-
-
-def _joules(j: float) -> str:
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
-        if abs(j) >= scale:
-            return f"{j / scale:.4g} {unit}"
-    return f"{j:.3g} J"
-
-
-def render(rep: dict) -> str:
-    """The text report: per layer, per partition, per video, the paper's rows."""
-    head = ("layer", "partition", "kind", "ops", "input spikes", "rate", "energy")
-    rows = [(r["name"], r["partition"], r["kind"].upper(), _si(r["ops"]),
-             _si(r["input_spikes"]) if r["kind"] == "ac" else "-",
-             f"{r['firing_rate']:.4f}" if "firing_rate" in r else "-",
-             _joules(r["energy_j"])) for r in rep["layers"]]
-    w = [max(len(x[i]) for x in (head, *rows)) for i in range(len(head))]
-
-    def line(cells):
-        return "  ".join(c.ljust(w[i]) if i < 3 else c.rjust(w[i]) for i, c in enumerate(cells))
-
-    p, pv, pr, paper = rep["preset"], rep["per_video"], rep["paper_reading"], rep["paper_row"]
-    out = [f"energy profile: {rep['videos']} videos, views {rep['views']}, preset "
-           f"{p['name']} ({p['mac_j'] * 1e12:.3g} pJ/MAC, {p['ac_j'] * 1e12:.3g} pJ/AC, "
-           f"{p['neuron_j'] * 1e12:.3g} pJ/neuron update); per video, mean over videos",
-           line(head), "-" * (sum(w) + 2 * (len(w) - 1)), *map(line, rows), ""]
-    for name, part in rep["partitions"].items():
-        out.append(f"{name:<8} MACs {_si(part['macs']):>9}  ACs {_si(part['acs']):>9}  "
-                   f"energy {_joules(part['energy_j'])}")
-
-    def stat(k, fmt):
-        return f"{fmt(pv[k]['mean'])} [{fmt(pv[k]['min'])} .. {fmt(pv[k]['max'])}]"
-
-    out += ["", "per video, mean [min .. max]:",
-            f"  ours           MACs {stat('macs', _si)}  ACs {stat('acs', _si)}  "
-            f"energy {stat('energy_j', _joules)}",
-            f"  paper's reading of ours (all STM layers as ACs, rate x dense): "
-            f"MACs {_si(pr['macs'])}  ACs {_si(pr['acs'])}  energy {_joules(pr['energy_j'])}",
-            f"  the paper's method row: MACs {paper['macs'] / 1e12:.2f} T  ACs "
-            f"{paper['acs'] / 1e9:.2f} G  energy {paper['energy_j']} J (45nm-fp32; UCF-101, "
-            "views 8x1)"]
-    return "\n".join(out)
-
-
 @click.command()
 @click.argument("source", type=click.Path(exists=True))
 @click.argument("data", type=click.Path(exists=True))
 @click.option("--preset", type=PresetType(), default="45nm-fp32", show_default=True,
               help="Energy preset: 45nm-fp32 (the paper's), 45nm-fp16, 45nm-int8, loihi, "
                    "or a JSON file (keys name, mac_j, ac_j[, neuron_j, event_driven, source]).")
-@click.option("--views", callback=_views_or_model, default=None,
-              help=VIEWS_HELP + " [default: the model's segments x 1]")
+@views_option(default=None, help=VIEWS_HELP + " [default: the model's segments x 1]")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True)
+@fold_option()
 @click.option("--videos", type=click.IntRange(1), default=None,
               help="Profile only the first N videos of the split.")
 @model_video_size_option
@@ -100,7 +54,7 @@ def render(rep: dict) -> str:
 @click.option("--quant", type=click.Choice(["float", "qat"]), default=None,
               help="A checkpoint's torch STMs in float or fixed point (qat, bit-exact to "
                    "Lava) [default: the checkpoint's own].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option()
 @click.option("--plots", type=click.Path(file_okay=False), default=None,
               help="Folder for ops_per_layer.png and energy_by_partition.png.")
 def profile(source, data, preset, views, split, fold, videos, video_size, spikes, quant,
@@ -114,7 +68,8 @@ def profile(source, data, preset, views, split, fold, videos, video_size, spikes
     dense partition count MACs. Every view (clips x crops) of a video is counted.
     """
     from deploy.artifact.folder import ArtifactError, load_artifact
-    from hybrid.cli.train import _eval_crop, _open
+    from deploy.energy.render import render
+    from hybrid.data.splits import SplitError
     from hybrid.ondevice.artifacts import reading_size
     from hybrid.ondevice.energy import (
         energy_by_preset,
@@ -125,7 +80,7 @@ def profile(source, data, preset, views, split, fold, videos, video_size, spikes
         save,
     )
     from hybrid.training.checkpoint import CheckpointError
-    from hybrid.training.evaluate import load_model
+    from hybrid.training.evaluate import load_model, open_views
 
     folder = Path(source).is_dir()
     if quant is not None and (folder or spikes == "lava"):
@@ -150,7 +105,8 @@ def profile(source, data, preset, views, split, fold, videos, video_size, spikes
     if s % segments:
         raise click.BadParameter(f"{s} segments is not a multiple of the model's "
                                  f"{segments}", param_hint="--views")
-    ds, _ = _open(data, split, s, False, _eval_crop(size, c), fold, 0, video_size)
+    with user_errors(SplitError):
+        ds, _ = open_views(data, split, (s, c), segments, size, fold, video_size)
     try:
         if folder:
             prof = profile_artifact(art, ds, c, limit=videos, progress=progress_bar,

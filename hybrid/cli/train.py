@@ -7,6 +7,16 @@ from pathlib import Path
 
 import click
 
+from hybrid.cli.common import (
+    DEFAULT_VIDEO_SIZE,
+    VIEWS_HELP,
+    fold_option,
+    json_option,
+    progress_bar,
+    user_errors,
+    video_size_option,
+    views_option,
+)
 from hybrid.cli.options import (
     PAPER,
     apply_preset,
@@ -17,36 +27,7 @@ from hybrid.cli.options import (
     paper,
     preset_option,
 )
-from hybrid.cli.types import VIDEO_SIZE, FiniteFloatRange
-
-# = hybrid.video.transcode.DEFAULT_SIZE, prepare's (not imported: keeps --help instant;
-# tests/test_data.py checks they agree)
-DEFAULT_VIDEO_SIZE = (340, 256)
-
-
-VIEWS_HELP = ("SEGMENTSxCROPS. SEGMENTS must be a multiple of the segments the model was "
-              "trained with (--segments of train, e.g. 3 allows 3, 6, 9, ...): the video is "
-              "cut into SEGMENTS uniform segments, read as SEGMENTS / model-segments "
-              "interleaved clips. CROPS is 1 (centre), 3 (start, centre, end of the longer "
-              "side) or 5 (four corners and centre).")
-
-
-def progress_bar(it, label):
-    """click progress bar on stderr for training and evaluation loops."""
-    return click.progressbar(it, label=label, file=click.get_text_stream("stderr"),
-                             show_pos=True)
-
-
-def _views(ctx, param, value):
-    if value is None or isinstance(value, tuple):  # a preset's value
-        return value
-    try:
-        s, c = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected SEGMENTSxCROPS like 8x1, got {value!r}") from None
-    if s < 1 or c not in (1, 3, 5):
-        raise click.BadParameter(f"segments must be >= 1 and crops 1, 3 or 5, got {value}")
-    return s, c
+from hybrid.cli.types import FiniteFloatRange
 
 
 def _steps(ctx, param, value):
@@ -61,34 +42,17 @@ def _steps(ctx, param, value):
     return steps
 
 
-def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, seed: int,
-          video_size=DEFAULT_VIDEO_SIZE):
-    """(dataset, classes) for a dataset folder or a `hybrid prepare` cache; user errors
-    become ClickExceptions."""
-    from hybrid.data.dataset import open_split
-    from hybrid.data.splits import SplitError
-
-    try:
-        ds, classes = open_split(data, split, segments, train, crop, fold, seed,
-                                 video_size=video_size)
-    except (SplitError, OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    if not len(ds):
-        raise click.ClickException(f"{data}: the {split} split of fold {fold} is empty")
-    return ds, classes
-
-
 @click.command()
 @click.argument("data", type=click.Path(exists=True))
 @click.option("-o", "--out", "run_dir", type=click.Path(file_okay=False), required=True,
               help="Run folder: checkpoint.pt, metrics.csv, metrics.png.")
 @preset_option
 @model_options
-@click.option("--video-size", type=VIDEO_SIZE, default=None,
-              help="WIDTHxHEIGHT a dataset folder's videos are resized to [default: the "
+@video_size_option("WIDTHxHEIGHT a dataset folder's videos are resized to [default: the "
                    "videos' own size (the most common one where they differ; with --resume "
                    "the run's), so small videos are not upscaled; a cache keeps the size it "
-                   "was prepared at]." + paper("x".join(map(str, PAPER.video_size))))
+                   "was prepared at]." + paper("x".join(map(str, PAPER.video_size))),
+                   default=None)
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True,
               help="Training epochs (given with --resume: the new total, the lr "
                    "schedule recomputed for it from the resumed epoch on)." + paper(PAPER.epochs))
@@ -121,8 +85,7 @@ def _open(data: str, split: str, segments: int, train: bool, crop, fold: int, se
               help="Linear warm-up epochs." + paper(PAPER.warmup_epochs))
 @click.option("--quant", type=click.Choice(["float", "qat"]), default="float",
               show_default=True, help="STM numerics: float, or Loihi fixed point (QAT).")
-@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True,
-              help="Split to train on (UCF-101 and HMDB-51 have 3).")
+@fold_option("Split to train on (UCF-101 and HMDB-51 have 3).")
 @click.option("--workers", type=click.IntRange(0), default=None,
               help="DataLoader worker processes per training process (0: load in the "
                    "training process) [default: the cores this process may use].")
@@ -143,8 +106,11 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     Multi-process: `torchrun --nproc_per_node=N -m hybrid train ...` (gloo on CPU,
     nccl on GPU); the batch size is per process.
     """
+    from hybrid.data.dataset import open_split
+    from hybrid.data.splits import SplitError
     from hybrid.locking import LockedError
     from hybrid.training.checkpoint import CheckpointError
+    from hybrid.training.runs import default_video_size, init_from, run_model_config
     from hybrid.training.train import DivergedError, TrainConfig
     from hybrid.training.train import train as run_train
 
@@ -156,24 +122,33 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
                        workers=len(os.sched_getaffinity(0)) if workers is None else workers,
                        seed=seed, fold=fold)
     segments, size, video_size = p["segments"], p["size"], p["video_size"]
-    init = None
+    init = init_classes = None
     if init_path is not None:  # its model config wins: data are opened to fit it
-        init_cfg, init, init_classes = _init_from(init_path, quant, resume)
+        if resume:
+            raise click.UsageError("--init starts a new run; --resume continues one: pick one")
+        with user_errors(CheckpointError):
+            init_cfg, init, init_classes = init_from(init_path, quant)
         segments, size = init_cfg.segments, init_cfg.size[0]
         if conflicts := given_conflicts(ctx, p, init_cfg):
             raise click.UsageError(f"--init {init_path} trains the checkpoint's model, but "
                                    f"{'; '.join(conflicts)}: drop those options, or train "
                                    "from scratch without --init")
-    if resume and (run_cfg := _run_model(run_dir)) is not None:  # its model: data fit it
+    with user_errors(CheckpointError):
+        run_cfg = run_model_config(run_dir) if resume else None
+    if run_cfg is not None:  # the run's model: data are opened to fit it
         segments, size = run_cfg.segments, run_cfg.size[0]
         if conflicts := given_conflicts(ctx, p, run_cfg):
             raise click.UsageError(f"--resume continues the model of {run_dir}, but "
                                    f"{'; '.join(conflicts)}: drop those options, or start a "
                                    "new run")
-    if video_size is None:
-        video_size = _default_video_size(data, fold, run_dir if resume else None)
-    train_ds, classes = _open(data, "train", segments, True, size, fold, seed, video_size)
-    val_ds, _ = _open(data, "test", segments, False, size, fold, seed, video_size)
+    with user_errors(SplitError, CheckpointError):
+        if video_size is None:
+            video_size, note = default_video_size(data, fold, run_dir if resume else None)
+            click.echo(note, err=True)
+        train_ds, classes = open_split(data, "train", segments, True, size, fold, seed,
+                                       video_size=video_size)
+        val_ds, _ = open_split(data, "test", segments, False, size, fold, seed,
+                               video_size=video_size)
     mcfg = model_config(p, len(classes), quant)
     if init is not None and init_classes is None:  # a `hybrid pretrain` backbone
         from hybrid.pretraining.pretrain import finetune_init
@@ -203,104 +178,41 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
         click.echo(json.dumps(last))
 
 
-def _default_video_size(data: str, fold: int, run_dir: str | None) -> tuple[int, int]:
-    """The size a folder's videos are read at when --video-size is not given: the run's
-    (``--resume``, where its checkpoint records one), else the videos' own
-    (:func:`hybrid.data.native.native_size`), said on stderr. A cache is read at its
-    prepare size whatever this returns."""
-    from hybrid.data.native import native_size
-    from hybrid.data.sources import STORES, detect_layout, load_split
-    from hybrid.data.splits import SplitError
-    from hybrid.training import checkpoint
-    from hybrid.training.train import CKPT_NAME
-
-    if run_dir is not None and (Path(run_dir) / CKPT_NAME).is_file():
-        try:
-            recorded = checkpoint.load(Path(run_dir) / CKPT_NAME).get("video_size")
-        except checkpoint.CheckpointError as exc:
-            raise click.ClickException(str(exc)) from exc
-        if recorded:
-            return int(recorded[0]), int(recorded[1])
-    try:
-        if detect_layout(data) in STORES:  # read at their prepare size
-            return DEFAULT_VIDEO_SIZE
-        items, _ = load_split(data, "train", fold)
-    except SplitError as exc:
-        raise click.ClickException(str(exc)) from exc
-    found = native_size(data, items)
-    if found.size is None:
-        click.echo(f"videos read at {'x'.join(map(str, DEFAULT_VIDEO_SIZE))} ("
-                   f"{found.describe()}; --video-size to choose)", err=True)
-        return DEFAULT_VIDEO_SIZE
-    click.echo(f"videos read at {found.describe()} (--video-size to resize)", err=True)
-    return found.size
-
-
-def _run_model(run_dir: str):
-    """The model config of run folder ``run_dir``'s checkpoint, None without one."""
-    from pathlib import Path
-
-    from hybrid.model import HybridConfig
-    from hybrid.training import checkpoint
-    from hybrid.training.train import CKPT_NAME
-
-    path = Path(run_dir) / CKPT_NAME
-    if not path.is_file():
-        return None
-    try:
-        return HybridConfig.from_dict(checkpoint.load(path)["model_config"])
-    except (checkpoint.CheckpointError, KeyError, ValueError, TypeError) as exc:
-        raise click.ClickException(f"{path}: {exc}") from exc
-
-
-def _init_from(path: str, quant: str, resume: bool):
-    """(model config with ``quant``, state dict, classes) of ``--init`` checkpoint ``path``."""
-    import dataclasses
-
-    from hybrid.model import HybridConfig
-    from hybrid.training import checkpoint
-
-    if resume:
-        raise click.UsageError("--init starts a new run; --resume continues one: pick one")
-    try:
-        ck = checkpoint.load(path)
-        cfg = dataclasses.replace(HybridConfig.from_dict(ck["model_config"]), quant=quant)
-    except (checkpoint.CheckpointError, ValueError, TypeError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    if ck.get("kind") == "pretrain":  # no classes: the classifier starts fresh
-        return cfg, ck["model"], None
-    return cfg, ck["model"], list(ck["classes"])
-
-
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("data", type=click.Path(exists=True))
 @preset_option
-@click.option("--views", callback=_views, default="3x1", show_default=True,
-              help=VIEWS_HELP + paper("x".join(map(str, PAPER.views))))
+@views_option(help=VIEWS_HELP + paper("x".join(map(str, PAPER.views))))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--fold", type=click.Choice(["1", "2", "3", "all"]), default="1",
               show_default=True,
               help="Split to evaluate. 'all': every split DATA has, each with the model "
                    "trained on it (CHECKPOINT holds '{fold}', e.g. runs/split{fold}/"
                    "checkpoint.pt), and their mean, as the paper reports.")
-@click.option("--video-size", type=VIDEO_SIZE, default=None,
-              help="WIDTHxHEIGHT a dataset folder's videos are resized to [default: the size "
+@video_size_option("WIDTHxHEIGHT a dataset folder's videos are resized to [default: the size "
                    "the checkpoint's training videos were read at, where it records it, else "
                    f"{'x'.join(map(str, DEFAULT_VIDEO_SIZE))}]."
-                   + paper("x".join(map(str, PAPER.video_size))))
+                   + paper("x".join(map(str, PAPER.video_size))), default=None)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Confusion-matrix PNG [default: confusion.png beside the checkpoint].")
 @click.option("--quant", type=click.Choice(["float", "qat"]), default=None,
               help="STM numerics: float, or Loihi fixed point emulated in torch (qat) "
                    "[default: the checkpoint's].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option()
 @click.pass_context
 def evaluate(ctx, checkpoint, data, split, fold, plot, quant, as_json, **opts):
     """Multi-view evaluation of CHECKPOINT on DATA: top-1, top-5, per-class accuracy and
     a confusion-matrix plot; with `--fold all`, each split and the mean over them."""
-    from hybrid.data.sources import load_split
     from hybrid.data.splits import SplitError
+    from hybrid.training.checkpoint import CheckpointError
+    from hybrid.training.evaluate import render
+    from hybrid.training.runs import (
+        eval_folds,
+        evaluate_checkpoint,
+        over_folds,
+        plot_path,
+        render_folds,
+    )
 
     p = apply_preset(ctx, opts)
     if plot:  # an explicit --plot: its folder is made now, before a long evaluation
@@ -309,42 +221,30 @@ def evaluate(ctx, checkpoint, data, split, fold, plot, quant, as_json, **opts):
         except OSError as exc:
             raise click.BadParameter(f"cannot create its folder ({exc})",
                                      param_hint="--plot") from exc
-    if fold == "all":
-        if "{fold}" not in checkpoint:
-            raise click.BadParameter("--fold all evaluates each split with the model trained "
-                                     "on it: put {fold} in CHECKPOINT's path, e.g. "
-                                     "runs/split{fold}/checkpoint.pt", param_hint="CHECKPOINT")
-        folds = []
-        for k in (1, 2, 3):
-            try:
-                load_split(data, split, k)
-                folds.append(k)
-            except SplitError:
-                pass
-    else:
-        folds = [int(fold)]
+    try:
+        folds = eval_folds(data, split, fold, checkpoint)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="CHECKPOINT") from exc
     per_fold = {}
     for k in folds:
         ck = checkpoint.replace("{fold}", str(k))
-        out = Path(plot) if plot else Path(ck).with_name("confusion.png")
-        if plot and len(folds) > 1:
-            out = out.with_name(f"{out.stem}_fold{k}{out.suffix}")
-        per_fold[k] = _evaluate_one(ck, data, p["views"], split, k, p["video_size"], out,
-                                    quant)
+        with user_errors(CheckpointError, SplitError):
+            per_fold[k] = evaluate_checkpoint(ck, data, p["views"], split, k,
+                                              p["video_size"],
+                                              plot_path(ck, plot, k, len(folds)), quant,
+                                              progress=progress_bar)
     if len(folds) == 1 and fold != "all":
-        _report(per_fold[folds[0]], as_json)
-        _plot_errors(per_fold, asked=bool(plot))
-        return
-    mean = {m: sum(r[m] for r in per_fold.values()) / len(per_fold) for m in ("top1", "top5")}
-    if as_json:
-        click.echo(json.dumps({"views": per_fold[folds[0]]["views"], "mean": mean,
-                               "folds": {str(k): r for k, r in per_fold.items()}}, indent=2))
-        return
-    for k, r in per_fold.items():
-        click.echo(f"fold {k}: {r['videos']} videos, top-1 {r['top1']:.4f}, "
-                   f"top-5 {r['top5']:.4f} ({r['plot']})")
-    click.echo(f"mean over {len(per_fold)} folds, views {per_fold[folds[0]]['views']}: "
-               f"top-1 {mean['top1']:.4f}, top-5 {mean['top5']:.4f}")
+        res = per_fold[folds[0]]
+        if as_json:
+            click.echo(json.dumps({k: v for k, v in res.items() if k != "confusion"} |
+                                  {"confusion": res["confusion"]}, indent=2))
+        else:
+            for msg in res["skipped"]:
+                click.echo(f"skipped: {msg}", err=True)
+            click.echo("\n".join(render(res)))
+    else:
+        rep = over_folds(per_fold)
+        click.echo(json.dumps(rep, indent=2) if as_json else "\n".join(render_folds(rep)))
     _plot_errors(per_fold, asked=bool(plot))
 
 
@@ -358,88 +258,26 @@ def _plot_errors(per_fold: dict, asked: bool) -> None:
         click.echo(f"warning: {e} (choose a place with --plot)", err=True)
 
 
-def _evaluate_one(checkpoint: str, data: str, views: tuple[int, int], split: str, fold: int,
-                  video_size, plot: Path, quant: str | None = None) -> dict:
-    """Evaluate one checkpoint on one split of DATA; writes the confusion-matrix plot."""
-    from hybrid.training.checkpoint import CheckpointError
-    from hybrid.training.evaluate import evaluate as run_eval
-    from hybrid.training.evaluate import load_model, plot_confusion
-
-    try:
-        model, classes, ckpt = load_model(checkpoint)
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from exc
-    trained = (ckpt.get("train_config") or {}).get("fold")
-    if split == "test" and trained is not None and int(trained) != fold:
-        raise click.ClickException(
-            f"{checkpoint} was trained on split {trained}; the test videos of split {fold} "
-            f"are training videos of split {trained}")
-    video_size = video_size or tuple(ckpt.get("video_size") or DEFAULT_VIDEO_SIZE)
-    s, c = views
-    if s % model.cfg.segments:
-        raise click.BadParameter(f"{s} segments is not a multiple of the model's "
-                                 f"{model.cfg.segments}", param_hint="--views")
-    ds, data_classes = _open(data, split, s, False, _eval_crop(model.cfg.size[0], c), fold, 0,
-                             video_size)
-    if data_classes != classes:
-        raise click.ClickException(f"{data} has classes {data_classes[:4]}... but "
-                                   f"{checkpoint} was trained on {classes[:4]}...")
-    res = run_eval(model, ds, classes, n_crops=c, progress=progress_bar, quant=quant)
-    res["views"], res["fold"] = f"{s}x{c}", fold
-    try:  # a plot that cannot be written must not lose the evaluation
-        plot_confusion(res, plot)
-        res["plot"] = str(plot)
-    except OSError as exc:
-        res["plot"], res["plot_error"] = None, f"could not write the confusion matrix: {exc}"
-    return res
-
-
-def _report(res: dict, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps({k: v for k, v in res.items() if k != "confusion"} |
-                              {"confusion": res["confusion"]}, indent=2))
-        return
-    for msg in res["skipped"]:
-        click.echo(f"skipped: {msg}", err=True)
-    click.echo(f"{res['videos']} videos, views {res['views']}, STMs {res['quant']}: "
-               f"top-1 {res['top1']:.4f}, top-5 {res['top5']:.4f}"
-               + (f"; confusion matrix in {res['plot']}" if res["plot"] else ""))
-    for name, acc in res["per_class"].items():
-        click.echo(f"  {name:<24} {'-' if acc is None else f'{acc:.3f}'}")
-
-
-def _eval_crop(size: int, n_crops: int):
-    """Dataset crop for evaluation: 1 crop -> the centre crop at the training size;
-    3 or 5 -> the whole short-side square at size / 0.875, cut into crops later."""
-    from hybrid.data.transforms import CropConfig
-
-    if n_crops == 1:
-        return CropConfig(size=size)
-    return CropConfig(size=round(size / 0.875), eval_fraction=1.0)
-
-
 @click.command()
 @click.argument("checkpoint", type=click.Path())
 @click.argument("video", type=click.Path())
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--segments", type=click.IntRange(1), default=None,
               help="Segments to sample [default: the model's].")
-@click.option("--video-size", type=VIDEO_SIZE, default=None,
-              help="WIDTHxHEIGHT the video is resized to [default: the size the "
+@video_size_option("WIDTHxHEIGHT the video is resized to [default: the size the "
                    "checkpoint's training videos were read at, where it records it, else "
                    f"{'x'.join(map(str, DEFAULT_VIDEO_SIZE))}]; a video already MPEG-4 GOP "
-                   "12 at this size is read as it is.")
+                   "12 at this size is read as it is.", default=None)
 @click.option("--transcode/--no-transcode", default=True, show_default=True,
               help="Transcode a video that is not MPEG-4 Part 2 GOP 12 with I/P frames at "
                    "--video-size in process (temporary file, removed afterwards), or "
                    "refuse it.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option()
 def predict(checkpoint, video, top, segments, video_size, transcode, as_json):
     """Class names of VIDEO (any video FFmpeg reads) with probabilities, from CHECKPOINT."""
-    from hybrid.data.dataset import UNREADABLE, CompressedVideoDataset
+    from hybrid.data.dataset import UNREADABLE
     from hybrid.training.checkpoint import CheckpointError
-    from hybrid.training.evaluate import load_model, predict_scores
-    from hybrid.video.transcode import as_mpeg4
+    from hybrid.training.evaluate import load_model, predict_scores, read_video
 
     try:
         model, classes, ckpt = load_model(checkpoint)
@@ -451,10 +289,7 @@ def predict(checkpoint, video, top, segments, video_size, transcode, as_json):
         raise click.BadParameter(f"must be a multiple of the model's {model.cfg.segments}",
                                  param_hint="--segments")
     try:
-        with as_mpeg4(video, video_size, allow_transcode=transcode) as path:
-            ds = CompressedVideoDataset.one_video(path, s, crop=model.cfg.size[0],
-                                                  video_size=video_size)
-            sample = ds[0]
+        sample = read_video(video, s, model.cfg.size[0], video_size, transcode)
     except UNREADABLE as exc:
         raise click.ClickException(str(exc)) from exc
     p = predict_scores(model, sample)

@@ -12,6 +12,8 @@ import math
 
 import click
 
+from hybrid.training.views import parse_views
+
 
 class Size(click.ParamType):
     """``WIDTHxHEIGHT`` (or ``N`` for ``NxN``) -> ``(width, height)``, ``(height, width)``
@@ -85,3 +87,24 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(v):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return v
+
+
+class Views(click.ParamType):
+    """``SEGMENTSxCROPS`` (e.g. ``8x1``) -> ``(segments, crops)``
+    (:func:`hybrid.training.views.parse_views`)."""
+
+    name = "views"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "SxC"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value  # a preset's value
+        try:
+            return parse_views(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+VIEWS = Views()

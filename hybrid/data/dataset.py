@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from hybrid.data.cache import CacheReader, PrepareConfig, _work
 from hybrid.data.shards import ShardedCacheReader
 from hybrid.data.sources import detect_layout, load_split
+from hybrid.data.splits import SplitError
 from hybrid.data.transforms import CropConfig, Normalization, crop_box, sample_segments
 from hybrid.data.videocache import VideoCacheReader, source_stamp
 from hybrid.video.errors import VideoError
@@ -194,7 +195,10 @@ def open_split(source: str | Path, split: str, segments: int, train: bool,
                video_size: tuple[int, int] = DEFAULT_SIZE,
                ) -> tuple[CompressedVideoDataset, list[str]]:
     """(dataset, class names) of ``split`` ('train' or 'test') and ``fold`` of a dataset
-    folder (videos resized to ``video_size``, W x H) or a ``hybrid prepare`` cache."""
+    folder (videos resized to ``video_size``, W x H) or a ``hybrid prepare`` cache;
+    :class:`SplitError` for an empty split."""
     items, classes = load_split(source, split, fold)
+    if not items:
+        raise SplitError(f"{source}: the {split} split of fold {fold} is empty")
     return CompressedVideoDataset(source, items, segments, train=train, crop=crop,
                                   video_size=video_size, seed=seed), classes

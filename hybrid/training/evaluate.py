@@ -17,12 +17,14 @@ import numpy as np
 import torch
 
 from deploy.artifact.inputs import decode_sample
-from hybrid.data.dataset import UNREADABLE
+from hybrid.data.dataset import UNREADABLE, CompressedVideoDataset, open_split
+from hybrid.data.transforms import CropConfig
 from hybrid.model import HybridConfig, HybridModel
 from hybrid.training import checkpoint
+from hybrid.training.views import CROPS
+from hybrid.video.transcode import as_mpeg4
 
 log = logging.getLogger(__name__)
-CROPS = (1, 3, 5)
 
 
 def load_model(path: str | Path) -> tuple[HybridModel, list[str], dict]:
@@ -41,6 +43,52 @@ def load_model(path: str | Path) -> tuple[HybridModel, list[str], dict]:
                                          ")") from exc
     model.eval()
     return model, list(ckpt["classes"]), ckpt
+
+
+def eval_crop(size: int, n_crops: int) -> CropConfig:
+    """The dataset crop for evaluation: 1 crop -> the centre crop at the training size;
+    3 or 5 -> the whole short-side square at size / 0.875, cut into crops later
+    (TSN's and CoViAR's protocol)."""
+    if n_crops == 1:
+        return CropConfig(size=size)
+    return CropConfig(size=round(size / 0.875), eval_fraction=1.0)
+
+
+def open_views(data: str | Path, split: str, views: tuple[int, int], segments: int,
+               size: int, fold: int = 1, video_size: tuple[int, int] | None = None,
+               ) -> tuple[CompressedVideoDataset, list[str]]:
+    """(dataset, classes) of ``split`` read for evaluation at ``views`` (S, C) of a model
+    trained on ``segments`` segments of ``size`` px crops; ValueError when S is not a
+    multiple of the model's segments."""
+    s, c = views
+    if s % segments:
+        raise ValueError(f"views {s}x{c}: {s} segments is not a multiple of the model's "
+                         f"{segments}")
+    kw = {} if video_size is None else {"video_size": tuple(video_size)}
+    return open_split(data, split, s, False, eval_crop(size, c), fold, 0, **kw)
+
+
+def render(res: dict) -> list[str]:
+    """The text lines of one evaluation's result (:func:`evaluate` plus ``views`` and
+    ``plot``)."""
+    lines = [f"{res['videos']} videos, views {res['views']}, STMs {res['quant']}: "
+             f"top-1 {res['top1']:.4f}, top-5 {res['top5']:.4f}"
+             + (f"; confusion matrix in {res['plot']}" if res.get("plot") else "")]
+    lines += [f"  {name:<24} {'-' if acc is None else f'{acc:.3f}'}"
+              for name, acc in res["per_class"].items()]
+    return lines
+
+
+def read_video(video: str | Path, segments: int, crop: int, video_size: tuple[int, int],
+               transcode: bool = True) -> dict:
+    """One video file (any FFmpeg reads) as an evaluation sample of ``segments`` segments
+    centre-cropped to ``crop``: transcoded in process to MPEG-4 GOP 12 at ``video_size``
+    when it is not in that form (a temporary file, removed), or refused without
+    ``transcode``."""
+    with as_mpeg4(video, video_size, allow_transcode=transcode) as path:
+        ds = CompressedVideoDataset.one_video(path, segments, crop=crop,
+                                              video_size=video_size)
+        return ds[0]
 
 
 def crop_boxes(h: int, w: int, ch: int, cw: int, n: int) -> list[tuple[int, int]]:
