@@ -351,11 +351,13 @@ def test_folder_dataset_resizes_exactly_as_prepare(tmp_path):
     defaults = {(c, p.name): p.default for c in ("prepare", "train", "eval", "predict")
                 for p in main.commands[c].params}
     assert defaults["prepare", "size"] == "340x256"
-    assert all(defaults[c, "video_size"] == "340x256" for c in ("train", "eval"))
-    # predict: the checkpoint's recorded training size, else the same 340x256
-    assert defaults["predict", "video_size"] is None
-    assert "340x256" in next(p.help for p in main.commands["predict"].params
-                             if p.name == "video_size")
+    # train: the videos' own size (never upscaled); eval and predict: the checkpoint's
+    # recorded training size, else the same 340x256
+    for c in ("train", "eval", "predict"):
+        assert defaults[c, "video_size"] is None
+    for c in ("eval", "predict"):
+        assert "340x256" in next(p.help for p in main.commands[c].params
+                                 if p.name == "video_size")
     assert tuple(DEFAULT_SIZE) == PrepareConfig().size == (340, 256)
 
 
