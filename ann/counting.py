@@ -156,3 +156,33 @@ def flop_counter_macs(cfg: DenseConfig, per_component: bool = False) -> int | di
                  None: []}.get(module, [module])
         out[c.name] = sum(by_module.get(f"DenseModel.{n}", 0) for n in names)
     return out
+
+
+def _short(n: int) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return str(n)
+
+
+def render_table(title: str, rep: dict) -> str:
+    """A torchinfo-like table of :func:`totals`' output (any extra rows too)."""
+    rows = [(c["name"], c["params"], c["macs"], c.get("acs", 0)) for c in rep["components"]]
+    show_acs = any(r[3] for r in rows)
+    head = ["Component", "Params", "MACs"] + (["ACs"] if show_acs else [])
+    cells = [[n, f"{p:,}", f"{m:,}"] + ([f"{a:,}"] if show_acs else []) for n, p, m, a in rows]
+    total = ["Total", f"{rep['params']:,}", f"{rep['macs']:,}"]
+    total += [f"{rep['acs']:,}"] if show_acs else []
+    widths = [max(len(r[i]) for r in [head, total, *cells]) for i in range(len(head))]
+    line = "=" * (sum(widths) + 3 * (len(widths) - 1))
+
+    def fmt(r):
+        return "   ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                          for i, (c, w) in enumerate(zip(r, widths)))
+
+    out = [title, line, fmt(head), line, *map(fmt, cells), line, fmt(total), line,
+           f"Total params: {_short(rep['params'])}",
+           f"Total mult-adds per video: {_short(rep['macs'])}"]
+    if show_acs:
+        out.append(f"Total accumulates per video: {_short(rep['acs'])}")
+    return "\n".join(out)

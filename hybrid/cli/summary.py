@@ -8,36 +8,6 @@ import click
 from hybrid.cli.options import apply_preset, model_config, model_options, preset_option
 
 
-def _fmt(n: int) -> str:
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return str(n)
-
-
-def render_table(title: str, rep: dict) -> str:
-    """A torchinfo-like table of ``ann.counting.totals`` output (any extra rows too)."""
-    rows = [(c["name"], c["params"], c["macs"], c.get("acs", 0)) for c in rep["components"]]
-    show_acs = any(r[3] for r in rows)
-    head = ["Component", "Params", "MACs"] + (["ACs"] if show_acs else [])
-    cells = [[n, f"{p:,}", f"{m:,}"] + ([f"{a:,}"] if show_acs else []) for n, p, m, a in rows]
-    total = ["Total", f"{rep['params']:,}", f"{rep['macs']:,}"]
-    total += [f"{rep['acs']:,}"] if show_acs else []
-    widths = [max(len(r[i]) for r in [head, total, *cells]) for i in range(len(head))]
-    line = "=" * (sum(widths) + 3 * (len(widths) - 1))
-
-    def fmt(r):
-        return "   ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                          for i, (c, w) in enumerate(zip(r, widths)))
-
-    out = [title, line, fmt(head), line, *map(fmt, cells), line, fmt(total), line,
-           f"Total params: {_fmt(rep['params'])}",
-           f"Total mult-adds per video: {_fmt(rep['macs'])}"]
-    if show_acs:
-        out.append(f"Total accumulates per video: {_fmt(rep['acs'])}")
-    return "\n".join(out)
-
-
 @click.command()
 @preset_option
 @model_options
@@ -56,7 +26,7 @@ def summary(ctx, classes, as_json, **opts) -> None:
     """
     import dataclasses
 
-    from ann.counting import totals
+    from ann.counting import render_table, totals
     from hybrid.model import count
 
     p = apply_preset(ctx, opts)
