@@ -16,3 +16,13 @@ def joules(j: float) -> str:
         if abs(j) >= scale:
             return f"{j / scale:.4g} {unit}"
     return f"{j:.3g} J"
+
+
+def scaled(v: float | None, unit: str) -> str:
+    """A value in ``unit`` with a milli/micro/nano prefix: 4.2 ms; "-" for None."""
+    if v is None:
+        return "-"
+    for p, k in (("", 1), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9)):
+        if abs(v) >= k:
+            return f"{v / k:.3g} {p}{unit}"
+    return f"{v:.3g} {unit}"

@@ -46,3 +46,20 @@ def test_report_latency_throughput_energy():
     assert rep["paper"]["energy_j"] == 0.734 and rep["paper"]["throughput_vps"] == 16.0
     tl = report.timeline(rep)
     assert tl[0] == ("transcode", 0.0, 0.1) and tl[-1][2] == pytest.approx(1.2)
+
+
+def test_render_reads_every_section_of_a_stored_report():
+    """The text renderer (deploy/hardware/render.py) on the report behind
+    examples/figures/chip_timeline.png: every stage, the per-video line, the chips."""
+    import json
+    from pathlib import Path
+
+    from deploy.hardware.render import render
+
+    path = Path(__file__).resolve().parents[1] / "examples/figures/chip_timeline.json"
+    rep = json.loads(path.read_text())
+    rep = rep.get("report", rep)
+    text = render(rep)
+    for s in rep["stages"]:
+        assert any(line.startswith(s["name"]) for line in text.splitlines()), s["name"]
+    assert "per video: latency" in text and "chips:" in text and "Tianjic" in text
