@@ -62,3 +62,4 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(torch|lava|click|numpy|np|h5py|av|onnxruntime|nir|sanafe)(\..*)?"),
 ]
+smartquotes = False  # keep `--option` as typed (the CLI help would show en dashes)
