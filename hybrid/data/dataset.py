@@ -196,7 +196,7 @@ def open_split(source: str | Path, split: str, segments: int, train: bool,
                ) -> tuple[CompressedVideoDataset, list[str]]:
     """(dataset, class names) of ``split`` ('train' or 'test') and ``fold`` of a dataset
     folder (videos resized to ``video_size``, W x H) or a ``hybrid prepare`` cache;
-    :class:`SplitError` for an empty split."""
+    :class:`.SplitError` for an empty split."""
     items, classes = load_split(source, split, fold)
     if not items:
         raise SplitError(f"{source}: the {split} split of fold {fold} is empty")
