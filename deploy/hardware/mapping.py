@@ -330,10 +330,19 @@ def map_layers(branch: str, net: StmNetwork, chip: ChipPreset,
     return out
 
 
+MAX_CHIPS = 128  # the largest network mapped: this many chips' neurons (one chip's cores
+# are what is checked; the bound keeps an absurd --size from exhausting the host)
+
+
 def map_network(nets: dict[str, StmNetwork], chip: ChipPreset, shared: bool = True) -> Mapping:
     """Map every STM branch (``{"mv": net, "r": net}``) onto one ``chip``."""
     if not nets:
         raise ValueError("map_network needs at least one STM network")
+    neurons = sum(math.prod(spec.shape) for net in nets.values() for spec in net.layers)
+    most = MAX_CHIPS * chip.cores * chip.neurons_per_core
+    if neurons > most:  # a map --size 100000x100000 ran 55 s, then asked for 18.6 GiB
+        raise ValueError(f"{neurons:,} neurons: more than {MAX_CHIPS} {chip.title} chips "
+                         f"hold ({most:,}); map a smaller input size")
     if shared and not chip.conv_weight_sharing:
         shared = False  # the chip cannot share: count what it must store
     layers = [lm for name, net in nets.items() for lm in map_layers(name, net, chip, shared)]

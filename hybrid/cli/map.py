@@ -46,7 +46,10 @@ def map_cmd(paths, chip, size, no_weight_sharing, as_json) -> None:
                                    f"{sorted(CHIPS)}; pass --chip")
     if size is not None:
         nets = {name: branches.resized(net, size) for name, net in nets.items()}
-    mp = mapping.map_network(nets, CHIPS[chip], shared=not no_weight_sharing)
+    try:
+        mp = mapping.map_network(nets, CHIPS[chip], shared=not no_weight_sharing)
+    except ValueError as e:  # a network no chip set could hold
+        raise click.ClickException(f"--size {size[1]}x{size[0]}: {e}" if size else str(e)) from e
     if (stored and size is None and (stored["chip"], stored["shared_weights"]) ==
             (mp.chip, mp.shared_weights) and json.loads(json.dumps(mp.to_dict())) != stored):
         click.echo(f"warning: {paths[0]}/mapping.json differs from this toolkit's mapping "

@@ -7,7 +7,7 @@ import click
 
 from hybrid.cli.common import fold_option, progress_bar, user_errors, video_size_option
 from hybrid.cli.options import given, given_conflicts, model_config, model_options
-from hybrid.cli.types import FiniteFloatRange
+from hybrid.cli.types import LEARNING_RATE, FiniteFloatRange
 
 # = hybrid.pretraining.tasks.TASKS (not imported: a fast --help)
 TASKS = ("pmsp", "ctp", "ctp-binary")
@@ -56,7 +56,7 @@ def _levels(ctx, param, value):
                    "schedule recomputed for it from the resumed epoch on).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--lr", type=LEARNING_RATE, default=1e-3, show_default=True)
 @click.option("--weight-decay", type=FiniteFloatRange(0), default=1e-4, show_default=True)
 @click.option("--warmup-epochs", type=click.IntRange(0), default=1, show_default=True)
 @fold_option("Split: its training videos are pretrained on, its test videos give "

@@ -27,7 +27,7 @@ from hybrid.cli.options import (
     paper,
     preset_option,
 )
-from hybrid.cli.types import FiniteFloatRange
+from hybrid.cli.types import LEARNING_RATE, FiniteFloatRange
 
 
 def _steps(ctx, param, value):
@@ -66,7 +66,7 @@ def _steps(ctx, param, value):
               show_default=True,
               help="AdamW (decoupled weight decay) or Adam (L2 decay in the gradient, as "
                    "CoViAR)." + paper(PAPER.optimizer))
-@click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=1e-3, show_default=True,
+@click.option("--lr", type=LEARNING_RATE, default=1e-3, show_default=True,
               help="Peak learning rate." + paper(PAPER.lr))
 @click.option("--eps", type=FiniteFloatRange(0, min_open=True), default=1e-8,
               show_default=True, help="Adam's epsilon." + paper(PAPER.eps))

@@ -108,3 +108,8 @@ class Views(click.ParamType):
 
 
 VIEWS = Views()
+
+
+# Adam's step is about lr per weight: past 10 every weight jumps by more than any trained
+# value, and lr 1e300 overflowed to a traceback; the runs' lr is 1e-4..1e-2
+LEARNING_RATE = FiniteFloatRange(0, 10, min_open=True)

@@ -47,6 +47,9 @@ def pad_p_frames(a: np.ndarray, p: int, zero: int = 0) -> np.ndarray:
     return a
 
 
+MAX_UPSCALE = 2  # largest crop side / the frames' long side
+
+
 class CompressedVideoDataset(Dataset):
     """``source``: a dataset folder (UCF-101, HMDB-51, Kinetics, Something-Something v2
     or folder-per-class; videos are read and, when not MPEG-4 GOP 12, transcoded on the
@@ -94,6 +97,13 @@ class CompressedVideoDataset(Dataset):
             if float(a["mv_bound"]) != norm.mv_bound:
                 raise ValueError(f"{source}: cache holds MV codes for mv_bound "
                                  f"{float(a['mv_bound'])}, asked for {norm.mv_bound}")
+        w, h = self.read_size
+        if self.crop.size > MAX_UPSCALE * max(w, h):
+            # a crop is cut from the frame and resized: past this it only upscales, and
+            # memory grows with its square (--size 100000 asked torch for 480 GB)
+            raise ValueError(f"crop size {self.crop.size}: at most {MAX_UPSCALE * max(w, h)} "
+                             f"({MAX_UPSCALE} x the long side of the {w}x{h} frames it is "
+                             "cut from)")
 
     @property
     def read_size(self) -> tuple[int, int]:

@@ -295,6 +295,11 @@ def read_video(model: HybridModel, video: str | Path, segments: int | None = Non
     size = tuple(video_size) if video_size else own_video_size(video)
     with as_mpeg4(video, size, allow_transcode=transcode) as path:
         n = len(gop_index(path))  # packets only; the dataset samples the same way
+        most = model.cfg.segments * -(-n // model.cfg.segments)  # every GOP once
+        if s > most:  # more only repeat GOPs (--segments 300 ran 150 s at 1.6 GB)
+            raise ExplainError(f"--segments {s}: the video has {n} GOPs; at most {most} "
+                               f"segments (the model's {model.cfg.segments} x "
+                               f"{most // model.cfg.segments}), more only repeat GOPs")
         ds = CompressedVideoDataset.one_video(path, s, crop=model.cfg.size[0],
                                               video_size=size)
         sample = decode_sample(ds[0])  # the loader's uint8 codes -> the model's floats
