@@ -3,9 +3,10 @@
 - :func:`write_file` writes through a temporary file beside the target, fsyncs it and
   renames it over the target, so a kill at any moment leaves the old file or the new
   one, never half of one.
-- :func:`staged_dir` stages a folder beside its target (a hidden ``.NAME.partial-*``
-  folder), fsyncs what was written and renames the folder into place only when the
-  ``with`` block ends without error; on an error the staging folder is removed. A
+- :func:`staged_dir` stages a folder beside its target (a hidden ``.NAME.partial-PID-*``
+  folder; one a killed process left is removed by the next writer: :func:`remove_orphans`),
+  fsyncs what was written and renames the folder into place only when the ``with``
+  block ends without error; on an error the staging folder is removed. A
   reader therefore never finds a half-written folder under the target name.
 - :func:`write_path` is :func:`write_file` for writers that want a path (h5py, nir).
 - :func:`ensure_free` refuses a write the disk cannot hold (:class:`DiskFullError`, one
@@ -137,6 +138,30 @@ def write_path(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_orphans(path: str | os.PathLike) -> list[Path]:
+    """Remove the staging folders (``.NAME.partial-PID-*``, ``.NAME.old-PID-*``) that a
+    killed writer of ``path`` left beside it: those whose process PID no longer runs
+    (SIGKILL runs no clean-up; they stayed for good). A live writer's are kept."""
+    path, gone = Path(path), []
+    for kind in ("partial", "old"):
+        for d in path.parent.glob(f".{path.name}.{kind}-*"):
+            pid = d.name[len(f".{path.name}.{kind}-"):].split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)) and d.is_dir():
+                shutil.rmtree(d, ignore_errors=True)
+                gone.append(d)
+    return gone
+
+
 @contextlib.contextmanager
 def staged_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """``with staged_dir(out) as tmp:`` write the folder's files under ``tmp``; on a
@@ -147,7 +172,9 @@ def staged_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (choose another folder, or overwrite it)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    remove_orphans(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-{os.getpid()}-",
+                                dir=path.parent))
     try:
         yield tmp
         for f in tmp.rglob("*"):
@@ -169,7 +196,7 @@ def _swap_in(tmp: Path, path: Path) -> None:
         os.replace(tmp, path)
         _fsync_dir(path.parent)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-{os.getpid()}-", dir=path.parent))
     try:
         os.replace(path, old / path.name)
         try:

@@ -84,3 +84,40 @@ def test_a_failed_swap_keeps_the_old_folder_and_leaves_nothing(tmp_path, monkeyp
             (d / "new.txt").write_text("new")
     assert [p.name for p in tmp_path.iterdir()] == ["art"]
     assert [p.name for p in out.iterdir()] == ["old.txt"]
+
+
+def test_a_killed_writers_staging_folder_is_removed_by_the_next(tmp_path):
+    """SIGKILL runs no clean-up: `hybrid synth` killed mid-write left its hidden
+    .OUT.partial-* folder for good (issue 27, item 4). The next writer of OUT removes
+    the staging folders of writers no longer running; a live writer's stay."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import sys, time\nfrom deploy.atomic import staged_dir\n"
+              "with staged_dir(sys.argv[1]) as d:\n"
+              "    (d / 'a').write_text('x'); print('staged', flush=True); time.sleep(60)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = tmp_path / "ds"
+
+    def writer():
+        p = subprocess.Popen([sys.executable, "-c", script, str(out)], env=env,
+                             stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "staged"
+        return p
+
+    killed, live = writer(), writer()
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=20)
+    time.sleep(0.1)
+    try:
+        staging = sorted(p.name for p in tmp_path.iterdir())
+        assert len(staging) == 2 and all(".ds.partial-" in n for n in staging), staging
+        with staged_dir(out) as d:
+            (d / "b").write_text("y")
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == sorted(["ds", *(n for n in staging if f"-{live.pid}-" in n)]), left
+    finally:
+        live.kill()
+        live.wait(timeout=20)
