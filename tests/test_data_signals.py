@@ -238,3 +238,27 @@ def test_ctrl_c_inside_a_weakref_callback_is_held_not_lost():
                 got.append(x)
         assert got == [1]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_ctrl_c_inside_an_extract_write_is_held_not_lost(tmp_path, monkeypatch):
+    """`hybrid extract` wrote without the hold `prepare` has (issue 27, item 8): a Ctrl-C
+    landing in an h5py weakref callback during a GOP's write was dropped and the
+    extraction went on to write its file."""
+    from hybrid.video import extract as ex
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    make_dataset(tmp_path / "ds", classes=2, per_class=2, seed=0,
+                 cfg=SynthConfig(size=(64, 48), frames=36))
+    video = sorted((tmp_path / "ds").rglob("*.avi"))[0]
+    real_add = ex.GopWriter.add
+
+    def add(self, gop):
+        real_add(self, gop)
+        if self.n == 1:
+            _ctrl_c_inside_a_weakref_callback()
+
+    monkeypatch.setattr(ex.GopWriter, "add", add)
+    with pytest.raises(KeyboardInterrupt):
+        ex.write_extract(video, tmp_path / "x.h5")
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.part").exists()

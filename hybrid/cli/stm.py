@@ -54,7 +54,9 @@ def _load_stm(path: str, channels: int):
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  any unreadable checkpoint is a user error
-        raise click.ClickException(f"{path}: not an STM checkpoint ({e})") from e
+        # one line: torch's own text runs to many and invites weights_only=False
+        raise click.ClickException(f"{path}: not an STM checkpoint (torch cannot load it "
+                                   f"as tensors: {type(e).__name__})") from None
     if isinstance(ck, dict) and ck.get("format") == FORMAT:
         try:
             model, _, _ = load_model(path)

@@ -82,6 +82,11 @@ class FiniteFloatRange(click.FloatRange):
 
     name = "finite float"
 
+    def _describe_range(self) -> str:
+        if self.min is None and self.max is None:
+            return ""  # click's own text would read "x<=None"
+        return super()._describe_range()
+
     def convert(self, value, param, ctx):
         v = super().convert(value, param, ctx)
         if not math.isfinite(v):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy.atomic import ensure_free
+from hybrid.data.mpstart import HeldInterrupt
 from hybrid.video.reader import P_PER_GOP, read_gops
 
 FORMAT = "hybrid-compressed-video"
@@ -134,11 +135,13 @@ def write_extract(video: str | Path, out: str | Path, accumulate: bool = True,
     out = Path(out)
     tmp = out.with_name(out.name + ".part")
     try:
-        with h5py.File(tmp, "w") as f:
+        # Ctrl-C is held while h5py writes (raised in one of its weakref callbacks it was
+        # printed and lost) and live while a GOP is decoded
+        with HeldInterrupt() as held, held.critical(), h5py.File(tmp, "w") as f:
             f.attrs.update({"format": FORMAT, "version": VERSION, "kind": "extract",
                             "source": str(source or video), **mode_attrs(accumulate, coviar)})
             writer = GopWriter(f)
-            for g in read_gops(video, accumulate=accumulate, coviar=coviar):
+            for g in held.waiting(read_gops(video, accumulate=accumulate, coviar=coviar)):
                 writer.add(g)
                 del g  # let the reader free it before it allocates the next GOP
             shapes = writer.shapes()
