@@ -105,3 +105,38 @@ def test_prepare_refuses_a_video_the_disk_cannot_hold_and_keeps_the_cache(ds, tm
     monkeypatch.setattr(deploy.atomic, "free_bytes", real)
     summary = prepare(ds, out, cfg, workers=1)
     assert summary["already_done"] == 2 and summary["prepared"] == 4
+
+
+@pytest.mark.slow
+def test_train_keeps_no_metrics_row_for_an_epoch_it_could_not_save(ds, tmp_path,
+                                                                     monkeypatch):
+    """A full disk while the checkpoint is written: metrics.csv had a row for an epoch
+    whose checkpoint never was (issue 27, item 6)."""
+    import csv
+
+    import deploy.atomic
+    from hybrid.data.dataset import open_split
+    from hybrid.model import HybridConfig
+    from hybrid.training import checkpoint
+    from hybrid.training.train import TrainConfig, train
+
+    real, saves = checkpoint.save, []
+
+    def save(path, **kw):
+        saves.append(kw["epoch"])
+        if kw["epoch"] == 2:
+            raise deploy.atomic.DiskFullError(path, 1000)
+        real(path, **kw)
+
+    monkeypatch.setattr(checkpoint, "save", save)
+    tr, classes = open_split(ds, "train", 1, True, 24, seed=0, video_size=(64, 48))
+    va, _ = open_split(ds, "test", 1, False, 24, video_size=(64, 48))
+    cfg = HybridConfig(num_classes=len(classes), segments=1, size=(24, 24),
+                       stm={"widths": (2, 2, 2)})
+    with pytest.raises(deploy.atomic.DiskFullError):
+        train((tr, va), classes, tmp_path / "run", cfg,
+              TrainConfig(epochs=3, batch_size=4, warmup_epochs=0, workers=0))
+    assert saves == [1, 2]
+    with open(tmp_path / "run" / "metrics.csv", newline="") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]
+    assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1

@@ -173,7 +173,10 @@ def pyplot():
 
 
 def save(fig, path) -> None:
-    fig.savefig(path, dpi=110)
+    """Staged and renamed: a full disk leaves the old PNG or none, never half of one."""
+    from deploy.atomic import write_file
+
+    write_file(path, lambda f: fig.savefig(f, format="png", dpi=110))
     pyplot().close(fig)
 
 

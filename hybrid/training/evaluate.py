@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from deploy.artifact.inputs import decode_sample
+from deploy.atomic import write_file
 from hybrid.data.dataset import UNREADABLE, CompressedVideoDataset, open_split
 from hybrid.data.transforms import CropConfig
 from hybrid.model import HybridConfig, HybridModel
@@ -190,5 +191,6 @@ def plot_confusion(result: dict, path: str | Path) -> None:
            title=f"top-1 {result['top1']:.3f}, top-5 {result['top5']:.3f}")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    # staged and renamed: a full disk leaves the old plot or none, never half of one
+    write_file(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)

@@ -394,12 +394,17 @@ def _train(datasets, classes, run_dir: Path, model_cfg, cfg, resume, progress, e
             # drops (its epoch is not in the checkpoint), never a saved epoch without its row
             rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()})
             write_metrics(run_dir / METRICS_NAME, rows)
-            checkpoint.save(ckpt_path, model_config=model_cfg.to_dict(),
-                            train_config=dataclasses.asdict(cfg), classes=list(classes),
-                            video_size=video_size,
-                            epoch=epoch + 1, model=model.state_dict(),
-                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                            metrics=last)
+            try:
+                checkpoint.save(ckpt_path, model_config=model_cfg.to_dict(),
+                                train_config=dataclasses.asdict(cfg), classes=list(classes),
+                                video_size=video_size, epoch=epoch + 1,
+                                model=model.state_dict(), optimizer=optimizer.state_dict(),
+                                scheduler=scheduler.state_dict(), metrics=last)
+            except BaseException:  # a full disk, Ctrl-C: the epoch is not saved, nor its row
+                rows.pop()
+                with contextlib.suppress(OSError):
+                    write_metrics(run_dir / METRICS_NAME, rows)
+                raise
             echo(f"epoch {epoch + 1}/{cfg.epochs}: loss {last['train_loss']:.3f} "
                  f"acc {last['train_acc']:.3f} | held-out loss {last['val_loss']:.3f} "
                  f"acc {last['val_acc']:.3f} | {last['seconds']:.1f}s")
