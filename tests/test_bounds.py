@@ -53,5 +53,5 @@ def test_explain_segments_beyond_the_videos_gops_are_refused(trained, tmp_path):
     video = sorted(data.rglob("*.avi"))[0]  # 24 frames: 2 GOPs; the model has 2 segments
     res = _invoke("explain", ckpt, video, "-o", tmp_path / "ex", "--segments", "300")
     assert res.exit_code == 1, res.output
-    assert "--segments 300: the video has 2 GOPs; at most 2" in res.output
+    assert "--segments 300: the video has 2 GOPs; at most 8 segments" in res.output
     assert not (tmp_path / "ex").exists()

@@ -272,6 +272,9 @@ def own_video_size(video: str | Path) -> tuple[int, int]:
     return max(16, info.width // 2 * 2), max(16, info.height // 2 * 2)
 
 
+SHORT_VIDEO_ROWS = 4  # segments up to this x the model's are allowed whatever the GOPs
+
+
 def read_video(model: HybridModel, video: str | Path, segments: int | None = None,
                video_size: tuple[int, int] | None = None, transcode: bool = True
                ) -> tuple[dict, dict]:
@@ -295,11 +298,13 @@ def read_video(model: HybridModel, video: str | Path, segments: int | None = Non
     size = tuple(video_size) if video_size else own_video_size(video)
     with as_mpeg4(video, size, allow_transcode=transcode) as path:
         n = len(gop_index(path))  # packets only; the dataset samples the same way
-        most = model.cfg.segments * -(-n // model.cfg.segments)  # every GOP once
+        k = model.cfg.segments
+        most = k * max(-(-n // k), SHORT_VIDEO_ROWS)  # every GOP once; a short video more
         if s > most:  # more only repeat GOPs (--segments 300 ran 150 s at 1.6 GB)
             raise ExplainError(f"--segments {s}: the video has {n} GOPs; at most {most} "
-                               f"segments (the model's {model.cfg.segments} x "
-                               f"{most // model.cfg.segments}), more only repeat GOPs")
+                               f"segments (each GOP once, rounded up to a multiple of the "
+                               f"model's {k}, or {SHORT_VIDEO_ROWS * k} on a short video); "
+                               "more only repeat GOPs")
         ds = CompressedVideoDataset.one_video(path, s, crop=model.cfg.size[0],
                                               video_size=size)
         sample = decode_sample(ds[0])  # the loader's uint8 codes -> the model's floats
