@@ -63,17 +63,31 @@ def _hold(signum, frame) -> None:
         _forks["pending"].append(signum)
 
 
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when the process that forked it ends (however
+    it ends, SIGKILL included), so that it never outlives its runtime."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent ended before prctl took effect
+            os._exit(1)
+
+
 def _in_forked_child() -> None:
-    """A process Lava forks ignores SIGINT (Ctrl-C reaches the whole process group: the
-    parent alone handles it, ends the actors and prints one line, where each actor
-    printed its own KeyboardInterrupt traceback) and takes SIGTERM's default action
-    (so that ``terminate()`` ends it)."""
+    """A process Lava forks ignores SIGINT and SIGTERM, as multiprocessing's resource
+    tracker does: both reach the whole process group (Ctrl-C, a scheduler's kill), and
+    the parent alone handles them. It ends the actors (SIGKILL: :func:`end_runtime`)
+    and shuts the shared-memory manager down by message, so that it unlinks its blocks
+    and removes its ``pymp-*`` folder (killed by the signal itself, it left both, and
+    each actor printed its own traceback). The child dies with the parent."""
     if not _forks["on"]:
         return
     _forks.update(on=False, pending=[], previous={})
     with contextlib.suppress(ValueError, OSError):  # not the main thread: leave them
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
 
 
 os.register_at_fork(after_in_child=_in_forked_child)
@@ -187,10 +201,7 @@ def end_runtime(process) -> None:
     missing attribute means there is nothing to end."""
     rt = getattr(process, "_runtime", None)
     mi = getattr(rt, "_messaging_infrastructure", None)
-    for actor in runtime_actors(rt):
-        if actor.is_alive():
-            actor.terminate()
-            multiprocessing.Process.join(actor, 5)
+    for actor in runtime_actors(rt):  # they ignore SIGTERM (lava_forks): SIGKILL
         if actor.is_alive():
             actor.kill()
             multiprocessing.Process.join(actor, 5)

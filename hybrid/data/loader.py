@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from hybrid.data.dataset import UNREADABLE
-from hybrid.data.mpstart import default_kept
+from hybrid.data.mpstart import default_kept, forkserver_context
 
 
 class SkipBadVideos(Dataset):
@@ -102,9 +102,8 @@ def loader_options(workers: int, device: torch.device) -> dict:
     each; pinned pages make the uint8 batches' copies to a GPU asynchronous."""
     ctx = None
     if workers:
-        ctx = mp.get_context(WORKER_START)
-        if WORKER_START == "forkserver":
-            ctx.set_forkserver_preload(PRELOAD)  # used when the server starts (once)
+        ctx = (forkserver_context(PRELOAD) if WORKER_START == "forkserver"
+               else mp.get_context(WORKER_START))
     return dict(num_workers=workers, persistent_workers=workers > 0,
                 prefetch_factor=4 if workers else None, multiprocessing_context=ctx,
                 worker_init_fn=seed_worker if workers else None,

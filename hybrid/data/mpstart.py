@@ -48,6 +48,26 @@ def spawn_pool(workers: int):
             signal.signal(signal.SIGINT, before)
 
 
+def forkserver_context(preload: list[str]):
+    """The forkserver context, its server started now with SIGINT ignored (and so in
+    every worker it forks). Ctrl-C reaches the whole process group: a server still
+    importing ``preload`` printed its own KeyboardInterrupt traceback, and its workers
+    theirs; the parent alone handles it. Leaves the default start method unset."""
+    from multiprocessing import forkserver
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(preload)
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        with default_kept():
+            forkserver.ensure_running()  # once per process; later calls return at once
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, before)
+    return ctx
+
+
 class HeldInterrupt:
     """``with HeldInterrupt() as held:`` Ctrl-C (SIGINT) raises KeyboardInterrupt at
     once, except inside ``with held.critical():``, where it is held until the block ends
