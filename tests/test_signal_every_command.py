@@ -120,8 +120,10 @@ def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_vide
     while any(alive(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [k for k in kids if alive(k)], f"{name}: processes left running"
-    # torch's compile cache (torchinductor_USER) is a cache kept across runs, not a leftover
-    left = [p for p in tmp.iterdir() if not p.name.startswith("torchinductor_")]
+    # kept across runs by libraries, not per-run leftovers: torch's compile cache
+    # (torchinductor_USER) and onnxruntime's session id (.ses, written on any run)
+    left = [p for p in tmp.iterdir()
+            if not p.name.startswith("torchinductor_") and p.name != ".ses"]
     assert not left, f"{name} left in TMPDIR: {left}"
     deadline = time.monotonic() + 10  # multiprocessing's resource tracker, ending last,
     while _leaked_shm(shm_before) and time.monotonic() < deadline:  # unlinks what it holds
