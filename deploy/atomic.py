@@ -130,12 +130,39 @@ def write_path(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
         with open(tmp, "rb+") as f:
             os.fchmod(f.fileno(), 0o666 & ~umask())
             os.fsync(f.fileno())
+        if _together:  # as_one(): renamed with the others when the block ends
+            _together[-1].append((Path(tmp), path))
+            return path
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
     return path
+
+
+_together: list[list[tuple[Path, Path]]] = []  # open as_one() blocks, innermost last
+
+
+@contextlib.contextmanager
+def as_one() -> Iterator[None]:
+    """Files written by :func:`write_file` / :func:`write_path` inside the block appear
+    together: each is written and fsynced under its temporary name, and all are renamed
+    into place only when the block ends without error; on an error (a full disk at the
+    second file) every temporary file is removed and the old files stay as they were
+    (``explain -o`` over an earlier output left a new maps.npz beside the old figure)."""
+    _together.append([])
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in _together.pop():
+            tmp.unlink(missing_ok=True)
+        raise
+    pending = _together.pop()
+    for tmp, path in pending:
+        os.replace(tmp, path)
+    for parent in {path.parent for _, path in pending}:
+        _fsync_dir(parent)
 
 
 def _pid_alive(pid: int) -> bool:

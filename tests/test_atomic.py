@@ -121,3 +121,28 @@ def test_a_killed_writers_staging_folder_is_removed_by_the_next(tmp_path):
     finally:
         live.kill()
         live.wait(timeout=20)
+
+
+def test_files_written_as_one_appear_together_or_not_at_all(tmp_path, monkeypatch):
+    """`explain -o` over an earlier output, on a full disk at its second file, left the
+    new maps.npz beside the old explain.png; `nir` wrote one of its two files."""
+    from deploy.atomic import DiskFullError, as_one
+
+    a, b = tmp_path / "maps.npz", tmp_path / "explain.png"
+    a.write_text("old a")
+    b.write_text("old b")
+
+    def full(f):
+        raise DiskFullError(b, 0)
+
+    with pytest.raises(DiskFullError):
+        with as_one():
+            write_file(a, lambda f: f.write(b"new a"))
+            assert a.read_text() == "old a"  # not yet in place
+            write_file(b, full)
+    assert (a.read_text(), b.read_text()) == ("old a", "old b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["explain.png", "maps.npz"]
+    with as_one():
+        write_file(a, lambda f: f.write(b"new a"))
+        write_path(b, lambda p: p.write_text("new b"))
+    assert (a.read_text(), b.read_text()) == ("new a", "new b")

@@ -30,7 +30,7 @@ import nir
 import numpy as np
 import torch
 
-from deploy.atomic import write_path
+from deploy.atomic import as_one, write_path
 from neuro import quant
 from neuro.export import FORMAT, VERSION, StmNetwork
 
@@ -102,15 +102,17 @@ def stm_graph(net: StmNetwork, branch: str) -> nir.NIRGraph:
 
 
 def write_nir(nets: dict[str, StmNetwork], out_dir: str | os.PathLike) -> list[Path]:
-    """One ``stm_<branch>.nir`` file per STM branch in ``out_dir``, each written
-    atomically; returns their paths."""
+    """One ``stm_<branch>.nir`` file per STM branch in ``out_dir``, all written as one
+    (:func:`deploy.atomic.as_one`: a full disk at the second left the first alone);
+    returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for branch, net in nets.items():
-        path = out_dir / f"stm_{branch}.nir"
-        graph = stm_graph(net, branch)
-        paths.append(write_path(path, lambda tmp, g=graph: nir.write(tmp, g)))
+    with as_one():
+        for branch, net in nets.items():
+            path = out_dir / f"stm_{branch}.nir"
+            graph = stm_graph(net, branch)
+            paths.append(write_path(path, lambda tmp, g=graph: nir.write(tmp, g)))
     return paths
 
 

@@ -37,6 +37,7 @@ def explain(checkpoint, video, out, class_name, method, segments, video_size, tr
     modality (I-frame, motion vectors, residual) and segment, for the predicted class or
     --class: OUT/explain.png (a row per segment, as the paper's Fig. 5) and
     OUT/maps.npz (the maps at feature and crop resolution, and the inputs shown)."""
+    from deploy.atomic import as_one
     from hybrid.data.dataset import UNREADABLE
     from hybrid.explain import maps as ex
     from hybrid.explain.plot import plot
@@ -76,8 +77,9 @@ def explain(checkpoint, video, out, class_name, method, segments, video_size, tr
                    f"{', '.join(map(str, read['gops']))}; each row of the figure is "
                    f"labelled with its GOP)", err=True)
     out.mkdir(parents=True, exist_ok=True)
-    npz = ex.save(expl, out / "maps.npz")
-    png = plot(expl, out / "explain.png", title=Path(video).name)
+    with as_one():  # both files or neither (a full disk: the earlier pair stays)
+        npz = ex.save(expl, out / "maps.npz")
+        png = plot(expl, out / "explain.png", title=Path(video).name)
     res = {"video": str(video), "class": expl.class_name,
            "probability": float(expl.probabilities[expl.class_index]),
            "predicted": classes[int(expl.probabilities.argmax())], "method": method,
