@@ -202,9 +202,12 @@ def end_runtime(process) -> None:
     rt = getattr(process, "_runtime", None)
     mi = getattr(rt, "_messaging_infrastructure", None)
     for actor in runtime_actors(rt):  # they ignore SIGTERM (lava_forks): SIGKILL
-        if actor.is_alive():
-            actor.kill()
-            multiprocessing.Process.join(actor, 5)
+        try:
+            if actor.is_alive():
+                actor.kill()
+                multiprocessing.Process.join(actor, 5)
+        except ValueError:  # "process object is closed": Lava joined it already
+            continue
     if getattr(mi, "_smm", None) is not None:
         mi._smm.shutdown()
     wd = getattr(rt, "_watchdog_manager", None)
