@@ -118,8 +118,11 @@ def test_deploy_onto_an_existing_folder_names_force(tmp_path):
     assert res.exit_code == 1 and len(lines) == 1, res.output
     assert f"{out} exists: pass --force to replace it" in lines[0]
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    res = _run("deploy", tmp_path / "any.pt", "-o", out, "--force")  # then the checkpoint
-    assert res.exit_code == 1 and "no such checkpoint file" in res.output
+    # --force replaces only an earlier artifact (issue 24): this folder is none, the
+    # checkpoint is not even read, and nothing in the folder is touched
+    res = _run("deploy", tmp_path / "any.pt", "-o", out, "--force")
+    assert res.exit_code == 1 and "--force replaces only an earlier artifact" in res.output
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
 def _training_checkpoint(path, **cfg):

@@ -31,7 +31,10 @@ def test_a_folder_of_small_videos_is_not_upscaled_by_default(small, tmp_path, mo
         seen.append(tuple(kw["video_size"]))
         return real(*a, **kw)
 
+    import hybrid.training.evaluate as evaluate
+
     monkeypatch.setattr(dataset, "open_split", spy)
+    monkeypatch.setattr(evaluate, "open_split", spy)  # eval's (imported by name there)
     run = tmp_path / "run"
     r = CliRunner().invoke(main, ["train", str(small), "-o", str(run), "--epochs", "1",
                                   "--segments", "1", "--size", "32", "--batch-size", "4",

@@ -144,7 +144,8 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     with user_errors(SplitError, CheckpointError):
         if video_size is None:
             video_size, note = default_video_size(data, fold, run_dir if resume else None)
-            click.echo(note, err=True)
+            if note:
+                click.echo(note, err=True)
         train_ds, classes = open_split(data, "train", segments, True, size, fold, seed,
                                        video_size=video_size)
         val_ds, _ = open_split(data, "test", segments, False, size, fold, seed,

@@ -36,9 +36,9 @@ def run_model_config(run_dir: str | Path) -> HybridConfig | None:
 
 
 def default_video_size(data: str | Path, fold: int, run_dir: str | Path | None,
-                       ) -> tuple[tuple[int, int], str]:
-    """(size, a line saying which) a dataset folder's videos are read at when no size is
-    given: the run's (``run_dir`` of a ``--resume``, where its checkpoint records one),
+                       ) -> tuple[tuple[int, int], str | None]:
+    """(size, a line saying which, or None) a dataset folder's videos are read at when no
+    size is given: the run's (``run_dir`` of a ``--resume``, where its checkpoint records one),
     else the videos' own (:func:`hybrid.data.native.native_size`), so small videos are
     never upscaled several times over. A store is read at its prepare size whatever
     this returns."""
@@ -49,8 +49,8 @@ def default_video_size(data: str | Path, fold: int, run_dir: str | Path | None,
             size = int(recorded[0]), int(recorded[1])
             return size, f"videos read at {size[0]}x{size[1]}, the run's size"
     text = "x".join(map(str, DEFAULT_SIZE))
-    if detect_layout(data) in STORES:
-        return DEFAULT_SIZE, f"videos read at the size {data} was prepared at"
+    if detect_layout(data) in STORES:  # read at their prepare size: nothing to say
+        return DEFAULT_SIZE, None
     items, _ = load_split(data, "train", fold)
     found = native_size(data, items)
     if found.size is None:
