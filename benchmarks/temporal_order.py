@@ -12,7 +12,8 @@ videos) and the training seed, so the interval covers both. Sets (``hybrid synth
   ends at the same displacement, so ``--temporal none``, which sees the GOP's last
   accumulated P-frame, is at chance within a pair: about 50 % top-1);
 - ``hard``: the ablation benchmark's set (``benchmarks/ablations.py``, ``HARD``).
-Variants are ``hybrid train``'s switches (``VARIANTS`` of ablations.py). Every run writes
+Variants are ``hybrid train``'s switches (``VARIANTS`` of ablations.py) and ``stm_norm``,
+the STM with its bridge output standardised (``DenseConfig.stm_norm``). Every run writes
 ``OUT/<variant>_s<seed>/result.json``; ``OUT/<set>_seeds.json`` and ``.png`` gather all
 the results present, so runs split over processes (``--variants``) land in one summary
 (``--replot`` only regathers). Held-out top-1: every held-out video, one centre view.
@@ -35,8 +36,13 @@ from ablations import HARD, VARIANTS  # noqa: E402
 ORDER = {"classes": 6, "size": (96, 64), "frames": 24, "speed": 1.0, "distractors": 1,
          "noise": 2.0, "jitter": 0.2, "motions": "order"}
 SETS = {"order": ORDER, "hard": {**HARD, "motions": "motion"}}
+# the ablation's variants, and the STM with its bridge output normalised (the one lever
+# that moved top-1 in benchmarks/stm_diagnostics.py; DenseConfig.stm_norm)
+VARIANTS = [*VARIANTS, ("STM + bridge norm", {"temporal": "stm", "dense": {"stm_norm": True}},
+                        None)]
 TAGS = {"STM": "stm", "W/o STM": "none", "Common STM": "common",
-        "STM (fixed v_th, leak)": "fixed_lif", "STM -> ConvLSTM": "lstm"}
+        "STM (fixed v_th, leak)": "fixed_lif", "STM -> ConvLSTM": "lstm",
+        "STM + bridge norm": "stm_norm"}
 
 
 def ci95(values: list[float]) -> tuple[float, float]:
@@ -87,7 +93,7 @@ def run_one(cache: Path, run: Path, name: str, over: dict, seed: int, args) -> d
     train_ds, classes = open_split(cache, "train", args.segments, True, args.size, seed=seed)
     val_ds, _ = open_split(cache, "test", args.segments, False, args.size)
     mcfg = model_config(over, len(classes), args.segments, args.size, json.loads(args.stm),
-                        json.loads(args.dense))
+                        {**json.loads(args.dense), **over.get("dense", {})})
     tcfg = TrainConfig(epochs=args.epochs, batch_size=8, lr=args.lr, seed=seed,
                        stm_lr=args.stm_lr)
     watch = copy.copy(val_ds)  # metrics.csv's per-epoch held-out columns: 2 videos
@@ -123,6 +129,15 @@ def summarise(runs: list[dict]) -> list[dict]:
                         "train_loss_mean": float(np.mean([r["train_loss"] for r in rs])),
                         "train_acc_mean": float(np.mean([r["train_acc"] for r in rs])),
                         "train_wall_s_mean": float(np.mean([r["train_wall_s"] for r in rs]))})
+    # paired by seed against no STM (a seed is one dataset and one training seed for
+    # every variant, so the per-seed difference removes the set-to-set spread)
+    base = {r["seed"]: r["top1"] for r in runs if r["variant"] == "W/o STM"}
+    for s in summary:
+        both = [k for k in s["seeds"] if k in base]
+        if s["variant"] != "W/o STM" and both:
+            d = [s["top1"][s["seeds"].index(k)] - base[k] for k in both]
+            s["vs_none"] = {"seeds": both, "diff": d, "diff_mean": float(np.mean(d)),
+                            "ci95": list(ci95(d))}
     return summary
 
 
@@ -142,14 +157,22 @@ def plot(summary: list[dict], setting: dict, path: Path) -> None:
     for i, s in enumerate(summary):
         ax.scatter([i] * len(s["top1"]), [100 * v for v in s["top1"]], s=12, c="k", zorder=3)
         ax.text(i, 2, f"{means[i]:.1f}", ha="center", fontsize=8, color="w")
+        if "vs_none" in s:
+            v = s["vs_none"]
+            ax.text(i, 97, f"{100 * v['diff_mean']:+.1f} vs none\n[{100 * v['ci95'][0]:+.0f}, "
+                    f"{100 * v['ci95'][1]:+.0f}] paired", ha="center", va="top", fontsize=6.5)
     st = setting["synth"]
     ax.axhline(100 / st["classes"], color="grey", ls="--", lw=0.8)
+    if st.get("motions") == "order":  # the I-frame tells the pair, only order the class
+        ax.axhline(50, color="C3", ls=":", lw=1)
+        ax.text(len(summary) - 0.5, 51, "pair right, order guessed", color="C3",
+                fontsize=7, ha="right")
     ax.set_xticks(x, [s["variant"] for s in summary], rotation=15, ha="right", fontsize=8)
     ax.set(ylabel="held-out top-1 [%] (dots: seeds)", ylim=(0, 105))
     ax.set_title(f"{setting['set']} set ({st['classes']} classes, {st.get('motions')}), tiny, "
                  f"{setting['epochs']} epochs, {setting['per_class']} videos/class; "
                  "dashed: chance", fontsize=8)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -182,7 +205,7 @@ def main() -> None:
     ap.add_argument("--dense", default="{}",
                     help='DenseConfig overrides, JSON (all variants), e.g. \'{"stm_norm": true}\'')
     ap.add_argument("--stm", default="{}", help="STMConfig overrides, JSON (all variants)")
-    ap.add_argument("--variants", default=",".join(TAGS.values()),
+    ap.add_argument("--variants", default="stm,none,common,fixed_lif,lstm",
                     help=f"comma-separated of {','.join(TAGS.values())}")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--replot", action="store_true", help="only regather OUT's results")
@@ -219,8 +242,11 @@ def main() -> None:
             write(out)
     doc = write(out)
     for s in doc["summary"]:
+        vs = s.get("vs_none")
         print(f"{s['variant']:<24} top-1 {100 * s['top1_mean']:5.1f} % "
-              f"[{100 * s['ci95'][0]:5.1f}, {100 * s['ci95'][1]:5.1f}] over seeds {s['seeds']}")
+              f"[{100 * s['ci95'][0]:5.1f}, {100 * s['ci95'][1]:5.1f}] over seeds {s['seeds']}"
+              + (f"; minus no STM, paired: {100 * vs['diff_mean']:+.1f} points "
+                 f"[{100 * vs['ci95'][0]:+.1f}, {100 * vs['ci95'][1]:+.1f}]" if vs else ""))
 
 
 if __name__ == "__main__":

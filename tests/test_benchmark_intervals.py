@@ -42,3 +42,7 @@ def test_summary_groups_runs_per_variant_in_table_order():
     assert [s["variant"] for s in out] == ["STM", "W/o STM"]
     assert out[0]["top1"] == [0.8, 0.9] and out[0]["seeds"] == [0, 1]
     assert out[1]["top1_mean"] == pytest.approx(0.45)
+    # paired by seed against no STM: differences 0.4, 0.4
+    assert out[0]["vs_none"]["diff"] == pytest.approx([0.4, 0.4])
+    assert out[0]["vs_none"]["ci95"] == pytest.approx([0.4, 0.4])
+    assert "vs_none" not in out[1]
