@@ -24,6 +24,7 @@ def _stop(procs, grace: float = 5.0) -> None:
     """SIGTERM every worker (each ends its Lava processes and exits), wait up to
     ``grace`` seconds, then SIGKILL each worker's process group: the worker and every
     Lava process it forked (a worker blocked in a Lava channel may never see SIGTERM)."""
+    procs = [p for p in procs if p.pid is not None]  # started (Ctrl-C may stop the starts)
     for p in procs:
         if p.is_alive():
             p.terminate()
@@ -31,14 +32,36 @@ def _stop(procs, grace: float = 5.0) -> None:
     for p in procs:
         p.join(max(0.0, deadline - time.monotonic()))
     for p in procs:
-        if p.pid is None:
-            continue
         try:
             os.killpg(p.pid, signal.SIGKILL)  # the worker leads its group (deploy.runtime.worker)
         except (ProcessLookupError, PermissionError):
             if p.is_alive():  # not yet its own group leader
                 p.kill()
         p.join(5)
+
+
+def _start_ignoring_sigint(procs) -> None:
+    """Start the workers with SIGINT blocked, a mask they keep across spawn's exec: Ctrl-C
+    reaches the whole foreground group, and a worker still importing printed "Fatal
+    Python error: init_sys_streams" and a KeyboardInterrupt traceback. The parent alone
+    handles Ctrl-C, after the starts (held meanwhile, also when another of its threads
+    takes it: one raised inside ``start()`` left a worker untracked and running); it
+    stops the workers by SIGTERM (:func:`_stop`)."""
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    held = []
+    before = signal.signal(signal.SIGINT, lambda s, f: held.append(s)) if main else None
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # one pending is taken here
+        if main:
+            signal.signal(signal.SIGINT, before)
+            if held:
+                signal.raise_signal(signal.SIGINT)  # to the handler before: Ctrl-C now
 
 
 def run_videos(art: Artifact, dataset, names: Sequence[str],
@@ -78,8 +101,7 @@ def run_videos(art: Artifact, dataset, names: Sequence[str],
                                    top, compare, conv, skip, q))
                  for w in range(workers)]
         try:
-            for p in procs:
-                p.start()
+            _start_ignoring_sigint(procs)
             done, errors = 0, []
             while done < workers:
                 try:
