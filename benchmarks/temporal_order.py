@@ -165,8 +165,7 @@ def plot(summary: list[dict], setting: dict, path: Path) -> None:
     ax.axhline(100 / st["classes"], color="grey", ls="--", lw=0.8)
     if st.get("motions") == "order":  # the I-frame tells the pair, only order the class
         ax.axhline(50, color="C3", ls=":", lw=1)
-        ax.text(len(summary) - 0.5, 51, "pair right, order guessed", color="C3",
-                fontsize=7, ha="right")
+        ax.text(-0.45, 51, "pair right, order guessed", color="C3", fontsize=7)
     ax.set_xticks(x, [s["variant"] for s in summary], rotation=15, ha="right", fontsize=8)
     ax.set(ylabel="held-out top-1 [%] (dots: seeds)", ylim=(0, 105))
     ax.set_title(f"{setting['set']} set ({st['classes']} classes, {st.get('motions')}), tiny, "
