@@ -88,10 +88,13 @@ class FiniteFloatRange(click.FloatRange):
         return super()._describe_range()
 
     def convert(self, value, param, ctx):
-        v = super().convert(value, param, ctx)
-        if not math.isfinite(v):
+        try:  # finiteness first: inf would otherwise be reported as out of range
+            finite = math.isfinite(float(value))
+        except (TypeError, ValueError):
+            finite = True  # not a number: click's own message says so
+        if not finite:
             self.fail(f"{value!r} is not a finite number", param, ctx)
-        return v
+        return super().convert(value, param, ctx)
 
 
 class Views(click.ParamType):
