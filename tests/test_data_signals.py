@@ -147,7 +147,7 @@ def long_video(tmp_path_factory):
 def _trace_threads() -> list:
     import threading
 
-    return [t for t in threading.enumerate() if t.name == "hybrid-trace" and t.isalive()]
+    return [t for t in threading.enumerate() if t.name == "hybrid-trace" and t.is_alive()]
 
 
 def test_ctrl_c_inside_a_seeking_read_ends_its_trace_thread(long_video):

@@ -26,8 +26,19 @@ def default_kept():
             mp.set_start_method(None, force=True)
 
 
+def _raise_exit(signum, frame):
+    """Once: unwind as an exit; a second SIGTERM (the group's and then the pool's) is
+    ignored, so it cannot land in the exit's own clean-up."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 def _ignore_sigint() -> None:
+    """A pool worker's start: SIGINT ignored (the parent handles Ctrl-C), and SIGTERM
+    (the parent's ``Pool.terminate``) unwinds like an exit, so the worker's ``with``
+    blocks run: its temporary folders are removed, not left in TMPDIR."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _raise_exit)
 
 
 def spawn_pool(workers: int):

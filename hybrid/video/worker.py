@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from queue import SimpleQueue
+import weakref
+from queue import Empty, SimpleQueue
 
 import numpy as np
 
@@ -21,23 +22,22 @@ class TraceWorker:
         self.queue: SimpleQueue = SimpleQueue()
         self.done = threading.Semaphore(0)
         self.pending = 0
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="hybrid-trace", daemon=True)
+        self.state = _State()
+        # the thread holds no reference to this object: when it is dropped unclosed (a
+        # Ctrl-C between construction and ``with``, or inside ``__exit__``), the
+        # finalizer stops the thread instead of leaving it waiting on the queue
+        self.thread = threading.Thread(target=_serve, args=(self.queue, self.done, self.state),
+                                       name="hybrid-trace", daemon=True)
         self.thread.start()
+        self._finalizer = weakref.finalize(self, self.state.stop.set)
 
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            try:
-                if self.error is None:  # after an error the rest of the GOP is moot
-                    item[0](*item[1:])
-            except BaseException as e:  # handed to the decoding thread by wait()
-                self.error = e
-            finally:
-                del item  # drop the arguments before saying done
-                self.done.release()
+    @property
+    def error(self) -> BaseException | None:
+        return self.state.error
+
+    @error.setter
+    def error(self, value: BaseException | None) -> None:
+        self.state.error = value
 
     def submit(self, fn, *args) -> None:
         self.pending += 1
@@ -55,8 +55,40 @@ class TraceWorker:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.queue.put(None)
-        self.thread.join()
+        try:
+            self.queue.put(None)
+            self.thread.join()
+        finally:  # a Ctrl-C landing here still ends the thread
+            self.state.stop.set()
+
+
+class _State:
+    """What the tracing thread shares with its owner: the first error, and the stop."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+
+
+def _serve(queue: SimpleQueue, done: threading.Semaphore, state: _State) -> None:
+    """The tracing thread: run each call in order until ``None`` or ``state.stop``."""
+    while True:
+        try:
+            item = queue.get(timeout=0.2)
+        except Empty:
+            if state.stop.is_set():
+                return
+            continue
+        if item is None:
+            return
+        try:
+            if state.error is None:  # after an error the rest of the GOP is moot
+                item[0](*item[1:])
+        except BaseException as e:  # handed to the decoding thread by wait()
+            state.error = e
+        finally:
+            del item  # drop the arguments before saying done
+            done.release()
 
 
 def _refs(a: np.ndarray) -> int:
