@@ -36,15 +36,16 @@ def load_model(args):
     return load(path)
 
 
-def dataset(args, model):
-    """(dataset, crops) of the requested split at the requested views."""
+def dataset(args, model, video_size=None):
+    """(dataset, crops) of the requested split at the requested views; a dataset
+    folder's videos read at ``video_size`` (a checkpoint's recorded training size)."""
     from hybrid.training.evaluate import open_views
     from hybrid.training.views import parse_views
 
     try:
         s, c = parse_views(args.views) if args.views else (model.cfg.segments, 1)
         ds, _ = open_views(args.data, args.split, (s, c), model.cfg.segments,
-                           model.cfg.size[0])
+                           model.cfg.size[0], video_size=video_size)
     except ValueError as exc:
         raise SystemExit(f"--views {args.views}: {exc}") from None
     return ds, c

@@ -36,8 +36,8 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--host-videos", type=int, default=6)
     args = p.parse_args(argv)
-    model, _, _ = load_model(args)
-    ds, _ = dataset(args, model)
+    model, _, ckpt = load_model(args)
+    ds, _ = dataset(args, model, ckpt.get("video_size"))  # as the model was trained
     with exported_stms(model) as (paths, nets), tempfile.TemporaryDirectory() as tmp:
         onnx = export_onnx(model.dense.eval(), Path(tmp) / "dense.onnx")
         rep = estimate(paths, nets, model.dense.cfg, ds, model.cfg.size,
