@@ -73,3 +73,14 @@ def run_or_dump(args: list[str], timeout: float, **kw) -> subprocess.CompletedPr
         raise AssertionError(f"{' '.join(args[1:])} hung for {timeout} s; its stacks:\n"
                              f"{stderr[-12000:]}")
     return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
+
+
+def synth_set(tmp_path_factory, name: str, classes: int, per_class: int, frames: int,
+              seed: int = 0):
+    """A `hybrid synth` set of 64x48 videos in a fresh temporary folder (test fixtures)."""
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    out = tmp_path_factory.mktemp(name) / "ds"
+    make_dataset(out, classes=classes, per_class=per_class, seed=seed,
+                 cfg=SynthConfig(size=(64, 48), frames=frames))
+    return out

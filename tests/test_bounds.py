@@ -3,18 +3,14 @@ train --size 100000 asked torch for 480 GB, map --size 100000x100000 ran 55 s th
 asked for 18.6 GiB, explain --segments 300 ran 150 s at 1.6 GB, --lr 1e300 overflowed."""
 import pytest
 from click.testing import CliRunner
+from proctools import synth_set
 
 from hybrid.cli import main
 
 
 @pytest.fixture(scope="module")
 def ds(tmp_path_factory):
-    from hybrid.video.synth import SynthConfig, make_dataset
-
-    out = tmp_path_factory.mktemp("bounds") / "ds"
-    make_dataset(out, classes=2, per_class=2, seed=0, cfg=SynthConfig(size=(64, 48),
-                                                                      frames=12))
-    return out
+    return synth_set(tmp_path_factory, "bounds", classes=2, per_class=2, frames=12)
 
 
 def _invoke(*args):

@@ -9,19 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from proctools import run_or_dump
+from proctools import run_or_dump, synth_set
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
 
 
 @pytest.fixture(scope="module")
 def ds(tmp_path_factory):
-    from hybrid.video.synth import SynthConfig, make_dataset
-
-    out = tmp_path_factory.mktemp("full") / "ds"
-    make_dataset(out, classes=2, per_class=3, seed=0, cfg=SynthConfig(size=(64, 48),
-                                                                      frames=24))
-    return out
+    return synth_set(tmp_path_factory, "full", classes=2, per_class=3, frames=24)
 
 
 @pytest.fixture

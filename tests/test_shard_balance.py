@@ -8,6 +8,7 @@ import random
 import h5py
 import pytest
 from click.testing import CliRunner
+from proctools import synth_set
 
 from hybrid.cli import main
 from hybrid.data import partition
@@ -54,12 +55,7 @@ def _prepare(data, out, *extra):
 
 @pytest.fixture(scope="module")
 def ds(tmp_path_factory):
-    from hybrid.video.synth import SynthConfig, make_dataset
-
-    data = tmp_path_factory.mktemp("ds") / "ds"
-    make_dataset(data, classes=3, per_class=2, seed=1, cfg=SynthConfig(size=(64, 48),
-                                                                       frames=24))
-    return data
+    return synth_set(tmp_path_factory, "ds", classes=3, per_class=2, frames=24, seed=1)
 
 
 def test_shards_of_a_small_set_are_all_written_and_read_as_one(ds, tmp_path):
