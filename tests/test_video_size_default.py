@@ -74,3 +74,31 @@ def test_native_size_of_mixed_and_unreadable_videos(tmp_path):
     assert found.sizes == {"64x48": 2, "96x64": 1}
     assert "most common" in found.describe() and "96x64 x1" in found.describe()
     assert native_size(tmp_path, [("bad.avi", 0)]).size is None
+
+
+def test_pretrain_reads_a_small_folder_at_its_own_size_and_records_it(small, tmp_path,
+                                                                      monkeypatch):
+    """`pretrain` defaults as `train` does (it had read every folder at 340x256), and its
+    checkpoint records the size so a `--resume` reads alike."""
+    import hybrid.data.dataset as dataset
+
+    seen = []
+    real = dataset.open_split
+
+    def spy(*a, **kw):
+        seen.append(tuple(kw["video_size"]))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(dataset, "open_split", spy)
+    run = tmp_path / "pre"
+    args = ["pretrain", str(small), "-o", str(run), "--size", "32", "--segments", "2",
+            "--levels", "2x2,4x1", "--batch-size", "4"]
+    r = CliRunner().invoke(main, [*args, "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    assert "videos read at 64x48, the videos' own size" in r.stderr
+    assert seen == [VIDEO, VIDEO]
+    assert checkpoint.load(run / "checkpoint.pt")["video_size"] == list(VIDEO)
+    seen.clear()
+    r = CliRunner().invoke(main, [*args, "--epochs", "2", "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "videos read at 64x48, the run's size" in r.stderr and seen == [VIDEO, VIDEO]

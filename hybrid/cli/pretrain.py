@@ -50,7 +50,8 @@ def _levels(ctx, param, value):
 @click.option("--hidden", type=click.IntRange(1), default=64, show_default=True,
               help="Hidden width of the 2-layer MLP heads.")
 @model_options
-@video_size_option("WIDTHxHEIGHT a dataset folder's videos are resized to (as `train`).")
+@video_size_option("WIDTHxHEIGHT a dataset folder's videos are resized to [default: the videos' "
+                   "own size, or the run's with --resume; as `train`].", default=None)
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True,
               help="Pretraining epochs (given with --resume: the new total, the lr "
                    "schedule recomputed for it from the resumed epoch on).")
@@ -77,6 +78,7 @@ def pretrain(data, run_dir, tasks, levels, hidden, video_size, epochs, resume, b
     from hybrid.pretraining.pretrain import PretrainConfig
     from hybrid.pretraining.pretrain import pretrain as run_pretrain
     from hybrid.training.checkpoint import CheckpointError
+    from hybrid.training.runs import default_video_size
     from hybrid.training.train import DivergedError, TrainConfig, resumed_config
 
     mcfg = model_config(opts, 1, "float")  # no classes: the classifier is dropped
@@ -105,7 +107,11 @@ def pretrain(data, run_dir, tasks, levels, hidden, video_size, epochs, resume, b
         tcfg = resumed_config(tcfg, ck, given(click.get_current_context(), {
             "epochs": epochs, "lr": lr, "weight_decay": weight_decay,
             "warmup_epochs": warmup_epochs}))
-    with user_errors(SplitError):
+    with user_errors(SplitError, CheckpointError):
+        if video_size is None:
+            video_size, note = default_video_size(data, fold, run_dir if resume else None)
+            if note:
+                click.echo(note, err=True)
         train_ds, _ = open_split(data, "train", mcfg.segments, True, mcfg.size[0], fold,
                                  seed, video_size=video_size)
         val_ds, _ = open_split(data, "test", mcfg.segments, False, mcfg.size[0], fold, seed,

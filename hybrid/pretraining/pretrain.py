@@ -269,6 +269,8 @@ def _pretrain(datasets, run_dir, model_cfg, cfg, tcfg, resume, progress, echo):
         echo(f"resuming {run_dir} after epoch {start}")
         resume_schedule(optimizer, scheduler, state, tcfg, start, echo)
     train_ds, val_ds = datasets
+    # (W, H) the videos are read at, recorded so `train --init` and `--resume` read alike
+    video_size = list(getattr(train_ds, "read_size", ())) or None
     # as hybrid.training.train: the shuffle and every item's seed from (seed, epoch, index), in
     # whichever (persistent) worker reads it
     sampler = SeededSampler(DistributedSampler(train_ds, 1, 0, shuffle=True, seed=tcfg.seed),
@@ -306,6 +308,7 @@ def _pretrain(datasets, run_dir, model_cfg, cfg, tcfg, resume, progress, echo):
         checkpoint.save(ckpt_path, kind=KIND, model_config=model_cfg.to_dict(),
                         pretrain_config=dataclasses.asdict(cfg),
                         train_config=dataclasses.asdict(tcfg), classes=[], epoch=epoch + 1,
+                        video_size=video_size,
                         model=model.backbone.state_dict(), heads=heads,
                         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                         metrics=last)
