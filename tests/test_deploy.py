@@ -553,3 +553,26 @@ def test_demo_ending_deploys_and_runs_one_video(trained, tmp_path):
     assert v["compare"]["spikes_equal"] and v["compare"]["top1_agrees"]
     assert (tmp_path / "deploy" / "manifest.json").is_file()
     assert lines and lines[0].startswith("[5/5] deployed") and video.name in lines[0]
+
+
+def test_an_artifact_builds_one_onnx_session_for_its_check_and_its_runs(deployed,
+                                                                        monkeypatch):
+    """``load_artifact`` builds the onnxruntime session to check dense.onnx; the runtime
+    then uses that one (it built a second one for every run)."""
+    built = []
+
+    class Counting(A.OnnxDense):
+        def __init__(self, *a, **kw):
+            built.append(a[0])
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(A, "OnnxDense", Counting)
+    art = A.load_artifact(deployed.path)
+    assert len(built) == 1
+    assert art.dense_onnx() is art.dense_onnx() and len(built) == 1
+    assert len(A.load_artifact(deployed.path).dense_onnx().session.get_inputs()) >= 1
+    assert len(built) == 2  # a second load checks its own bytes
+    import pickle  # to `run --workers`' spawned workers: without the session
+
+    again = pickle.loads(pickle.dumps(art))
+    assert again.blobs == art.blobs and again._onnx is None

@@ -92,6 +92,7 @@ class Artifact:
     blobs: dict[str, bytes] = field(repr=False)  # per role: the verified bytes of its file
     networks: dict[str, StmNetwork] = field(repr=False)  # per STM modality, from its blob
     mapping: dict | None = None  # mapping.json as read (None if unlisted)
+    _onnx: OnnxDense | None = field(default=None, repr=False, compare=False)  # built once
 
     def role_path(self, role: str) -> Path | None:
         """The listed file of ``role`` (``mapping``, ``nir:mv``, ...), None if unlisted
@@ -125,8 +126,17 @@ class Artifact:
         return load_stm(self.stm_path(modality), self.blobs[f"stm:{modality}"])
 
     def dense_onnx(self) -> OnnxDense:
-        """The dense partition in onnxruntime, from the verified bytes."""
-        return OnnxDense(self.onnx_path, self.blobs["dense-onnx"])
+        """The dense partition in onnxruntime, from the verified bytes: one session per
+        artifact (building one takes most of a load; ``load_artifact`` builds it to check
+        the file, and the runtime then uses that one)."""
+        if self._onnx is None:
+            self._onnx = OnnxDense(self.onnx_path, self.blobs["dense-onnx"])
+        return self._onnx
+
+    def __getstate__(self) -> dict:
+        """Pickled (to `run --workers`' spawned workers) without the session, which each
+        process builds for itself."""
+        return {**self.__dict__, "_onnx": None}
 
     def dense_torch(self) -> DenseModel:
         """The dense partition in torch, from the verified bytes."""
