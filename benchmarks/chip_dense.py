@@ -1,4 +1,5 @@
-"""The dense partition's roofline estimate (deploy/hardware/accelerator.py) beside a measured time.
+"""The dense partition's roofline estimate (deploy/hardware/dense/roofline.py) beside a
+measured time.
 
     python benchmarks/chip_dense.py [--variants tiny base] [--accelerator h100-sxm]
         [--precision fp16] [--repeats 5] [--host-cpu] [--threads 1] [--batch 8] [--json]
@@ -11,7 +12,7 @@ a table and, with ``--json``, one JSON object. The roofline assumes peak rates; 
 a GPU is far from them, so expect the measured time to be well above the estimate.
 
 ``--host-cpu``: the ``host-cpu`` accelerator as ``hybrid chip`` has it
-(deploy/hardware/dense_stage.py): the variant's dense partition (random weights) exported
+(deploy/hardware/dense/stage.py): the variant's dense partition (random weights) exported
 to ONNX and run by onnxruntime at batch 1 and ``--batch``, beside the roofline calibrated
 on this CPU in the same run (GEMM rate at the model's typical layer shape, memory
 bandwidth, launch floor), and their ratio.
@@ -26,7 +27,7 @@ import torch
 
 from ann.config import VARIANTS
 from ann.model import DenseModel
-from deploy.hardware.accelerator import dense_layers, roofline, summarise
+from deploy.hardware.dense.roofline import dense_layers, roofline, summarise
 from deploy.hardware.targets import ACCELERATORS, accelerator
 
 NATURAL = {"h100-sxm": "fp16", "a100-sxm": "fp16", "jetson-orin": "int8", "tianjic-ann": "int8"}
@@ -60,7 +61,7 @@ def host_cpu(name: str, threads: int, batch: int, repeats: int) -> dict:
     from pathlib import Path
 
     from ann.onnx_export import export_onnx
-    from deploy.hardware.dense_stage import dense_stage
+    from deploy.hardware.dense.stage import dense_stage
 
     cfg = VARIANTS[name]
     torch.manual_seed(0)

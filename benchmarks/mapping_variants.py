@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from deploy.artifact.branches import read_branches
-from deploy.hardware.mapping import map_network
+from deploy.hardware.neurocores.mapping import map_network
 from deploy.presets import CHIPS
 from hybrid.model import HybridConfig, HybridModel
 from hybrid.training.recipes import PRESETS

@@ -123,7 +123,7 @@ def energy_preset(name_or_path: str | Path) -> EnergyPreset:
 
 
 # ---------------------------------------------------------------------------------------
-# Chip presets (neurocore resources, for deploy/hardware/mapping.py)
+# Chip presets (neurocore resources, for deploy/hardware/neurocores/mapping.py)
 # ---------------------------------------------------------------------------------------
 
 KIB_BITS = 8 * 1024  # bits in one KiB of SRAM

@@ -6,7 +6,7 @@ import pytest
 
 from ann.config import VARIANTS, DenseConfig
 from ann.counting import count
-from deploy.hardware.accelerator import DenseLayer, dense_layers, roofline, summarise
+from deploy.hardware.dense.roofline import DenseLayer, dense_layers, roofline, summarise
 from deploy.hardware.link import bridge_transfer
 from deploy.hardware.targets import (
     ACCELERATORS,
@@ -125,7 +125,7 @@ def test_tianjic_dense_cores_by_hand():
 
 def test_tianjic_verdict_counts_both_partitions(tmp_path):
     import neuro  # noqa: F401
-    from deploy.hardware.mapping import map_network
+    from deploy.hardware.neurocores.mapping import map_network
     from deploy.hardware.targets import TIANJIC
     from deploy.hardware.tianjic import verdict
     from neuro.export import export_stm, read_network

@@ -80,7 +80,7 @@ def test_a_mapping_spanning_two_chips_counts_crossings_by_hand(tmp_path):
     pytest.importorskip("sanafe", reason="SANA-FE is an optional extra")
     import torch
 
-    from deploy.hardware import neurocore
+    from deploy.hardware.neurocores import simulation
     from neuro.export import export_stm, read_network
     from neuro.stm import STM, STMConfig
 
@@ -88,7 +88,7 @@ def test_a_mapping_spanning_two_chips_counts_crossings_by_hand(tmp_path):
     net = read_network(export_stm(STM(STMConfig(in_channels=2, strides=(1, 1, 1))),
                                   tmp_path / "stm.h5", (16, 16)))
     assert [tuple(s.shape) for s in net.layers][1:] == [(16, 16, 16), (16, 16, 16)]
-    sim = neurocore.build(net, [neurocore.Tiling(1, 8, 8)] * 3)
+    sim = simulation.build(net, [simulation.Tiling(1, 8, 8)] * 3)
     assert (sim.cores_used, sim.chips) == (128, 2)
     nb = np.where(np.isin(np.arange(16), (7, 8)), 2, 1)
     want = np.broadcast_to(3 * nb[:, None] * nb[None, :], (16, 16, 16)).ravel()
@@ -96,7 +96,7 @@ def test_a_mapping_spanning_two_chips_counts_crossings_by_hand(tmp_path):
     assert np.array_equal(sim._chip_hops[1], want)
     assert not sim._crossings[0].any() and not sim._crossings[2].any()
     s1 = (np.random.default_rng(1).random((*net.layers[0].shape, 4)) < 0.5).astype(np.int8)
-    out = neurocore.simulate(sim, s1, record=True)
+    out = simulation.simulate(sim, s1, record=True)
     l2 = out.spike_maps[0]  # (16, 16, 16, T)
     assert l2.sum() > 0
     per_t = (l2.reshape(-1, 4) * want[:, None]).sum(0)  # layer 2 leaves at step t + 1

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from deploy.hardware import host, uncertainty
-from deploy.hardware.accelerator import DenseLayer, roofline, summarise
+from deploy.hardware.dense.roofline import DenseLayer, roofline, summarise
 from deploy.hardware.targets import AcceleratorPreset
 from hybrid.ondevice import host_timing
 
@@ -295,7 +295,7 @@ def test_sequences_are_drawn_at_random_across_the_set(monkeypatch):
 
 
 def test_typical_shape_is_the_mac_weighted_median_layer():
-    from deploy.hardware.cpu_dense import theoretical_macs_per_s, typical_shape
+    from deploy.hardware.dense.onhost import theoretical_macs_per_s, typical_shape
 
     layers = [DenseLayer("small", 10 * 4 * 8, 0, 0, fan_in=4, outputs=8),
               DenseLayer("big", 100 * 16 * 32, 0, 0, fan_in=16, outputs=32),

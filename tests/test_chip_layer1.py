@@ -1,10 +1,10 @@
-"""deploy/hardware/layer1.py: layer 1's time on neurocores from per-event latencies, and
+"""deploy/hardware/neurocores/layer1.py: layer 1's time on neurocores from per-event latencies, and
 the spiking time as the sum of its layers' modelled times (deploy/hardware/report.py)."""
 import numpy as np
 import pytest
 
-from deploy.hardware import layer1
-from deploy.hardware.neurocore import Tiling
+from deploy.hardware.neurocores import layer1
+from deploy.hardware.neurocores.simulation import Tiling
 
 # powers of ten so every event's share shows in the total
 COSTS = layer1.EventCosts(message_in=1.0, synop=10.0, access_neuron=100.0,
@@ -65,7 +65,7 @@ def test_synops_per_position_equals_fan_out_count():
 
 def test_event_costs_read_from_sanafe_file():
     pytest.importorskip("sanafe", reason="SANA-FE is an optional extra")
-    from deploy.hardware.neurocore import stock_loihi
+    from deploy.hardware.neurocores.simulation import stock_loihi
 
     c = layer1.event_costs(stock_loihi())
     assert (c.message_in, c.synop, c.access_neuron, c.update_neuron, c.spike_out,
@@ -84,7 +84,8 @@ def test_spiking_time_is_the_sum_of_its_layers_modelled_times(tmp_path):
     pytest.importorskip("sanafe", reason="SANA-FE is an optional extra")
     import torch
 
-    from deploy.hardware import neurocore, report
+    from deploy.hardware import report
+    from deploy.hardware.neurocores import simulation
     from deploy.presets import ENERGY_PRESETS
     from neuro.export import export_stm, read_network
     from neuro.stm import STM, STMConfig
@@ -97,15 +98,15 @@ def test_spiking_time_is_the_sum_of_its_layers_modelled_times(tmp_path):
     seqs = [(rng.integers(-3, 4, (2, 9, 11, T)) * (rng.random((2, 9, 11, T)) < 0.4),
              (rng.random((*net.layers[0].shape, T)) < 0.2).astype(np.int8)) for _ in range(2)]
     br = report.simulate_branch(net, seqs, ENERGY_PRESETS["loihi"], name="stm.mv")
-    costs = layer1.event_costs(neurocore.stock_loihi())
-    sim = neurocore.build(net)
+    costs = layer1.event_costs(simulation.stock_loihi())
+    sim = simulation.build(net)
     spec = net.layers[0]
     want = []
     for msgs, s1 in seqs:
-        r = neurocore.simulate(sim, s1)
+        r = simulation.simulate(sim, s1)
         lt = layer1.layer_time(tuple(net.input_shape), spec.weight.shape, spec.stride,
                                spec.padding, tuple(spec.shape),
-                               neurocore.default_tiling(tuple(spec.shape)), msgs, s1,
+                               simulation.default_tiling(tuple(spec.shape)), msgs, s1,
                                sim._fanout_cores[0], costs, steps=len(r.per_step["sim_time"]))
         assert sum(lt["time_s"]) > 0
         want.append(sum(r.per_step["sim_time"]) + sum(lt["time_s"]))

@@ -1,4 +1,4 @@
-"""SANA-FE's neurocore simulation of the STM (deploy/hardware/neurocore.py) against Lava
+"""SANA-FE's neurocore simulation of the STM (deploy/hardware/neurocores/simulation.py) against Lava
 fixed point: spikes per layer equal Lava's, whatever the placement. Needs the `[chip]` extra."""
 import sys
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import neuro  # noqa: F401  (before any lava import)
-from deploy.hardware import neurocore as cn
+from deploy.hardware.neurocores import simulation as cn
 from neuro.export import export_stm, read_network
 from neuro.stm import STM, STMConfig
 from neuro.verify import random_mv
@@ -105,7 +105,7 @@ def test_generated_architecture_keeps_sanafe_figures(plain, inputs, tiles):
 
 
 def test_unexpected_sanafe_layout_is_one_line_naming_the_file():
-    from deploy.hardware import loihi_arch as chip_arch
+    from deploy.hardware.neurocores import loihi_arch as chip_arch
 
     with pytest.raises(chip_arch.LayoutError) as e:
         chip_arch.parse("architecture:\n  attributes:\n    width: 8\n  tile:\n", "x/loihi.yaml")

@@ -4,7 +4,7 @@ vary."""
 import pytest
 
 from deploy.hardware import boards, sweep
-from deploy.hardware.accelerator import DenseLayer
+from deploy.hardware.dense.roofline import DenseLayer
 from deploy.hardware.targets import accelerator, link
 
 

@@ -1,4 +1,5 @@
-"""Core mapping (deploy/hardware/mapping.py): counts against a hand-computed case, against torch's
+"""Core mapping (deploy/hardware/neurocores/mapping.py): counts against a hand-computed case,
+against torch's
 own convolution, and per-core limits against an explicit synapse list."""
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from deploy.artifact.branches import read_branches
-from deploy.hardware.mapping import map_layers, map_network, read_mapping, write_mapping
+from deploy.hardware.neurocores.mapping import map_layers, map_network, read_mapping, write_mapping
 from deploy.presets import CHIPS, LOIHI, LOIHI2, ChipPreset, PresetError
 from neuro.export import LayerSpec, StmNetwork, export_stm
 from neuro.stm import STM, STMConfig

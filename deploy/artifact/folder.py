@@ -12,7 +12,7 @@ Layout (``hybrid deploy CHECKPOINT -o DIR``)::
     DIR/dense.onnx     dense partition for onnxruntime (ann.onnx_export)
     DIR/dense.pt       the same dense partition as a versioned torch file
     DIR/mapping.json   the STMs on a chip preset's neurocores
-                       (deploy.hardware.mapping; role mapping)
+                       (deploy.hardware.neurocores.mapping; role mapping)
     DIR/stm_mv.nir     with ``nir=True``: each STM branch as a NIR graph (deploy.artifact.nir; roles
     DIR/stm_r.nir        nir:mv, nir:r)
 
@@ -46,7 +46,7 @@ from deploy.artifact.manifest import (
     read_verified,
 )
 from deploy.atomic import staged_dir
-from deploy.hardware.mapping import map_network, read_mapping, write_mapping
+from deploy.hardware.neurocores.mapping import map_network, read_mapping, write_mapping
 from deploy.presets import LOIHI2, ChipPreset
 from neuro.export import StmFileError, StmNetwork, export_stm, load_stm, read_network
 from neuro.stm import STM

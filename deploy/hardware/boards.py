@@ -2,7 +2,7 @@
 one chip, across the chips of a board with chip-to-chip messages costed, or one chip
 time-multiplexed with its weights reloaded.
 
-The neurocore simulation (:mod:`deploy.hardware.neurocore`) grows SANA-FE's Loihi mesh
+The neurocore simulation (:mod:`deploy.hardware.neurocores.simulation`) grows SANA-FE's Loihi mesh
 by whole rows of tiles when a branch needs more cores than a chip has; every stock mesh
 (8 x 4 tiles, 128 cores) of it is one chip here, and each message that crosses from one
 chip's rows to another's is counted per chip boundary crossed

@@ -6,11 +6,12 @@ STM branch):
 1. host stages, *measured* by the caller (``hybrid.ondevice.host_timing``): ``transcode``
    when the source is not MPEG-4 GOP 12 at the read size, and ``extract``, the
    compressed-domain extraction of what the model reads;
-2. ``spiking``: the STMs on neurocores: *simulated* with SANA-FE (:mod:`deploy.hardware.neurocore`)
+2. ``spiking``: the STMs on neurocores: *simulated* with SANA-FE
+   (:mod:`deploy.hardware.neurocores.simulation`)
    for layers 2..L on a sample of sequences, the first layer (graded input, which SANA-FE
    cannot model) *estimated*: its energy by the profiler under the ``loihi`` energy
    preset, its time per step from SANA-FE's own per-event latencies
-   (:mod:`deploy.hardware.layer1`); a step's time is the sum of the layers' modelled
+   (:mod:`deploy.hardware.neurocores.layer1`); a step's time is the sum of the layers' modelled
    times (layer 1's spikes reach layer 2 only once its cores have produced them: a
    serialisation, so an upper bound; the full-overlap lower bound is reported beside);
    segments x branches run side by side when the mapping fits one chip
@@ -18,7 +19,7 @@ STM branch):
 3. ``bridge``: the membrane potentials of every segment over a link: *estimated*
    (:mod:`deploy.hardware.link`);
 4. ``dense``: the dense partition on an accelerator: *estimated* by a roofline
-   (:mod:`deploy.hardware.dense_stage`), or *measured* on this host (``host-cpu``).
+   (:mod:`deploy.hardware.dense.stage`), or *measured* on this host (``host-cpu``).
 
 Every stage has ``time_s``, ``energy_j`` and an ``interval``
 (:mod:`deploy.hardware.uncertainty`).
@@ -35,7 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 from deploy.energy.profiler import count_layer, stm_geometry
-from deploy.hardware import layer1, neurocore
+from deploy.hardware.neurocores import layer1, simulation
 from deploy.presets import EnergyPreset
 from neuro.export import StmNetwork
 
@@ -59,16 +60,16 @@ def simulate_branch(net: StmNetwork, sequences: list[tuple[np.ndarray, np.ndarra
     """One STM branch over sampled sequences: ``sequences`` of (graded input messages
     (C, H, W, T), the first layer's output spikes (C1, H1, W1, T), recorded from Lava).
     ``costs``: layer 1's per-event latencies (default: SANA-FE's Loihi file)."""
-    sim = neurocore.build(net, tilings)
-    costs = costs or layer1.event_costs(neurocore.stock_loihi())
+    sim = simulation.build(net, tilings)
+    costs = costs or layer1.event_costs(simulation.stock_loihi())
     spec1 = net.layers[0]
     tiling1 = (tilings[0] if tilings is not None
-               else neurocore.default_tiling(tuple(spec1.shape)))
+               else simulation.default_tiling(tuple(spec1.shape)))
     T = sequences[0][1].shape[-1]
     geo = stm_geometry(net.config, tuple(net.input_shape[1:]), prefix=name)[0]
     runs, l1, l1_time = [], [], []
     for msgs, s1 in sequences:
-        r = neurocore.simulate(sim, s1)
+        r = simulation.simulate(sim, s1)
         runs.append(r)
         l1_time.append(layer1.layer_time(
             tuple(net.input_shape), spec1.weight.shape, spec1.stride, spec1.padding,
@@ -92,7 +93,7 @@ def simulate_branch(net: StmNetwork, sequences: list[tuple[np.ndarray, np.ndarra
     seq_time = (sf_t + l1_t).sum(1)
     seq_energy = [sum(r.per_step["total_energy"]) + e1 for r, e1 in zip(runs, l1)]
     layers = [{"name": f"{name}.1", "source": "replayed from the Lava run (input neurons); "
-               "time estimated from per-event latencies (deploy/hardware/layer1.py)",
+               "time estimated from per-event latencies (deploy/hardware/neurocores/layer1.py)",
                "spikes_per_step": np.mean([s1.reshape(-1, T).sum(0) for _, s1 in sequences],
                                           0).tolist(),
                "messages_per_step": np.mean([r.messages[0] for r in runs], 0).tolist(),

@@ -5,7 +5,7 @@ The spikes (Lava) and the neurocore simulation (SANA-FE) do not depend on the bo
 accelerator, the precision, the link or the batch: :func:`evaluate` takes the branches
 :func:`deploy.hardware.report.simulate_branch` recorded once and costs each combination
 analytically (:mod:`deploy.hardware.boards`, :mod:`deploy.hardware.link`,
-:mod:`deploy.hardware.accelerator`): milliseconds a point.
+:mod:`deploy.hardware.dense.roofline`): milliseconds a point.
 
 Batch ``B`` (videos pipelined through the stages, the accelerator running ``B`` at a
 time): per video, the dense stage costs its batch's roofline time and energy / ``B``
@@ -20,7 +20,7 @@ import itertools
 from dataclasses import dataclass, replace
 
 from deploy.hardware import boards
-from deploy.hardware.accelerator import DenseLayer, roofline, summarise
+from deploy.hardware.dense.roofline import DenseLayer, roofline, summarise
 from deploy.hardware.link import bridge_transfer
 from deploy.hardware.targets import AcceleratorPreset, LinkPreset
 from deploy.presets import PresetError
@@ -57,7 +57,7 @@ class Axes:
 def dense_batch(layers: list[DenseLayer], acc: AcceleratorPreset, precision: str,
                 batch: int) -> dict:
     """The dense stage for ``batch`` videos at once (MACs and activations x batch,
-    weights once): the roofline of :mod:`deploy.hardware.accelerator`."""
+    weights once): the roofline of :mod:`deploy.hardware.dense.roofline`."""
     scaled = [replace(la, macs=la.macs * batch, activation_values=la.activation_values * batch)
               for la in layers]
     return summarise(roofline(scaled, acc, precision), acc, precision)

@@ -111,7 +111,8 @@ class HybridChipPreset:
         return self.memory_bytes_per_core * 8 // self.weight_bits
 
     def snn_mode(self) -> ChipPreset:
-        """Its cores in SNN mode as a neurocore preset for :mod:`deploy.hardware.mapping`. Assumed
+        """Its cores in SNN mode as a neurocore preset for
+        :mod:`deploy.hardware.neurocores.mapping`. Assumed
         where the sources are silent (said in the verdict): the SRAM holds weights and
         neuron state; a conv kernel is stored once per core (its weight indices); ANN-mode
         inputs take graded values (the STM's first layer); per-core fan-out to several
@@ -218,7 +219,7 @@ HOST_CPU = "host-cpu"  # the CPU running the report, measured on the spot
 
 def host_cpu(cpu: HostCpu, calibration: dict | None = None) -> AcceleratorPreset:
     """This host's CPU as an accelerator at fp32: nominal (theoretical peak, the named
-    part's memory bandwidth) until ``calibration`` (:func:`deploy.hardware.cpu_dense.calibrate`)
+    part's memory bandwidth) until ``calibration`` (:func:`deploy.hardware.dense.onhost.calibrate`)
     gives the measured GEMM rate, bandwidth and launch floor. Board power: the threads'
     share of the part's TDP (TDP / cores x threads), an upper bound."""
     threads = calibration["threads"] if calibration else cpu.logical_cpus

@@ -1,11 +1,12 @@
 """Both partitions on a hybrid chip (Tianjic): SNN-mode cores for the STMs, ANN-mode
 cores for the dense layers, cores and chips needed, and the binding constraint.
 
-- Spiking partition: :func:`deploy.hardware.mapping.map_network` under the chip's SNN-mode
+- Spiking partition: :func:`deploy.hardware.neurocores.mapping.map_network` under the
+  chip's SNN-mode
   preset (:meth:`deploy.hardware.targets.HybridChipPreset.snn_mode`: 256 neurons and 256 input
   axons a core, the SRAM holding weights and state), one layer per core as the mapping
   does.
-- Dense partition: every MAC layer of :func:`deploy.hardware.accelerator.dense_layers` whose
+- Dense partition: every MAC layer of :func:`deploy.hardware.dense.roofline.dense_layers` whose
   weights are stored is split over ANN-mode cores: its fan-in in groups of at most
   ``fan_in_per_core`` inputs (partial sums added across cores), its outputs in groups of
   ``o = min(neurons_per_core, weights_per_core // fan-in group)``, so
@@ -22,8 +23,8 @@ from __future__ import annotations
 
 import math
 
-from deploy.hardware.accelerator import DenseLayer
-from deploy.hardware.mapping import map_network
+from deploy.hardware.dense.roofline import DenseLayer
+from deploy.hardware.neurocores.mapping import map_network
 from deploy.hardware.targets import HybridChipPreset
 from neuro.export import StmNetwork
 

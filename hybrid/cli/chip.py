@@ -51,7 +51,8 @@ class BoardType(click.ParamType):
 @click.argument("data", type=click.Path(exists=True))
 @click.option("--neuro", type=click.Choice(["loihi"]), default="loihi", show_default=True,
               help="Neurocore architecture for SANA-FE (its own loihi.yaml, inputs moved "
-                   "to 4 tiles: deploy/hardware/loihi_arch.py) and the energy preset of the first "
+                   "to 4 tiles: deploy/hardware/neurocores/loihi_arch.py) and the energy preset "
+                   "of the first "
                    "STM layer.")
 @click.option("--board", type=BoardType(), multiple=True,
               help="Neuromorphic system the STMs are placed on: loihi (one chip), "
@@ -139,7 +140,7 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, 
         if (accelerator.name == "host-cpu" and click.get_current_context()
                 .get_parameter_source("precision").name == "DEFAULT"):
             precision = "fp32"  # what onnxruntime runs on a CPU
-    from deploy.hardware.neurocore import MissingExtra, stock_loihi
+    from deploy.hardware.neurocores.simulation import MissingExtra, stock_loihi
     from hybrid.data.splits import SplitError
     from hybrid.ondevice.artifacts import open_input, reading_size
     from neuro.export import StmFileError
@@ -173,7 +174,7 @@ def chip_cmd(artifact, data, neuro, board, accelerator, precision, link, batch, 
         ds, _, _ = open_input(art, data, fold, video_size)
     except (SplitError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    from deploy.hardware.neurocore import tilings_from_mapping
+    from deploy.hardware.neurocores.simulation import tilings_from_mapping
     from deploy.hardware.render import render
     from hybrid.ondevice.chip_report import estimate, mapping_note, plot_timeline
     from hybrid.ondevice.energy import save

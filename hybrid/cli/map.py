@@ -31,7 +31,7 @@ def map_cmd(paths, chip, size, no_weight_sharing, as_json) -> None:
     Exit status 1 when the partition does not fit one chip.
     """
     from deploy.artifact import branches
-    from deploy.hardware import mapping
+    from deploy.hardware.neurocores import mapping
     from deploy.presets import CHIPS
     from neuro.export import StmFileError
 

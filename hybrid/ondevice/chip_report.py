@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.hardware import boards, host, neurocore, report, uncertainty
-from deploy.hardware.accelerator import dense_layers, roofline, summarise
-from deploy.hardware.dense_stage import dense_stage
+from deploy.hardware import boards, host, report, uncertainty
+from deploy.hardware.dense.roofline import dense_layers, roofline, summarise
+from deploy.hardware.dense.stage import dense_stage
 from deploy.hardware.link import bridge_transfer
+from deploy.hardware.neurocores import simulation
 from deploy.hardware.targets import TIANJIC, AcceleratorPreset, LinkPreset
 from deploy.presets import CHIPS, ENERGY_PRESETS
 from hybrid.data.dataset import UNREADABLE
@@ -90,7 +91,8 @@ def mapping_note(mapping: dict | None, neuro: str, where: str = "mapping.json") 
     title = CHIPS[got].title if got in CHIPS else "an unknown chip"
     return (f"{where} maps the STMs onto {got!r} ({title}), SANA-FE simulates {neuro!r} "
             f"({CHIPS[neuro].title}, {CHIPS[neuro].neurons_per_core:,} neurons a core): "
-            f"placing them by a {neuro!r} mapping computed now (deploy.hardware.mapping); "
+            f"placing them by a {neuro!r} mapping computed now "
+            f"(deploy.hardware.neurocores.mapping); "
             f"`hybrid deploy --chip {neuro}` writes a mapping.json both reports share")
 
 
@@ -98,12 +100,12 @@ def chip_mapping(nets: dict[str, StmNetwork], mapping: dict | None, neuro: str) 
     """The layer-to-core mapping for the neurocore simulation: the artifact's
     ``mapping.json`` when it maps onto ``neuro``'s chip, else one computed here (the
     second item says which, and why)."""
-    from deploy.hardware.mapping import map_network
+    from deploy.hardware.neurocores.mapping import map_network
 
     if mapping is not None and mapping.get("chip") == neuro:
         return mapping, "the artifact's mapping.json"
     why = (mapping_note(mapping, neuro)
-           or f"no mapping.json: computed by deploy.hardware.mapping for {neuro!r}")
+           or f"no mapping.json: computed by deploy.hardware.neurocores.mapping for {neuro!r}")
     return map_network(nets, CHIPS[neuro]).to_dict(), why
 
 
@@ -141,7 +143,7 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
     branches = {}
     for m, net in nets.items():
         seqs = layer1[m]
-        tilings = neurocore.tilings_from_mapping(mp, m, len(net.layers))
+        tilings = simulation.tilings_from_mapping(mp, m, len(net.layers))
         with (progress(range(len(seqs)), f"SANA-FE {m}") if progress
               else contextlib.nullcontext()) as bar:
             branches[m] = report.simulate_branch(
@@ -154,7 +156,7 @@ def estimate(paths: dict[str, Path], nets: dict[str, StmNetwork], dense_cfg, dat
     neuro_rep |= {"simulator": "SANA-FE 2.2.9 (GPL-3.0, optional extra)",
                   "architecture": "SANA-FE's loihi.yaml (Davies et al. 2018 per-event "
                                   "energies and latencies, SANA-FE's calibration), inputs "
-                                  "on 4 tiles (deploy/hardware/loihi_arch.py)",
+                                  "on 4 tiles (deploy/hardware/neurocores/loihi_arch.py)",
                   "mapping": mp_source, "mapping_fits_one_chip": bool(mp.get("fits")),
                   "cores_used": mp.get("cores_used"),
                   "reload_bits": int(mp["synaptic_memory_bits"]) + int(mp["state_bits"])}

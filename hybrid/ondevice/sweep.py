@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deploy.hardware import report
-from deploy.hardware.accelerator import dense_layers
+from deploy.hardware.dense.roofline import dense_layers
 from deploy.hardware.sweep import Axes, evaluate, label, table
 from hybrid.ondevice.chip_report import estimate
 

@@ -2,13 +2,13 @@
 ``host-cpu``, a measurement on the spot with the estimate beside it.
 
 - Named accelerators (H100, A100, Jetson Orin, Tianjic): the roofline of
-  :mod:`deploy.hardware.accelerator` with the preset's launch floor and achieved fraction,
+  :mod:`deploy.hardware.dense.roofline` with the preset's launch floor and achieved fraction,
   the launches counted from the artifact's optimised ONNX graph when it is at hand.
   Interval: from the ideal roofline (peak rate, no launch cost: a lower bound) to the
   estimate; energy: board power (TDP) x time, an upper bound.
 - ``host-cpu``: onnxruntime on the artifact's own ``dense.onnx`` at batch 1 and a
-  pipelined batch (:func:`deploy.hardware.cpu_dense.measure`); the roofline calibrated
-  with micro-benchmarks of the same engine (:func:`~deploy.hardware.cpu_dense.calibrate`)
+  pipelined batch (:func:`deploy.hardware.dense.onhost.measure`); the roofline calibrated
+  with micro-benchmarks of the same engine (:func:`~deploy.hardware.dense.onhost.calibrate`)
   beside it, and their ratio. Interval: a bootstrap of the median over the timed runs.
   Energy: RAPL x the run when readable, else the threads' share of the TDP x time, an
   upper bound, labelled which.
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.hardware import cpu_dense, host, uncertainty
-from deploy.hardware.accelerator import roofline, summarise
+from deploy.hardware import host, uncertainty
+from deploy.hardware.dense import onhost
+from deploy.hardware.dense.roofline import roofline, summarise
 from deploy.hardware.targets import HOST_CPU, AcceleratorPreset, host_cpu
 from deploy.presets import EnergyPreset
 
@@ -30,7 +31,7 @@ def dense_stage(layers, acc: AcceleratorPreset, precision: str,
                 threads: int = 1, batch: int = 8, repeats: int = 5, seed: int = 0,
                 cpu: host.HostCpu | None = None) -> tuple[dict, tuple]:
     """(the report's ``dense`` object, its bootstrap replicates (time, energy))."""
-    launches = cpu_dense.optimized_nodes(onnx_path, threads) if onnx_path else None
+    launches = onhost.optimized_nodes(onnx_path, threads) if onnx_path else None
     if acc.name != HOST_CPU:
         d = summarise(roofline(layers, acc, precision, energy, launches), acc, precision)
         d["launches"] = launches or len(layers)
@@ -44,13 +45,13 @@ def dense_stage(layers, acc: AcceleratorPreset, precision: str,
     if onnx_path is None:
         raise ValueError("host-cpu measures the dense partition's ONNX: none given")
     cpu = cpu or host.read_cpu()
-    cal = cpu_dense.calibrate(threads, cpu.mhz, cpu.flags, cpu_dense.typical_shape(layers),
+    cal = onhost.calibrate(threads, cpu.mhz, cpu.flags, onhost.typical_shape(layers),
                               repeats)
     acc = host_cpu(cpu, cal)
     est = summarise(roofline(layers, acc, "fp32", energy, launches), acc, "fp32")
     meter = host.EnergyMeter()
     meter.start()
-    m = cpu_dense.measure(onnx_path, threads, batch, repeats)
+    m = onhost.measure(onnx_path, threads, batch, repeats)
     rapl_j = meter.stop()
     wall = m["batch_1"]["wall_values"]
     t_rep = uncertainty.replicates(wall, np.median, seed=seed)

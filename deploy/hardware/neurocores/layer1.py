@@ -2,7 +2,7 @@
 per-event figures: *estimated*.
 
 SANA-FE has no graded spikes, so layer 1 (8-bit graded input messages) is not simulated
-(:mod:`deploy.hardware.neurocore` replays its Lava spikes as input neurons, which cost
+(:mod:`deploy.hardware.neurocores.simulation` replays its Lava spikes as input neurons, which cost
 nothing). Its time is modelled here event by event, with the latencies of SANA-FE's own
 Loihi file (``sanafe/examples/loihi.yaml``, figures from Davies et al., IEEE Micro 2018,
 read at run time by :func:`event_costs`) and SANA-FE's own per-core rule
@@ -73,7 +73,7 @@ def _value(lines: list[str], entry: str, key: str, origin: str) -> float:
 
 def event_costs(stock) -> EventCosts:
     """The per-event latencies of SANA-FE's Loihi file (a
-    :class:`deploy.hardware.loihi_arch.StockLoihi`)."""
+    :class:`deploy.hardware.neurocores.loihi_arch.StockLoihi`)."""
     t, o = stock.tile, stock.origin
     return EventCosts(
         message_in=_value(t, "loihi_in", "latency_message_in", o),
@@ -118,7 +118,7 @@ def layer_time(in_shape: tuple[int, int, int], weight_shape: tuple[int, ...], st
 
     ``messages`` (C_in, H, W, T): the graded input (nonzero = one message); ``spikes``
     (C, H', W', T) its output spikes; ``fanout_cores`` ``(C*H'*W',)`` the messages each of its
-    spikes sends; ``tiling`` (:class:`deploy.hardware.neurocore.Tiling`) its neurons per
+    spikes sends; ``tiling`` (:class:`deploy.hardware.neurocores.simulation.Tiling`) its neurons per
     core; ``steps`` >= T: steps to cost (the simulated sequence: after T, no input, every
     neuron still visited). Returns ``time_s`` (steps,), ``cores``, and per step the counts
     behind it (``messages_in``, ``synops``, ``updated``, ``fired``, ``messages_out``)."""

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.hardware import loihi_arch
+from deploy.hardware.neurocores import loihi_arch
 from deploy.presets import LOIHI
 from neuro.export import StmNetwork
 
@@ -145,7 +145,8 @@ def default_tiling(shape: tuple[int, int, int], per_core: int = NEURONS_PER_CORE
 
 def tilings_from_mapping(mapping: dict, branch: str, layers: int) -> list[Tiling]:
     """The (channels x rows x columns) core tiles of ``branch``'s layers from a
-    ``mapping.json`` dict (deploy/hardware/mapping.py: layer names ``<branch>/conv<k>``)."""
+    ``mapping.json`` dict (deploy/hardware/neurocores/mapping.py: layer names
+    ``<branch>/conv<k>``)."""
     by = {lm["name"]: lm for lm in mapping["layers"]}
     out = []
     for k in range(1, layers + 1):

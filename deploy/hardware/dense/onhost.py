@@ -116,7 +116,7 @@ def _graph(nodes, inputs, outputs):
 
 def typical_shape(layers) -> tuple[int, int, int]:
     """(M, K, N) of the layer at the MAC-weighted median of ``layers``
-    (:class:`deploy.hardware.accelerator.DenseLayer`, those with weights): the GEMM
+    (:class:`deploy.hardware.dense.roofline.DenseLayer`, those with weights): the GEMM
     whose achieved rate stands for the model's."""
     rows = sorted((la for la in layers if la.fan_in and la.outputs), key=lambda la: la.macs)
     if not rows:
