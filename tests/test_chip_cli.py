@@ -182,7 +182,8 @@ def test_chip_example_writes_its_figures(artifact, tmp_path, monkeypatch):
 
 
 def test_mapping_for_another_chip_is_remapped_with_a_note(artifact):
-    from deploy.hardware.neurocores.mapping import map_network, read_mapping
+    from deploy.hardware.neurocores.mapping import map_network
+    from deploy.hardware.neurocores.mapping_file import read_mapping
     from deploy.presets import CHIPS
     from hybrid.ondevice.chip_report import chip_mapping
     from neuro.export import read_network
@@ -207,7 +208,7 @@ def test_chip_places_by_the_artifacts_loihi_mapping(tmp_path):
     """`hybrid deploy --chip loihi` -> `hybrid chip`: no note, SANA-FE's cores per branch
     are the mapping.json's (layers 2..L), the report names it."""
     pytest.importorskip("sanafe", reason="SANA-FE is an optional extra: pip install -e '.[chip]'")
-    from deploy.hardware.neurocores.mapping import read_mapping
+    from deploy.hardware.neurocores.mapping_file import read_mapping
     from deploy.presets import LOIHI
 
     art, data = _deploy(tmp_path, chip=LOIHI)

@@ -14,7 +14,8 @@ from proctools import alive, descendants, sigint_default
 from ann.onnx_export import load_torch
 from deploy.artifact import folder as A
 from deploy.artifact.bridge import BridgeSpec, SpikingBranch, to_dense, to_stm
-from deploy.hardware.neurocores.mapping import map_network, read_mapping
+from deploy.hardware.neurocores.mapping import map_network
+from deploy.hardware.neurocores.mapping_file import read_mapping
 from deploy.presets import CHIPS
 from hybrid.cli import main
 from neuro.export import load_stm, read_network

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from deploy.artifact.branches import read_branches
-from deploy.hardware.neurocores.mapping import map_layers, map_network, read_mapping, write_mapping
+from deploy.hardware.neurocores.mapping import map_layers, map_network
+from deploy.hardware.neurocores.mapping_file import read_mapping, write_mapping
 from deploy.presets import CHIPS, LOIHI, LOIHI2, ChipPreset, PresetError
 from neuro.export import LayerSpec, StmNetwork, export_stm
 from neuro.stm import STM, STMConfig

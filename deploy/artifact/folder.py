@@ -46,7 +46,8 @@ from deploy.artifact.manifest import (
     read_verified,
 )
 from deploy.atomic import staged_dir
-from deploy.hardware.neurocores.mapping import map_network, read_mapping, write_mapping
+from deploy.hardware.neurocores.mapping import map_network
+from deploy.hardware.neurocores.mapping_file import read_mapping, write_mapping
 from deploy.presets import LOIHI2, ChipPreset
 from neuro.export import StmFileError, StmNetwork, export_stm, load_stm, read_network
 from neuro.stm import STM

@@ -31,7 +31,7 @@ def map_cmd(paths, chip, size, no_weight_sharing, as_json) -> None:
     Exit status 1 when the partition does not fit one chip.
     """
     from deploy.artifact import branches
-    from deploy.hardware.neurocores import mapping
+    from deploy.hardware.neurocores import mapping, mapping_file
     from deploy.presets import CHIPS
     from neuro.export import StmFileError
 
@@ -57,7 +57,7 @@ def map_cmd(paths, chip, size, no_weight_sharing, as_json) -> None:
     if as_json:
         click.echo(json.dumps(mp.to_dict(), indent=2))
     else:
-        click.echo(mapping.format_table(mp))
+        click.echo(mapping_file.format_table(mp))
     if not mp.fits:
         raise SystemExit(1)
 
