@@ -15,6 +15,15 @@ extraction uses them (FFmpeg's MPEG-4 decoder has frame threads only: one thread
 frames, the bytes the extraction reads), ``to_ndarray`` per frame. Also reported: the
 naive loop a user writes (``frame.to_ndarray(format="rgb24")``, a converter per frame).
 
+What the model reads decides the work (``hybrid.model.HybridConfig.reads``,
+:class:`hybrid.video.reader.Reads`): the STM model (and ``hybrid extract``) every
+P-frame's MV and residual of a GOP (``all``, the row above); a model without the
+residual modality the MVs only (``mv``: no P-frame converted to RGB); a model without a
+temporal module (``--temporal none``) the GOP's last P-frame only (``last``). Each is
+compared with the plain decode of the same frames (``decode_rgb_reads``: the frames up
+to the last one read decoded, the I-frame and the P-frames read converted to RGB), the
+issue's like-for-like definition; ``all`` is that of the whole video.
+
 Every number is the median of ``--repeat`` (>= 5) warm runs (the first run, which loads
 the compiled kernels, is reported apart as ``first_run_s``); CPU time is this process's,
 all threads; the 1-minute load average is printed with each size (the machine is shared).
@@ -46,6 +55,41 @@ def decode_rgb(path: Path) -> int:
     return n
 
 
+def decode_rgb_reads(path: Path, reads) -> int:
+    """The plain decode of the frames a :class:`~hybrid.video.reader.Reads` reads: per
+    GOP, the packets up to the last P-frame read decoded (the rest skipped up to the
+    next key frame), the I-frame and the P-frames read converted to RGB arrays (one
+    rgb24 converter, 1 thread); the last P-frame (slot -1) converted once the GOP ends."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    n, rgb24 = 0, VideoReformatter()
+    slots = reads.slots
+    last = slots is not None and slots[-1:] == (-1,)
+    pos = set(range(11)) if slots is None else {v for v in slots if v >= 0}
+    final = 10 if slots is None or last else max(pos, default=-1)
+    with av.open(str(path)) as c:
+        p, held = -1, None
+        for pkt in c.demux(c.streams.video[0]):
+            if pkt.size and not pkt.is_keyframe and p > final:
+                n += 1  # after the last P-frame read: not decoded (counted: the
+                continue  # numbers are per frame of the video, as extract's)
+            for frame in pkt.decode():
+                if pkt.is_keyframe:
+                    if held is not None:
+                        rgb24.reformat(held, format="rgb24", threads=1).to_ndarray()
+                    p, held = -1, None
+                if p in pos or p == -1:
+                    rgb24.reformat(frame, format="rgb24", threads=1).to_ndarray()
+                if last and p >= 0:
+                    held = frame
+                p += 1
+                n += 1
+        if held is not None:
+            rgb24.reformat(held, format="rgb24", threads=1).to_ndarray()
+    return n
+
+
 def decode_rgb_naive(path: Path) -> int:
     """The loop a user writes: ``to_ndarray(format="rgb24")`` (a converter per frame)."""
     import av
@@ -58,10 +102,22 @@ def decode_rgb_naive(path: Path) -> int:
     return n
 
 
-def extract(path: Path, accumulate: bool = True, coviar: bool = True) -> int:
-    from hybrid.video.reader import read_gops
+def extract(path: Path, accumulate: bool = True, coviar: bool = True, reads=None) -> int:
+    """Frames in the video (decoded or skipped); ``reads``: what the model reads."""
+    from hybrid.video.reader import ALL, read_gops
 
-    return sum(1 + g.p_frames for g in read_gops(path, accumulate, coviar))
+    return sum(1 + g.p_frames for g in read_gops(path, accumulate, coviar,
+                                                 reads=reads or ALL))
+
+
+def read_sets() -> dict:
+    """name -> (the model configurations that read it, :class:`Reads`)."""
+    from hybrid.model import HybridConfig
+
+    return {name: (what, HybridConfig(temporal=t, modalities=m).reads())
+            for name, what, t, m in (
+                ("mv", "modalities i,mv (no residual)", "stm", ("i", "mv")),
+                ("last", "temporal none (the last P-frame)", "none", ("i", "mv", "r")))}
 
 
 def clip_reader(segments: int):
@@ -120,6 +176,19 @@ def measure(path: Path, repeat: int) -> dict:
                      ("extract_accumulated", extract),
                      ("extract_per_frame", lambda p: extract(p, accumulate=False))):
         row[name] = timed(fn, path, repeat)
+    row["reads"] = {}
+    for name, (what, reads) in read_sets().items():
+        d = timed(lambda p, r=reads: decode_rgb_reads(p, r), path, repeat)
+        e = timed(lambda p, r=reads: extract(p, reads=r), path, repeat)
+        row["reads"][name] = {
+            "model": what, "reads": {"slots": reads.slots, "mv": reads.mv,
+                                     "residual": reads.residual},
+            "decode_same_frames": d, "extract": e,
+            "cpu_ratio": round(e["cpu_ms_per_frame"] / d["cpu_ms_per_frame"], 3),
+            # the reader doing everything (as before Reads) against the same baseline
+            "full_read_cpu_ratio": round(row["extract_accumulated"]["cpu_ms_per_frame"]
+                                         / d["cpu_ms_per_frame"], 3),
+            "wall_ratio": round(e["wall_ms_per_frame"] / d["wall_ms_per_frame"], 3)}
     reader = clip_reader(8)
     reader(path)  # warm: the GOP index read, the codes' tables built
     clip = timed(reader, path, repeat)  # "frames" is 1 clip: ms per clip
@@ -175,10 +244,17 @@ def main() -> None:
                   f"{args.repeat}, load avg {row['load_avg_1m']:.2f} on {res['cpus']} CPUs: "
                   f"decode {d['cpu_ms_per_frame']:.3f} ms CPU {d['wall_ms_per_frame']:.3f} "
                   f"wall; extract {e['cpu_ms_per_frame']:.3f} CPU "
-                  f"{e['wall_ms_per_frame']:.3f} wall; ratio CPU "
+                  f"{e['wall_ms_per_frame']:.3f} wall; reads all (STM model, hybrid extract): "
+                  f"ratio CPU "
                   f"{e['cpu_ratio_vs_decode_rgb']:.2f} wall {e['wall_ratio_vs_decode_rgb']:.2f}"
                   f" (per-frame mode CPU {per:.2f})",
                   flush=True)
+            for name, r in row["reads"].items():
+                print(f"  reads {name} ({r['model']}): extract "
+                      f"{r['extract']['cpu_ms_per_frame']:.3f} ms CPU, plain decode of the "
+                      f"same frames {r['decode_same_frames']['cpu_ms_per_frame']:.3f}; ratio "
+                      f"CPU {r['cpu_ratio']:.2f} wall {r['wall_ratio']:.2f} (reading "
+                      f"everything: CPU {r['full_read_cpu_ratio']:.2f})", flush=True)
             c = row["clip_8_segments"]
             print(f"  8-segment clip ({c['gops']} GOPs): {c['cpu_ms']:.1f} ms CPU "
                   f"{c['wall_ms']:.1f} wall; whole-video decode "

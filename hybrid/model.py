@@ -32,6 +32,7 @@ from ann.counting import Component
 from ann.counting import count as dense_count
 from ann.model import DenseModel
 from deploy.artifact.bridge import SpikingBranch
+from hybrid.video.reader import Reads
 from neuro.stm import STM, STMConfig
 
 # STMConfig overrides for CoViAR-normalised inputs (MV in [-0.5, 0.5], residuals within
@@ -114,6 +115,14 @@ class HybridConfig:
         if self.temporal == "lstm":
             return self.lstm_geometry(2).out_hw
         return self.stm_config(2).layer_sizes(*self.stm_input_size())[-1]
+
+    def reads(self) -> Reads:
+        """What the model reads of each sampled GOP (besides its I-frame): the MV and
+        residual of every P-frame (its timesteps), of the last one only without a
+        temporal module (``x[:, :, -1]`` in :class:`LastPFrame`), nothing of a modality
+        left out: the reader need do no other work (:class:`hybrid.video.reader.Reads`)."""
+        return Reads(slots=(-1,) if self.temporal == "none" else None,
+                     mv="mv" in self.modalities, residual="r" in self.modalities)
 
     def dense_config(self) -> DenseConfig:
         """The variant, sized for this config's inputs and its STMs' output maps."""

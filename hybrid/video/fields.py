@@ -177,49 +177,110 @@ def _check_rgb(img: np.ndarray, h: int, w: int, what: str) -> None:
 
 class FastTracer:
     """CoViAR integer-pixel mode on FFmpeg's ``rgb24`` frames; writes into
-    caller-provided outputs. State per pixel: the I-frame pixel it traces to, x and y
-    packed in a uint32 (the accumulated MV is the pixel's position minus it),
-    double-buffered; one compiled pass a frame
-    (:func:`hybrid.video.trace_kernel.trace_step`). Frames may have padded rows (as
-    FFmpeg converts them): they are read in place."""
+    caller-provided outputs; one compiled pass a frame. Accumulated: the state is the
+    accumulated MV itself, int16 (x, y) pairs packed in uint32 words, traced into the
+    caller's int16 MV output when there is one (no copy) or into a scratch buffer
+    (:func:`hybrid.video.trace_kernel.trace_accumulated`); per frame: the field and the
+    previous frame (:func:`hybrid.video.trace_kernel.trace_step`). Frames may have
+    padded rows (as FFmpeg converts them): they are read in place."""
 
     def __init__(self, iframe: np.ndarray, accumulate: bool) -> None:
         h, w = iframe.shape[:2]
         _check_rgb(iframe, h, w, "I-frame")
-        if not (h < 1 << 16 and w < 1 << 16):
-            raise ValueError(f"frame {h}x{w} too large for 16-bit x, y")
+        if not (h < 1 << 15 and w < 1 << 15):
+            raise ValueError(f"frame {h}x{w} too large for 16-bit MV")
         self.h, self.w, self.n, self.accumulate = h, w, h * w, accumulate
         self.ref = iframe
         self.prev = iframe
-        self.src = _identity(h, w).copy()  # (N,) uint32 I-frame (x, y) traced to
-        self.spare = np.empty_like(self.src)
+        if accumulate:
+            self.mv = np.zeros(self.n, np.uint32)  # (N,) accumulated MV, int16 pairs
+            self.scratch: list[np.ndarray] = []
+        else:
+            self.src = _identity(h, w).copy()  # unused without accumulation
+            self.spare = np.empty_like(self.src)
 
-    def step(self, rgb: np.ndarray, field: np.ndarray, mv_out: np.ndarray,
-             res_out: np.ndarray, cell: int = 1) -> None:
+    def step(self, rgb: np.ndarray | None, field: np.ndarray, mv_out: np.ndarray | None,
+             res_out: np.ndarray | None, cell: int = 1) -> None:
         """rgb (H, W, 3) uint8 (rows may be padded), field packed by :func:`pack`, per
         pixel (H, W) with ``cell=1`` or per cell from :func:`grid_cells` with
         ``cell=CELL`` -> mv_out (H, W, 2) and res_out (H, W, 3), contiguous, both float32
-        or both int16 (the values are integers: exact in either)."""
-        from hybrid.video.trace_kernel import trace_step
+        or both int16 (the values are integers: exact in either). Accumulated mode: an
+        output given as None is not written (a frame the consumer does not read; the
+        trace still advances), and ``rgb`` is read only for ``res_out``. An int16
+        ``mv_out`` holds the trace until the next step: leave it unchanged till then."""
+        from hybrid.video.trace_kernel import trace_accumulated, trace_step
 
         h, w = self.h, self.w
-        _check_rgb(rgb, h, w, "frame")
+        if rgb is not None:
+            _check_rgb(rgb, h, w, "frame")
         if cell not in (1, CELL):
             raise ValueError(f"cell must be 1 or {CELL}, got {cell}")
-        assert field.dtype == np.int64 and field.shape == (-(-h // cell), -(-w // cell)), (
-            f"field {field.dtype} {field.shape} does not match frame {rgb.shape} "
-            f"at cell {cell}")
-        assert mv_out.shape == (h, w, 2) and res_out.shape == (h, w, 3) and (
-            mv_out.flags.c_contiguous and res_out.flags.c_contiguous) and (
-            mv_out.dtype == res_out.dtype and mv_out.dtype in (np.float32, np.int16)) and (
-            mv_out.dtype != np.int16 or max(h, w) <= 1 << 15), (
-            f"outputs {mv_out.shape} {mv_out.dtype}, {res_out.shape} {res_out.dtype} must "
-            f"be contiguous, both float32 or both int16 (frames up to 32768 px), "
-            f"({h}, {w}, 2|3)")
-        trace_step(rgb, self.ref if self.accumulate else self.prev,
-                   np.ascontiguousarray(field).reshape(-1), cell.bit_length() - 1,
-                   self.src, self.spare, self.accumulate, mv_out.reshape(-1),
-                   res_out.reshape(-1))
-        if self.accumulate:
-            self.src, self.spare = self.spare, self.src
-        self.prev = rgb
+        if field.dtype != np.int64 or field.shape != (-(-h // cell), -(-w // cell)):
+            raise ValueError(f"field {field.dtype} {field.shape} does not match the "
+                             f"{h}x{w} frame at cell {cell}")
+        self._check_outputs(mv_out, res_out)
+        field = np.ascontiguousarray(field).reshape(-1)
+        if not self.accumulate:
+            if rgb is None or mv_out is None or res_out is None:
+                raise ValueError("per-frame mode needs every frame's pixels and both outputs")
+            trace_step(rgb, self.prev, field, cell.bit_length() - 1, self.src, self.spare,
+                       False, mv_out.reshape(-1), res_out.reshape(-1))
+            self.prev = rgb
+            return
+        if mv_out is not None and mv_out.dtype == np.int16:
+            state = mv_out.reshape(-1).view(np.uint32)  # traced in place
+        else:
+            state = self._scratch()
+        do_res = res_out is not None
+        trace_accumulated(rgb if do_res else self.ref, self.ref, field, cell.bit_length() - 1,
+                          self.mv, state, True, do_res,
+                          res_out.reshape(-1) if do_res else _NO_RES)
+        self.mv = state
+        if mv_out is not None and mv_out.dtype != np.int16:
+            mv_out[...] = state.view(np.int16).reshape(h, w, 2)
+
+    def emit(self, rgb: np.ndarray | None, mv_out: np.ndarray | None,
+             res_out: np.ndarray | None) -> None:
+        """The last traced frame's outputs (accumulated mode), from the trace as it
+        stands: for a frame :meth:`step` passed over without outputs and that turned
+        out to be read (the last P-frame of a GOP, known once the GOP ends). ``rgb``:
+        that frame's pixels (needed for ``res_out`` only)."""
+        from hybrid.video.trace_kernel import trace_accumulated
+
+        if not self.accumulate:
+            raise ValueError("emit needs accumulated mode (the trace is its state)")
+        self._check_outputs(mv_out, res_out)
+        if res_out is not None:
+            if rgb is None:
+                raise ValueError("a residual needs the frame's pixels")
+            _check_rgb(rgb, self.h, self.w, "frame")
+            trace_accumulated(rgb, self.ref, _NO_FIELD, 0, self.mv, self.mv, False, True,
+                              res_out.reshape(-1))
+        if mv_out is not None:
+            mv_out[...] = self.mv.view(np.int16).reshape(self.h, self.w, 2)
+
+    def _scratch(self) -> np.ndarray:
+        """A (N,) uint32 buffer that is not the current trace."""
+        for b in self.scratch:
+            if b is not self.mv:
+                return b
+        self.scratch.append(np.empty(self.n, np.uint32))
+        return self.scratch[-1]
+
+    def _check_outputs(self, mv_out, res_out) -> None:
+        h, w = self.h, self.w
+        dts = {a.dtype for a in (mv_out, res_out) if a is not None}
+        ok = ((mv_out is None or (mv_out.shape == (h, w, 2) and mv_out.flags.c_contiguous))
+              and (res_out is None or (res_out.shape == (h, w, 3)
+                                       and res_out.flags.c_contiguous))
+              and len(dts) <= 1 and dts <= _OUT_DTYPES)
+        if not ok:
+            raise ValueError(
+                f"outputs {getattr(mv_out, 'shape', None)} {getattr(mv_out, 'dtype', None)}, "
+                f"{getattr(res_out, 'shape', None)} {getattr(res_out, 'dtype', None)} must "
+                f"be contiguous, both float32 or both int16, ({h}, {w}, 2|3)")
+
+
+_OUT_DTYPES = {np.dtype(np.float32), np.dtype(np.int16)}
+_NO_FIELD = np.zeros(1, np.int64)  # emit() reads no field
+_NO_RES = np.zeros(0, np.int16)  # a residual not written

@@ -117,13 +117,13 @@ class GopSeeker:
                                   f"{kind}-frame at pts {frame.pts}; the GOP "
                                   f"index does not fit this video")
                     cur = _Gop(g, -1, fast.rgb(frame), self.accumulate, self.coviar,
-                               P_PER_GOP, self.pool, outputs=outputs)
+                               P_PER_GOP, self.pool, outputs=outputs, rgb=fast.rgb)
                     continue
                 if kind != "P" or cur.p >= P_PER_GOP:
                     raise UnsupportedStreamError(
                         path, f"GOP {g} is not 1 I-frame and up to {P_PER_GOP} "
                               f"P-frames: transcode it first")
-                cur.add(fast.rgb(frame), fast.vectors(frame))
+                cur.add(frame, fast.vectors(frame))
         except av.error.FFmpegError as e:
             raise CorruptVideoError(path, f"decoding GOP {g} failed: {e}") from e
         if cur is None:

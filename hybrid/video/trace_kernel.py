@@ -1,13 +1,15 @@
 """Compiled (numba) kernels of the fast CoViAR path in :mod:`hybrid.video.fields`.
 
 - :func:`paint_cells`: a P-frame's block vectors onto the 8x8 cell grid, packed;
-- :func:`trace_step`: one pass over the frame doing what took numpy six: read the packed
-  per-cell (or per-pixel) field, drop vectors whose source leaves the frame, gather and
-  accumulate the per-pixel state, and write MV and residual straight into the int16
-  (or float32) outputs. Pixels are FFmpeg's ``rgb24`` bytes as decoded (the reference every path is
-  tested against), read in place (rows may be padded: no copy of the frame).
+- :func:`trace_accumulated`: CoViAR's accumulated mode, one pass over a P-frame carrying
+  the accumulated MV itself as the state (written straight into the int16 output),
+  and the residual against the I-frame;
+- :func:`trace_step`: the per-frame mode (each P-frame's own field and the residual
+  against the previous frame). Pixels are FFmpeg's ``rgb24`` bytes as decoded (the
+  reference every path is tested against), read in place (rows may be padded: no copy
+  of the frame).
 
-How it is fast (0.48 -> ~0.2 ms a 340x256 frame; measured in ``benchmarks/
+How it is fast (0.48 -> ~0.1 ms a 340x256 frame; measured in ``benchmarks/
 video_extract.py``): the field is constant along a row over a run of cells with the
 same vector, so work is per run, not per pixel: the in-frame test splits a run into at
 most three sub-runs (no vector / vector / no vector), and a residual whose reference
@@ -161,3 +163,93 @@ def trace_step(cur, ref, field, shift, src0, src1, accumulate, mv,
                 q = U(np.int64(s0 >> 16) * rs + 3 * np.int64(s0 & 0xFFFF))
                 _sub(cf, U(crow + 3 * x), rf, q, res, U(3 * (p0 + x)), 3 * (e - x))
                 x = e
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy(src, s0, dst, d0, n):  # pragma: no cover - compiled
+    """dst[d0 : d0 + n] = src[s0 : s0 + n] (a loop LLVM vectorises)."""
+    for i in range(U(n)):
+        dst[d0 + i] = src[s0 + i]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _moved(src, s0, dst, d0, n, fx, fy):  # pragma: no cover - compiled
+    """dst[d0 + i] = src[s0 + i] + (fx, fy), lane-wise on int16 pairs packed in uint32
+    words (x in the low lane), wrapping like int16 (a loop LLVM vectorises)."""
+    lo, hi = np.uint32(fx & 0xFFFF), np.uint32((fy & 0xFFFF) << 16)
+    for i in range(U(n)):
+        a = src[s0 + i]
+        dst[d0 + i] = (((a + lo) & np.uint32(0xFFFF))
+                       | (((a & np.uint32(0xFFFF0000)) + hi) & np.uint32(0xFFFF0000)))
+
+
+@njit(cache=True, nogil=True)
+def trace_accumulated(cur, iframe, field, shift, prev, state, advance, do_res,
+                      res):  # pragma: no cover - compiled
+    """CoViAR's accumulation carried as the accumulated MV itself: one P-frame.
+
+    cur, iframe (H, W, 3) uint8 RGB, strides (row, 3, 1), rows may be padded (FFmpeg's
+    rgb24); field (ceil(H / 2**shift) * ceil(W / 2**shift),) int64 packed (x in bits
+    0-15, y in 16-31); prev (N,) uint32: the previous frame's accumulated MV, the int16
+    pair (x, y) of each pixel in one word (x in the low lane: the bytes of int16
+    (N, 2)), zeros at the I-frame -> state (N,) uint32, this frame's, the same layout
+    (it may be the caller's int16 MV output itself, viewed as words), and, if
+    ``do_res``, res (3N,) int16 or float32, ``cur[p] - iframe[p - mv[p]]``.
+
+    CoViAR keeps the I-frame pixel each pixel traces to, src_t[p] = src_{t-1}[p - f[p]];
+    with mv = p - src that is mv_t[p] = mv_{t-1}[p - f[p]] + f[p]: per run of cells with
+    one vector, a shifted copy plus a constant (no separate state, no second pass for
+    the MV). Pixels whose source leaves the frame keep mv_{t-1}[p] (no vector). The
+    residual goes per segment of equal MV in a row (consecutive I-frame pixels): one
+    contiguous subtraction each. ``advance`` False: the residual of ``cur`` against
+    ``prev`` as it is (state unused; the field unread): a frame whose outputs are
+    asked for once its GOP ended."""
+    h, w = cur.shape[0], cur.shape[1]
+    cs, rs = cur.strides[0], iframe.strides[0]
+    cf, rf = _flat(cur), _flat(iframe)
+    wf = ((w - 1) >> shift) + 1
+    step = 1 << shift
+    mv = state if advance else prev
+    for y in range(h):
+        p0 = y * w
+        cx = 0
+        while advance and cx < wf:  # a run of cells with one vector
+            fbase = (y >> shift) * wf
+            v = field[U(fbase + cx)]
+            e = cx + 1
+            while e < wf and field[U(fbase + e)] == v:
+                e += 1
+            x0, x1 = cx * step, min(e * step, w)
+            cx = e
+            fx = np.int64(np.int16(v & 0xFFFF))
+            fy = np.int64(np.int16((v >> 16) & 0xFFFF))
+            sy = y - fy
+            if sy < 0 or sy >= h:  # source row off the frame: no vector on the run
+                fx, fy, sy = 0, 0, y
+            lo, hi = max(x0, fx), min(x1, w + fx)  # source x = x - fx in the frame
+            if lo >= hi:
+                lo, hi = x1, x1
+            _copy(prev, U(p0 + x0), state, U(p0 + x0), lo - x0)
+            _moved(prev, U(sy * w + lo - fx), state, U(p0 + lo), hi - lo, fx, fy)
+            _copy(prev, U(p0 + hi), state, U(p0 + hi), x1 - hi)
+        if not do_res:
+            continue
+        crow = y * cs
+        x = 0
+        while x < w:  # segments of one MV: consecutive I-frame pixels
+            m = mv[U(p0 + x)]
+            e = x + 1
+            while e + 16 <= w:  # 16 at a time: a loop without an early exit vectorises
+                ok = True
+                for k in range(16):
+                    ok &= mv[U(p0 + e + k)] == m
+                if not ok:
+                    break
+                e += 16
+            while e < w and mv[U(p0 + e)] == m:
+                e += 1
+            mx = np.int64(np.int16(m & 0xFFFF))
+            my = np.int64(np.int16(m >> 16))
+            q = U((y - my) * rs + 3 * (x - mx))
+            _sub(cf, U(crow + 3 * x), rf, q, res, U(3 * (p0 + x)), 3 * (e - x))
+            x = e
