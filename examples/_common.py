@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 DEFAULT_CHECKPOINT = "demo-out/run/checkpoint.pt"  # what `hybrid demo` trains
-DEFAULT_DATA = "demo-out/cache.h5"  # its dataset cache (held-out split)
+DEFAULT_DATA = "demo-out/cache"  # its video cache (`hybrid prepare`'s default store)
 
 
 def parser(doc: str, data: bool = True) -> argparse.ArgumentParser:

@@ -46,12 +46,12 @@ def datasets(root: Path, segments: int, size: int, seed: int = 0,
 
 
 def make_data(out: Path, cfg: DemoConfig, echo: Callable[[str], None]) -> tuple[Path, Path]:
-    """Synthesise the dataset (once) and extract it into an HDF5 cache (resumable).
-    Returns (dataset folder, cache file)."""
-    from hybrid.data.cache import PrepareConfig, prepare
+    """Synthesise the dataset (once) and prepare it into ``hybrid prepare``'s default
+    store, the video cache (resumable). Returns (dataset folder, video cache folder)."""
+    from hybrid.data.videocache import prepare_videos
     from hybrid.video.synth import SynthConfig, make_dataset
 
-    data, cache = out / "data", out / "cache.h5"
+    data, cache = out / "data", out / "cache"
     t0 = time.perf_counter()
     if (data / "testlist01.txt").is_file():
         echo(f"[1/5] synthetic dataset: reusing {data}")
@@ -60,13 +60,13 @@ def make_data(out: Path, cfg: DemoConfig, echo: Callable[[str], None]) -> tuple[
                          SynthConfig(size=cfg.video_size, frames=cfg.frames))
         echo(f"[1/5] synthetic dataset: {s['videos']} MPEG-4 videos, {cfg.classes} classes "
              f"({s['train']} train / {s['test']} held out)")
-    r = prepare(data, cache, PrepareConfig(size=cfg.video_size), workers=2)
+    r = prepare_videos(data, cache, cfg.video_size, workers=2)
     if r["failed"]:
-        raise RuntimeError(f"{len(r['failed'])} synthetic videos failed to extract: "
+        raise RuntimeError(f"{len(r['failed'])} synthetic videos failed to prepare: "
                            f"{r['failed'][:2]}")
-    echo(f"      extracted I-frames, accumulated MVs and residuals of {r['prepared']} videos "
-         f"into {cache} ({r['already_done']} already there) in "
-         f"{time.perf_counter() - t0:.1f}s")
+    echo(f"      video cache of {r['prepared']} videos with their GOP index in {cache} "
+         f"({r['already_done']} already there; {r['bytes'] / r['source_bytes']:.2f}x the "
+         f"videos' bytes) in {time.perf_counter() - t0:.1f}s")
     return data, cache
 
 

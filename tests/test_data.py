@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from deploy.artifact.inputs import decode, decode_sample
 from hybrid.cli import main
 from hybrid.data.cache import CacheReader, source_stamp
-from hybrid.data.dataset import CompressedVideoDataset, pad_p_frames
+from hybrid.data.dataset import CompressedVideoDataset
 from hybrid.data.sources import detect_layout, load_split
 from hybrid.data.splits import SplitError
 from hybrid.data.transforms import (
@@ -49,7 +49,8 @@ def ucf(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cache(ucf, tmp_path_factory):
     out = tmp_path_factory.mktemp("cache") / "c.h5"
-    res = CliRunner().invoke(main, ["prepare", str(ucf), "-o", str(out), "--size", "64x48",
+    res = CliRunner().invoke(main, ["prepare", "--store", "arrays", str(ucf), "-o", str(out),
+                                    "--size", "64x48",
                                     "--workers", "2", "--json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
@@ -60,7 +61,7 @@ def cache(ucf, tmp_path_factory):
 @pytest.fixture(scope="module")
 def vcache(ucf, tmp_path_factory):
     out = tmp_path_factory.mktemp("vcache") / "v"
-    res = CliRunner().invoke(main, ["prepare", str(ucf), "--video-cache", str(out), "--size",
+    res = CliRunner().invoke(main, ["prepare", str(ucf), "-o", str(out), "--size",
                                     "64x48", "--workers", "2", "--json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
@@ -151,11 +152,53 @@ def test_segment_sampling(n, s):
         assert len(set(ev)) == s
 
 
+def pad_p_frames(a: np.ndarray, p: int, zero: int = 0) -> np.ndarray:
+    """The reference: (11, ...) slots of which the first ``p`` are real -> repeat slot
+    p-1 after them; no real slot: all ``zero`` (the code of no motion / no residual)."""
+    if 0 < p < a.shape[0]:
+        a = a.copy()
+        a[p:] = a[p - 1]
+    elif p == 0:
+        a = np.full_like(a, zero)
+    return a
+
+
 def test_pad_short_gop_repeats_last():
     a = np.arange(11 * 2, dtype=np.float32).reshape(11, 2)
     p = pad_p_frames(a, 4)
     assert (p[4:] == a[3]).all() and (p[:4] == a[:4]).all()
     assert (pad_p_frames(a, 0) == 0).all() and (pad_p_frames(a, 11) == a).all()
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8])
+def test_crop_codes_is_crop_then_codes_pad_and_transpose(dtype):
+    """The Dataset's one-pass kernel equals numpy's crop, whole-array codes
+    (Normalization), padding of short GOPs and transpose, at odd sizes and offsets,
+    with GOPs of 0, 1, 4 and 11 P-frames; nothing outside the crop corner is written."""
+    from hybrid.data.codes_kernel import crop_codes
+    from hybrid.data.dataset import IDENTITY
+
+    rng = np.random.default_rng(3)
+    s, h, w, m = 4, 13, 17, 9
+    p = np.array([0, 1, 4, 11], np.int64)
+    norm = Normalization(mv_bound=7.0)
+    for c, codes, table in ((2, norm.mv_codes, norm.tables()[0]),
+                            (3, norm.residual_codes, norm.tables()[1])):
+        if dtype == np.int16:
+            x = rng.integers(-32768, 32768, (s, 11, h, w, c)).astype(np.int16)
+            x[:, :, :4] = rng.integers(-300, 300, (s, 11, 4, w, c))  # the common range
+            src, want_codes, tab = x.view(np.uint16), codes(x), table
+        else:
+            x = rng.integers(0, 256, (s, 11, h, w, c)).astype(np.uint8)
+            src, want_codes, tab = x, x, IDENTITY
+        for top, left, ch, cw in ((0, 0, 9, 9), (3, 5, 7, 8), (4, 8, 9, 9), (12, 16, 1, 1)):
+            out = np.full((s, 11, c, m, m), 7, np.uint8)
+            crop_codes(src, p, tab, top, left, ch, cw, 128, out)
+            for k in range(s):
+                want = pad_p_frames(want_codes[k, :, top:top + ch, left:left + cw], int(p[k]),
+                                    128).transpose(0, 3, 1, 2)
+                assert np.array_equal(out[k, :, :, :ch, :cw], want), (c, k, top, left)
+            assert (out[..., ch:, :] == 7).all() and (out[..., :, cw:] == 7).all()
 
 
 def test_cache_roundtrip_matches_extraction(ucf, cache):
@@ -223,7 +266,8 @@ def test_prepare_resumes_and_skips_bad_video(ucf, tmp_path):
     data = bad.read_bytes()
     bad.write_bytes(data[:len(data) // 2])
     out = tmp_path / "c.h5"
-    args = ["prepare", str(root), "-o", str(out), "--size", "64x48", "--workers", "1",
+    args = ["prepare", "--store", "arrays", str(root), "-o", str(out), "--size", "64x48",
+            "--workers", "1",
             "--json"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 1 and "Traceback" not in res.output
@@ -248,7 +292,8 @@ def test_prepare_rejects_other_version_and_mode(ucf, tmp_path):
     out = tmp_path / "c.h5"
     with h5py.File(out, "w") as f:
         f.attrs.update({"format": "hybrid-compressed-video", "version": 7})
-    res = CliRunner().invoke(main, ["prepare", str(ucf), "-o", str(out), "--size", "64x48"])
+    res = CliRunner().invoke(main, ["prepare", "--store", "arrays", str(ucf), "-o", str(out),
+                                    "--size", "64x48"])
     assert res.exit_code == 1 and "version 7" in res.output and "Traceback" not in res.output
 
 
@@ -332,7 +377,8 @@ def test_folder_dataset_resizes_exactly_as_prepare(tmp_path):
 
     root, cache = tmp_path / "ds", tmp_path / "c.h5"
     make_dataset(root, classes=2, per_class=2, seed=3, cfg=SynthConfig(size=(96, 64), frames=30))
-    res = CliRunner().invoke(main, ["prepare", str(root), "-o", str(cache), "--workers", "1"])
+    res = CliRunner().invoke(main, ["prepare", "--store", "arrays", str(root), "-o", str(cache),
+                                    "--workers", "1"])
     assert res.exit_code == 0, res.output
     items, _ = load_split(root, "train")
     assert len(items) == 2

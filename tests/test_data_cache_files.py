@@ -27,7 +27,8 @@ def data(tmp_path_factory):
 
 
 def _prepare(root, out, *extra):
-    return CliRunner().invoke(main, ["prepare", str(root), "-o", str(out), "--size",
+    return CliRunner().invoke(main, ["prepare", "--store", "arrays", str(root), "-o", str(out),
+                                     "--size",
                                      f"{SIZE[0]}x{SIZE[1]}", "--workers", "1", *extra])
 
 
@@ -238,7 +239,7 @@ def test_a_failed_video_cache_prepare_leaves_no_folder(data, tmp_path):
     that existed empty before stays, empty)."""
     (tmp_path / "empty").mkdir()
     vc = tmp_path / "vc"
-    res = CliRunner().invoke(main, ["prepare", str(tmp_path / "empty"), "--video-cache",
+    res = CliRunner().invoke(main, ["prepare", str(tmp_path / "empty"), "-o",
                                     str(vc), "--workers", "1"])
     assert res.exit_code == 1 and res.output.startswith("Error: ") and not vc.exists()
     root = tmp_path / "bad"
@@ -249,7 +250,7 @@ def test_a_failed_video_cache_prepare_leaves_no_folder(data, tmp_path):
     for target, existed in ((tmp_path / "vc2", False), (tmp_path / "vc3", True)):
         if existed:
             target.mkdir()
-        res = CliRunner().invoke(main, ["prepare", str(root), "--video-cache", str(target),
+        res = CliRunner().invoke(main, ["prepare", str(root), "-o", str(target),
                                         "--workers", "1"])
         assert res.exit_code == 1 and "not written" in res.output, res.output
         assert res.output.count("skipped:") == 4

@@ -1,5 +1,5 @@
-"""Reading videos by GOP (hybrid.video.seek) and the video cache (``hybrid prepare
---video-cache``): seeking gives exactly the GOPs of a sequential decode, a video not in
+"""Reading videos by GOP (hybrid.video.seek) and the video cache (``hybrid prepare``'s
+default store): seeking gives exactly the GOPs of a sequential decode, a video not in
 the reader's form is transcoded once by prepare, and prepare is kill-safe and resumes."""
 import json
 import os
@@ -49,7 +49,7 @@ def test_seeking_gives_the_gops_of_a_sequential_decode(data, idx, coviar):
 
 
 def _prepare(root, out, *extra):
-    return CliRunner().invoke(main, ["prepare", str(root), "--video-cache", str(out),
+    return CliRunner().invoke(main, ["prepare", str(root), "-o", str(out),
                                      "--size", f"{SIZE[0]}x{SIZE[1]}", "--workers", "1",
                                      "--json", *extra])
 
@@ -123,7 +123,7 @@ def test_video_cache_prepare_is_kill_safe_and_resumes(data, tmp_path):
     # another dataset folder or size is refused, naming the folder
     res = _prepare(data, out)
     assert res.exit_code == 1 and str(out) in res.output and "another folder" in res.output
-    res = CliRunner().invoke(main, ["prepare", str(root), "--video-cache", str(out),
+    res = CliRunner().invoke(main, ["prepare", str(root), "-o", str(out),
                                     "--size", "64x48"])
     assert res.exit_code == 1 and "another folder" in res.output
 
@@ -144,9 +144,23 @@ def test_a_video_missing_from_the_video_cache_is_reported_and_skipped(data, tmp_
         ds[k]
 
 
-def test_prepare_needs_a_cache_to_write(data):
+def test_prepare_needs_a_store_to_write(data):
     res = CliRunner().invoke(main, ["prepare", str(data)])
-    assert res.exit_code == 2 and "--video-cache" in res.output
+    assert res.exit_code == 2 and "'-o' / '--out'" in res.output
+
+
+def test_an_h5_name_under_the_default_store_is_one_line_naming_the_way(data, tmp_path):
+    """The default store is the video cache (a folder): `-o NAME.h5` is refused in one
+    line naming the file and --store arrays, nothing written; with --store arrays the
+    same name is an array cache."""
+    for name in ("c.h5", "C.HDF5"):
+        out = tmp_path / name
+        res = CliRunner().invoke(main, ["prepare", str(data), "-o", str(out), "--size",
+                                        f"{SIZE[0]}x{SIZE[1]}", "--workers", "1"])
+        assert res.exit_code == 1, res.output
+        assert res.output.count("\n") == 1 and res.output.startswith(f"Error: {out}: ")
+        assert "--store arrays" in res.output and not out.exists()
+        assert not list(tmp_path.iterdir())
 
 
 def test_transcode_once_equals_transcode_per_read(data, tmp_path):
@@ -167,7 +181,7 @@ def test_video_cache_of_version_1_is_refused_naming_the_fix(data, tmp_path):
     (out / "videocache.json").write_text(json.dumps({**head, "version": 1}))
     for read in (lambda: VideoCacheReader(out), lambda: load_split(out, "train")):
         with pytest.raises(ValueError, match=f"{out}/videocache.json: .*version 1.*"
-                                             f"--video-cache NEW_DIR"):
+                                             f"-o NEW_DIR"):
             read()
     res = _prepare(data, out)
     assert res.exit_code == 1 and "version 1" in res.output and "Traceback" not in res.output
@@ -180,10 +194,14 @@ def test_video_cache_of_version_1_is_refused_naming_the_fix(data, tmp_path):
     assert res.exit_code == 1 and "would both be" in res.output, res.output
 
 
-def test_both_caches_transcode_each_video_once(data, tmp_path, monkeypatch):
-    """`prepare -o C --video-cache V`: the array cache extracts the video cache's copies,
-    so a video not in form (the GOP-30 one) is transcoded once, not twice; the array
-    cache equals one prepared alone from the sources."""
+def test_an_array_cache_from_a_video_cache_transcodes_each_video_once(data, tmp_path,
+                                                                     monkeypatch):
+    """`prepare VC --store arrays -o C` (VC a video cache): the array cache extracts the
+    video cache's copies, so a video not in form (the GOP-30 one) is transcoded once
+    over both stores; it equals one prepared from the sources alone, records the dataset
+    folder, and a video cache at another size is refused naming it."""
+    import h5py
+
     import hybrid.video.transcode as tc
 
     real, calls = tc.transcode, []
@@ -195,22 +213,31 @@ def test_both_caches_transcode_each_video_once(data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(tc, "transcode", counted)
     both, vc = tmp_path / "both.h5", tmp_path / "vc"
-    res = _prepare(data, vc, "-o", str(both))
+    assert _prepare(data, vc).exit_code == 0
+    res = CliRunner().invoke(main, ["prepare", str(vc), "--store", "arrays", "-o", str(both),
+                                    "--size", f"{SIZE[0]}x{SIZE[1]}", "--workers", "1"])
     assert res.exit_code == 0, res.output
     assert calls == [str(data / "move_up" / "move_up_gop30.mp4")]
     calls.clear()
     alone = tmp_path / "alone.h5"
-    res = CliRunner().invoke(main, ["prepare", str(data), "-o", str(alone), "--size",
-                                    f"{SIZE[0]}x{SIZE[1]}", "--workers", "1"])
+    res = CliRunner().invoke(main, ["prepare", "--store", "arrays", str(data), "-o",
+                                    str(alone), "--size", f"{SIZE[0]}x{SIZE[1]}", "--workers",
+                                    "1"])
     assert res.exit_code == 0, res.output
     assert calls == [str(data / "move_up" / "move_up_gop30.mp4")]  # alone: its own one
-    import h5py
-
     with h5py.File(both, "r") as a, h5py.File(alone, "r") as b:
+        assert a.attrs["root"] == b.attrs["root"] == str(data.resolve())
         assert sorted(a["videos"]) == sorted(b["videos"]) and len(a["videos"]) == 7
         for k in a["videos"]:
             for d in ("iframe", "mv", "residual", "p_frames"):
                 assert np.array_equal(a["videos"][k][d][()], b["videos"][k][d][()]), (k, d)
+    res = CliRunner().invoke(main, ["prepare", str(vc), "-o", str(tmp_path / "vc2")])
+    assert res.exit_code == 1 and f"{vc}: already a video cache" in res.output
+    assert "--store arrays" in res.output and not (tmp_path / "vc2").exists()
+    res = CliRunner().invoke(main, ["prepare", str(vc), "--store", "arrays", "-o",
+                                    str(tmp_path / "x.h5"), "--size", "64x48"])
+    assert res.exit_code == 1 and f"{vc}: a video cache at {SIZE[0]}x{SIZE[1]}" in res.output
+    assert f"--size {SIZE[0]}x{SIZE[1]}" in res.output and not (tmp_path / "x.h5").exists()
 
 
 def test_video_cache_prunes_videos_that_left_the_splits(data, tmp_path):
@@ -229,7 +256,7 @@ def test_video_cache_prunes_videos_that_left_the_splits(data, tmp_path):
     assert not video_path(out, gone).exists() and not index_path(out, gone).exists()
     left = sorted(str(q.relative_to(out / "videos")) for q in (out / "videos").rglob("*.*"))
     assert len(left) == 12 and all("gop30" not in n for n in left)
-    res = CliRunner().invoke(main, ["prepare", str(root), "--video-cache", str(out),
+    res = CliRunner().invoke(main, ["prepare", str(root), "-o", str(out),
                                     "--size", f"{SIZE[0]}x{SIZE[1]}", "--workers", "1"])
     assert res.exit_code == 0 and "0 videos written" in res.output  # nothing more to prune
     assert "deleted" not in res.output
@@ -237,7 +264,8 @@ def test_video_cache_prunes_videos_that_left_the_splits(data, tmp_path):
 
 def test_shard_with_a_video_cache_is_a_clear_error(data, tmp_path):
     res = _prepare(data, tmp_path / "vc", "--shard", "1/2")
-    assert res.exit_code == 2 and "--shard splits the array cache (-o) only" in res.output
+    assert res.exit_code == 2
+    assert "--shard splits the array store (--store arrays) only" in res.output
     assert not (tmp_path / "vc").exists()
 
 
@@ -291,10 +319,12 @@ def _h264(path, size=(96, 64), frames=36):
     return path
 
 
-def test_video_cache_of_h264_stays_within_max_ratio_of_its_source(tmp_path):
-    """An H.264 source transcoded at CoViAR's q 2 is several times its bytes; the video
-    cache takes the finest quantiser within --max-ratio (recorded), 0 keeps q 2, and
-    prepare prints the store's size against the source's."""
+def test_default_store_of_h264_is_the_video_cache_within_max_ratio(tmp_path):
+    """`prepare DATA -o DIR` writes the video cache (the default store). An H.264 source
+    transcoded at CoViAR's q 2 is several times its bytes; the video cache takes the
+    finest quantiser within --max-ratio (default 2; recorded), 0 keeps q 2, and prepare
+    prints the store's size against the source's; --store arrays still writes the HDF5
+    array cache, many times that."""
     root = tmp_path / "data"
     (root / "a").mkdir(parents=True)
     (root / "b").mkdir()
@@ -303,10 +333,11 @@ def test_video_cache_of_h264_stays_within_max_ratio_of_its_source(tmp_path):
     sizes = {}
     for ratio in ("0", "2"):
         out = tmp_path / f"vc{ratio}"
-        res = CliRunner().invoke(main, ["prepare", str(root), "--video-cache", str(out),
-                                        "--size", "96x64", "--workers", "1",
-                                        "--max-ratio", ratio])
+        res = CliRunner().invoke(main, ["prepare", str(root), "-o", str(out),
+                                        "--size", "96x64", "--workers", "1"]
+                                 + (["--max-ratio", ratio] if ratio == "0" else []))
         assert res.exit_code == 0, res.output
+        assert detect_layout(out) == "videocache"
         got = sum(video_path(out, f"{c}/{c}.mp4").stat().st_size for c in "ab")
         assert f"x the source videos' {src_bytes / 1e6:.1f} MB" in res.stdout
         assert f"{got / src_bytes:.2f}x" in res.stdout
@@ -317,8 +348,10 @@ def test_video_cache_of_h264_stays_within_max_ratio_of_its_source(tmp_path):
             assert ratio == "0" or v <= 2 * p.stat().st_size, (c, v, p.stat().st_size)
     assert sizes["0"][1] == [2, 2] and sizes["0"][0] > 2 * src_bytes  # q 2 is over 2x here
     assert min(sizes["2"][1]) > 2 and sizes["2"][0] <= 2 * src_bytes
-    res = CliRunner().invoke(main, ["prepare", str(root), "-o", str(tmp_path / "a.h5"),
-                                    "--size", "96x64", "--workers", "1", "--json"])
+    res = CliRunner().invoke(main, ["prepare", "--store", "arrays", str(root), "-o",
+                                    str(tmp_path / "a.h5"), "--size", "96x64", "--workers",
+                                    "1", "--json"])
     assert res.exit_code == 0, res.output
     s = json.loads(res.stdout)
     assert s["source_bytes"] == src_bytes and s["bytes"] == (tmp_path / "a.h5").stat().st_size
+    assert detect_layout(tmp_path / "a.h5") == "cache" and s["bytes"] > 2 * src_bytes

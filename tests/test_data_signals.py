@@ -114,7 +114,8 @@ def test_ctrl_c_of_prepare_with_workers_is_one_line_and_resumes(dataset, tmp_pat
     a re-run resumes to the full cache."""
     out = tmp_path / "c.h5"
     # transcoding to a larger size makes each video take long enough to interrupt
-    cmd = [sys.executable, "-m", "hybrid", "prepare", str(dataset), "-o", str(out),
+    cmd = [sys.executable, "-m", "hybrid", "prepare", "--store", "arrays", str(dataset), "-o",
+           str(out),
            "--workers", "2", "--size", "320x240"]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True,

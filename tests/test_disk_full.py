@@ -58,11 +58,13 @@ def _one_line(res, path: Path) -> None:
 @pytest.mark.slow
 def test_prepare_on_a_full_disk_is_one_line_and_resumes(ds, small_disk):
     disk = small_disk(700 << 10)  # about two videos at 64x48
-    res = _hybrid("prepare", ds, "-o", disk / "c.h5", "--size", "64x48", "--workers", 1)
+    res = _hybrid("prepare", "--store", "arrays", ds, "-o", disk / "c.h5", "--size", "64x48",
+                  "--workers", 1)
     _one_line(res, disk / "c.h5.part")
     assert (disk / "c.h5.part").exists() and not (disk / "c.h5").exists()
     small_disk(8 << 20, remount=True)
-    res = _hybrid("prepare", ds, "-o", disk / "c.h5", "--size", "64x48", "--workers", 1,
+    res = _hybrid("prepare", "--store", "arrays", ds, "-o", disk / "c.h5", "--size", "64x48",
+                  "--workers", 1,
                   "--json")
     assert res.returncode == 0, res.stderr[-3000:]
     assert '"already_done": 0' not in res.stdout, "the re-run did not resume"

@@ -132,7 +132,8 @@ def test_ssv2_unknown_template_names_the_file(ssv2, tmp_path):
 
 
 def _prepare(data, out, *extra):
-    res = CliRunner().invoke(main, ["prepare", str(data), "-o", str(out), "--size", "64x48",
+    res = CliRunner().invoke(main, ["prepare", "--store", "arrays", str(data), "-o", str(out),
+                                    "--size", "64x48",
                                     "--workers", "2", "--json", *extra])
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout)
@@ -185,7 +186,8 @@ def test_shard_folder_checks_its_parts(kinetics, tmp_path):
     _prepare(kinetics, shards / "k1.h5", "--shard", "1/3")
     with pytest.raises(SplitError, match="shard.* 2/3, 3/3 missing"):
         load_split(shards, "train")
-    res = CliRunner().invoke(main, ["prepare", str(kinetics), "-o", str(shards / "k1.h5"),
+    res = CliRunner().invoke(main, ["prepare", "--store", "arrays", str(kinetics), "-o",
+                                    str(shards / "k1.h5"),
                                     "--size", "64x48", "--shard", "2/3"])
     assert res.exit_code == 1 and "shard 1/3, asked for shard 2/3" in res.output
 

@@ -49,7 +49,8 @@ def test_cache_with_a_skipped_video_trains_and_evaluates(data, tmp_path, caplog)
     bad = copy / "move_up" / "move_up_000.avi"  # a training video
     bad.write_bytes(bytes(range(256)) * 64)
     cache = tmp_path / "mix.h5"
-    res = _run("prepare", copy, "-o", cache, "--size", "64x48", "--workers", "1")
+    res = _run("prepare", "--store", "arrays", copy, "-o", cache, "--size", "64x48", "--workers",
+               "1")
     assert res.exit_code == 1 and "move_up_000.avi" in res.output
     run = tmp_path / "r"
     res = _run("train", cache, "-o", run, "--epochs", "1", "--size", SIZE, "--segments", "1")
@@ -96,11 +97,13 @@ def test_second_concurrent_train_or_prepare_fails_at_once(data, trained, tmp_pat
         assert str(run) in res.output and not (run / "checkpoint.pt").exists()
     cache = tmp_path / "c.h5"
     with locking.hold(tmp_path / "c.h5.lock", "first prepare"):
-        res = _run("prepare", data, "-o", cache, "--size", "64x48", "--workers", "1")
+        res = _run("prepare", "--store", "arrays", data, "-o", cache, "--size", "64x48",
+                   "--workers", "1")
         assert res.exit_code == 1 and "in use by another process" in res.output
         assert not cache.exists()  # refused before any transcoding
     # the lock goes with its holder: then both work
-    res = _run("prepare", data, "-o", cache, "--size", "64x48", "--workers", "1")
+    res = _run("prepare", "--store", "arrays", data, "-o", cache, "--size", "64x48", "--workers",
+               "1")
     assert res.exit_code == 0, res.output
 
 
@@ -108,9 +111,11 @@ def test_prepare_into_a_cache_being_read_is_a_clear_error(data, tmp_path):
     import h5py
 
     cache = tmp_path / "c.h5"
-    assert _run("prepare", data, "-o", cache, "--size", "64x48", "--workers", "1").exit_code == 0
+    assert _run("prepare", "--store", "arrays", data, "-o", cache, "--size", "64x48", "--workers",
+                "1").exit_code == 0
     with h5py.File(cache, "r"):  # a training run reads it
-        res = _run("prepare", data, "-o", cache, "--size", "64x48", "--workers", "1")
+        res = _run("prepare", "--store", "arrays", data, "-o", cache, "--size", "64x48",
+                   "--workers", "1")
     assert res.exit_code == 1 and "open in another process" in res.output, res.output
 
 
@@ -204,7 +209,8 @@ def test_prepare_refuses_a_file_of_another_format(data, tmp_path):
     for out, why in ((ext, "`hybrid extract` file"), (other, "another program"),
                      (not_h5, "cannot open as an HDF5")):
         before = out.read_bytes()
-        res = _run("prepare", data, "-o", out, "--size", "64x48", "--workers", "1")
+        res = _run("prepare", "--store", "arrays", data, "-o", out, "--size", "64x48", "--workers",
+                   "1")
         assert res.exit_code == 1 and out.name in res.output and why in res.output, res.output
         assert out.read_bytes() == before  # left as it was
 
@@ -230,7 +236,7 @@ def test_split_entry_outside_the_dataset_is_refused(data, tmp_path):
     assert (root / "move_up/../../../elsewhere/secret.avi").resolve() == secret.resolve()
     with pytest.raises(SplitError, match="secret.avi.*outside the dataset"):
         load_split(root, "train")
-    res = _run("prepare", root, "-o", tmp_path / "c.h5", "--size", "64x48")
+    res = _run("prepare", "--store", "arrays", root, "-o", tmp_path / "c.h5", "--size", "64x48")
     assert res.exit_code == 1 and "outside the dataset" in res.output
 
 
@@ -278,21 +284,21 @@ def test_prepare_resumes_only_the_same_source(data, tmp_path):
     root = _ucf_copy(data, tmp_path / "a")
     cache = tmp_path / "c.h5"
     args = ("--size", "64x48", "--workers", "1", "--json")
-    first = json.loads(_run("prepare", root, "-o", cache, *args).stdout)
+    first = json.loads(_run("prepare", "--store", "arrays", root, "-o", cache, *args).stdout)
     assert first["prepared"] == 8
-    again = json.loads(_run("prepare", root, "-o", cache, *args).stdout)
+    again = json.loads(_run("prepare", "--store", "arrays", root, "-o", cache, *args).stdout)
     assert again["prepared"] == 0 and again["already_done"] == 8 and again["changed"] == 0
     # a source video replaced by another (other content, size and time): extracted again
     victim, other = root / "move_up" / "move_up_000.avi", root / "move_down" / "move_down_001.avi"
     shutil.copy(other, victim)
-    res = json.loads(_run("prepare", root, "-o", cache, *args).stdout)
+    res = json.loads(_run("prepare", "--store", "arrays", root, "-o", cache, *args).stdout)
     assert res["prepared"] == 1 and res["changed"] == 1 and res["already_done"] == 7
     with h5py.File(cache, "r") as f:
         want = extract_iframe(other)
         assert (f["videos"]["move_up|move_up_000.avi"]["iframe"][0] == want).all()
     # another dataset into the same cache: refused by name, the cache left as it was
     elsewhere = _ucf_copy(data, tmp_path / "b")
-    res = _run("prepare", elsewhere, "-o", cache, *args)
+    res = _run("prepare", "--store", "arrays", elsewhere, "-o", cache, *args)
     assert res.exit_code == 1 and "made from the dataset" in res.output
     assert str(root.resolve()) in res.output
 

@@ -49,7 +49,8 @@ def test_every_part_has_videos_while_there_are_n(n):
 
 
 def _prepare(data, out, *extra):
-    return CliRunner().invoke(main, ["prepare", str(data), "-o", str(out), "--size", "64x48",
+    return CliRunner().invoke(main, ["prepare", "--store", "arrays", str(data), "-o", str(out),
+                                     "--size", "64x48",
                                      "--workers", "1", "--json", *extra])
 
 

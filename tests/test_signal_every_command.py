@@ -35,7 +35,8 @@ def _commands(data: Path, ckpt: Path, art: Path, video: Path, out: Path) -> dict
     common = ["--video-size", VIDEO, "--size", "24", "--segments", "2", "--batch-size",
               "3", "--epochs", "50", "--workers", "2"]
     return {
-        "prepare": (["prepare", data, "-o", out / "c.h5", "--workers", "2"], 2),
+        "prepare": (["prepare", "--store", "arrays", data, "-o", out / "c.h5", "--workers", "2"],
+                    2),
         "train": (["train", data, "-o", out / "run", *common], 2),
         "pretrain": (["pretrain", data, "-o", out / "pre", *common], 2),
         "eval": (["eval", ckpt, data, "--video-size", VIDEO, "--views", "12x5", "--split",

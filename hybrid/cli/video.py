@@ -184,17 +184,23 @@ def extract(video, out, accumulate, coviar, size, transcode, as_json):
         click.echo(f"{out}: " + ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items()))
 
 
+STORES = ("video", "arrays")
+
+
 @click.command()
 @click.argument("data", type=click.Path(exists=True))
-@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
-              help="HDF5 array cache to write (or resume): fastest to read, 20-50x the "
-                   "bytes of real H.264 videos (5-10x of MPEG-4 ones).")
-@click.option("--video-cache", type=click.Path(file_okay=False), default=None,
-              help="Folder of the video cache to write (or resume): the videos as MPEG-4 "
-                   "GOP 12 with their GOP index, at most --max-ratio x the source's bytes; "
-                   "loaders decode only the GOPs they sample.")
+@click.option("-o", "--out", type=click.Path(), required=True,
+              help="The store to write (or resume): a folder (--store video) or an HDF5 "
+                   "file (--store arrays).")
+@click.option("--store", type=click.Choice(STORES), default="video", show_default=True,
+              help="video: the videos as MPEG-4 GOP 12 with their GOP index, at most "
+                   "--max-ratio x the source's bytes; loaders decode only the GOPs they "
+                   "sample. arrays: an HDF5 array cache of the extracted I-frames, MVs and "
+                   "residuals, read fastest, 20-50x the bytes of real H.264 videos (5-20x "
+                   "of MPEG-4 ones); DATA may be a video cache (its videos are extracted, "
+                   "not transcoded again).")
 @click.option("--max-ratio", type=click.FloatRange(0), default=2.0, show_default=True,
-              help="Video cache: a transcoded video at most this x its source's bytes, by a "
+              help="Video store: a transcoded video at most this x its source's bytes, by a "
                    "coarser quantiser than CoViAR's q 2 where that is over (an H.264 "
                    "source; the quantiser is recorded per video); 0: always q 2.")
 @click.option("--size", type=VIDEO_SIZE, default="340x256", show_default=True,
@@ -202,57 +208,66 @@ def extract(video, out, accumulate, coviar, size, transcode, as_json):
                    "this size are used as they are).")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
               help="Worker processes for transcoding and extraction.")
-@click.option("--accumulate/--no-accumulate", default=True, show_default=True)
-@click.option("--coviar/--subpixel", default=True, show_default=True)
+@click.option("--accumulate/--no-accumulate", default=True, show_default=True,
+              help="Array store: trace MV and residual back to the GOP's I-frame.")
+@click.option("--coviar/--subpixel", default=True, show_default=True,
+              help="Array store: CoViAR's integer-pixel motion or sub-pixel motion.")
 @click.option("--compress/--no-compress", default=True, show_default=True,
-              help="Compressed chunks (gzip-1; smaller) or raw (fastest reads).")
+              help="Array store: compressed chunks (gzip-1; smaller) or raw (fastest reads).")
 @click.option("--shard", type=Shard(), default=None,
-              help="Prepare only part K of N disjoint, deterministic parts (K/N, e.g. 3/8: "
-                   "one job of a job array); train, eval and profile read a folder of the "
-                   "N shard caches as one dataset.")
+              help="Array store: prepare only part K of N disjoint, deterministic parts "
+                   "(K/N, e.g. 3/8: one job of a job array); train, eval and profile read a "
+                   "folder of the N shard caches as one dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def prepare(data, out, video_cache, max_ratio, size, workers, accumulate, coviar, compress,
-            shard, as_json):
-    """Transcode and extract every video of DATA (UCF-101, HMDB-51, Kinetics-400/600/700,
-    Something-Something v2 or folder-per-class, detected from its files) into the HDF5
-    cache OUT, in parallel. Re-running skips finished videos; bad videos are reported
-    and skipped (exit status 1 if any, after the rest is done); videos the annotations
-    list but the disk lacks (common in Kinetics) are counted once and listed in
-    OUT.missing.txt. With --video-cache DIR (beside or instead of -o), the transcoded
-    videos and their GOP index are written to DIR (docs/data.md: "Caches")."""
-    from hybrid.data.cache import PrepareConfig
-    from hybrid.data.cache import prepare as run
+def prepare(data, out, store, max_ratio, size, workers, accumulate, coviar, compress, shard,
+            as_json):
+    """Transcode every video of DATA (UCF-101, HMDB-51, Kinetics-400/600/700,
+    Something-Something v2 or folder-per-class, detected from its files) into the store
+    OUT, in parallel, and print its size against the source videos'. The default store
+    (--store video) is the video cache, a folder about the sources' size; --store arrays
+    extracts the model's inputs into an HDF5 array cache. Re-running skips finished
+    videos; bad videos are reported and skipped (exit status 1 if any, after the rest is
+    done); videos the annotations list but the disk lacks (common in Kinetics) are
+    counted once and, for the array store, listed in OUT.missing.txt (docs/data.md:
+    "Caches")."""
+    from pathlib import Path
 
-    if out is None and video_cache is None:
-        raise click.UsageError("give -o OUT.h5 (array cache), --video-cache DIR, or both")
-    if video_cache is not None and shard is not None:
-        raise click.UsageError("--shard splits the array cache (-o) only: a video cache (about "
-                               "the sources' size) is written whole by one prepare; run "
-                               "--video-cache without --shard (more --workers for speed)")
-    cfg = PrepareConfig(size=size, accumulate=accumulate, coviar=coviar, compress=compress)
-    failed = []
-    if video_cache is not None:
+    if store == "video" and Path(out).suffix.lower() in (".h5", ".hdf5"):
+        raise click.ClickException(
+            f"{out}: an HDF5 file name, but the default store is the video cache (a "
+            "folder); pass --store arrays for the HDF5 array cache, or name a folder")
+    if store == "video" and shard is not None:
+        raise click.UsageError("--shard splits the array store (--store arrays) only: a video "
+                               "cache (about the sources' size) is written whole by one "
+                               "prepare (more --workers for speed)")
+    if store == "video":
         from hybrid.data.videocache import prepare_videos
 
         vsum = _with_bar("video cache", lambda progress, on_start: prepare_videos(
-            data, video_cache, size, workers, progress=progress, on_start=on_start,
+            data, out, size, workers, progress=progress, on_start=on_start,
             max_ratio=max_ratio))
-        failed += vsum["failed"]
         pruned = (f", {vsum['pruned']} deleted (no longer in the splits)"
                   if vsum["pruned"] else "")
-        _report(video_cache, vsum, vsum["video_cache"], as_json,
+        _report(out, vsum, vsum["video_cache"], as_json,
                 f"{vsum['prepared']} videos written, {vsum['already_done']} already done, "
                 f"{len(vsum['failed'])} failed, of {vsum['videos']}{pruned}")
-    if out is None:
-        for bad in failed:
+        for bad in vsum["failed"]:
             click.echo(f"skipped: {bad['error']}", err=True)
-        if failed or vsum["video_cache"] is None:
+        if vsum["failed"] or vsum["video_cache"] is None:
             raise SystemExit(1)
         return
-    # with both caches: the array cache extracts the video cache's copies (one transcode)
+    from hybrid.data.cache import PrepareConfig
+    from hybrid.data.cache import prepare as run
+    from hybrid.data.videocache import as_array_source
+
+    cfg = PrepareConfig(size=size, accumulate=accumulate, coviar=coviar, compress=compress)
+    try:  # a video cache as DATA: its dataset, extracted from its copies (one transcode)
+        root, videos = as_array_source(data, size)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     summary = _with_bar("prepare", lambda progress, on_start: run(
-        data, out, cfg, workers, progress=progress, on_start=on_start, shard=shard,
-        videos=video_cache))
+        root, out, cfg, workers, progress=progress, on_start=on_start, shard=shard,
+        videos=videos))
     part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
     again = f" ({summary['changed']} again: their source changed)" if summary["changed"] else ""
     _report(f"{out}{part}", summary, summary["cache"], as_json,
@@ -263,7 +278,7 @@ def prepare(data, out, video_cache, max_ratio, size, workers, accumulate, coviar
                    f"(left out); list in {summary['missing_list']}", err=True)
     for bad in summary["failed"]:
         click.echo(f"skipped: {bad['error']}", err=True)
-    if summary["failed"] or failed or summary["cache"] is None:
+    if summary["failed"] or summary["cache"] is None:
         raise SystemExit(1)
 
 

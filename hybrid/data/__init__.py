@@ -1,2 +1,2 @@
 """Datasets of compressed video: splits (UCF-101, HMDB-51, folder-per-class), transforms,
-the HDF5 cache made by ``hybrid prepare``, and the torch Dataset."""
+the stores made by ``hybrid prepare`` (video cache, HDF5 array cache), and the torch Dataset."""

@@ -1,4 +1,4 @@
-"""The HDF5 dataset cache written by ``hybrid prepare`` and read by the Dataset.
+"""The HDF5 array cache written by ``hybrid prepare --store arrays`` and read by the Dataset.
 
 Design: one HDF5 file holds, per video, the extracted modalities in the layout of
 ``hybrid.video.extract`` but as the uint8 codes the model sees (``iframe`` RGB, ``mv``

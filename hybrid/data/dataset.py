@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hybrid.data.cache import CacheReader, PrepareConfig, _work
+from hybrid.data.codes_kernel import crop_codes
 from hybrid.data.shards import ShardedCacheReader
 from hybrid.data.sources import detect_layout, load_split
 from hybrid.data.splits import SplitError
@@ -36,15 +37,7 @@ COVIAR_NORM = Normalization()
 UNREADABLE = (VideoError, RuntimeError, OSError, ValueError)
 
 
-def pad_p_frames(a: np.ndarray, p: int, zero: int = 0) -> np.ndarray:
-    """(11, ...) slots of which the first ``p`` are real -> repeat slot p-1 after them;
-    no real slot: all ``zero`` (the code of no motion / no residual)."""
-    if 0 < p < a.shape[0]:
-        a = a.copy()
-        a[p:] = a[p - 1]
-    elif p == 0:
-        a = np.full_like(a, zero)
-    return a
+IDENTITY = np.arange(256, dtype=np.uint8)  # the code table of codes
 
 
 MAX_UPSCALE = 2  # largest crop side / the frames' long side
@@ -53,12 +46,12 @@ MAX_UPSCALE = 2  # largest crop side / the frames' long side
 class CompressedVideoDataset(Dataset):
     """``source``: a dataset folder (UCF-101, HMDB-51, Kinetics, Something-Something v2
     or folder-per-class; videos are read and, when not MPEG-4 GOP 12, transcoded on the
-    fly at ``video_size``), a cache ``.h5`` made by ``hybrid prepare`` (fast; it holds
-    the size it was prepared at), or a folder of shard caches (``hybrid prepare --shard
-    K/N``). ``video_size`` (W, H): a folder's videos are resized to it exactly as
-    ``hybrid prepare`` does (default: prepare's 340x256), so both paths give the same
-    tensors. ``items``: (relative path, label) as from
-    :func:`hybrid.data.splits.load_split`.
+    fly at ``video_size``), a video cache (``hybrid prepare``'s default store), an array
+    cache ``.h5`` (``hybrid prepare --store arrays``; fastest), or a folder of shard caches
+    (``--store arrays --shard K/N``); a store holds the size it was prepared at.
+    ``video_size`` (W, H): a folder's videos are resized to it exactly as ``hybrid
+    prepare`` does (default: prepare's 340x256), so both paths give the same tensors.
+    ``items``: (relative path, label) as from :func:`hybrid.data.splits.load_split`.
 
     ``__getitem__`` returns what the model sees as uint8 codes (see
     :mod:`deploy.artifact.inputs`), cropped but not resized: ``iframe`` (S, 3, M, M), ``mv`` (S, 11,
@@ -79,6 +72,8 @@ class CompressedVideoDataset(Dataset):
         self.segments, self.train = segments, train
         self.crop = CropConfig(size=crop) if isinstance(crop, int) else crop
         self.norm, self.video_size = norm, tuple(video_size)
+        self._tables = norm.tables()  # (MV, residual) codes of int16 values
+        self._scratch: dict[str, np.ndarray] | None = None  # the last clip's raw arrays
         self.accumulate, self.coviar = accumulate, coviar
         self.rng = random.Random(seed)
         self.cache = self.videos = None
@@ -121,6 +116,9 @@ class CompressedVideoDataset(Dataset):
         return cls(path.parent, [(path.name, 0)], segments, **{"train": False, **kw},
                    layout="folder")
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_scratch": None}  # a worker gets no clip's arrays
+
     def __len__(self) -> int:
         return len(self.items)
 
@@ -138,10 +136,21 @@ class CompressedVideoDataset(Dataset):
 
     def load(self, rel: str, n_segments: int) -> tuple[dict[str, np.ndarray], list[int]]:
         """The sampled GOPs (S leading) as uint8 codes
-        (:meth:`~hybrid.data.transforms.Normalization.codes`), and their indices. Videos
-        (a video cache's, or originals already MPEG-4 GOP 12 at ``video_size``) decode
-        only the sampled GOPs; other originals are transcoded and extracted whole at every
-        read (``hybrid prepare --video-cache`` does it once)."""
+        (:meth:`~hybrid.data.transforms.Normalization.codes`), and their indices."""
+        arrays, idx = self.load_raw(rel, n_segments)
+        if arrays["mv"].dtype != np.uint8:
+            arrays = self._codes(arrays)
+        return arrays, idx
+
+    def load_raw(self, rel: str, n_segments: int, reuse: dict[str, np.ndarray] | None = None
+                 ) -> tuple[dict[str, np.ndarray], list[int]]:
+        """The sampled GOPs (S leading) and their indices: uint8 codes from an array
+        cache or a whole-video transcode, the reader's raw arrays (int16 MV and residual
+        in CoViAR mode) from a video, coded later on the crop only. Videos (a video
+        cache's, or originals already MPEG-4 GOP 12 at ``video_size``) decode only the
+        sampled GOPs; other originals are transcoded and extracted whole at every read
+        (``hybrid prepare DATA -o DIR``, the video cache, does it once). ``reuse``: arrays
+        of an earlier call that a video's GOPs may be decoded into (overwritten)."""
         if self.cache is not None:
             n = self.cache.num_gops(rel)
             idx = sample_segments(n, n_segments, self.train, self.rng)
@@ -153,8 +162,7 @@ class CompressedVideoDataset(Dataset):
             starts = self._seekable(path)
         if starts is not None:
             idx = sample_segments(len(starts), n_segments, self.train, self.rng)
-            return self._codes(read_gops_at(path, starts, idx, self.accumulate,
-                                            self.coviar)), idx
+            return read_gops_at(path, starts, idx, self.accumulate, self.coviar, reuse), idx
         _, arrays, err = _work((str(self.source), rel,
                                 PrepareConfig(self.video_size, self.accumulate, self.coviar,
                                               mv_bound=self.norm.mv_bound)))
@@ -162,6 +170,16 @@ class CompressedVideoDataset(Dataset):
             raise RuntimeError(err)
         idx = sample_segments(len(arrays["p_frames"]), n_segments, self.train, self.rng)
         return {k: v[idx] for k, v in arrays.items()}, idx
+
+    def _lookup_source(self, x: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(array, table) for :func:`~hybrid.data.codes_kernel.crop_codes`: int16 values
+        viewed as uint16 with their code ``table``; uint8 codes with the identity;
+        float (sub-pixel) MVs coded first."""
+        if x.dtype == np.int16:
+            return x.view(np.uint16), table
+        if x.dtype != np.uint8:
+            x = self.norm.mv_codes(x)
+        return x, IDENTITY
 
     def buffer_side(self, h: int, w: int) -> int:
         """M: the largest crop side :func:`~hybrid.data.transforms.crop_box` can draw for an
@@ -173,7 +191,7 @@ class CompressedVideoDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         rel, label = self.items[i]
-        a, _ = self.load(rel, self.segments)
+        a, _ = self.load_raw(rel, self.segments, self._scratch)
         s = self.segments
         h, w = a["iframe"].shape[1:3]
         top, left, ch, cw, flip = crop_box(h, w, self.crop, self.train, self.rng)
@@ -185,12 +203,13 @@ class CompressedVideoDataset(Dataset):
         mv = np.zeros((s, P_PER_GOP, 2, m, m), np.uint8)
         res = np.zeros((s, P_PER_GOP, 3, m, m), np.uint8)
         iframe[..., :ch, :cw] = a["iframe"][:, rows, cols].transpose(0, 3, 1, 2)
-        for k in range(s):  # crop first: padding and transposing touch the crop only
-            p = int(a["p_frames"][k])
-            mv[k, ..., :ch, :cw] = pad_p_frames(a["mv"][k, :, rows, cols], p, 128
-                                                ).transpose(0, 3, 1, 2)
-            res[k, ..., :ch, :cw] = pad_p_frames(a["residual"][k, :, rows, cols], p, 128
-                                                 ).transpose(0, 3, 1, 2)
+        # crop first: coding, padding and transposing touch the crop only, in one pass
+        p = np.ascontiguousarray(a["p_frames"], np.int64)
+        for name, buf, table in (("mv", mv, self._tables[0]),
+                                 ("residual", res, self._tables[1])):
+            x, table = self._lookup_source(a[name], table)
+            crop_codes(x, p, table, top, left, ch, cw, 128, buf)
+        self._scratch = a  # nothing returned refers to it: the next clip decodes into it
         return {
             "iframe": torch.from_numpy(iframe),  # (S, 3, M, M) uint8
             "mv": torch.from_numpy(mv),  # (S, 11, 2, M, M) uint8 codes

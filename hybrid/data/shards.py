@@ -1,5 +1,5 @@
-"""Sharded preparation: ``hybrid prepare DATA -o SHARD.h5 --shard K/N`` extracts the
-K-th of N disjoint, deterministic, balanced parts of a dataset
+"""Sharded preparation: ``hybrid prepare DATA --store arrays -o SHARD.h5 --shard K/N``
+extracts the K-th of N disjoint, deterministic, balanced parts of a dataset
 (:func:`hybrid.data.partition.assign_shards`, whatever machine or order it is prepared
 in), so a job array prepares a large set (Kinetics) in parallel. A folder holding the N
 shard caches reads as one dataset: the splits and classes (every shard stores the whole

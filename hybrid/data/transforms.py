@@ -47,6 +47,11 @@ class Normalization:
             return _lookup(x, _residual_table())
         return np.clip(x.astype(np.int32) + 128, 0, 255).astype(np.uint8)
 
+    def tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(MV, residual) uint8 code of every int16 value, indexed by the value viewed as
+        uint16: what :meth:`mv_codes` and :meth:`residual_codes` look int16 up in."""
+        return _mv_table(float(self.mv_bound)), _residual_table()
+
     def codes(self, arrays: dict) -> dict:
         """Raw GOP arrays (``hybrid.video.extract`` layout) -> the same with ``mv`` and
         ``residual`` as uint8 codes (zero-padded P-frame slots become code 128)."""

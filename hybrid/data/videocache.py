@@ -1,8 +1,9 @@
-"""The video cache written by ``hybrid prepare --video-cache DIR``: every video of a
+"""The video cache, the default store of ``hybrid prepare DATA -o DIR``: every video of a
 dataset as MPEG-4 Part 2 GOP 12 at the prepare size (transcoded once; a video already in
 that form is copied), with the index of its GOPs' I-frames, so a loader seeks to the GOPs
 it samples and decodes only those (:mod:`hybrid.video.seek`). About the size of the
-source videos; the array cache (:mod:`hybrid.data.cache`) is 5-10x that and reads faster.
+source videos (at most ``--max-ratio`` x); the array cache (:mod:`hybrid.data.cache`,
+``--store arrays``) is 12-50x them and reads faster.
 
 Layout::
 
@@ -148,9 +149,29 @@ def read_header(out: str | Path) -> dict:
     if head.get("kind") != "video-cache" or head.get("version") != VERSION:
         raise ValueError(f"{out / HEADER}: kind {head.get('kind')!r} version "
                          f"{head.get('version')}, this code reads video-cache version "
-                         f"{VERSION}; run `hybrid prepare DATA --video-cache NEW_DIR` into "
-                         f"a new folder (version 1 named videos x.avi.avi)")
+                         f"{VERSION}; run `hybrid prepare DATA -o NEW_DIR` into a new "
+                         f"folder (version 1 named videos x.avi.avi)")
     return head
+
+
+def as_array_source(data: str | Path, size: tuple[int, int]) -> tuple[Path, Path | None]:
+    """(dataset folder, video cache or None) that an array cache of ``data`` at ``size``
+    is prepared from: a dataset folder as it is; a video cache as the dataset it was made
+    from, its videos extracted instead of transcoded again (ValueError when it was made
+    at another size, or its dataset folder is gone)."""
+    data = Path(data)
+    if not (data / HEADER).is_file():
+        return data, None
+    head = read_header(data)
+    if tuple(head["size"]) != tuple(size):
+        w, h = head["size"]
+        raise ValueError(f"{data}: a video cache at {w}x{h}, asked for an array cache at "
+                         f"{size[0]}x{size[1]}; pass --size {w}x{h}")
+    root = Path(head["root"])
+    if not root.is_dir():
+        raise ValueError(f"{data}: the dataset folder it was made from, {root}, is gone "
+                         "(its splits and source stamps are read from there)")
+    return root, data
 
 
 def videocache_split(root: Path, split: str, fold: int) -> tuple[list[tuple[str, int]], list[str]]:
@@ -206,6 +227,9 @@ def prepare_videos(root: str | Path, out: str | Path, size: tuple[int, int], wor
     interrupted before the first) is removed again: no folder is left that reads as a
     video cache of nothing (``video_cache`` None in the summary)."""
     root, out = Path(root), Path(out)
+    if (root / HEADER).is_file():
+        raise ValueError(f"{root}: already a video cache (of {read_header(root)['root']}); "
+                         "prepare that dataset folder, or `--store arrays` from this one")
     created = not out.exists()
     fresh = created or not any(out.iterdir())
     out.mkdir(parents=True, exist_ok=True)

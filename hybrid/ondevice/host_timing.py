@@ -185,7 +185,7 @@ def measure(dataset, segments: int, videos: int = 6, seed: int = 0,
 
 LABELS = {
     "transcode": "measured (transcoding the source to MPEG-4 GOP 12 at the read size, on "
-                 "this host; `hybrid prepare --video-cache` does it once)",
+                 "this host; `hybrid prepare DATA -o DIR` does it once)",
     "extract": "measured (compressed-domain extraction of the sampled segments on this host: "
                "GOP index, I-frame, MVs, residuals, uint8 codes; warm, median of the drawn "
                "videos)",
