@@ -14,9 +14,11 @@ import pytest
 from proctools import alive, descendants
 
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path),
+       "PYTHONFAULTHANDLER": "1"}  # a hang, ended by SIGABRT, shows every thread's stack
 VIDEO = "64x48"  # the conftest dataset's own size
 LAVA = 5  # descendants once Lava is up: its actors, shared-memory manager, tracker
+HOOK = Path(__file__).parent / "signal_hook"  # holds a worker in its start (sitecustomize)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,9 @@ def _commands(data: Path, ckpt: Path, art: Path, video: Path, out: Path) -> dict
                     2),
         "train": (["train", data, "-o", out / "run", *common], 2),
         "pretrain": (["pretrain", data, "-o", out / "pre", *common], 2),
-        "eval": (["eval", ckpt, data, "--video-size", VIDEO, "--views", "12x5", "--split",
+        # 48 segments x 5 crops of 9 videos: 40 s here, still running when signalled
+        # on a machine several times faster (at 12x5 one was done, exit 0)
+        "eval": (["eval", ckpt, data, "--video-size", VIDEO, "--views", "48x5", "--split",
                   "train", "--plot", out / "cm.png"], 0),
         "run": (["run", art, data, "--video-size", VIDEO, "--fold", "1"], LAVA),
         "profile": (["profile", art, data, "--spikes", "lava", "--video-size", VIDEO], LAVA),
@@ -50,16 +54,11 @@ def _commands(data: Path, ckpt: Path, art: Path, video: Path, out: Path) -> dict
     }
 
 
-def _shm() -> set[str]:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
-
-
-def _held() -> set[str]:
-    """Shared-memory names some live process maps or holds open (another test's, say)."""
+def _shm_of(pids) -> set[str]:
+    """Shared-memory names the processes ``pids`` map or hold open."""
     held = set()
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
+    for pid in pids:
+        d = Path(f"/proc/{pid}")
         with contextlib.suppress(OSError):
             held.update(line.split("/dev/shm/", 1)[1].split()[0]
                         for line in (d / "maps").read_text().splitlines()
@@ -73,65 +72,91 @@ def _held() -> set[str]:
     return held
 
 
-def _leaked_shm(before: set[str]) -> set[str]:
-    """Blocks made since ``before`` that no live process uses: left behind."""
-    return (_shm() - before) - _held()
-
-
-def _known_open(name: str, why: str):
-    """A case seen to fail in a full run (issue 27 is left open for them): kept visible
-    as an expected failure, not counted against the suite."""
-    return pytest.param(name, marks=pytest.mark.xfail(reason=why, strict=False))
+def _leaked_shm(seen: set[str]) -> set[str]:
+    """Of the blocks the command's processes used (``seen``), those still there that no
+    live process uses: left behind. (Only the command's own: other jobs on a shared
+    machine make and leave blocks of their own meanwhile.)"""
+    left = {n for n in seen if os.path.exists(f"/dev/shm/{n}")}
+    return left - _shm_of(int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit())
 
 
 @pytest.mark.parametrize("name", [
-    # spawned data workers signalled while they start can print their own tracebacks
-    # (seen on a faster machine than this one's targeted runs)
-    _known_open("prepare", "a pool worker's traceback when signalled as it starts"),
-    _known_open("train", "a loader worker's traceback when signalled as it starts"),
-    _known_open("pretrain", "a loader worker's traceback when signalled as it starts"),
-    _known_open("eval", "eval was seen to end 0 after a signal"),
+    "prepare", "train", "pretrain",
+    # was exit 0 at 12x5 views: done before the signal on a faster machine (now 48x5);
+    # still open: in about 1 of 8 SIGINTs here it prints "interrupted" and then dies by
+    # SIGINT (exit -2, not 130); cause not found
+    pytest.param("eval", marks=pytest.mark.xfail(
+        reason="SIGINT: 'interrupted', then killed by SIGINT in ~1 of 8 tries", strict=False)),
     "run", "profile", "chip", "stm verify", "explain"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_video, tmp_path):
     data, ckpt = trained
     args, up = _commands(data, ckpt, deployed.path, long_video, tmp_path)[name]
+    _signal_and_check(name, args, sig, tmp_path, up=up)
+
+
+@pytest.mark.parametrize("name", ["prepare", "train", "pretrain"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_a_worker_starts_ends_the_command_cleanly(name, sig, trained, deployed,
+                                                                 long_video, tmp_path):
+    """The signal lands while a spawned or fork-server worker is still starting (held
+    there by tests/signal_hook until the command ends): a fork-server worker the parent
+    did not stop went on starting after the parent had ended and printed a traceback
+    (FileNotFoundError rebuilding a lock the parent had removed; a fresh-clone CI run)."""
+    data, ckpt = trained
+    args, _ = _commands(data, ckpt, deployed.path, long_video, tmp_path)[name]
+    _signal_and_check(name, args, sig, tmp_path, hold=tmp_path / "hold")
+
+
+def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int = 0,
+                      hold: Path | None = None) -> None:
+    """Run ``hybrid ARGS`` in its own process group, send ``sig`` to the group once ``up``
+    descendants are there (at least 4 s in), or with ``hold``: once a worker is held in
+    its start (tests/signal_hook), and check the exit and what is left."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     log = tmp_path / "log"
-    shm_before = _shm()
+    env = {**ENV, "TMPDIR": str(tmp)}
+    if hold is not None:
+        hold.mkdir()
+        env.update(HYBRID_TEST_HOLD_START=str(hold),
+                   PYTHONPATH=os.pathsep.join([str(HOOK), env["PYTHONPATH"]]))
+    seen: set[str] = set()  # shared memory the command's processes used
     with open(log, "w") as f:
         proc = subprocess.Popen([sys.executable, "-m", "hybrid", *map(str, args)],
-                                env={**ENV, "TMPDIR": str(tmp)}, stdout=f, stderr=f,
-                                start_new_session=True,
+                                env=env, stdout=f, stderr=f, start_new_session=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
-        while len(descendants(proc.pid)) < up or time.monotonic() < deadline - 116:
+        while (not (hold / "held").exists() if hold is not None else
+               len(descendants(proc.pid)) < up or time.monotonic() < deadline - 116):
             assert proc.poll() is None, f"{name} ended early ({proc.returncode}): " \
                                         f"{log.read_text()[-2000:]}"
             assert time.monotonic() < deadline, f"{name}: its processes never came up"
+            seen |= _shm_of({proc.pid, *descendants(proc.pid)})
             time.sleep(0.05)
-        time.sleep(0.5)
+        time.sleep(0.5 if hold is None else 0.2)
         kids = descendants(proc.pid)
+        seen |= _shm_of({proc.pid, *kids})
         assert proc.poll() is None, f"{name} finished before the signal: make it longer"
         os.killpg(proc.pid, sig)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGABRT)  # faulthandler is not on: show the hang
+            os.killpg(proc.pid, signal.SIGABRT)  # faulthandler: every thread's stack
+            time.sleep(2)
             pytest.fail(f"{name} hung after {sig.name}: {log.read_text()[-3000:]}")
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+    deadline = time.monotonic() + 15  # (what a worker ending last prints counts too)
+    while any(alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
     err = log.read_text()
     assert proc.returncode == 128 + sig, f"{name}: exit {proc.returncode}\n{err[-3000:]}"
     lines = [line for line in err.split("\n") if line.strip()]
     assert "Traceback" not in err and len(lines) <= 4, f"{name}:\n{err[-3000:]}"
-    deadline = time.monotonic() + 10
-    while any(alive(k) for k in kids) and time.monotonic() < deadline:
-        time.sleep(0.1)
     assert not [k for k in kids if alive(k)], f"{name}: processes left running"
     # kept across runs by libraries, not per-run leftovers: torch's compile cache
     # (torchinductor_USER) and onnxruntime's session id (.ses, written on any run)
@@ -139,6 +164,6 @@ def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_vide
             if not p.name.startswith("torchinductor_") and p.name != ".ses"]
     assert not left, f"{name} left in TMPDIR: {left}"
     deadline = time.monotonic() + 10  # multiprocessing's resource tracker, ending last,
-    while _leaked_shm(shm_before) and time.monotonic() < deadline:  # unlinks what it holds
+    while _leaked_shm(seen) and time.monotonic() < deadline:  # unlinks what it holds
         time.sleep(0.2)
-    assert not _leaked_shm(shm_before), f"{name} left shared memory: {_leaked_shm(shm_before)}"
+    assert not _leaked_shm(seen), f"{name} left shared memory: {_leaked_shm(seen)}"

@@ -7,15 +7,18 @@ training process to be reported (:class:`~hybrid.data.loader.SkipBadVideos`).
 Light on purpose: workers import this module (torch, the datasets), not the model."""
 from __future__ import annotations
 
+import atexit
+import contextlib
 import multiprocessing as mp
 import random
+import weakref
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from hybrid.data.dataset import UNREADABLE
-from hybrid.data.mpstart import default_kept, forkserver_context
+from hybrid.data.mpstart import default_kept, forkserver_context, held_signals
 
 
 class SkipBadVideos(Dataset):
@@ -112,8 +115,45 @@ def loader_options(workers: int, device: torch.device) -> dict:
 
 class Loader(DataLoader):
     """A DataLoader whose workers start without fixing the default start method (see
-    :mod:`hybrid.data.mpstart`): a later Lava import in this process still works."""
+    :mod:`hybrid.data.mpstart`): a later Lava import in this process still works.
+
+    Its workers start under :func:`~hybrid.data.mpstart.held_signals` (a Ctrl-C or
+    SIGTERM meanwhile comes once they are all started, after they are stopped), and an
+    interrupted run stops them before it exits (:func:`_stop_live_workers`)."""
 
     def _get_iterator(self):
-        with default_kept():
-            return super()._get_iterator()
+        it = None
+        try:
+            with held_signals(), default_kept():
+                it = super()._get_iterator()
+        except BaseException:
+            if it is not None:
+                _stop_workers(it)
+            raise
+        if hasattr(it, "_shutdown_workers"):
+            _live.add(it)
+        return it
+
+
+# iterators whose workers may still run (a run interrupted mid-epoch keeps them alive in
+# its traceback until the process exits)
+_live: weakref.WeakSet = weakref.WeakSet()
+
+
+def _stop_workers(it) -> None:
+    """Stop a loader iterator's workers now: each is told to end and joined (up to 5 s;
+    torch's own shutdown, killing those that do not end)."""
+    with contextlib.suppress(Exception):
+        it._shutdown_workers()
+
+
+@atexit.register
+def _stop_live_workers() -> None:
+    """At exit, before multiprocessing's own exit handler: a worker started just before
+    a Ctrl-C may still be reading its process object, and multiprocessing at exit
+    first removes the loader's locks and only then ends its workers, so that worker
+    printed a FileNotFoundError traceback (seen in a fresh-clone CI run). Registered
+    after torch's exit flag (which turns the iterators' own shutdown into a no-op), so
+    it runs before it."""
+    for it in list(_live):
+        _stop_workers(it)

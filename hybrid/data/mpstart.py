@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import signal
 import threading
+from multiprocessing import resource_tracker
 
 
 @contextlib.contextmanager
@@ -26,56 +28,93 @@ def default_kept():
             mp.set_start_method(None, force=True)
 
 
-def _raise_exit(signum, frame):
-    """Once: unwind as an exit; a second SIGTERM (the group's and then the pool's) is
-    ignored, so it cannot land in the exit's own clean-up."""
+@contextlib.contextmanager
+def held_signals():
+    """Within: Ctrl-C (SIGINT) and SIGTERM are held, then delivered when the block ends
+    (to the handlers in place before: KeyboardInterrupt, :class:`neuro.shutdown.Terminated`);
+    SIGINT is also blocked in this thread, a mask that processes started within keep
+    across spawn's exec and the fork server's forks, so that a Ctrl-C to the whole
+    process group never interrupts a worker still starting (it printed "Fatal Python
+    error: init_sys_streams" or a KeyboardInterrupt traceback). Hold it while workers
+    start: a signal raised inside ``Process.start()`` after the fork left a worker the
+    parent did not know; the parent then ended without stopping it, and the worker,
+    reading its process object, printed a FileNotFoundError traceback for a lock the
+    parent had already removed (a fresh-clone CI run). Main thread only (elsewhere a
+    no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum, frame):
+        if signum not in held:
+            held.append(signum)
+
+    before = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    # the resource tracker, once started, unblocks SIGINT in this thread: start it first
+    resource_tracker.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending one is held here
+        for s, handler in before.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        for s in held:
+            signal.raise_signal(s)
+
+
+def _quiet_exit(signum, frame):
+    """A pool worker's SIGTERM (the parent's ``Pool.terminate``, a scheduler's kill of
+    the group): unwind as an exit, so the worker's ``with`` blocks run and its temporary
+    folders are removed, with its stderr sent to /dev/null first: the exception lands
+    anywhere, inside an import too (numpy then printed an ImportError traceback), and
+    the parent alone reports. A second SIGTERM is ignored, so it cannot land in the
+    exit's own clean-up."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
     raise SystemExit(128 + signum)
 
 
-def _ignore_sigint() -> None:
-    """A pool worker's start: SIGINT ignored (the parent handles Ctrl-C), and SIGTERM
-    (the parent's ``Pool.terminate``) unwinds like an exit, so the worker's ``with``
-    blocks run: its temporary folders are removed, not left in TMPDIR."""
+def _pool_worker_start() -> None:
+    """A pool worker's start: SIGINT ignored (the parent handles Ctrl-C; it arrives
+    blocked by :func:`held_signals`) and SIGTERM unwinds quietly (:func:`_quiet_exit`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGTERM, _quiet_exit)
 
 
 def spawn_pool(workers: int):
-    """A spawn ``multiprocessing.Pool`` of ``workers`` whose children ignore SIGINT from
-    their first instruction: Ctrl-C reaches the whole foreground process group, and a
-    child interrupted while it imports would print its own KeyboardInterrupt traceback.
-    The parent alone handles it (its ``finally`` terminates the pool). SIGINT is ignored
-    in the parent only while the children are started (an ignored signal stays ignored
-    across the spawn's exec, and Python then installs no handler of its own); the
-    initializer ignores it again in case the disposition was not inherited."""
-    main = threading.current_thread() is threading.main_thread()
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    """A spawn ``multiprocessing.Pool`` of ``workers`` whose children never see Ctrl-C
+    (it reaches the whole foreground process group; the parent alone handles it: its
+    ``finally`` terminates the pool) and exit quietly on SIGTERM. The children start
+    under :func:`held_signals`: a signal that comes meanwhile is delivered once they
+    are all started, after the pool is terminated."""
+    pool = None
     try:
-        with default_kept():  # a later Lava import in this process still works
-            return mp.get_context("spawn").Pool(workers, initializer=_ignore_sigint)
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, before)
+        with held_signals(), default_kept():  # a later Lava import here still works
+            pool = mp.get_context("spawn").Pool(workers, initializer=_pool_worker_start)
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        raise
+    return pool
 
 
 def forkserver_context(preload: list[str]):
-    """The forkserver context, its server started now with SIGINT ignored (and so in
-    every worker it forks). Ctrl-C reaches the whole process group: a server still
-    importing ``preload`` printed its own KeyboardInterrupt traceback, and its workers
-    theirs; the parent alone handles it. Leaves the default start method unset."""
+    """The forkserver context, its server started now under :func:`held_signals` (so
+    it and every worker it forks never see Ctrl-C: a server still importing ``preload``
+    printed its own KeyboardInterrupt traceback, and its workers theirs; the parent
+    alone handles it). Leaves the default start method unset."""
     from multiprocessing import forkserver
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(preload)
-    main = threading.current_thread() is threading.main_thread()
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    try:
-        with default_kept():
-            forkserver.ensure_running()  # once per process; later calls return at once
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, before)
+    with held_signals(), default_kept():
+        forkserver.ensure_running()  # once per process; later calls return at once
     return ctx
 
 
