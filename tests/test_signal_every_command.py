@@ -37,8 +37,10 @@ def _commands(data: Path, ckpt: Path, art: Path, video: Path, out: Path) -> dict
     common = ["--video-size", VIDEO, "--size", "24", "--segments", "2", "--batch-size",
               "3", "--epochs", "50", "--workers", "2"]
     return {
-        "prepare": (["prepare", "--store", "arrays", data, "-o", out / "c.h5", "--workers", "2"],
-                    2),
+        "prepare": (["prepare", data, "--store", "arrays", "-o", out / "c.h5", "--workers",
+                     "2"], 2),
+        # the video store (the default): done within the general case's wait here
+        "prepare video": (["prepare", data, "-o", out / "vc", "--workers", "2"], 2),
         "train": (["train", data, "-o", out / "run", *common], 2),
         "pretrain": (["pretrain", data, "-o", out / "pre", *common], 2),
         # 48 segments x 5 crops of 9 videos: 40 s here, still running when signalled
@@ -95,7 +97,7 @@ def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_vide
     _signal_and_check(name, args, sig, tmp_path, up=up)
 
 
-@pytest.mark.parametrize("name", ["prepare", "train", "pretrain"])
+@pytest.mark.parametrize("name", ["prepare", "prepare video", "train", "pretrain"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_while_a_worker_starts_ends_the_command_cleanly(name, sig, trained, deployed,
                                                                  long_video, tmp_path):

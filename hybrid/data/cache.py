@@ -360,9 +360,10 @@ def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int
     # fresh interpreter (its imports take about 0.2 s); default_kept leaves the
     # process's default start method unset, which Lava sets at import and fails if fixed.
     # Ctrl-C: the workers ignore it (spawn_pool), the parent terminates them below
-    pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
-    results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
+    pool = None
     try:
+        pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
+        results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
         with HeldInterrupt() as held, held.critical(), _open(work) as f:
             vids = f["videos"]
             for rel, arrays, err in held.waiting(results):

@@ -280,8 +280,9 @@ def _prepare_videos(root: Path, out: Path, size: tuple[int, int], workers: int, 
             for r, _ in todo]
     labels, failed, done = dict(items), [], 0
     # see hybrid.data.cache (spawned; workers ignore Ctrl-C, terminated below)
-    pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
+    pool = None
     try:
+        pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
         for rel, gops, q, err in (map(_work, jobs) if pool is None
                                   else pool.imap_unordered(_work, jobs)):
             if err is not None:
