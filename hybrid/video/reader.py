@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hybrid.video import sidedata
 from hybrid.video.errors import (
     CorruptVideoError,
     TooShortVideoError,
@@ -134,14 +135,6 @@ class Reads:
 ALL = Reads()
 
 
-#: FFmpeg's AVMotionVector, as PyAV's MotionVectors.to_ndarray gives it (built once here:
-#: that method builds the dtype anew for every frame, 12 us of a ~600 us frame)
-MV_DTYPE = np.dtype([("source", "int32"), ("w", "uint8"), ("h", "uint8"), ("src_x", "int16"),
-                     ("src_y", "int16"), ("dst_x", "int16"), ("dst_y", "int16"),
-                     ("flags", "uint64"), ("motion_x", "int32"), ("motion_y", "int32"),
-                     ("motion_scale", "uint16")], align=True)
-
-
 class FastFrames:
     """The reader's per-frame fast path, shared by the sequential reader and the GOP
     seeker (:mod:`hybrid.video.seek`): a frame's type, its pixels as FFmpeg's ``rgb24``
@@ -178,9 +171,10 @@ class FastFrames:
 
     @staticmethod
     def vectors(frame) -> np.ndarray | None:
-        """The frame's exported motion vectors (:data:`MV_DTYPE`), None if it has none."""
-        sd = frame.side_data.get("MOTION_VECTORS")
-        return None if sd is None else np.frombuffer(sd, MV_DTYPE)
+        """The frame's exported motion vectors (``sidedata.MV_DTYPE``), None if it has none
+        (:func:`hybrid.video.sidedata.vectors`: without PyAV's cycle that kept every
+        decoded frame allocated)."""
+        return sidedata.vectors(frame)
 
 
 def _decode(path: Path, gop_size: int) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
