@@ -267,6 +267,10 @@ def test_shard_with_a_video_cache_is_a_clear_error(data, tmp_path):
     assert res.exit_code == 2
     assert "--shard splits the array store (--store arrays) only" in res.output
     assert not (tmp_path / "vc").exists()
+    for opt in ("--no-accumulate", "--subpixel", "--no-compress"):
+        res = _prepare(data, tmp_path / "vc", opt)
+        assert res.exit_code == 2 and "options of the array store" in res.output, opt
+        assert not (tmp_path / "vc").exists()
 
 
 def test_a_clip_from_a_folder_decodes_only_its_sampled_gops(data, monkeypatch):

@@ -196,9 +196,9 @@ STORES = ("video", "arrays")
               help="video: the videos as MPEG-4 GOP 12 with their GOP index, at most "
                    "--max-ratio x the source's bytes; loaders decode only the GOPs they "
                    "sample. arrays: an HDF5 array cache of the extracted I-frames, MVs and "
-                   "residuals, read fastest, 20-50x the bytes of real H.264 videos (5-20x "
-                   "of MPEG-4 ones); DATA may be a video cache (its videos are extracted, "
-                   "not transcoded again).")
+                   "residuals, nothing decoded when read, 20-50x the bytes of real H.264 "
+                   "videos (5-20x of MPEG-4 ones); DATA may be a video cache (its videos "
+                   "are extracted, not transcoded again).")
 @click.option("--max-ratio", type=click.FloatRange(0), default=2.0, show_default=True,
               help="Video store: a transcoded video at most this x its source's bytes, by a "
                    "coarser quantiser than CoViAR's q 2 where that is over (an H.264 "
@@ -236,6 +236,13 @@ def prepare(data, out, store, max_ratio, size, workers, accumulate, coviar, comp
         raise click.ClickException(
             f"{out}: an HDF5 file name, but the default store is the video cache (a "
             "folder); pass --store arrays for the HDF5 array cache, or name a folder")
+    ctx = click.get_current_context()
+    arrays_only = [o for o in ("accumulate", "coviar", "compress")
+                   if ctx.get_parameter_source(o) is click.core.ParameterSource.COMMANDLINE]
+    if store == "video" and arrays_only:
+        raise click.UsageError(f"--{'/--'.join(arrays_only)}: options of the array store "
+                               "(--store arrays); the video cache keeps the videos, which "
+                               "train and eval read either way")
     if store == "video" and shard is not None:
         raise click.UsageError("--shard splits the array store (--store arrays) only: a video "
                                "cache (about the sources' size) is written whole by one "

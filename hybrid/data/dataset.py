@@ -47,7 +47,7 @@ class CompressedVideoDataset(Dataset):
     """``source``: a dataset folder (UCF-101, HMDB-51, Kinetics, Something-Something v2
     or folder-per-class; videos are read and, when not MPEG-4 GOP 12, transcoded on the
     fly at ``video_size``), a video cache (``hybrid prepare``'s default store), an array
-    cache ``.h5`` (``hybrid prepare --store arrays``; fastest), or a folder of shard caches
+    cache ``.h5`` (``hybrid prepare --store arrays``), or a folder of shard caches
     (``--store arrays --shard K/N``); a store holds the size it was prepared at.
     ``video_size`` (W, H): a folder's videos are resized to it exactly as ``hybrid
     prepare`` does (default: prepare's 340x256), so both paths give the same tensors.

@@ -3,7 +3,7 @@ dataset as MPEG-4 Part 2 GOP 12 at the prepare size (transcoded once; a video al
 that form is copied), with the index of its GOPs' I-frames, so a loader seeks to the GOPs
 it samples and decodes only those (:mod:`hybrid.video.seek`). About the size of the
 source videos (at most ``--max-ratio`` x); the array cache (:mod:`hybrid.data.cache`,
-``--store arrays``) is 12-50x them and reads faster.
+``--store arrays``) is 12-50x them and decodes nothing when read.
 
 Layout::
 
