@@ -125,15 +125,16 @@ def scene(tmp_path_factory):
     return p
 
 
-def test_held_gops_are_never_overwritten(scene):
+@pytest.mark.parametrize("thread", [False, True])
+def test_held_gops_are_never_overwritten(scene, thread):
     """The reader hands a dropped GOP's outputs to a later GOP; a GOP (or a view of
     it) the consumer keeps must keep its values."""
     from hybrid.video.reader import read_gops
 
-    held = list(read_gops(scene))  # every GOP kept
+    held = list(read_gops(scene, trace_thread=thread))  # every GOP kept
     snap = [(g.mv.copy(), g.residual.copy()) for g in held]
-    again = [g for g in read_gops(scene)]
-    views = [g.residual[2] for g in read_gops(scene)]  # only a view of each kept
+    again = [g for g in read_gops(scene, trace_thread=thread)]
+    views = [g.residual[2] for g in read_gops(scene, trace_thread=thread)]  # a view of each
     for g, (mv, res), h, v in zip(held, snap, again, views):
         np.testing.assert_array_equal(g.mv, mv)
         np.testing.assert_array_equal(g.residual, res)
@@ -142,14 +143,15 @@ def test_held_gops_are_never_overwritten(scene):
     assert len({id(g.mv.base) for g in held}) == len(held) == 5
 
 
-def test_dropped_gops_outputs_are_recycled(scene):
+@pytest.mark.parametrize("thread", [False, True])
+def test_dropped_gops_outputs_are_recycled(scene, thread):
     """A consumer that drops each GOP (as ``hybrid extract`` does) gets the same few
     arrays again, with every GOP's values equal to a run that keeps them all."""
     from hybrid.video.reader import read_gops
 
     expect = [(g.mv.copy(), g.residual.copy()) for g in read_gops(scene)]
     bases, n = set(), 0
-    for g in read_gops(scene):  # (zip or enumerate would hold the GOP in their tuple)
+    for g in read_gops(scene, trace_thread=thread):  # (zip or enumerate would hold it)
         np.testing.assert_array_equal(g.mv, expect[n][0])
         np.testing.assert_array_equal(g.residual, expect[n][1])
         bases.add(id(g.mv.base))
@@ -171,8 +173,9 @@ def test_tracer_error_reaches_the_reader_and_stops_the_thread(scene, monkeypatch
         raise RuntimeError("tracer broke")
 
     monkeypatch.setattr(fields.FastTracer, "step", broken)
-    with pytest.raises(RuntimeError, match="tracer broke"):
-        list(read_gops(scene))
+    for thread in (True, False):
+        with pytest.raises(RuntimeError, match="tracer broke"):
+            list(read_gops(scene, trace_thread=thread))
     assert not [t for t in threading.enumerate() if t.name == "hybrid-trace"]
 
 
@@ -182,7 +185,7 @@ def test_abandoned_reader_leaves_no_thread(scene):
 
     from hybrid.video.reader import read_gops
 
-    gops = read_gops(scene)
+    gops = read_gops(scene, trace_thread=True)
     next(gops)
     gops.close()
     gc.collect()

@@ -19,7 +19,8 @@ def video(tmp_path_factory):
     p = tmp_path_factory.mktemp("reads") / "v.avi"
     encode_mpeg4(render_video(4, 5, SynthConfig(size=SIZE, frames=FRAMES, jitter=0.5)), p,
                  EncodeConfig(size=SIZE))
-    full = [(g.iframe.copy(), g.mv.copy(), g.residual.copy()) for g in read_gops(p)]
+    full = [(g.iframe.copy(), g.mv.copy(), g.residual.copy())
+            for g in read_gops(p, trace_thread=True)]  # the tracing thread: as before
     assert [m.shape[0] for _, m, _ in full] == [11, 11, 11, 5]
     assert all(np.abs(m).max() > 0 and np.abs(r).max() > 0 for _, m, r in full)
     return p, full
@@ -39,7 +40,8 @@ READS = [Reads(slots=(0, 3, 10)), Reads(slots=(2, 5, -1)), Reads(slots=(-1,)),
 
 
 @pytest.mark.parametrize("reads", READS, ids=str)
-def test_frames_read_equal_the_full_read(video, reads, monkeypatch):
+@pytest.mark.parametrize("thread", [False, True], ids=["inline", "trace-thread"])
+def test_frames_read_equal_the_full_read(video, reads, thread, monkeypatch):
     path, full = video
     conversions, kinds = [], []
     rgb, frames = reader.FastFrames.rgb, reader._frames
@@ -56,7 +58,7 @@ def test_frames_read_equal_the_full_read(video, reads, monkeypatch):
 
     monkeypatch.setattr(reader.FastFrames, "rgb", counting_rgb)
     monkeypatch.setattr(reader, "_frames", counting_frames)
-    gops = list(read_gops(path, reads=reads))
+    gops = list(read_gops(path, reads=reads, trace_thread=thread))
     assert len(gops) == len(full)
     want_rgb, want_decoded = 0, 0
     for g, (iframe, mv, res) in zip(gops, full):
@@ -157,3 +159,18 @@ def test_decoded_frames_do_not_pile_up(video):
         sd = frame.side_data
         assert sidedata._uncache(frame, sd), "the frame's side-data slot was not found"
         assert len(frame.side_data) == len(sd) == 1  # rebuilt on the next read
+
+
+def test_seeking_reads_equal_with_and_without_the_tracing_thread(video):
+    from hybrid.video.seek import gop_index, read_gops_at
+
+    starts = gop_index(video[0])
+    idx = [3, 0, 2, 0]
+    a = read_gops_at(video[0], starts, idx)
+    b = read_gops_at(video[0], starts, idx, trace_thread=True)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    for k, g in enumerate(idx):
+        p = int(a["p_frames"][k])
+        np.testing.assert_array_equal(a["mv"][k, :p], video[1][g][1])
+        np.testing.assert_array_equal(a["residual"][k, :p], video[1][g][2])

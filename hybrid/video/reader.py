@@ -227,7 +227,8 @@ def _frames(path: Path, gop_size: int, skip: list[bool] | None = None) -> Iterat
 
 
 def read_gops(path: str | Path, accumulate: bool = True, coviar: bool = True,
-              gop_size: int = GOP_SIZE, reads: Reads = ALL) -> Iterator[GOP]:
+              gop_size: int = GOP_SIZE, reads: Reads = ALL,
+              trace_thread: bool = False) -> Iterator[GOP]:
     """Yield the video's GOPs in order: I-frame, per-P-frame MV field and residual.
 
     ``accumulate``: trace MV and residual back to the GOP's I-frame (CoViAR) or give
@@ -240,7 +241,7 @@ def read_gops(path: str | Path, accumulate: bool = True, coviar: bool = True,
     (:class:`~hybrid.video.worker.Recycler`). ``reads``: only part of each GOP is read
     (:class:`Reads`; accumulated CoViAR mode): the GOPs hold only that, done with only
     the work it needs."""
-    with TraceWorker() as worker:
+    with TraceWorker(thread=trace_thread) as worker:
         yield from _read_gops(Path(path), accumulate, coviar, gop_size, worker, reads)
 
 

@@ -41,15 +41,16 @@ def gop_index(path: str | Path) -> list[int]:
 
 def read_gops_at(path: str | Path, starts: list[int], idx: list[int], accumulate: bool = True,
                  coviar: bool = True, reuse: dict[str, np.ndarray] | None = None,
-                 ) -> dict[str, np.ndarray]:
+                 trace_thread: bool = False) -> dict[str, np.ndarray]:
     """GOPs ``idx`` (any order, repeats allowed) of the video whose GOP index is
     ``starts`` (:func:`gop_index`), as :func:`hybrid.video.extract.extract_arrays` gives
     them (int16 MV in CoViAR mode, float32 in sub-pixel mode, int16 residual,
     zero-padded P-frame slots), decoding only those (each once, in order). ``reuse``:
     arrays an earlier call returned, written over when their shapes fit (a loader's
-    clips: fresh pages cost a fault each, about 10 % of a clip at 340x256)."""
+    clips: fresh pages cost a fault each, about 10 % of a clip at 340x256).
+    ``trace_thread``: as :func:`hybrid.video.reader.read_gops`'s."""
     path = Path(path)
-    with open_video(path) as c, TraceWorker() as pool:
+    with open_video(path) as c, TraceWorker(thread=trace_thread) as pool:
         return GopSeeker(path, c, starts, pool, accumulate, coviar).read(idx, reuse)
 
 
