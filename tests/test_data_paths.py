@@ -231,6 +231,11 @@ def test_an_array_cache_from_a_video_cache_transcodes_each_video_once(data, tmp_
         for k in a["videos"]:
             for d in ("iframe", "mv", "residual", "p_frames"):
                 assert np.array_equal(a["videos"][k][d][()], b["videos"][k][d][()]), (k, d)
+    for store in ("video", "arrays"):  # an array cache is no dataset folder either
+        res = CliRunner().invoke(main, ["prepare", str(both), "--store", store, "-o",
+                                        str(tmp_path / "x")])
+        assert res.exit_code == 1 and f"{both}: a file, not a dataset folder" in res.output
+        assert not (tmp_path / "x").exists()
     res = CliRunner().invoke(main, ["prepare", str(vc), "-o", str(tmp_path / "vc2")])
     assert res.exit_code == 1 and f"{vc}: already a video cache" in res.output
     assert "--store arrays" in res.output and not (tmp_path / "vc2").exists()

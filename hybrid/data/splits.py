@@ -74,6 +74,9 @@ def detect_layout(root: str | Path) -> str:
     """The annotation layout of a dataset folder: 'ucf101', 'hmdb51', 'kinetics', 'ssv2'
     or 'folder' (the caches are told apart by :func:`hybrid.data.sources.detect_layout`)."""
     root = Path(root)
+    if root.is_file():
+        raise SplitError(f"{root}: a file, not a dataset folder (a folder of videos with "
+                         "their splits)")
     if not root.is_dir():
         raise SplitError(f"{root}: no such dataset folder")
     if _find(root, UCF_DIRS, "classInd.txt"):
