@@ -48,6 +48,9 @@ def _commands(data: Path, ckpt: Path, art: Path, video: Path, out: Path) -> dict
         "eval": (["eval", ckpt, data, "--video-size", VIDEO, "--views", "48x5", "--split",
                   "train", "--plot", out / "cm.png"], 0),
         "run": (["run", art, data, "--video-size", VIDEO, "--fold", "1"], LAVA),
+        # two spawned workers, each with its Lava processes
+        "run --workers 2": (["run", art, data, "--video-size", VIDEO, "--fold", "1",
+                             "--workers", "2"], 2 + 2 * LAVA),
         "profile": (["profile", art, data, "--spikes", "lava", "--video-size", VIDEO], LAVA),
         "chip": (["chip", art, data, "--video-size", VIDEO, "--sequences", "64"], LAVA),
         "stm verify": (["stm", "verify", "--sequences", "2000"], LAVA),
@@ -89,7 +92,7 @@ def _leaked_shm(seen: set[str]) -> set[str]:
     # SIGINT (exit -2, not 130); cause not found
     pytest.param("eval", marks=pytest.mark.xfail(
         reason="SIGINT: 'interrupted', then killed by SIGINT in ~1 of 8 tries", strict=False)),
-    "run", "profile", "chip", "stm verify", "explain"])
+    "run", "run --workers 2", "profile", "chip", "stm verify", "explain"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_video, tmp_path):
     data, ckpt = trained
@@ -110,8 +113,21 @@ def test_a_signal_while_a_worker_starts_ends_the_command_cleanly(name, sig, trai
     _signal_and_check(name, args, sig, tmp_path, hold=tmp_path / "hold")
 
 
+def test_a_killed_run_worker_ends_the_run_with_one_line(trained, deployed, long_video,
+                                                        tmp_path):
+    """SIGKILL of one `hybrid run --workers 2` worker (the OOM killer, a user's kill):
+    the run ends at once with one line naming the worker and the signal, exit 1, the
+    other worker and every Lava process ended (it waited for the other worker to finish
+    and then printed a RuntimeError traceback)."""
+    data, ckpt = trained
+    args, up = _commands(data, ckpt, deployed.path, long_video, tmp_path)["run --workers 2"]
+    err = _signal_and_check("run --workers 2", args, signal.SIGKILL, tmp_path, up=up,
+                            worker=True)
+    assert "was killed by SIGKILL" in err, err
+
+
 def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int = 0,
-                      hold: Path | None = None) -> None:
+                      hold: Path | None = None, worker: bool = False) -> str:
     """Run ``hybrid ARGS`` in its own process group, send ``sig`` to the group once ``up``
     descendants are there (at least 4 s in), or with ``hold``: once a worker is held in
     its start (tests/signal_hook), and check the exit and what is left."""
@@ -141,7 +157,11 @@ def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int =
         kids = descendants(proc.pid)
         seen |= _shm_of({proc.pid, *kids})
         assert proc.poll() is None, f"{name} finished before the signal: make it longer"
-        os.killpg(proc.pid, sig)
+        if worker:  # one of its worker processes (spawned: "--multiprocessing-fork")
+            os.kill(min(k for k in kids if b"--multiprocessing-fork" in
+                        Path(f"/proc/{k}/cmdline").read_bytes()), sig)
+        else:
+            os.killpg(proc.pid, sig)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -156,7 +176,8 @@ def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int =
     while any(alive(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.1)
     err = log.read_text()
-    assert proc.returncode == 128 + sig, f"{name}: exit {proc.returncode}\n{err[-3000:]}"
+    want = 1 if worker else 128 + sig
+    assert proc.returncode == want, f"{name}: exit {proc.returncode}\n{err[-3000:]}"
     lines = [line for line in err.split("\n") if line.strip()]
     assert "Traceback" not in err and len(lines) <= 4, f"{name}:\n{err[-3000:]}"
     assert not [k for k in kids if alive(k)], f"{name}: processes left running"
@@ -169,3 +190,4 @@ def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int =
     while _leaked_shm(seen) and time.monotonic() < deadline:  # unlinks what it holds
         time.sleep(0.2)
     assert not _leaked_shm(seen), f"{name} left shared memory: {_leaked_shm(seen)}"
+    return err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_mod
+import shutil
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,24 @@ import numpy as np
 from deploy.artifact.folder import Artifact
 from deploy.runtime import worker
 from deploy.runtime.engine import STAGES, run_shard
+
+
+class RunWorkerError(RuntimeError):
+    """A worker of ``hybrid run --workers`` failed or was killed; ``str()`` is one line
+    (the CLI prints it as the command's error). The other workers are stopped."""
+
+
+def _check_workers(procs) -> None:
+    """Raise :class:`RunWorkerError` for a worker that ended by a signal or with an error
+    status: one killed (SIGKILL by the OOM killer or a user) never reports, and the run
+    waited for the others to finish before a RuntimeError traceback."""
+    for p in procs:
+        code = p.exitcode
+        if code is not None and code != 0:
+            how = (f"was killed by {signal.Signals(-code).name}" if code < 0
+                   else f"exited with status {code}")
+            raise RunWorkerError(f"run worker {p.name} (pid {p.pid}) {how}; the run is "
+                                 "stopped, its other workers ended")
 
 
 def _stop(procs, grace: float = 5.0) -> None:
@@ -96,6 +115,10 @@ def run_videos(art: Artifact, dataset, names: Sequence[str],
         # here can inherit a held lock and hang; a spawned worker starts clean
         ctx = multiprocessing.get_context("spawn")
         q = ctx.Queue()
+        # each worker's temporary folder (multiprocessing's pymp-*, shared by the Lava
+        # processes it forks), removed after the workers end: one killed outright
+        # (SIGKILL) cannot remove its own
+        scratch: list[str] = []
         procs = [ctx.Process(target=worker.main, name=f"hybrid-run-{w}",
                              args=(art, dataset, names, labels, range(w, n, workers),
                                    top, compare, conv, skip, q))
@@ -107,19 +130,24 @@ def run_videos(art: Artifact, dataset, names: Sequence[str],
                 try:
                     kind, i, rec = q.get(timeout=1.0)
                 except queue_mod.Empty:
+                    _check_workers(procs)
                     if not any(p.is_alive() for p in procs) and q.empty():
-                        raise RuntimeError("a run worker died without reporting") from None
+                        raise RunWorkerError("a run worker ended without reporting") from None
                     continue
-                if kind == "video":
+                if kind == "tmp":
+                    scratch.append(rec)
+                elif kind == "video":
                     emit(i, rec)
                 elif kind == "error":
                     errors.append(rec)
                 else:
                     done += 1
             if errors:
-                raise RuntimeError(f"a run worker failed: {errors[0]}")
+                raise RunWorkerError(f"a run worker failed: {errors[0]}")
         finally:
             _stop(procs)
+            for d in scratch:
+                shutil.rmtree(d, ignore_errors=True)
     return summarize(art, [results[i] for i in sorted(results)], compare, workers,
                      compile_s, time.perf_counter() - t_start)
 

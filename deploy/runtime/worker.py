@@ -7,6 +7,7 @@ start method is already set, so the worker clears it first and imports the runti
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 
@@ -35,7 +36,10 @@ def _in_lava_child() -> None:
 def main(art, dataset, names, labels, indices, top, compare, conv, skip, q) -> None:
     """Run ``indices`` of the loaded artifact ``art`` (the parent's: the bytes it
     verified, not the folder read again) and put ``("video", i, record)``,
-    ``("error", None, message)`` and finally ``("done", None, None)`` on ``q``. SIGTERM
+    ``("error", None, message)`` and finally ``("done", None, None)`` on ``q``, first
+    ``("tmp", None, folder)``: its temporary folder, made now so that the Lava
+    processes it forks share it, for the parent to remove should this worker be killed
+    outright. SIGTERM
     (the parent stopping the run) unwinds like Ctrl-C, so the Lava processes of this
     worker are ended too; the worker leads its own process group, so the parent can also
     end it and every Lava process it forked at once (a signal taken by one of Lava's
@@ -49,6 +53,7 @@ def main(art, dataset, names, labels, indices, top, compare, conv, skip, q) -> N
     _signal_on_parent_death(signal.SIGTERM)  # the run's process died: clean up, end
     os.register_at_fork(after_in_child=_in_lava_child)
     multiprocessing.set_start_method(None, force=True)  # Lava sets 'fork' for its own
+    q.put(("tmp", None, multiprocessing.util.get_temp_dir()))
     try:
         import torch
 

@@ -88,7 +88,7 @@ def run(artifact, source, top, compare, workers, fold, video_size, conv, as_json
     reads), or the test split of a dataset folder or `hybrid prepare` cache (with
     accuracy). Per video: top classes, spikes per layer, seconds per stage."""
     from deploy.artifact.folder import ArtifactError, load_artifact
-    from deploy.runtime.pool import run_videos
+    from deploy.runtime.pool import RunWorkerError, run_videos
     from hybrid.data.splits import SplitError
     from hybrid.ondevice.artifacts import SKIP, open_input, reading_size
 
@@ -100,10 +100,13 @@ def run(artifact, source, top, compare, workers, fold, video_size, conv, as_json
         ds, names, labels = open_input(art, source, fold, video_size)
     except (ArtifactError, SplitError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
-    with click.progressbar(length=len(names), label="running", show_pos=True,
-                           file=click.get_text_stream("stderr")) as bar:
-        rep = run_videos(art, ds, names, labels, workers=workers, top=top, compare=compare,
-                         conv=conv, skip=SKIP, progress=bar.update)
+    try:
+        with click.progressbar(length=len(names), label="running", show_pos=True,
+                               file=click.get_text_stream("stderr")) as bar:
+            rep = run_videos(art, ds, names, labels, workers=workers, top=top,
+                             compare=compare, conv=conv, skip=SKIP, progress=bar.update)
+    except RunWorkerError as exc:
+        raise click.ClickException(str(exc)) from None
     for s in rep["skipped"]:
         click.echo(f"skipped: {s['error']}", err=True)
     if not rep["videos"]:
