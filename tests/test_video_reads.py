@@ -174,3 +174,25 @@ def test_seeking_reads_equal_with_and_without_the_tracing_thread(video):
         p = int(a["p_frames"][k])
         np.testing.assert_array_equal(a["mv"][k, :p], video[1][g][1])
         np.testing.assert_array_equal(a["residual"][k, :p], video[1][g][2])
+
+
+def test_one_output_buffer_reused_every_frame_gives_the_same_values():
+    """The trace is kept in the int16 MV output it was written to; a caller that passes
+    that same buffer again for the next frame must not have the trace read while it is
+    overwritten."""
+    from hybrid.video.fields import CELL, FastTracer, grid_cells
+    from tests.test_video_fast import random_vectors
+
+    rng = np.random.default_rng(8)
+    h, w = 50, 66
+    frames = rng.integers(0, 256, (6, h, w, 3), dtype=np.uint8)
+    fresh, reused = FastTracer(frames[0], True), FastTracer(frames[0], True)
+    mv1, res1 = np.empty((h, w, 2), np.int16), np.empty((h, w, 3), np.int16)
+    for t in range(1, 6):
+        cells = grid_cells(random_vectors(rng, h, w, 9), h, w)
+        mv, res = np.empty((h, w, 2), np.int16), np.empty((h, w, 3), np.int16)
+        fresh.step(frames[t], cells, mv, res, CELL)
+        reused.step(frames[t], cells, mv1, res1, CELL)
+        np.testing.assert_array_equal(mv1, mv, err_msg=f"MV at frame {t}")
+        np.testing.assert_array_equal(res1, res, err_msg=f"residual at frame {t}")
+    assert np.abs(mv).max() > 0

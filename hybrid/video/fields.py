@@ -169,8 +169,9 @@ def _identity(h: int, w: int) -> np.ndarray:
 
 
 def _check_rgb(img: np.ndarray, h: int, w: int, what: str) -> None:
-    assert img.shape == (h, w, 3) and img.dtype == np.uint8 and img.strides[1:] == (3, 1) \
-        and img.strides[0] >= 3 * w, (
+    shape, strides = img.shape, img.strides
+    assert shape[0] == h and shape[1] == w and shape[2] == 3 and img.dtype == _U8 \
+        and strides[2] == 1 and strides[1] == 3 and strides[0] >= 3 * w, (
         f"{what} {img.shape} {img.dtype} strides {img.strides} must be ({h}, {w}, 3) "
         f"uint8 with packed pixels (rows may be padded)")
 
@@ -213,13 +214,13 @@ class FastTracer:
         h, w = self.h, self.w
         if rgb is not None:
             _check_rgb(rgb, h, w, "frame")
-        if cell not in (1, CELL):
+        if cell != CELL and cell != 1:
             raise ValueError(f"cell must be 1 or {CELL}, got {cell}")
         if field.dtype != np.int64 or field.shape != (-(-h // cell), -(-w // cell)):
             raise ValueError(f"field {field.dtype} {field.shape} does not match the "
                              f"{h}x{w} frame at cell {cell}")
         self._check_outputs(mv_out, res_out)
-        field = np.ascontiguousarray(field).reshape(-1)
+        field = field.reshape(-1)  # a view when contiguous (grid_cells'), else a copy
         if not self.accumulate:
             if rgb is None or mv_out is None or res_out is None:
                 raise ValueError("per-frame mode needs every frame's pixels and both outputs")
@@ -227,16 +228,16 @@ class FastTracer:
                        False, mv_out.reshape(-1), res_out.reshape(-1))
             self.prev = rgb
             return
-        if mv_out is not None and mv_out.dtype == np.int16:
-            state = mv_out.reshape(-1).view(np.uint32)  # traced in place
-        else:
-            state = self._scratch()
+        # traced in place into an int16 MV output, unless it holds the trace it reads
+        in_place = (mv_out is not None and mv_out.dtype == np.int16
+                    and not np.may_share_memory(mv_out, self.mv))
+        state = mv_out.reshape(-1).view(np.uint32) if in_place else self._scratch()
         do_res = res_out is not None
         trace_accumulated(rgb if do_res else self.ref, self.ref, field, cell.bit_length() - 1,
                           self.mv, state, True, do_res,
                           res_out.reshape(-1) if do_res else _NO_RES)
         self.mv = state
-        if mv_out is not None and mv_out.dtype != np.int16:
+        if mv_out is not None and not in_place:
             mv_out[...] = state.view(np.int16).reshape(h, w, 2)
 
     def emit(self, rgb: np.ndarray | None, mv_out: np.ndarray | None,
@@ -269,11 +270,13 @@ class FastTracer:
 
     def _check_outputs(self, mv_out, res_out) -> None:
         h, w = self.h, self.w
-        dts = {a.dtype for a in (mv_out, res_out) if a is not None}
-        ok = ((mv_out is None or (mv_out.shape == (h, w, 2) and mv_out.flags.c_contiguous))
-              and (res_out is None or (res_out.shape == (h, w, 3)
-                                       and res_out.flags.c_contiguous))
-              and len(dts) <= 1 and dts <= _OUT_DTYPES)
+        ok = True
+        for a, c in ((mv_out, 2), (res_out, 3)):
+            if a is not None:
+                ok = ok and a.shape == (h, w, c) and a.flags.c_contiguous \
+                    and a.dtype in _OUT_DTYPES
+        if ok and mv_out is not None and res_out is not None:
+            ok = mv_out.dtype == res_out.dtype
         if not ok:
             raise ValueError(
                 f"outputs {getattr(mv_out, 'shape', None)} {getattr(mv_out, 'dtype', None)}, "
@@ -281,6 +284,7 @@ class FastTracer:
                 f"be contiguous, both float32 or both int16, ({h}, {w}, 2|3)")
 
 
-_OUT_DTYPES = {np.dtype(np.float32), np.dtype(np.int16)}
+_OUT_DTYPES = (np.dtype(np.float32), np.dtype(np.int16))
+_U8 = np.dtype(np.uint8)
 _NO_FIELD = np.zeros(1, np.int64)  # emit() reads no field
 _NO_RES = np.zeros(0, np.int16)  # a residual not written
