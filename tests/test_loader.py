@@ -74,3 +74,29 @@ def test_prepare_with_workers_leaves_the_default_start_method_unset(data, tmp_pa
     res = prepare(data, tmp_path / "c.h5", PrepareConfig(size=(64, 48)), workers=2)
     assert res["prepared"] == res["videos"] and not res["failed"]
     assert mp.get_start_method(allow_none=True) is None
+
+
+def test_a_pool_worker_deaf_to_sigterm_is_killed_not_waited_for():
+    """`stop_pool` kills a worker still alive a grace period after its SIGTERM: a worker
+    whose handler never ran (the signal taken by another of its threads while its main
+    thread waited on the task queue) made `prepare` hang at its end in the suite."""
+    import signal
+    import threading
+    import time
+
+    from hybrid.data.mpstart import spawn_pool, stop_pool
+
+    pool = spawn_pool(1)
+    pool.apply(signal.signal, (signal.SIGTERM, signal.SIG_IGN))  # deaf, as that worker was
+    (proc,) = pool._pool
+    pool.apply_async(time.sleep, (600,))  # and busy: no sentinel reaches it either
+    time.sleep(1.0)
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (stop_pool(pool, grace_s=1.0), done.set()),
+                         daemon=True)
+    t.start()
+    t.join(60)
+    if not done.is_set():  # the fix is missing: do not leave the worker behind
+        proc.kill()
+    assert done.is_set(), "stop_pool waited for a worker deaf to SIGTERM"
+    assert proc.exitcode == -signal.SIGKILL

@@ -40,7 +40,7 @@ import numpy as np
 
 from deploy.atomic import ensure_free
 from hybrid import locking
-from hybrid.data.mpstart import HeldInterrupt, spawn_pool
+from hybrid.data.mpstart import HeldInterrupt, spawn_pool, stop_pool
 from hybrid.data.partition import assign_shards, check_shard
 from hybrid.data.splits import (
     SplitError,
@@ -389,8 +389,7 @@ def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int
             classes = [str(c) for c in f.attrs["classes"]]
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            stop_pool(pool)
     return {"cache": str(out), "bytes": work.stat().st_size,
             "source_bytes": source_bytes(root, [r for r, _ in all_items]),
             "videos": len(all_items),

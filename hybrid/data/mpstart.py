@@ -98,10 +98,39 @@ def spawn_pool(workers: int):
             pool = mp.get_context("spawn").Pool(workers, initializer=_pool_worker_start)
     except BaseException:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            stop_pool(pool)
         raise
     return pool
+
+
+STOP_GRACE_S = 10.0  # how long a pool worker has to unwind after SIGTERM before SIGKILL
+
+
+def stop_pool(pool, grace_s: float = STOP_GRACE_S) -> None:
+    """Terminate ``pool`` and wait for its workers; one still alive ``grace_s`` seconds
+    after its SIGTERM is killed (SIGKILL).
+
+    Why: a worker's Python-level SIGTERM handler (:func:`_quiet_exit`) runs only when
+    its main thread next runs Python code. A multi-threaded worker idle in
+    ``SimpleQueue.get`` (a semaphore wait) whose signal was taken by another thread
+    never does, and ``Pool.terminate`` then waits for it forever (seen in the test
+    suite: `prepare` hung at its end with one worker left). What the killed worker
+    leaves, the next writer removes (staging folders carry their writer's pid)."""
+    procs = pool._pool  # Pool keeps its workers here; read when the timer fires
+    timer = threading.Timer(grace_s, _kill_alive, [procs])
+    timer.daemon = True
+    timer.start()
+    try:
+        pool.terminate()
+        pool.join()
+    finally:
+        timer.cancel()
+
+
+def _kill_alive(procs) -> None:
+    for p in list(procs):
+        if p.exitcode is None:
+            p.kill()
 
 
 def forkserver_context(preload: list[str]):

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from deploy.atomic import write_file
 from hybrid import locking
-from hybrid.data.mpstart import spawn_pool
+from hybrid.data.mpstart import spawn_pool, stop_pool
 from hybrid.data.splits import (
     SplitError,
     available_folds,
@@ -300,8 +300,7 @@ def _prepare_videos(root: Path, out: Path, size: tuple[int, int], workers: int, 
                 progress(1)
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            stop_pool(pool)
     size_b = sum(video_path(out, r).stat().st_size for r, _ in items
                  if video_path(out, r).is_file())
     return {"video_cache": str(out), "bytes": size_b,
