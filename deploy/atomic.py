@@ -71,23 +71,49 @@ def ensure_free(path: str | os.PathLike, need: int) -> None:
         raise DiskFullError(path, free, need + HEADROOM)
 
 
+def _out_of_space(e: BaseException) -> BaseException | None:
+    """The out-of-space error in ``e`` or in what it was raised from or during (torch's
+    zip writer raises a RuntimeError while handling the OSError of a full disk), or
+    None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if (isinstance(e, OSError) and e.errno in FULL_ERRNOS) or (
+                "errno = 28" in str(e) or "No space left on device" in str(e)):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def disk_full_message(e: BaseException, path: str | os.PathLike | None = None) -> str | None:
     """One line for an out-of-space error (``OSError`` ENOSPC/EDQUOT, or an h5py error
-    whose text carries errno 28): the path (``path``, else the error's file name) and
-    the free space there; None for any other error."""
+    whose text carries errno 28, also as the cause or context of ``e``): the path
+    (``path``, else the error's file name) and the free space there; None for any other
+    error."""
     if isinstance(e, DiskFullError):
         return str(e)
-    full = (isinstance(e, OSError) and e.errno in FULL_ERRNOS) or (
-        "errno = 28" in str(e) or "No space left on device" in str(e))
-    if not full:
+    full = _out_of_space(e)
+    if full is None:
         return None
-    path = path or getattr(e, "filename", None)
+    path = path or getattr(full, "filename", None)
     if path is None:
-        return f"no space left on device ({e})"
+        return f"no space left on device ({full})"
     try:
         return str(DiskFullError(path, free_bytes(path)))
     except OSError:
         return f"{path}: no space left on device"
+
+
+def _as_disk_full(e: BaseException, path: Path) -> None:
+    """Raise :class:`DiskFullError` naming ``path`` when ``e`` is (or came from) an
+    out-of-space error that names no file of its own (a writer's bare ENOSPC)."""
+    if isinstance(e, DiskFullError) or _out_of_space(e) is None:
+        return
+    try:
+        free = free_bytes(path)
+    except OSError:
+        return
+    raise DiskFullError(path, free) from None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -134,8 +160,9 @@ def write_path(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
             _together[-1].append((Path(tmp), path))
             return path
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        _as_disk_full(e, path)
         raise
     _fsync_dir(path.parent)
     return path
@@ -211,8 +238,9 @@ def staged_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
         os.chmod(tmp, 0o777 & ~umask())
         _fsync_dir(tmp)
         _swap_in(tmp, path)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        _as_disk_full(e, path)
         raise
 
 

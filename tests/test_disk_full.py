@@ -137,3 +137,27 @@ def test_train_keeps_no_metrics_row_for_an_epoch_it_could_not_save(ds, tmp_path,
     with open(tmp_path / "run" / "metrics.csv", newline="") as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]
     assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
+
+
+@pytest.mark.slow
+def test_pretrain_on_a_full_disk_is_one_line_and_keeps_no_row(ds, small_disk):
+    """A disk with room for the metrics but not the checkpoint: torch's zip writer
+    turned the full disk into a RuntimeError traceback, and metrics.csv kept a row for
+    the epoch that was never saved."""
+    disk = small_disk(300 << 10)
+    res = _hybrid("pretrain", ds, "-o", disk / "pre", "--video-size", "64x48", "--size", 24,
+                  "--segments", 2, "--batch-size", 3, "--epochs", 1, "--workers", 0)
+    _one_line(res, disk / "pre" / "checkpoint.pt")
+    left = sorted(p.name for p in (disk / "pre").iterdir())
+    assert left in (["metrics.csv"], [".lock", "metrics.csv"]), left  # no checkpoint, no tmp
+    assert (disk / "pre" / "metrics.csv").read_text().count("\n") == 1  # the header only
+
+
+@pytest.mark.slow
+def test_deploy_on_a_full_disk_is_one_line_and_leaves_nothing(trained, small_disk):
+    """The artifact's files come from onnx and numpy writers whose full-disk error names
+    no file: the line said "no space left on device ([Errno 28] ...)" without the path."""
+    disk = small_disk(300 << 10)
+    res = _hybrid("deploy", trained[1], "-o", disk / "art")
+    _one_line(res, disk / "art")
+    assert list(disk.iterdir()) == []

@@ -18,6 +18,7 @@ in :mod:`hybrid.training.train`, so a resumed run repeats an uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -305,13 +306,19 @@ def _pretrain(datasets, run_dir, model_cfg, cfg, tcfg, resume, progress, echo):
         write_metrics(run_dir / METRICS_NAME, rows, list(rows[0]))
         heads = {n: getattr(model, n).state_dict() for n in ("pmsp", "ctp")
                  if getattr(model, n) is not None}
-        checkpoint.save(ckpt_path, kind=KIND, model_config=model_cfg.to_dict(),
-                        pretrain_config=dataclasses.asdict(cfg),
-                        train_config=dataclasses.asdict(tcfg), classes=[], epoch=epoch + 1,
-                        video_size=video_size,
-                        model=model.backbone.state_dict(), heads=heads,
-                        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                        metrics=last)
+        try:
+            checkpoint.save(ckpt_path, kind=KIND, model_config=model_cfg.to_dict(),
+                            pretrain_config=dataclasses.asdict(cfg),
+                            train_config=dataclasses.asdict(tcfg), classes=[],
+                            epoch=epoch + 1, video_size=video_size,
+                            model=model.backbone.state_dict(), heads=heads,
+                            optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(), metrics=last)
+        except BaseException:  # a full disk, Ctrl-C: the epoch is not saved, nor its row
+            rows.pop()
+            with contextlib.suppress(OSError):
+                write_metrics(run_dir / METRICS_NAME, rows, list(last))
+            raise
         echo(f"pretrain epoch {epoch + 1}/{tcfg.epochs}: loss {loss:.3f} | "
              + ", ".join(f"{k} {acc.get(k, 0):.2f}/{val.get(k, 0):.2f}" for k in cfg.names())
              + " (train/held-out; chance "
