@@ -4,6 +4,7 @@ the one conversion of the library's user errors into a one-line click error."""
 from __future__ import annotations
 
 import contextlib
+import re
 
 import click
 
@@ -21,10 +22,31 @@ VIEWS_HELP = ("SEGMENTSxCROPS. SEGMENTS must be a multiple of the segments the m
               "side) or 5 (four corners and centre).")
 
 
+ERASE_LINE = "\033[F\033[K"  # cursor to the start of the line above, clear it
+_named: set[str] = set()  # stages named on a stderr that is not a terminal
+
+
+@contextlib.contextmanager
 def progress_bar(it, label):
-    """click progress bar on stderr for long loops."""
-    return click.progressbar(it, label=label, file=click.get_text_stream("stderr"),
-                             show_pos=True)
+    """Progress of a long loop on stderr. On a terminal one updating line: a click bar
+    (label, position, time left) drawn in place, erased when its loop ends, so the next
+    stage's bar takes its place and results echoed between them stay. Elsewhere (a log
+    file, a pipe) the label once per stage: a label that differs from one already
+    printed only by its numbers ("epoch 2/50" after "epoch 1/50", pretraining's
+    "held-out" of each task) prints nothing, so a long run's log holds its results, not
+    a line per pass."""
+    err = click.get_text_stream("stderr")
+    if not err.isatty():
+        stage = re.sub(r"\d+", "#", label)
+        if stage not in _named:
+            _named.add(stage)
+            click.echo(label, err=True)
+        yield it
+        return
+    with click.progressbar(it, label=label, file=err, show_pos=True) as bar:
+        yield bar
+    err.write(ERASE_LINE)  # the finished bar's line (click ends it with a newline)
+    err.flush()
 
 
 def json_option(help: str = "Print one JSON object."):
