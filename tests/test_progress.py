@@ -17,6 +17,9 @@ for epoch in (1, 2, 3):
             for _ in bar:
                 pass
     click.echo(f"result {epoch}", err=True)
+with progress_bar(range(3), "counted") as bar:  # a loop that counts its own steps
+    for _ in range(3):
+        bar.update(1)
 """
 
 
@@ -61,7 +64,7 @@ def test_a_log_gets_each_stage_once(tmp_path):
         subprocess.run([sys.executable, "-c", STAGES], stderr=f, check=True,
                        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert err.read_text().splitlines() == [
-        "epoch 1/3", "epoch 1 held-out", "result 1", "result 2", "result 3"]
+        "epoch 1/3", "epoch 1 held-out", "result 1", "result 2", "result 3", "counted"]
 
 
 @pytest.mark.skipif(not hasattr(pty, "openpty"), reason="no pseudo-terminal")

@@ -26,6 +26,20 @@ ERASE_LINE = "\033[F\033[K"  # cursor to the start of the line above, clear it
 _named: set[str] = set()  # stages named on a stderr that is not a terminal
 
 
+class _Unshown:
+    """A bar that is not drawn: iterates ``it``; ``update`` (a loop that counts its own
+    steps, like click's bar) does nothing."""
+
+    def __init__(self, it) -> None:
+        self.it = it
+
+    def __iter__(self):
+        return iter(self.it)
+
+    def update(self, n_steps: int) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def progress_bar(it, label):
     """Progress of a long loop on stderr. On a terminal one updating line: a click bar
@@ -41,7 +55,7 @@ def progress_bar(it, label):
         if stage not in _named:
             _named.add(stage)
             click.echo(label, err=True)
-        yield it
+        yield _Unshown(it)
         return
     with click.progressbar(it, label=label, file=err, show_pos=True) as bar:
         yield bar
