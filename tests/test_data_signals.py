@@ -165,9 +165,10 @@ def test_ctrl_c_inside_a_seeking_read_ends_its_trace_thread(long_video):
     starts = gop_index(long_video)
     idx = list(range(len(starts)))
     assert len(idx) == 20
-    want = read_gops_at(long_video, starts, idx)
+    # the tracing thread is an option (inline by default): this is its test
+    want = read_gops_at(long_video, starts, idx, trace_thread=True)
     t0 = time.perf_counter()
-    read_gops_at(long_video, starts, idx)
+    read_gops_at(long_video, starts, idx, trace_thread=True)
     full = time.perf_counter() - t0
     main = threading.main_thread().ident
     inside = 0
@@ -179,7 +180,7 @@ def test_ctrl_c_inside_a_seeking_read_ends_its_trace_thread(long_video):
         timer.start()
         try:
             try:
-                read_gops_at(long_video, starts, idx)
+                read_gops_at(long_video, starts, idx, trace_thread=True)
             except KeyboardInterrupt:
                 inside += 1
             time.sleep(full + 0.5)  # a signal after the read lands here (not counted)
@@ -263,3 +264,27 @@ def test_ctrl_c_inside_an_extract_write_is_held_not_lost(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         ex.write_extract(video, tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.part").exists()
+
+
+def test_ctrl_c_inside_the_trace_threads_start_ends_the_thread(monkeypatch):
+    """A Ctrl-C landing in ``Thread.start()`` (the thread already running) escapes the
+    TraceWorker's construction: the half-built worker still stops its thread (its
+    finalizer was made after the start, and a suite run left the thread behind)."""
+    import threading
+
+    from hybrid.video.worker import TraceWorker
+
+    real = threading.Thread.start
+
+    def start_then_interrupt(self):
+        real(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        TraceWorker(thread=True)
+    monkeypatch.undo()
+    deadline = time.time() + 10
+    while _trace_threads() and time.time() < deadline:
+        time.sleep(0.01)
+    assert not _trace_threads()

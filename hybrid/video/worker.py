@@ -32,11 +32,13 @@ class TraceWorker:
             return
         # the thread holds no reference to this object: when it is dropped unclosed (a
         # Ctrl-C between construction and ``with``, or inside ``__exit__``), the
-        # finalizer stops the thread instead of leaving it waiting on the queue
+        # finalizer stops the thread instead of leaving it waiting on the queue. Made
+        # before the thread starts: a Ctrl-C inside ``start()`` left a thread running
+        # with no finalizer to stop it
+        self._finalizer = weakref.finalize(self, self.state.stop.set)
         self.thread = threading.Thread(target=_serve, args=(self.queue, self.done, self.state),
                                        name="hybrid-trace", daemon=True)
         self.thread.start()
-        self._finalizer = weakref.finalize(self, self.state.stop.set)
 
     @property
     def error(self) -> BaseException | None:
