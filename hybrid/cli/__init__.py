@@ -4,6 +4,7 @@ they import only click at module level, heavy imports happen inside commands, so
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import click
@@ -32,7 +33,8 @@ class _Group(click.Group):
     - a full disk (``deploy.atomic.disk_full_message``: the path and its free space):
       exit 1;
     - a Lava process that died mid-run (:class:`neuro.watch.LavaProcessError`): exit 1;
-    - Ctrl-C: "interrupted", exit 130 (click's own "Aborted!" exits 1).
+    - Ctrl-C: "interrupted", exit 130 (click's own "Aborted!" exits 1), also when an
+      error was raised from it (:func:`_interrupt_in`).
     SIGTERM exits 143 by :func:`neuro.shutdown.sigterm_as_exit`."""
 
     def invoke(self, ctx: click.Context):
@@ -42,6 +44,12 @@ class _Group(click.Group):
             click.echo("\ninterrupted", err=True)
             raise SystemExit(INTERRUPTED) from None
         except Exception as e:
+            interrupt = _interrupt_in(e)
+            if isinstance(interrupt, KeyboardInterrupt):
+                click.echo("\ninterrupted", err=True)
+                raise SystemExit(INTERRUPTED) from None
+            if interrupt is not None:  # SIGTERM's exit (neuro.shutdown.Terminated)
+                raise SystemExit(interrupt.code) from None
             extract = sys.modules.get("hybrid.video.extract")  # loaded if it raised one
             if extract is not None and isinstance(e, extract.FormatError):
                 raise click.ClickException(str(e)) from None
@@ -54,6 +62,21 @@ class _Group(click.Group):
             if message is not None:
                 raise click.ClickException(message) from None
             raise
+
+
+def _interrupt_in(e: BaseException) -> BaseException | None:
+    """The Ctrl-C (KeyboardInterrupt) or SIGTERM exit (SystemExit) that ``e`` was raised
+    from or while handling, or None. A C extension whose import a Ctrl-C interrupts
+    reports it as "ImportError: initialization failed" (matplotlib's ``_image``: a
+    traceback and exit 1 for a Ctrl-C in a command's first seconds)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, KeyboardInterrupt) or (isinstance(e, SystemExit)
+                                                and e.code == 128 + signal.SIGTERM):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
