@@ -129,7 +129,7 @@ class Terminated(SystemExit):
 
 # one installation per process, shared by nested holders (a CLI command and its runners)
 _state = {"pid": None, "depth": 0, "previous": signal.SIG_DFL, "terminating": False,
-          "unraisable": None}
+          "unraisable": None, "dropped": False}
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -142,7 +142,7 @@ def _on_sigterm(signum, frame) -> None:
     if _state["terminating"]:  # a repeated SIGTERM must not interrupt the clean-up
         log.warning("SIGTERM again: already shutting down")
         return
-    _state["terminating"] = True
+    _state.update(terminating=True, dropped=False)
     log.warning("SIGTERM: shutting down cleanly")
     raise Terminated()
 
@@ -152,7 +152,8 @@ def _on_unraisable(info) -> None:
     at-fork hook such as logging's while Lava forks its actors, a ``__del__``): deliver
     the SIGTERM again a moment later, from normal code, instead of losing it."""
     if isinstance(info.exc_value, Terminated) and _state["pid"] == os.getpid():
-        _state["terminating"] = False
+        # and if that one is lost too, the outermost holder raises it as it ends
+        _state.update(terminating=False, dropped=True)
         threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
         return
     (_state["unraisable"] or sys.__unraisablehook__)(info)
@@ -161,19 +162,22 @@ def _on_unraisable(info) -> None:
 @contextlib.contextmanager
 def sigterm_as_exit():
     """While held (nestable), SIGTERM raises :class:`Terminated` in the main thread; a
-    second SIGTERM during the clean-up is ignored (SIGKILL still ends the process).
+    second SIGTERM during the clean-up is ignored (SIGKILL still ends the process). One
+    that Python dropped (:func:`_on_unraisable`) and that was not delivered again is
+    raised as the outermost holder ends.
     A no-op outside the main thread, and where the program set its own SIGTERM handler."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     if _state["pid"] != os.getpid():  # first use in this process (or a forked child)
-        _state.update(pid=os.getpid(), depth=0, terminating=False)
+        _state.update(pid=os.getpid(), depth=0, terminating=False, dropped=False)
     if _state["depth"] == 0:
         current = signal.getsignal(signal.SIGTERM)
         if current not in (signal.SIG_DFL, None):  # the program's own choice: keep it
             yield
             return
-        _state.update(previous=current, terminating=False, unraisable=sys.unraisablehook)
+        _state.update(previous=current, terminating=False, dropped=False,
+                      unraisable=sys.unraisablehook)
         signal.signal(signal.SIGTERM, _on_sigterm)
         sys.unraisablehook = _on_unraisable
     _state["depth"] += 1
@@ -185,6 +189,10 @@ def sigterm_as_exit():
                 and _state["pid"] == os.getpid()):
             signal.signal(signal.SIGTERM, _state["previous"])
             sys.unraisablehook = _state["unraisable"] or sys.__unraisablehook__
+            if _state["dropped"]:  # a SIGTERM Python dropped and never delivered again:
+                _state["dropped"] = False  # the command must not end as if not signalled
+                log.warning("SIGTERM: shutting down cleanly")
+                raise Terminated()
 
 
 def runtime_actors(rt) -> list:
