@@ -388,12 +388,18 @@ def test_runtime_equals_torch_qat(held_out_run, trained):
 
 @pytest.mark.slow
 def test_runtime_with_two_workers_matches(held_out_run, deployed):
+    import multiprocessing.util
+
     from deploy.runtime.pool import run_videos
 
     ds, names, labels, one = held_out_run
     ticks = []
+    own = multiprocessing.util.get_temp_dir()
     two = run_videos(deployed, ds, names, labels, workers=2, compare=True,
                      progress=ticks.append)
+    # the workers' temporary folders are removed, this process's is not (removing it
+    # broke every later test of the suite that used multiprocessing or Lava)
+    assert Path(own).is_dir()
     assert two["workers"] == 2 and len(ticks) == len(names)
     assert two["spikes_equal"] is True and two["agreement"] == 1.0
     assert two["max_logit_diff"] <= 1e-4

@@ -146,8 +146,10 @@ def run_videos(art: Artifact, dataset, names: Sequence[str],
                 raise RunWorkerError(f"a run worker failed: {errors[0]}")
         finally:
             _stop(procs)
+            own = multiprocessing.current_process()._config.get("tempdir")
             for d in scratch:
-                shutil.rmtree(d, ignore_errors=True)
+                if d != own:  # never this process's own folder
+                    shutil.rmtree(d, ignore_errors=True)
     return summarize(art, [results[i] for i in sorted(results)], compare, workers,
                      compile_s, time.perf_counter() - t_start)
 

@@ -53,6 +53,10 @@ def main(art, dataset, names, labels, indices, top, compare, conv, skip, q) -> N
     _signal_on_parent_death(signal.SIGTERM)  # the run's process died: clean up, end
     os.register_at_fork(after_in_child=_in_lava_child)
     multiprocessing.set_start_method(None, force=True)  # Lava sets 'fork' for its own
+    # a folder of its own: a spawned process inherits its parent's pymp-* path (the
+    # Process object carries the parent's config), and the parent removes what is
+    # reported here once the workers end (it had removed its own folder)
+    multiprocessing.current_process()._config.pop("tempdir", None)
     q.put(("tmp", None, multiprocessing.util.get_temp_dir()))
     try:
         import torch
