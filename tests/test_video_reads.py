@@ -98,8 +98,9 @@ def test_partial_reads_need_accumulated_coviar_mode(video):
 def test_emit_gives_what_step_wrote():
     """The tracer's deferred outputs (the GOP's last P-frame, known once it ends) equal
     those its step writes, in int16 (MV packed as words) and float32."""
+    from videotools import padded, random_vectors
+
     from hybrid.video.fields import CELL, FastTracer, grid_cells
-    from tests.test_video_fast import padded, random_vectors
 
     rng = np.random.default_rng(3)
     h, w = 42, 74
@@ -180,8 +181,9 @@ def test_one_output_buffer_reused_every_frame_gives_the_same_values():
     """The trace is kept in the int16 MV output it was written to; a caller that passes
     that same buffer again for the next frame must not have the trace read while it is
     overwritten."""
+    from videotools import random_vectors
+
     from hybrid.video.fields import CELL, FastTracer, grid_cells
-    from tests.test_video_fast import random_vectors
 
     rng = np.random.default_rng(8)
     h, w = 50, 66
