@@ -163,7 +163,7 @@ def _on_unraisable(info) -> None:
 def sigterm_as_exit():
     """While held (nestable), SIGTERM raises :class:`Terminated` in the main thread; a
     second SIGTERM during the clean-up is ignored (SIGKILL still ends the process). One
-    that Python dropped (:func:`_on_unraisable`) and that was not delivered again is
+    that Python dropped (``_on_unraisable``) and that was not delivered again is
     raised as the outermost holder ends.
     A no-op outside the main thread, and where the program set its own SIGTERM handler."""
     if threading.current_thread() is not threading.main_thread():

@@ -119,7 +119,7 @@ class Loader(DataLoader):
 
     Its workers start under :func:`~hybrid.data.mpstart.held_signals` (a Ctrl-C or
     SIGTERM meanwhile comes once they are all started, after they are stopped), and an
-    interrupted run stops them before it exits (:func:`_stop_live_workers`)."""
+    interrupted run stops them before it exits (``_stop_live_workers``)."""
 
     def _get_iterator(self):
         it = None

@@ -81,7 +81,7 @@ def _quiet_exit(signum, frame):
 
 def _pool_worker_start() -> None:
     """A pool worker's start: SIGINT ignored (the parent handles Ctrl-C; it arrives
-    blocked by :func:`held_signals`) and SIGTERM unwinds quietly (:func:`_quiet_exit`)."""
+    blocked by :func:`held_signals`) and SIGTERM unwinds quietly (``_quiet_exit``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _quiet_exit)
 
@@ -110,7 +110,7 @@ def stop_pool(pool, grace_s: float = STOP_GRACE_S) -> None:
     """Terminate ``pool`` and wait for its workers; one still alive ``grace_s`` seconds
     after its SIGTERM is killed (SIGKILL).
 
-    Why: a worker's Python-level SIGTERM handler (:func:`_quiet_exit`) runs only when
+    Why: a worker's Python-level SIGTERM handler (``_quiet_exit``) runs only when
     its main thread next runs Python code. A multi-threaded worker idle in
     ``SimpleQueue.get`` (a semaphore wait) whose signal was taken by another thread
     never does, and ``Pool.terminate`` then waits for it forever (seen in the test
