@@ -14,7 +14,8 @@ from deploy.hardware.neurocores.mapping import FORMAT, VERSION, Mapping
 
 
 def write_mapping(mp: Mapping, path: str | os.PathLike) -> Path:
-    """``mapping.json`` (:meth:`~deploy.hardware.neurocores.mapping.Mapping.to_dict`), written atomically."""
+    """``mapping.json`` (:meth:`~deploy.hardware.neurocores.mapping.Mapping.to_dict`),
+    written atomically."""
     text = json.dumps(mp.to_dict(), indent=2).encode()
     return write_file(path, lambda f: f.write(text))
 
