@@ -12,6 +12,17 @@ from hybrid.training import checkpoint
 VIDEO = (64, 48)
 
 
+def _size_spy(real):
+    """(the video sizes ``open_split`` was called with, a wrapper recording them)."""
+    seen = []
+
+    def spy(*a, **kw):
+        seen.append(tuple(kw["video_size"]))
+        return real(*a, **kw)
+
+    return seen, spy
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     from hybrid.video.synth import SynthConfig, make_dataset
@@ -24,12 +35,7 @@ def small(tmp_path_factory):
 def test_a_folder_of_small_videos_is_not_upscaled_by_default(small, tmp_path, monkeypatch):
     import hybrid.data.dataset as dataset
 
-    seen = []
-    real = dataset.open_split
-
-    def spy(*a, **kw):
-        seen.append(tuple(kw["video_size"]))
-        return real(*a, **kw)
+    seen, spy = _size_spy(dataset.open_split)
 
     import hybrid.training.evaluate as evaluate
 
@@ -82,12 +88,7 @@ def test_pretrain_reads_a_small_folder_at_its_own_size_and_records_it(small, tmp
     checkpoint records the size so a `--resume` reads alike."""
     import hybrid.data.dataset as dataset
 
-    seen = []
-    real = dataset.open_split
-
-    def spy(*a, **kw):
-        seen.append(tuple(kw["video_size"]))
-        return real(*a, **kw)
+    seen, spy = _size_spy(dataset.open_split)
 
     monkeypatch.setattr(dataset, "open_split", spy)
     run = tmp_path / "pre"

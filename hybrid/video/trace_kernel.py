@@ -89,6 +89,27 @@ def _flat(img):  # pragma: no cover - compiled
     return as_strided(img, shape=(n,), strides=(1,))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _run(field, fbase, cx, wf, step, w, h, y):  # pragma: no cover - compiled
+    """The run of cells from ``cx`` on row ``y`` that share one vector: (end cell e, its
+    pixels [x0, x1), vector (fx, fy), source row sy, and [lo, hi) where the source lies
+    in the frame); a vector whose source row is off the frame counts as none."""
+    v = field[U(fbase + cx)]
+    e = cx + 1
+    while e < wf and field[U(fbase + e)] == v:
+        e += 1
+    x0, x1 = cx * step, min(e * step, w)
+    fx = np.int64(np.int16(v & 0xFFFF))
+    fy = np.int64(np.int16((v >> 16) & 0xFFFF))
+    sy = y - fy
+    if sy < 0 or sy >= h:  # source row off the frame: no vector on the run
+        fx, fy, sy = 0, 0, y
+    lo, hi = max(x0, fx), min(x1, w + fx)  # source x = x - fx in the frame
+    if lo >= hi:
+        lo, hi = x1, x1
+    return e, x0, x1, fx, fy, sy, lo, hi
+
+
 @njit(cache=True, nogil=True)
 def trace_step(cur, ref, field, shift, src0, src1, accumulate, mv,
                res):  # pragma: no cover - compiled
@@ -108,20 +129,8 @@ def trace_step(cur, ref, field, shift, src0, src1, accumulate, mv,
         fbase, crow, p0 = (y >> shift) * wf, y * cs, y * w
         cx = 0
         while cx < wf:  # a run of cells with one vector
-            v = field[U(fbase + cx)]
-            e = cx + 1
-            while e < wf and field[U(fbase + e)] == v:
-                e += 1
-            x0, x1 = cx * step, min(e * step, w)
+            e, x0, x1, fx, fy, sy, lo, hi = _run(field, fbase, cx, wf, step, w, h, y)
             cx = e
-            fx = np.int64(np.int16(v & 0xFFFF))
-            fy = np.int64(np.int16((v >> 16) & 0xFFFF))
-            sy = y - fy
-            if sy < 0 or sy >= h:  # source row off the frame: no vector on the run
-                fx, fy, sy = 0, 0, y
-            lo, hi = max(x0, fx), min(x1, w + fx)  # source x = x - fx in the frame
-            if lo >= hi:
-                lo, hi = x1, x1
             for part in range(3):  # [x0, lo) no vector, [lo, hi) vector, [hi, x1) none
                 if part == 0:
                     a, b, gx, gy, gsy = x0, lo, 0, 0, y
@@ -215,20 +224,8 @@ def trace_accumulated(cur, iframe, field, shift, prev, state, advance, do_res,
         cx = 0
         while advance and cx < wf:  # a run of cells with one vector
             fbase = (y >> shift) * wf
-            v = field[U(fbase + cx)]
-            e = cx + 1
-            while e < wf and field[U(fbase + e)] == v:
-                e += 1
-            x0, x1 = cx * step, min(e * step, w)
+            e, x0, x1, fx, fy, sy, lo, hi = _run(field, fbase, cx, wf, step, w, h, y)
             cx = e
-            fx = np.int64(np.int16(v & 0xFFFF))
-            fy = np.int64(np.int16((v >> 16) & 0xFFFF))
-            sy = y - fy
-            if sy < 0 or sy >= h:  # source row off the frame: no vector on the run
-                fx, fy, sy = 0, 0, y
-            lo, hi = max(x0, fx), min(x1, w + fx)  # source x = x - fx in the frame
-            if lo >= hi:
-                lo, hi = x1, x1
             _copy(prev, U(p0 + x0), state, U(p0 + x0), lo - x0)
             _moved(prev, U(sy * w + lo - fx), state, U(p0 + lo), hi - lo, fx, fy)
             _copy(prev, U(p0 + hi), state, U(p0 + hi), x1 - hi)
