@@ -22,16 +22,22 @@ def crop_codes(x, p_frames, table, top, left, ch, cw, zero, out):  # pragma: no 
     out[k, j, c, y, i] = table[x[k, min(j, p - 1), top + y, left + i, c]] with
     p = p_frames[k] (a short GOP repeats its last P-frame); all ``zero`` when p == 0.
     The rest of ``out`` (outside the ch x cw corner) is left as it is."""
+    # row by row: each crop row is read once, contiguously, for all C channels (a
+    # channel-outer order read every row C times at stride C: 22 % slower at 340x256)
+    n_ch = x.shape[4]
     for k in range(x.shape[0]):
         p = p_frames[k]
         for j in range(x.shape[1]):
-            src = min(j, p - 1)
-            for c in range(x.shape[4]):
-                for y in range(ch):
-                    if p <= 0:
+            if p <= 0:
+                for c in range(n_ch):
+                    for y in range(ch):
                         for i in range(cw):
                             out[k, j, c, y, i] = zero
-                        continue
-                    row = x[k, src, top + y]
+                continue
+            src = min(j, p - 1)
+            for y in range(ch):
+                row = x[k, src, top + y, left:left + cw]
+                for c in range(n_ch):
+                    o = out[k, j, c, y]
                     for i in range(cw):
-                        out[k, j, c, y, i] = table[row[left + i, c]]
+                        o[i] = table[row[i, c]]
