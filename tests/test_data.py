@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from deploy.artifact.inputs import decode, decode_sample
 from hybrid.cli import main
-from hybrid.data.cache import CacheReader, source_stamp
+from hybrid.data.arrayfile import CacheReader
+from hybrid.data.cache import source_stamp
 from hybrid.data.dataset import CompressedVideoDataset
 from hybrid.data.sources import detect_layout, load_split
 from hybrid.data.splits import SplitError

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from hybrid.cli import main
 from hybrid.data import cache as cache_mod
-from hybrid.data.cache import CacheReader, PrepareConfig, prepare
+from hybrid.data.arrayfile import CacheReader
+from hybrid.data.cache import PrepareConfig, prepare
 from hybrid.data.dataset import CompressedVideoDataset
 from hybrid.data.sources import load_split
 from hybrid.video.extract import FormatError
@@ -67,7 +68,7 @@ def test_a_killed_prepare_leaves_a_part_that_resumes(data, tmp_path, monkeypatch
     """Killed after two videos: no cache under its name, the .part holds the two; the
     re-run resumes it (two already done) and publishes the cache."""
     out = tmp_path / "c.h5"
-    work = cache_mod._work
+    work = cache_mod.extract_one
     calls = []
 
     def dies_at_the_third(args):
@@ -76,13 +77,13 @@ def test_a_killed_prepare_leaves_a_part_that_resumes(data, tmp_path, monkeypatch
             raise KeyboardInterrupt
         return work(args)
 
-    monkeypatch.setattr(cache_mod, "_work", dies_at_the_third)
+    monkeypatch.setattr(cache_mod, "extract_one", dies_at_the_third)
     with pytest.raises(KeyboardInterrupt):
         prepare(data, out, PrepareConfig(size=SIZE), workers=1)
     assert not out.exists()
     with h5py.File(out.with_name("c.h5.part"), "r") as f:
         assert len(f["videos"]) == 2
-    monkeypatch.setattr(cache_mod, "_work", work)
+    monkeypatch.setattr(cache_mod, "extract_one", work)
     s = prepare(data, out, PrepareConfig(size=SIZE), workers=1)
     assert s["already_done"] == 2 and s["prepared"] == 4 and s["cache"] == str(out)
     assert _left(out) == ["c.h5"]  # no .part, no .lock
@@ -90,12 +91,13 @@ def test_a_killed_prepare_leaves_a_part_that_resumes(data, tmp_path, monkeypatch
     # a killed run before any video leaves nothing
     out2 = tmp_path / "d.h5"
     calls.clear()
-    monkeypatch.setattr(cache_mod, "_work", lambda a: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(cache_mod, "extract_one",
+                        lambda a: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         prepare(data, out2, PrepareConfig(size=SIZE), workers=1)
     assert _left(out2) == []
     # a re-run into a published cache updates it in place
-    monkeypatch.setattr(cache_mod, "_work", work)
+    monkeypatch.setattr(cache_mod, "extract_one", work)
     s = prepare(data, out, PrepareConfig(size=SIZE), workers=1)
     assert s["already_done"] == 6 and s["prepared"] == 0 and s["cache"] == str(out)
 

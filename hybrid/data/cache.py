@@ -40,10 +40,10 @@ import numpy as np
 
 from deploy.atomic import ensure_free
 from hybrid import locking
+from hybrid.data.arrayfile import CACHE_VERSION, key_of
 from hybrid.data.mpstart import HeldInterrupt, spawn_pool, stop_pool
 from hybrid.data.partition import assign_shards, check_shard
 from hybrid.data.splits import (
-    SplitError,
     available_folds,
     detect_layout,
     load_split,
@@ -51,54 +51,14 @@ from hybrid.data.splits import (
 )
 from hybrid.data.transforms import Normalization
 from hybrid.data.videocache import index_path, source_bytes, source_stamp, video_path
-from hybrid.video.extract import FORMAT, FormatError, check_format, mode_attrs, write_group
+from hybrid.video.extract import FORMAT, check_format, mode_attrs, write_group
 from hybrid.video.transcode import DEFAULT_SIZE
 
 log = logging.getLogger(__name__)
-#: Version of the cache format this code writes and reads (1: float16 MV and int16
-#: residuals, before the uint8 codes).
-CACHE_VERSION = 2
 # Chunk filter (level 1 for gzip), chosen by measurement (benchmarks/data_throughput.py,
 # docs/benchmarks.md): on uint8 codes lzf stores 1.3-1.4x gzip-1's bytes, which is what a dataset
 # cache cannot afford.
 COMPRESSION = "gzip"
-
-
-def key_of(rel: str) -> str:
-    return rel.replace("/", "|")
-
-
-# what a complete cache's root carries (attributes, groups): a file without them is not
-# one `hybrid prepare` finished (see check_cache)
-HEADER_ATTRS = ("accumulate", "coviar", "size", "mv_bound", "classes")
-HEADER_GROUPS = ("splits", "videos")
-
-
-def check_cache(f, path: str | Path) -> None:
-    """:class:`~hybrid.video.extract.FormatError` naming ``path`` and the fix unless the
-    open HDF5 file ``f`` is a complete ``hybrid prepare`` cache of :data:`CACHE_VERSION`.
-    Every reader of a cache (splits, the dataset, shards) calls it before reading
-    anything."""
-    again = f"run `hybrid prepare DATA -o {path}` again (delete {path} first)"
-    if not len(f.attrs) and not len(f):
-        raise FormatError(f"{path}: an empty HDF5 file, not a prepare cache (a `hybrid "
-                          f"prepare` that failed before writing?); {again}")
-    kind = f.attrs.get("kind")
-    if kind is not None and kind != "cache":
-        raise FormatError(f"{path}: a `hybrid {kind}` file, not a prepare cache")
-    check_format(f, path, CACHE_VERSION)
-    if kind is None:
-        raise FormatError(f"{path}: a `hybrid extract` file, not a prepare cache")
-    missing = ([a for a in HEADER_ATTRS if a not in f.attrs]
-               + [f"/{g}" for g in HEADER_GROUPS if g not in f])
-    if missing:
-        raise FormatError(f"{path}: an incomplete prepare cache (no {', '.join(missing)}); "
-                          f"{again}")
-
-
-class NotInCacheError(ValueError):
-    """A video of the cache's splits that the cache does not hold: training and
-    evaluation report it and go on without it, as they do for an unreadable video."""
 
 
 @dataclass(frozen=True)
@@ -110,32 +70,11 @@ class PrepareConfig:
     mv_bound: float = Normalization.mv_bound  # |MV| px at the ends of the uint8 codes
 
 
-def cache_split(path: Path, split: str, fold: int) -> tuple[list[tuple[str, int]], list[str]]:
-    """(items, classes) of ``split`` and ``fold`` as the cache at ``path`` stored them."""
-    import h5py
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise SplitError(f"{path}: cannot open as a `hybrid prepare` cache ({e})") from None
-    with f:
-        check_cache(f, path)
-        classes = [str(c) for c in f.attrs["classes"]]
-        name = f"{split}{fold}"
-        if name not in f.get("splits", {}):
-            have = sorted(f["splits"]) if "splits" in f else []
-            raise SplitError(f"{path}: cache has no split {name!r} (has {have})")
-        rows = [r.decode() if isinstance(r, bytes) else str(r) for r in f["splits"][name][()]]
-    items = [(r.rsplit("\t", 1)[0], int(r.rsplit("\t", 1)[1])) for r in rows]
-    return items, classes
-
-
-
 def _codes(arrays: dict, cfg: PrepareConfig) -> dict:
     return Normalization(mv_bound=cfg.mv_bound).codes(arrays)
 
 
-def _work(args: tuple) -> tuple[str, dict | None, str | None]:
+def extract_one(args: tuple) -> tuple[str, dict | None, str | None]:
     """In a worker: transcode ``root/rel`` when not in form, extract. ``args``: (root,
     rel, cfg) or (root, rel, cfg, copy), ``copy`` a transcoded copy of the video already
     in form (the video cache's; None: none), read instead. Returns (rel, arrays, None) or
@@ -363,7 +302,7 @@ def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int
     pool = None
     try:
         pool = spawn_pool(workers) if workers > 1 and len(jobs) > 1 else None
-        results = map(_work, jobs) if pool is None else pool.imap_unordered(_work, jobs)
+        results = map(extract_one, jobs) if pool is None else pool.imap_unordered(extract_one, jobs)
         with HeldInterrupt() as held, held.critical(), _open(work) as f:
             vids = f["videos"]
             for rel, arrays, err in held.waiting(results):
@@ -398,48 +337,3 @@ def _prepare(root: Path, out: Path, work: Path, cfg: PrepareConfig, workers: int
             "failed": failed,
             "classes": classes, "shard": list(shard) if shard else None,
             "missing": len(missing), "missing_list": str(missing_list) if missing else None}
-
-
-class CacheReader:
-    """Reads GOPs from a cache; opens the file lazily per process (DataLoader workers)."""
-
-    def __init__(self, path: str | Path) -> None:
-        import h5py
-
-        self.path = str(path)
-        with h5py.File(self.path, "r") as f:
-            check_cache(f, self.path)
-            self.attrs = {k: f.attrs[k] for k in ("accumulate", "coviar", "size", "mv_bound")}
-        self._f, self._pid = None, None
-
-    def _file(self):
-        import h5py
-
-        if self._f is None or self._pid != os.getpid():
-            self._f, self._pid = h5py.File(self.path, "r"), os.getpid()
-        return self._f
-
-    def __getstate__(self):
-        return {**self.__dict__, "_f": None, "_pid": None}
-
-    def has(self, rel: str) -> bool:
-        return key_of(rel) in self._file()["videos"]
-
-    def num_gops(self, rel: str) -> int:
-        return int(self._group(rel)["p_frames"].shape[0])
-
-    def _group(self, rel: str):
-        vids = self._file()["videos"]
-        if key_of(rel) not in vids:
-            raise NotInCacheError(f"{self.path}: no video {rel!r} (skipped by `hybrid "
-                                  f"prepare` as unreadable, or prepare not finished)")
-        return vids[key_of(rel)]
-
-    def gops(self, rel: str, idx: list[int]) -> dict[str, np.ndarray]:
-        """The arrays of GOPs ``idx`` (any order, repeats allowed) of video ``rel``, as
-        stored: uint8 codes."""
-        g = self._group(rel)
-        uniq = sorted(set(idx))
-        pos = [uniq.index(i) for i in idx]
-        return {k: np.stack([g[k][i] for i in uniq])[pos]
-                for k in ("iframe", "mv", "residual", "p_frames")}

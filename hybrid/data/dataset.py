@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hybrid.data.cache import CacheReader, PrepareConfig, _work
+from hybrid.data.arrayfile import CacheReader
+from hybrid.data.cache import PrepareConfig, extract_one
 from hybrid.data.codes_kernel import crop_codes
 from hybrid.data.shards import ShardedCacheReader
 from hybrid.data.sources import detect_layout, load_split
@@ -163,7 +164,7 @@ class CompressedVideoDataset(Dataset):
         if starts is not None:
             idx = sample_segments(len(starts), n_segments, self.train, self.rng)
             return read_gops_at(path, starts, idx, self.accumulate, self.coviar, reuse), idx
-        _, arrays, err = _work((str(self.source), rel,
+        _, arrays, err = extract_one((str(self.source), rel,
                                 PrepareConfig(self.video_size, self.accumulate, self.coviar,
                                               mv_bound=self.norm.mv_bound)))
         if err is not None:

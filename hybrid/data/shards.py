@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid.data.cache import CacheReader, cache_split, check_cache, key_of
+from hybrid.data.arrayfile import CacheReader, cache_split, check_cache, key_of
 from hybrid.data.splits import SplitError
 from hybrid.video.extract import FORMAT
 
@@ -95,7 +95,7 @@ def shard_folds(folder: str | Path) -> list[int]:
 
 
 class ShardedCacheReader:
-    """:class:`~hybrid.data.cache.CacheReader`'s interface over a shard folder: each
+    """:class:`~hybrid.data.arrayfile.CacheReader`'s interface over a shard folder: each
     video is read from the shard that holds it (listed once, when opened)."""
 
     def __init__(self, folder: str | Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hybrid.data import splits
-from hybrid.data.cache import cache_split
+from hybrid.data.arrayfile import cache_split
 from hybrid.data.shards import is_shard_folder, shard_folds, shard_split
 from hybrid.data.splits import SplitError
 from hybrid.data.videocache import read_header, videocache_split

@@ -64,7 +64,7 @@ def write_group(group, arrays: dict, mv_dtype=np.float32, compression: str | Non
 
 def check_format(f, path: str | Path, version: int = VERSION) -> None:
     """FormatError unless ``f`` is ours at ``version`` (a ``hybrid prepare`` cache has
-    its own, :data:`hybrid.data.cache.CACHE_VERSION`)."""
+    its own, :data:`hybrid.data.arrayfile.CACHE_VERSION`)."""
     fmt, ver = f.attrs.get("format"), f.attrs.get("version")
     if fmt != FORMAT:
         raise FormatError(f"{path}: not a {FORMAT} file (format attribute {fmt!r})")
