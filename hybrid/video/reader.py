@@ -172,8 +172,7 @@ class FastFrames:
     @staticmethod
     def vectors(frame) -> np.ndarray | None:
         """The frame's exported motion vectors (``sidedata.MV_DTYPE``), None if it has none
-        (:func:`hybrid.video.sidedata.vectors`: without PyAV's cycle that kept every
-        decoded frame allocated)."""
+        (:func:`hybrid.video.sidedata.vectors`)."""
         return sidedata.vectors(frame)
 
 
