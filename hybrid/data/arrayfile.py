@@ -1,6 +1,9 @@
-"""The array cache's file: its format version, the check every reader makes, its
-splits and :class:`CacheReader` (GOPs of a video as stored, uint8 codes). The format is
-described, and written, by :mod:`hybrid.data.cache` (``hybrid prepare --store arrays``)."""
+"""The array cache's file: its format version, the check every reader makes, its splits
+and its reader.
+
+:class:`CacheReader` gives the GOPs of a video as stored (uint8 codes). The format is
+described, and written, by :mod:`hybrid.data.cache` (``hybrid prepare --store arrays``).
+"""
 from __future__ import annotations
 
 import os
