@@ -1,6 +1,11 @@
 """One-line messages (issue 27, item 8): `stm verify --checkpoint` on a file torch cannot
 load printed torch's multi-line text inviting weights_only=False; `stm verify --help`
 showed a range "x<=None" for an unbounded number."""
+import os
+import subprocess
+import sys
+
+import pytest
 from click.testing import CliRunner
 
 from hybrid.cli import main
@@ -62,3 +67,39 @@ def test_an_error_raised_from_sigterm_exits_143():
 def test_an_error_raised_from_another_exit_stays_an_error():
     res = CliRunner().invoke(_group_raising(SystemExit(3)), ["go"])
     assert isinstance(res.exception, ImportError), res.output
+
+
+KI_FROM_TEXT = '''
+import click
+from hybrid.cli import main
+
+@main.command()
+@click.option("--catch", is_flag=True)
+def go(catch):
+    try:  # what a Ctrl-C inside a dataclass's or namedtuple's generated code does
+        exec("raise KeyboardInterrupt")
+    except KeyboardInterrupt:
+        if not catch:
+            raise
+    click.echo("finished", err=True)
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.mark.parametrize("args,code,said", [([], 130, "interrupted"), (["--catch"], 0,
+                                                                        "finished")])
+def test_a_ctrl_c_from_code_run_from_text_exits_with_the_commands_status(tmp_path, args,
+                                                                          code, said):
+    """`python -m hybrid eval` + Ctrl-C in its first seconds printed "interrupted" and
+    then died by SIGINT (exit -2, 5 of 25 tries): the KeyboardInterrupt had passed through
+    code run from text (``exec``/``eval`` of a string: a dataclass made at import,
+    numpy.f2py), which CPython records as an unhandled Ctrl-C, and a ``-m`` run then
+    ends by killing itself with SIGINT whatever its exit status."""
+    (tmp_path / "kicmd.py").write_text(KI_FROM_TEXT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    res = subprocess.run([sys.executable, "-m", "kicmd", "go", *args], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == code, res.stderr
+    assert res.stderr.strip().splitlines() == [said], res.stderr

@@ -37,6 +37,12 @@ class _Group(click.Group):
       error was raised from it (:func:`_interrupt_in`).
     SIGTERM exits 143 by :func:`neuro.shutdown.sigterm_as_exit`."""
 
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            _forget_handled_interrupts()
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -62,6 +68,18 @@ class _Group(click.Group):
             if message is not None:
                 raise click.ClickException(message) from None
             raise
+
+
+def _forget_handled_interrupts() -> None:
+    """CPython (3.8 to at least 3.12) records a KeyboardInterrupt that leaves code run
+    from text (``exec``/``eval`` of a string: a dataclass or namedtuple made at import,
+    numpy.f2py) as unhandled, even when a caller handles it; a ``python -m`` run
+    (``python -m hybrid``, ``torchrun -m hybrid``) then ends by killing itself with
+    SIGINT instead of with its exit status: "interrupted", then exit -2, not 130 (5 of
+    25 Ctrl-Cs in `eval`'s first seconds). Running code from text clears that record:
+    done as every command ends, where the commands have handled any Ctrl-C (click turns
+    one that reaches it into "Aborted!")."""
+    exec("pass")
 
 
 def _interrupt_in(e: BaseException) -> BaseException | None:
