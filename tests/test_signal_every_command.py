@@ -87,13 +87,10 @@ def _leaked_shm(seen: set[str]) -> set[str]:
 
 @pytest.mark.parametrize("name", [
     "prepare", "train", "pretrain",
-    # was exit 0 at 12x5 views: done before the signal on a faster machine (now 48x5).
-    # Still open: 4 SIGINTs in about 25 here printed "interrupted" and then the process
-    # died by SIGINT (exit -2, not 130); none in 30 tries after d97ebfe (the trace
-    # thread's start); cause not shown, so kept as a known failure
-    pytest.param("eval", marks=pytest.mark.xfail(
-        reason="SIGINT: 'interrupted', then killed by SIGINT (seen 4 in ~25)", strict=False)),
-    "run", "run --workers 2", "profile", "chip", "stm verify", "explain"])
+    # was exit 0 at 12x5 views: done before the signal on a faster machine (now 48x5);
+    # was exit -2 after "interrupted" (a Ctrl-C through code run from text: see
+    # test_a_ctrl_c_from_code_run_from_text_exits_with_the_commands_status)
+    "eval", "run", "run --workers 2", "profile", "chip", "stm verify", "explain"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_video, tmp_path,
                                         request):
