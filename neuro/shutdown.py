@@ -7,8 +7,9 @@ outright: Lava's actor processes (about 480 MB each), its shared-memory manager 
 resource tracker stay behind for good. :func:`sigterm_as_exit` makes SIGTERM raise
 :class:`Terminated` (a ``SystemExit`` with status 143 = 128 + SIGTERM, as a shell
 reports a terminated process) in the main thread instead, so the same clean-up runs.
-A SIGTERM whose exception Python drops (it lands in an at-fork hook while Lava forks
-its actors, or in a ``__del__``) is delivered again from normal code.
+A SIGTERM or Ctrl-C whose exception Python drops (it lands in an at-fork hook while
+Lava forks its actors, in a ``__del__`` or a weakref callback) is delivered again from
+normal code.
 
 ``LavaRunner`` holds it from the moment it starts compiling until it is closed, so
 every user of the runner gets it; the ``hybrid`` CLI holds it for the whole command.
@@ -130,6 +131,9 @@ class Terminated(SystemExit):
 # one installation per process, shared by nested holders (a CLI command and its runners)
 _state = {"pid": None, "depth": 0, "previous": signal.SIG_DFL, "terminating": False,
           "unraisable": None, "dropped": False, "said": False}
+# a Ctrl-C Python dropped (_on_unraisable): None, "dropped" (not sent again yet) or
+# "resent" (sent again to the main thread); the lock orders the re-send and the holder's end
+_sigint = {"state": None, "timer": None, "lock": threading.Lock()}
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -158,7 +162,44 @@ def _on_unraisable(info) -> None:
         _state.update(terminating=False, dropped=True)
         threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
         return
+    if isinstance(info.exc_value, KeyboardInterrupt) and _state["pid"] == os.getpid():
+        # a Ctrl-C: the same, sent to the main thread (so that it also interrupts a wait
+        # there), and raised as the outermost holder ends if it was not sent again by then
+        with _sigint["lock"]:
+            if _sigint["timer"] is not None:
+                _sigint["timer"].cancel()
+            _sigint.update(state="dropped", timer=threading.Timer(0.05, _resend_sigint))
+            _sigint["timer"].daemon = True
+            _sigint["timer"].start()
+        return
     (_state["unraisable"] or sys.__unraisablehook__)(info)
+
+
+def _resend_sigint() -> None:
+    with _sigint["lock"]:
+        if _sigint["state"] != "dropped" or not callable(signal.getsignal(signal.SIGINT)):
+            return  # the holder has ended (and raised it), or Ctrl-C is not Python's now
+        _sigint["state"] = "resent"
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+
+def _dropped_sigint() -> bool:
+    """At the outermost holder's end, once its block ended without an exception: whether
+    a dropped Ctrl-C is still to be raised (never sent again, or sent again and still
+    pending: a main thread that blocks SIGINT, or one the kernel has not interrupted
+    yet; taken here, so that it cannot land after the command)."""
+    with _sigint["lock"]:
+        state, _sigint["state"] = _sigint["state"], None
+        if _sigint["timer"] is not None:
+            _sigint["timer"].cancel()
+            _sigint["timer"] = None
+    if state != "resent":
+        return state == "dropped"
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:  # delivered already: its KeyboardInterrupt was raised (or is, at the next line)
+        return signal.sigtimedwait({signal.SIGINT}, 0) is not None
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 @contextlib.contextmanager
@@ -166,7 +207,8 @@ def sigterm_as_exit():
     """While held (nestable), SIGTERM raises :class:`Terminated` in the main thread; a
     second SIGTERM during the clean-up is ignored (SIGKILL still ends the process). One
     that Python dropped (``_on_unraisable``) and that was not delivered again is
-    raised as the outermost holder ends.
+    raised as the outermost holder ends; so is a dropped Ctrl-C (KeyboardInterrupt),
+    where the block ended without an exception.
     A no-op outside the main thread, and where the program set its own SIGTERM handler."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -181,11 +223,14 @@ def sigterm_as_exit():
             return
         _state.update(previous=current, terminating=False, dropped=False, said=False,
                       unraisable=sys.unraisablehook)
+        _sigint["state"] = None
         signal.signal(signal.SIGTERM, _on_sigterm)
         sys.unraisablehook = _on_unraisable
     _state["depth"] += 1
+    ended = False
     try:
         yield
+        ended = True
     finally:
         _state["depth"] -= 1
         if (_state["depth"] == 0 and threading.current_thread() is threading.main_thread()
@@ -195,6 +240,8 @@ def sigterm_as_exit():
             if _state["dropped"]:  # a SIGTERM Python dropped and never delivered again:
                 _state["dropped"] = False  # the command must not end as if not signalled
                 raise Terminated()
+            if _dropped_sigint() and ended:  # the same for a Ctrl-C
+                raise KeyboardInterrupt
 
 
 def runtime_actors(rt) -> list:

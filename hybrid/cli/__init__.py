@@ -44,8 +44,14 @@ class _Group(click.Group):
             _forget_handled_interrupts()
 
     def invoke(self, ctx: click.Context):
+        from neuro.shutdown import sigterm_as_exit
+
         try:
-            return super().invoke(ctx)
+            # every command: SIGTERM shuts down as Ctrl-C does (Lava processes ended,
+            # temporary files removed, worker pools stopped), exit status 143; a Ctrl-C
+            # or SIGTERM Python dropped is raised as it ends, so within this ``try``
+            with sigterm_as_exit():
+                return super().invoke(ctx)
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             raise SystemExit(INTERRUPTED) from None
@@ -99,16 +105,10 @@ def _interrupt_in(e: BaseException) -> BaseException | None:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-@click.pass_context
-def main(ctx: click.Context, verbose: int) -> None:
+def main(verbose: int) -> None:
     """Hybrid SNN/ANN action recognition on compressed video, for simulated Loihi 2."""
-    from neuro.shutdown import sigterm_as_exit
-
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # every command: SIGTERM shuts down as Ctrl-C does (Lava processes ended, temporary
-    # files removed, worker pools stopped), exit status 143
-    ctx.with_resource(sigterm_as_exit())
 
 
 main.add_command(doctor)
