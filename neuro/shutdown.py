@@ -265,11 +265,40 @@ def end_runtime(process) -> None:
                 multiprocessing.Process.join(actor, 5)
         except ValueError:  # "process object is closed": Lava joined it already
             continue
-    if getattr(mi, "_smm", None) is not None:
-        mi._smm.shutdown()
+    smm = getattr(mi, "_smm", None)
+    if smm is not None:
+        manager = getattr(smm, "_manager", None)
+        try:
+            smm.shutdown()
+        finally:
+            end_manager(manager)
     wd = getattr(rt, "_watchdog_manager", None)
     if wd is not None:
         wd.stop()
     if rt is not None:  # so that Runtime.__del__ does not try a stop() that would hang
         rt._is_started = False
         rt._is_running = False
+
+
+def end_manager(manager) -> None:
+    """Shut ``manager`` (a started ``multiprocessing`` manager, e.g. Lava's shared-memory
+    manager) down if its process still runs: the stdlib's shutdown runs only once, so
+    one that a signal interrupted (a Ctrl-C inside Lava's stop) left the manager
+    running, ignoring SIGINT and SIGTERM, and the process's exit then waited for it for
+    good. It is asked to shut down (it unlinks its shared memory), then killed if it
+    has not within 2 s. Stdlib internals, guarded."""
+    proc = getattr(manager, "_process", None)
+    if proc is None or not proc.is_alive():
+        return
+    from multiprocessing import managers
+
+    with contextlib.suppress(Exception):
+        conn = manager._Client(manager._address, authkey=manager._authkey)
+        try:
+            managers.dispatch(conn, None, "shutdown")
+        finally:
+            conn.close()
+    proc.join(2)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(5)

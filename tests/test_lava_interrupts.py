@@ -136,6 +136,45 @@ def test_end_runtime_skips_an_actor_lava_already_closed():
     assert not live.is_alive()
 
 
+def test_end_runtime_ends_a_memory_manager_whose_shutdown_was_interrupted(monkeypatch):
+    """A Ctrl-C inside Lava's stop, while it shut its shared-memory manager down, left the
+    manager running (the stdlib's shutdown runs once; the manager ignores SIGINT and
+    SIGTERM), and the command, having said "interrupted", waited at its exit for that
+    process for good (`profile --spikes lava`, 1 in 17 SIGINTs in a loop here)."""
+    import multiprocessing.managers as managers
+    from types import SimpleNamespace
+
+    import neuro  # noqa: F401  (Lava's compatibility layer first)
+    from neuro.shutdown import end_runtime
+
+    from lava.magma.runtime.message_infrastructure.shared_memory_manager import (
+        SharedMemoryManager,
+    )
+
+    smm = SharedMemoryManager()
+    smm.start()
+    smm.create_shared_memory(64)
+    proc = smm._manager._process
+    dispatch = managers.dispatch
+
+    def interrupted(*args):  # the Ctrl-C lands in the shutdown's message
+        monkeypatch.setattr(managers, "dispatch", dispatch)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(managers, "dispatch", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            smm.shutdown()
+        mi = SimpleNamespace(actors=[], _smm=smm)
+        end_runtime(SimpleNamespace(_runtime=SimpleNamespace(_messaging_infrastructure=mi)))
+        proc.join(5)
+        assert not proc.is_alive(), "the memory manager is still running"
+    finally:
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+
+
 DROPPED = """
 import signal, sys
 from neuro.shutdown import Terminated, sigterm_as_exit
