@@ -17,7 +17,9 @@ every user of the runner gets it; the ``hybrid`` CLI holds it for the whole comm
 interrupted run needs, as its processes block in their channels and cannot take a stop
 command). :func:`lava_forks` guards the moment Lava forks its actors: the heap
 (:func:`forkable_heap`) and the signals (SIGINT and SIGTERM held until the forks are
-done; the actors ignore SIGINT, see there). Imports only the standard library.
+done; the actors ignore SIGINT, see there). :func:`held_signals` holds both while
+worker processes start (the CLI's pools and loaders, ``run --workers``). Imports only
+the standard library.
 """
 from __future__ import annotations
 
@@ -119,6 +121,46 @@ def lava_forks():
                 pending, _forks["pending"] = _forks["pending"], []
                 for s in pending:  # to the handlers in place before (KeyboardInterrupt...)
                     signal.raise_signal(s)
+
+
+@contextlib.contextmanager
+def held_signals():
+    """Hold while worker processes start (``prepare``'s pools, the loader's workers and
+    fork server, ``run --workers``' workers). Within: Ctrl-C (SIGINT) and SIGTERM are
+    held, then delivered when the block ends (to the handlers in place before:
+    KeyboardInterrupt, :class:`Terminated`);
+    SIGINT is also blocked in this thread, a mask that processes started within keep
+    across spawn's exec and the fork server's forks, so that a Ctrl-C to the whole
+    process group never interrupts a worker still starting (it printed "Fatal Python
+    error: init_sys_streams" or a KeyboardInterrupt traceback). Hold it while workers
+    start: a signal raised inside ``Process.start()`` after the fork left a worker the
+    parent did not know; the parent then ended without stopping it, and the worker,
+    reading its process object, printed a FileNotFoundError traceback for a lock the
+    parent had already removed (a fresh-clone CI run). Main thread only (elsewhere a
+    no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum, frame):
+        if signum not in held:
+            held.append(signum)
+
+    before = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    # the resource tracker, once started, unblocks SIGINT in this thread: start it first
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending one is held here
+        for s, handler in before.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        for s in held:
+            signal.raise_signal(s)
 
 
 class Terminated(SystemExit):

@@ -104,7 +104,8 @@ def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_vide
     _signal_and_check(name, args, sig, tmp_path, up=up)
 
 
-@pytest.mark.parametrize("name", ["prepare", "prepare video", "train", "pretrain"])
+@pytest.mark.parametrize("name", ["prepare", "prepare video", "train", "pretrain",
+                                  "run --workers 2"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_while_a_worker_starts_ends_the_command_cleanly(name, sig, trained, deployed,
                                                                  long_video, tmp_path):
@@ -115,6 +116,19 @@ def test_a_signal_while_a_worker_starts_ends_the_command_cleanly(name, sig, trai
     data, ckpt = trained
     args, _ = _commands(data, ckpt, deployed.path, long_video, tmp_path)[name]
     _signal_and_check(name, args, sig, tmp_path, hold=tmp_path / "hold")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_command_alone_while_a_run_worker_starts(sig, trained, deployed,
+                                                                 long_video, tmp_path):
+    """The signal reaches `run --workers 2` alone (a `kill PID`), not its workers, while
+    one is still starting: the command was inside ``Process.start()`` (writing the
+    worker's task), where SIGTERM was not held: the worker, untracked, went on after
+    the command had ended and printed a traceback ("pickle data was truncated")."""
+    data, ckpt = trained
+    args, _ = _commands(data, ckpt, deployed.path, long_video, tmp_path)["run --workers 2"]
+    _signal_and_check("run --workers 2", args, sig, tmp_path, hold=tmp_path / "hold",
+                      alone=True)
 
 
 def test_a_killed_run_worker_ends_the_run_with_one_line(trained, deployed, long_video,
@@ -131,10 +145,12 @@ def test_a_killed_run_worker_ends_the_run_with_one_line(trained, deployed, long_
 
 
 def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int = 0,
-                      hold: Path | None = None, worker: bool = False) -> str:
-    """Run ``hybrid ARGS`` in its own process group, send ``sig`` to the group once ``up``
-    descendants are there (at least 4 s in), or with ``hold``: once a worker is held in
-    its start (tests/signal_hook), and check the exit and what is left."""
+                      hold: Path | None = None, worker: bool = False,
+                      alone: bool = False) -> str:
+    """Run ``hybrid ARGS`` in its own process group, send ``sig`` to the group (to one of
+    its workers: ``worker``; to the command alone: ``alone``) once ``up`` descendants
+    are there (at least 4 s in), or with ``hold``: once a worker is held in its start
+    (tests/signal_hook), and check the exit and what is left."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     log = tmp_path / "log"
@@ -164,6 +180,8 @@ def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int =
         if worker:  # one of its worker processes (spawned: "--multiprocessing-fork")
             os.kill(min(k for k in kids if b"--multiprocessing-fork" in
                         Path(f"/proc/{k}/cmdline").read_bytes()), sig)
+        elif alone:
+            os.kill(proc.pid, sig)
         else:
             os.killpg(proc.pid, sig)
         try:
@@ -173,18 +191,23 @@ def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int =
             time.sleep(2)
             pytest.fail(f"{name} hung after {sig.name}: {log.read_text()[-3000:]}")
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        if not alone or proc.poll() is None:  # alone: what it left goes on (checked below)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     deadline = time.monotonic() + 15  # (what a worker ending last prints counts too)
     while any(alive(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.1)
+    running = [k for k in kids if alive(k)]
+    for k in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(k, signal.SIGKILL)
     err = log.read_text()
     want = 1 if worker else 128 + sig
     assert proc.returncode == want, f"{name}: exit {proc.returncode}\n{err[-3000:]}"
     lines = [line for line in err.split("\n") if line.strip()]
     assert "Traceback" not in err and len(lines) <= 4, f"{name}:\n{err[-3000:]}"
-    assert not [k for k in kids if alive(k)], f"{name}: processes left running"
+    assert not running, f"{name}: processes left running"
     # kept across runs by libraries, not per-run leftovers: torch's compile cache
     # (torchinductor_USER) and onnxruntime's session id (.ses, written on any run)
     left = [p for p in tmp.iterdir()

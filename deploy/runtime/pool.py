@@ -19,6 +19,7 @@ import numpy as np
 from deploy.artifact.folder import Artifact
 from deploy.runtime import worker
 from deploy.runtime.engine import STAGES, run_shard
+from neuro.shutdown import held_signals
 
 
 class RunWorkerError(RuntimeError):
@@ -59,30 +60,6 @@ def _stop(procs, grace: float = 5.0) -> None:
         p.join(5)
 
 
-def _start_ignoring_sigint(procs) -> None:
-    """Start the workers with SIGINT blocked, a mask they keep across spawn's exec: Ctrl-C
-    reaches the whole foreground group, and a worker still importing printed "Fatal
-    Python error: init_sys_streams" and a KeyboardInterrupt traceback. The parent alone
-    handles Ctrl-C, after the starts (held meanwhile, also when another of its threads
-    takes it: one raised inside ``start()`` left a worker untracked and running); it
-    stops the workers by SIGTERM (:func:`_stop`)."""
-    import threading
-
-    main = threading.current_thread() is threading.main_thread()
-    held = []
-    before = signal.signal(signal.SIGINT, lambda s, f: held.append(s)) if main else None
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        for p in procs:
-            p.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # one pending is taken here
-        if main:
-            signal.signal(signal.SIGINT, before)
-            if held:
-                signal.raise_signal(signal.SIGINT)  # to the handler before: Ctrl-C now
-
-
 def run_videos(art: Artifact, dataset, names: Sequence[str],
                labels: Sequence[int] | None = None, workers: int = 1, top: int = 5,
                compare: bool = False, conv: str = "fused",
@@ -115,16 +92,29 @@ def run_videos(art: Artifact, dataset, names: Sequence[str],
         # here can inherit a held lock and hang; a spawned worker starts clean
         ctx = multiprocessing.get_context("spawn")
         q = ctx.Queue()
+        # each worker's shard goes on a queue once it is started, not as an argument of
+        # its start: the artifact's bytes (MBs) would be written to the starting worker
+        # inside Process.start(), where the signals are held (held_signals); a worker
+        # killed meanwhile (SIGTERM of the group) left the command waiting there for good
+        tasks = ctx.Queue()
+        tasks.cancel_join_thread()  # at exit, never wait to hand a task a worker never took
         # each worker's temporary folder (multiprocessing's pymp-*, shared by the Lava
         # processes it forks), removed after the workers end: one killed outright
         # (SIGKILL) cannot remove its own
         scratch: list[str] = []
-        procs = [ctx.Process(target=worker.main, name=f"hybrid-run-{w}",
-                             args=(art, dataset, names, labels, range(w, n, workers),
-                                   top, compare, conv, skip, q))
+        procs = [ctx.Process(target=worker.main, name=f"hybrid-run-{w}", args=(tasks, q))
                  for w in range(workers)]
         try:
-            _start_ignoring_sigint(procs)
+            # SIGINT and SIGTERM held while they start (one raised inside start() left a
+            # worker untracked: it printed a traceback after the run had ended), SIGINT
+            # blocked in them: Ctrl-C reaches the whole group, the parent alone handles
+            # it and stops the workers by SIGTERM (_stop)
+            with held_signals():
+                for p in procs:
+                    p.start()
+            for w in range(workers):
+                tasks.put((art, dataset, names, labels, range(w, n, workers), top, compare,
+                           conv, skip))
             done, errors = 0, []
             while done < workers:
                 try:

@@ -33,17 +33,17 @@ def _in_lava_child() -> None:
     _signal_on_parent_death(signal.SIGKILL)
 
 
-def main(art, dataset, names, labels, indices, top, compare, conv, skip, q) -> None:
-    """Run ``indices`` of the loaded artifact ``art`` (the parent's: the bytes it
-    verified, not the folder read again) and put ``("video", i, record)``,
-    ``("error", None, message)`` and finally ``("done", None, None)`` on ``q``, first
-    ``("tmp", None, folder)``: its temporary folder, made now so that the Lava
-    processes it forks share it, for the parent to remove should this worker be killed
-    outright. SIGTERM
-    (the parent stopping the run) unwinds like Ctrl-C, so the Lava processes of this
-    worker are ended too; the worker leads its own process group, so the parent can also
-    end it and every Lava process it forked at once (a signal taken by one of Lava's
-    threads never reaches the main one)."""
+def main(tasks, q) -> None:
+    """Take one shard from ``tasks``: ``(art, dataset, names, labels, indices, top,
+    compare, conv, skip)``; run its ``indices`` of the loaded artifact ``art`` (the
+    parent's: the bytes it verified, not the folder read again) and put ``("video", i,
+    record)``, ``("error", None, message)`` and finally ``("done", None, None)`` on
+    ``q``, first ``("tmp", None, folder)``: its temporary folder, made now so that the
+    Lava processes it forks share it, for the parent to remove should this worker be
+    killed outright. SIGTERM (the parent stopping the run) unwinds like Ctrl-C, so the
+    Lava processes of this worker are ended too; the worker leads its own process
+    group, so the parent can also end it and every Lava process it forked at once (a
+    signal taken by one of Lava's threads never reaches the main one)."""
 
     def on_term(signum, frame):
         raise SystemExit(128 + signum)
@@ -63,6 +63,7 @@ def main(art, dataset, names, labels, indices, top, compare, conv, skip, q) -> N
 
         from deploy.runtime.engine import run_shard
 
+        art, dataset, names, labels, indices, top, compare, conv, skip = tasks.get()
         torch.set_num_threads(1)  # one core a worker; threads would contend across workers
         run_shard(art, dataset, names, labels, indices, top, compare,
                   conv, skip, lambda i, rec: q.put(("video", i, rec)))

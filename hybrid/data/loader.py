@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from hybrid.data.dataset import UNREADABLE
-from hybrid.data.mpstart import default_kept, forkserver_context, held_signals
+from hybrid.data.mpstart import default_kept, forkserver_context
+from neuro.shutdown import held_signals
 
 
 class SkipBadVideos(Dataset):
@@ -117,7 +118,7 @@ class Loader(DataLoader):
     """A DataLoader whose workers start without fixing the default start method (see
     :mod:`hybrid.data.mpstart`): a later Lava import in this process still works.
 
-    Its workers start under :func:`~hybrid.data.mpstart.held_signals` (a Ctrl-C or
+    Its workers start under :func:`~neuro.shutdown.held_signals` (a Ctrl-C or
     SIGTERM meanwhile comes once they are all started, after they are stopped), and an
     interrupted run stops them before it exits (``_stop_live_workers``)."""
 

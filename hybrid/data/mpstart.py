@@ -13,7 +13,8 @@ import multiprocessing as mp
 import os
 import signal
 import threading
-from multiprocessing import resource_tracker
+
+from neuro.shutdown import held_signals
 
 
 @contextlib.contextmanager
@@ -26,42 +27,6 @@ def default_kept():
     finally:
         if before is None:
             mp.set_start_method(None, force=True)
-
-
-@contextlib.contextmanager
-def held_signals():
-    """Within: Ctrl-C (SIGINT) and SIGTERM are held, then delivered when the block ends
-    (to the handlers in place before: KeyboardInterrupt, :class:`neuro.shutdown.Terminated`);
-    SIGINT is also blocked in this thread, a mask that processes started within keep
-    across spawn's exec and the fork server's forks, so that a Ctrl-C to the whole
-    process group never interrupts a worker still starting (it printed "Fatal Python
-    error: init_sys_streams" or a KeyboardInterrupt traceback). Hold it while workers
-    start: a signal raised inside ``Process.start()`` after the fork left a worker the
-    parent did not know; the parent then ended without stopping it, and the worker,
-    reading its process object, printed a FileNotFoundError traceback for a lock the
-    parent had already removed (a fresh-clone CI run). Main thread only (elsewhere a
-    no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-
-    def hold(signum, frame):
-        if signum not in held:
-            held.append(signum)
-
-    before = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
-    # the resource tracker, once started, unblocks SIGINT in this thread: start it first
-    resource_tracker.ensure_running()
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending one is held here
-        for s, handler in before.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
-        for s in held:
-            signal.raise_signal(s)
 
 
 def _quiet_exit(signum, frame):
@@ -81,7 +46,8 @@ def _quiet_exit(signum, frame):
 
 def _pool_worker_start() -> None:
     """A pool worker's start: SIGINT ignored (the parent handles Ctrl-C; it arrives
-    blocked by :func:`held_signals`) and SIGTERM unwinds quietly (``_quiet_exit``)."""
+    blocked by :func:`neuro.shutdown.held_signals`) and SIGTERM unwinds quietly
+    (``_quiet_exit``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _quiet_exit)
 
@@ -90,7 +56,7 @@ def spawn_pool(workers: int):
     """A spawn ``multiprocessing.Pool`` of ``workers`` whose children never see Ctrl-C
     (it reaches the whole foreground process group; the parent alone handles it: its
     ``finally`` terminates the pool) and exit quietly on SIGTERM. The children start
-    under :func:`held_signals`: a signal that comes meanwhile is delivered once they
+    under :func:`neuro.shutdown.held_signals`: a signal that comes meanwhile is delivered once they
     are all started, after the pool is terminated."""
     pool = None
     try:
@@ -134,7 +100,7 @@ def _kill_alive(procs) -> None:
 
 
 def forkserver_context(preload: list[str]):
-    """The forkserver context, its server started now under :func:`held_signals` (so
+    """The forkserver context, its server started now under :func:`neuro.shutdown.held_signals` (so
     it and every worker it forks never see Ctrl-C: a server still importing ``preload``
     printed its own KeyboardInterrupt traceback, and its workers theirs; the parent
     alone handles it). Leaves the default start method unset."""
