@@ -176,6 +176,8 @@ _state = {"pid": None, "depth": 0, "previous": signal.SIG_DFL, "terminating": Fa
 # a Ctrl-C Python dropped (_on_unraisable): None, "dropped" (not sent again yet) or
 # "resent" (sent again to the main thread); the lock orders the re-send and the holder's end
 _sigint = {"state": None, "timer": None, "lock": threading.Lock()}
+os.register_at_fork(  # a child forked while the timer thread held the lock: a fresh one
+    after_in_child=lambda: _sigint.update(state=None, timer=None, lock=threading.Lock()))
 
 
 def _on_sigterm(signum, frame) -> None:
