@@ -33,11 +33,14 @@ sends its voltage once per batch unless ``record``.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
+import multiprocessing.util  # noqa: F401  its exit handler first: ours (below) runs before it
 import os
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,6 +147,22 @@ def tile_layout(net: StmNetwork, tiles: int) -> list[Plane]:
     raise AssertionError(f"no tile pitch found for input width {widths[0]}")  # unreachable
 
 
+# runners whose runtime is started: ended at exit (_end_started) if still so
+_started: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register  # registered after multiprocessing's exit handler, so it runs before it
+def _end_started() -> None:
+    """End the Lava processes of every runner still started as the process exits. One
+    that its owner never got (a Ctrl-C just after it started, before the owner stored
+    it: `profile` builds one per STM) was in nobody's clean-up, and the exit then
+    waited for its processes for good: multiprocessing joins its children there, and
+    Lava's ignore SIGINT and SIGTERM."""
+    for runner in list(_started):
+        with contextlib.suppress(BaseException):  # the process is ending anyway
+            runner._terminate()
+
+
 class LavaRunner:
     """Compiles an exported STM once and streams sequences through it, ``tiles`` at a time
     side by side.
@@ -187,11 +206,13 @@ class LavaRunner:
             with shutdown.lava_forks():
                 self.inj.create_runtime(run_cfg=run_cfg(self.conv))
             self._runtime_started = True
+            _started.add(self)
+            self.compile_s = time.perf_counter() - t0
+            log.info("Lava STM built in %.2f s, compiled in %.2f s", self.build_s,
+                     self.compile_s)
         except BaseException:  # compile errors, Ctrl-C while starting: leave nothing behind
             self._terminate()
             raise
-        self.compile_s = time.perf_counter() - t0
-        log.info("Lava STM built in %.2f s, compiled in %.2f s", self.build_s, self.compile_s)
 
     def _build(self) -> None:
         net, T, P = self.net, self.steps, self.period
@@ -305,6 +326,7 @@ class LavaRunner:
         """End the runtime's OS processes now (for an interrupted run) and release its
         shared memory."""
         self._runtime_started = False
+        _started.discard(self)
         try:
             shutdown.end_runtime(self.inj)
         finally:
@@ -316,6 +338,7 @@ class LavaRunner:
             self._terminate()  # Lava 0.10's stop() waits forever for a runtime never run
         if getattr(self, "inj", None) is not None and self._runtime_started:
             self._runtime_started = False
+            _started.discard(self)
             try:
                 self.inj.stop()
             except Exception as e:  # noqa: BLE001  a failed stop must not hide the real error

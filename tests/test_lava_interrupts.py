@@ -116,6 +116,42 @@ def test_ctrl_c_of_the_process_group_mid_run_gives_one_line(tmp_path):
     assert not list(tmp.iterdir()), f"left in TMPDIR: {list(tmp.iterdir())}"
 
 
+LEFT_RUNNER = """
+import gc, sys
+import neuro
+from neuro.export import export_stm
+from neuro.runner import LavaRunner
+from neuro.stm import STM, STMConfig
+
+export_stm(STM(STMConfig(widths=(2, 2, 2))), sys.argv[1], (6, 6))
+gc.disable()  # the runner below is in a reference cycle: nothing collects it before exit
+try:
+    r = LavaRunner(sys.argv[1], steps=3, tiles=1)
+    r.me = r
+    print("children", *[p.pid for p in __import__("multiprocessing").active_children()],
+          flush=True)
+    del r
+    raise KeyboardInterrupt  # as it lands between a runner's start and its owner's store
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+def test_a_runner_its_owner_never_got_is_ended_at_exit(tmp_path):
+    """A Ctrl-C landing just after a LavaRunner started, before its owner stored it
+    (`profile`: its HybridRuntime builds one runner per STM), left that runner to
+    nobody: "interrupted", then the process waited at its exit for the runner's Lava
+    processes (multiprocessing joins its children there; they ignore SIGINT and
+    SIGTERM) for good (1 in 20 SIGINTs of `profile --spikes lava` in a loop here).
+    Every runner still started is ended before that join."""
+    r = run_or_dump([sys.executable, "-c", LEFT_RUNNER, str(tmp_path / "stm.h5")],
+                    timeout=90, env={**ENV, "TMPDIR": str(tmp_path)})
+    assert r.returncode == 130 and "interrupted" in r.stdout, (r.returncode, r.stderr)
+    kids = [int(k) for k in r.stdout.split("\n")[0].split()[1:]]
+    assert kids and not [k for k in kids if alive(k)], "Lava processes left running"
+
+
 def test_end_runtime_skips_an_actor_lava_already_closed():
     """Lava's SystemProcess.join() closes the process object; ending the runtime after
     that raised "process object is closed" (a SIGTERM of `hybrid chip` then exited 1
