@@ -90,15 +90,14 @@ def _leaked_shm(seen: set[str]) -> set[str]:
     # was exit 0 at 12x5 views: done before the signal on a faster machine (now 48x5);
     # was exit -2 after "interrupted" (a Ctrl-C through code run from text: see
     # test_a_ctrl_c_from_code_run_from_text_exits_with_the_commands_status)
-    "eval", "run", "run --workers 2", "profile", "chip", "stm verify", "explain"])
+    "eval", "run", "run --workers 2",
+    # SIGINT: ended 0 once in a fresh-clone CI run (the Ctrl-C lost; a dropped one is
+    # now sent again: test_a_ctrl_c_python_dropped_still_ends_the_command_130); hung at
+    # its exit twice in loops here (tests/test_lava_interrupts.py: a memory manager
+    # whose shutdown was interrupted, a runner its owner never got)
+    "profile", "chip", "stm verify", "explain"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_video, tmp_path,
-                                        request):
-    if (name, sig) == ("profile", signal.SIGINT):
-        # once in a fresh-clone CI run (976 others passed): the Ctrl-C was lost and
-        # profile ended 0; passed in every other run; cause not found (issue 27)
-        request.node.add_marker(pytest.mark.xfail(
-            reason="SIGINT: profile ended 0 once (Ctrl-C lost)", strict=False))
+def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_video, tmp_path):
     data, ckpt = trained
     args, up = _commands(data, ckpt, deployed.path, long_video, tmp_path)[name]
     _signal_and_check(name, args, sig, tmp_path, up=up)
