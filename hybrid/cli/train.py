@@ -1,6 +1,7 @@
 """``hybrid train``, ``hybrid eval`` and ``hybrid predict``."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -60,8 +61,10 @@ def _steps(ctx, param, value):
               help="Continue the run in OUT with its settings; --epochs, --lr, --eps, "
                    "--weight-decay, --warmup-epochs, --lr-steps given apply from the resumed "
                    "epoch on (the lr schedule recomputed); --optimizer must be the run's.")
-@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
-              help="Clips per step and per process.")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Clips per step and per process [default: 8, or on a small training set "
+                   "the largest size giving 32 steps an epoch, at least 2 (said on stderr); "
+                   "with --resume the run's].")
 @click.option("--optimizer", type=click.Choice(["adamw", "adam"]), default="adamw",
               show_default=True,
               help="AdamW (decoupled weight decay) or Adam (L2 decay in the gradient, as "
@@ -110,12 +113,19 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
     from hybrid.data.splits import SplitError
     from hybrid.locking import LockedError
     from hybrid.training.checkpoint import CheckpointError
-    from hybrid.training.runs import default_video_size, init_from, run_model_config
+    from hybrid.training.runs import (
+        DEFAULT_BATCH,
+        default_batch_size,
+        default_video_size,
+        init_from,
+        run_model_config,
+    )
     from hybrid.training.train import DivergedError, TrainConfig
     from hybrid.training.train import train as run_train
 
     p = apply_preset(ctx, opts)
-    tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+    tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"] or DEFAULT_BATCH,
+                       lr=p["lr"],
                        optimizer=p["optimizer"], eps=p["eps"], weight_decay=p["weight_decay"],
                        lr_steps=p["lr_steps"], warmup_epochs=p["warmup_epochs"],
                        stm_lr=p["stm_lr"],
@@ -150,6 +160,11 @@ def train(ctx, data, run_dir, resume, quant, fold, workers, seed, init_path, **o
                                        video_size=video_size)
         val_ds, _ = open_split(data, "test", segments, False, size, fold, seed,
                                video_size=video_size)
+    if p["batch_size"] is None and run_cfg is None:  # a resumed run keeps its own
+        batch, note = default_batch_size(len(train_ds), int(os.environ.get("WORLD_SIZE", 1)))
+        tcfg = dataclasses.replace(tcfg, batch_size=batch)
+        if note:
+            click.echo(note, err=True)
     mcfg = model_config(p, len(classes), quant)
     if init is not None and init_classes is None:  # a `hybrid pretrain` backbone
         from hybrid.pretraining.pretrain import finetune_init

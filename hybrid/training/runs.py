@@ -22,6 +22,12 @@ from hybrid.training.train import CKPT_NAME
 from hybrid.video.transcode import DEFAULT_SIZE
 
 FOLD_FIELD = "{fold}"  # where --fold all puts each split's number in a checkpoint path
+# ``hybrid train``'s batch size when none is given: DEFAULT_BATCH clips a step, fewer (not
+# below MIN_BATCH) on a training set too small for MIN_STEPS steps an epoch at it. An epoch
+# costs about the same CPU time at any of these sizes; a small set gets the optimiser
+# steps it needs in its epochs (docs/benchmarks.md, "The size a folder is read at": 88
+# videos at 8 a step made 330 steps in 30 epochs, loss 0.81, one class pair at chance)
+DEFAULT_BATCH, MIN_BATCH, MIN_STEPS = 8, 2, 32
 
 
 def run_model_config(run_dir: str | Path) -> HybridConfig | None:
@@ -56,6 +62,20 @@ def default_video_size(data: str | Path, fold: int, run_dir: str | Path | None,
     if found.size is None:
         return DEFAULT_SIZE, f"videos read at {text} ({found.describe()}; --video-size to choose)"
     return found.size, f"videos read at {found.describe()} (--video-size to resize)"
+
+
+def default_batch_size(clips: int, processes: int = 1) -> tuple[int, str | None]:
+    """(batch size per process, a line saying why, or None at the usual DEFAULT_BATCH) for
+    a training set of ``clips`` videos split over ``processes``: DEFAULT_BATCH, or on a
+    small set the largest size that still makes MIN_STEPS steps an epoch, not below
+    MIN_BATCH."""
+    per = clips // max(1, processes)
+    size = max(MIN_BATCH, min(DEFAULT_BATCH, per // MIN_STEPS))
+    if size == DEFAULT_BATCH:
+        return size, None
+    return size, (f"batch size {size}: {clips} training videos make "
+                  f"{max(1, per // size)} steps an epoch at it ({DEFAULT_BATCH} gives "
+                  f"fewer than {MIN_STEPS}; --batch-size to choose)")
 
 
 def init_from(path: str | Path, quant: str) -> tuple[HybridConfig, dict, list[str] | None]:
