@@ -1,4 +1,5 @@
-"""The seeds benchmark's 95 % interval (benchmarks/temporal_order.py), by hand."""
+"""The seeds benchmark (benchmarks/temporal_order.py): its 95 % interval by hand, and its
+per-set defaults."""
 import importlib.util
 import math
 from pathlib import Path
@@ -46,3 +47,15 @@ def test_summary_groups_runs_per_variant_in_table_order():
     assert out[0]["vs_none"]["diff"] == pytest.approx([0.4, 0.4])
     assert out[0]["vs_none"]["ci95"] == pytest.approx([0.4, 0.4])
     assert "vs_none" not in out[1]
+
+
+def test_each_set_defaults_to_its_documented_setting():
+    import argparse
+
+    t = _module()
+    order = t.fill_defaults(argparse.Namespace(set="order", epochs=None, per_class=None))
+    assert (order.epochs, order.per_class) == (60, 24)
+    hard = t.fill_defaults(argparse.Namespace(set="hard", epochs=None, per_class=None))
+    assert (hard.epochs, hard.per_class) == (36, 12)
+    given = t.fill_defaults(argparse.Namespace(set="order", epochs=20, per_class=12))
+    assert (given.epochs, given.per_class) == (20, 12)
