@@ -22,7 +22,8 @@ over positions) computed from all 11 P-frames, or from the last 6, 3 or 1 only (
 from zero there: what a memory of that many steps could carry), and from the input MVs
 themselves (the same pooling) at P-frame 1, at the last P-frame, and at all 11. A
 checkpoint of ``hybrid train`` on this set (``temporal_order.py`` writes one per run), or
-``init``: the STMs of a fresh ``tiny`` model (torch seed 0). Writes
+``init``: the STMs of a fresh ``tiny`` model (torch seed 0); for a checkpoint also the
+model's own top-1 per class on the training and the held-out videos (centre view). Writes
 ``OUT/order_signal.json`` and ``.png``.
 """
 from __future__ import annotations
@@ -109,6 +110,13 @@ def probe(cache: Path, crop: int, checkpoint: str) -> dict:
 
     (ftr, ytr), (fte, yte) = split_features("train"), split_features("test")
     out = {}
+    if checkpoint != "init":  # the trained model's own top-1 per class, centre view
+        from hybrid.training.evaluate import evaluate
+
+        for split in ("train", "test"):
+            ds, classes = open_split(cache, split, 2, False, crop)
+            with torch.no_grad():
+                out[f"model, {split} videos"] = evaluate(model, ds, classes)["per_class"]
     for a, b, _ in PAIRS:
         mtr, mte = np.isin(ytr, [a, b]), np.isin(yte, [a, b])
         row = {}
@@ -153,6 +161,9 @@ def main() -> None:
     for ck, rows in doc["probes"].items():
         print(f"probe of {ck}, held-out GOP accuracy:")
         for pair, r in rows.items():
+            if "accuracy" not in r:  # the model's own per-class top-1
+                print(f"  {pair}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()))
+                continue
             print(f"  {pair:<34}" + ", ".join(f"{k} {v:.2f}" for k, v in r["accuracy"].items()))
 
 

@@ -157,14 +157,13 @@ def plot(summary: list[dict], setting: dict, path: Path) -> None:
     means = [100 * s["top1_mean"] for s in summary]
     err = np.array([[100 * (s["top1_mean"] - s["ci95"][0]), 100 * (s["ci95"][1] - s["top1_mean"])]
                     for s in summary]).T
-    ax.bar(x, means, 0.6, yerr=err, capsize=4, color="C0", alpha=0.8,
-           label="mean, 95 % interval (t)")
+    ax.bar(x, means, 0.6, yerr=err, capsize=4, color="C0", alpha=0.8)
     for i, s in enumerate(summary):
         ax.scatter([i] * len(s["top1"]), [100 * v for v in s["top1"]], s=12, c="k", zorder=3)
         ax.text(i, 2, f"{means[i]:.1f}", ha="center", fontsize=8, color="w")
         if "vs_none" in s:
             v = s["vs_none"]
-            ax.text(i, 97, f"{100 * v['diff_mean']:+.1f} vs none\n[{100 * v['ci95'][0]:+.0f}, "
+            ax.text(i, 119, f"{100 * v['diff_mean']:+.1f} vs none\n[{100 * v['ci95'][0]:+.0f}, "
                     f"{100 * v['ci95'][1]:+.0f}] paired", ha="center", va="top", fontsize=6.5)
     st = setting["synth"]
     ax.axhline(100 / st["classes"], color="grey", ls="--", lw=0.8)
@@ -172,11 +171,11 @@ def plot(summary: list[dict], setting: dict, path: Path) -> None:
         ax.axhline(50, color="C3", ls=":", lw=1)
         ax.text(-0.45, 51, "pair right, order guessed", color="C3", fontsize=7)
     ax.set_xticks(x, [s["variant"] for s in summary], rotation=15, ha="right", fontsize=8)
-    ax.set(ylabel="held-out top-1 [%] (dots: seeds)", ylim=(0, 105))
+    ax.set(ylabel="held-out top-1 [%]\nbar: mean, whisker: 95 % interval (t), dot: seed",
+           ylim=(0, 120), yticks=range(0, 101, 20))
     ax.set_title(f"{setting['set']} set ({st['classes']} classes, {st.get('motions')}), tiny, "
                  f"{setting['epochs']} epochs, {setting['per_class']} videos/class; "
                  "dashed: chance", fontsize=8)
-    ax.legend(fontsize=7, loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
