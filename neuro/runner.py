@@ -322,6 +322,11 @@ class LavaRunner:
                 pass
         return total
 
+    @property
+    def shm_names(self) -> list[str]:
+        """The shared-memory blocks of this runner's runtime, while it is started."""
+        return shutdown.runtime_shm_names(self.inj) if self._runtime_started else []
+
     def _terminate(self) -> None:
         """End the runtime's OS processes now (for an interrupted run) and release its
         shared memory."""

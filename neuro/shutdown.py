@@ -309,6 +309,7 @@ def end_runtime(process) -> None:
                 multiprocessing.Process.join(actor, 5)
         except ValueError:  # "process object is closed": Lava joined it already
             continue
+        _record_lost_exit(actor)
     smm = getattr(mi, "_smm", None)
     if smm is not None:
         manager = getattr(smm, "_manager", None)
@@ -322,6 +323,55 @@ def end_runtime(process) -> None:
     if rt is not None:  # so that Runtime.__del__ does not try a stop() that would hang
         rt._is_started = False
         rt._is_running = False
+        # nothing is left to stop: no Process.__del__ tries again (its stop joined and
+        # closed every actor once more, per Lava process, as the command exited)
+        for proc in getattr(getattr(rt, "_executable", None), "process_list", []):
+            proc.runtime = None
+
+
+def _record_lost_exit(actor) -> None:
+    """Record the end of an actor that was reaped without its status being recorded (a
+    Ctrl-C raised between the stdlib's ``waitpid`` and its store of the status), as
+    killed. Without a status it reads as running for good: Lava's stop and
+    multiprocessing's exit handler then fail to close it, a traceback per Lava process
+    as the command exited (a CI run of `profile`). Stdlib internals, guarded."""
+    popen = getattr(actor, "_popen", None)
+    if popen is None or popen.poll() is not None:
+        return
+    try:
+        pid, status = os.waitpid(actor.pid, os.WNOHANG)
+    except ChildProcessError:  # reaped already: its status is lost
+        popen.returncode = -signal.SIGKILL
+        return
+    if pid == actor.pid:
+        popen.returncode = os.waitstatus_to_exitcode(status)
+
+
+def runtime_shm_names(process) -> list[str]:
+    """The names of the shared-memory blocks (``/dev/shm``) of the Lava runtime that
+    ``process`` runs in: its channels' buffers, made when the runtime was created. A
+    worker reports them so that its parent can unlink them should the worker be killed
+    outright (:func:`unlink_shm`). Lava 0.10 internals, guarded: none found, none."""
+    mi = getattr(getattr(process, "_runtime", None), "_messaging_infrastructure", None)
+    handles = getattr(getattr(mi, "_smm", None), "_shared_memory_handles", [])
+    return [h.name for h in handles]
+
+
+def unlink_shm(names) -> None:
+    """Unlink the shared-memory blocks ``names`` that still exist (a process killed by
+    SIGKILL leaves its blocks; multiprocessing's resource tracker would unlink them
+    only once the whole command had ended, with a warning), and take them off the
+    tracker's list."""
+    from multiprocessing import shared_memory
+
+    for name in names:
+        try:
+            block = shared_memory.SharedMemory(name)
+        except (FileNotFoundError, ValueError):  # unlinked already
+            continue
+        block.close()
+        with contextlib.suppress(FileNotFoundError):
+            block.unlink()
 
 
 def end_manager(manager) -> None:

@@ -261,3 +261,77 @@ def test_a_sigterm_delivered_again_says_so_once():
                        text=True, timeout=60)
     assert r.returncode == 143, (r.returncode, r.stdout, r.stderr)
     assert r.stderr.count("shutting down cleanly") == 1, r.stderr
+
+
+LOST_EXIT_STATUS = """
+import gc, os, sys
+import neuro
+from neuro.export import export_stm
+from neuro.runner import LavaRunner
+from neuro.shutdown import runtime_actors
+from neuro.stm import STM, STMConfig
+from neuro.verify import random_mv
+
+export_stm(STM(STMConfig(widths=(2, 2, 2))), sys.argv[1], (6, 6))
+r = LavaRunner(sys.argv[1], steps=3, tiles=1)
+r.run(random_mv(2, 2, 6, 6, 3, 0))
+actor = runtime_actors(r.inj.runtime)[0]
+actor.kill()
+os.waitpid(actor.pid, 0)  # reaped behind multiprocessing's back, as a Ctrl-C can leave it
+r._terminate()  # the interrupt path: end_runtime
+print("shm", *r.shm_names, flush=True)
+del r, actor
+gc.collect()  # every Lava Process.__del__ runs here
+print("collected", flush=True)
+"""
+
+
+def test_an_ended_runtime_is_not_stopped_again_by_lavas_destructors(tmp_path):
+    """Once :func:`neuro.shutdown.end_runtime` has ended a runtime, Lava's
+    ``Process.__del__`` stopped it again, joining and closing every actor; one whose
+    exit status a Ctrl-C had cut off (reaped, not recorded) reads as running for good,
+    and each Lava process printed "Cannot close a process while it is still running"
+    as `profile` exited (a CI run: exit 130, then pages of tracebacks)."""
+    r = run_or_dump([sys.executable, "-c", LOST_EXIT_STATUS, str(tmp_path / "stm.h5")],
+                    timeout=90, env={**ENV, "TMPDIR": str(tmp_path)})
+    assert r.returncode == 0 and "collected" in r.stdout, (r.returncode, r.stderr[-3000:])
+    assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, \
+        r.stderr[-3000:]
+
+
+SHM_OF_A_KILLED_PROCESS = """
+import os, signal, sys, time
+import neuro
+from neuro.export import export_stm
+from neuro.runner import LavaRunner
+from neuro.stm import STM, STMConfig
+
+from multiprocessing import resource_tracker
+# a worker's blocks are on its parent's resource tracker, which outlives the worker:
+# here, on none (this process's own would unlink them as it ended)
+resource_tracker.register = resource_tracker.unregister = lambda name, rtype: None
+export_stm(STM(STMConfig(widths=(2, 2, 2))), sys.argv[1], (6, 6))
+r = LavaRunner(sys.argv[1], steps=3, tiles=1)
+print(*r.shm_names, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # its Lava processes and manager die with it
+"""
+
+
+def test_the_blocks_a_killed_runner_reported_are_unlinked_by_unlink_shm(tmp_path):
+    """A `run --workers` worker killed outright leaves its Lava runtime's shared memory
+    (its manager dies with it); the names it reported (``LavaRunner.shm_names``) are
+    unlinked by the parent with :func:`neuro.shutdown.unlink_shm`, at once, not by
+    multiprocessing's resource tracker after the command with a warning."""
+    from neuro.shutdown import unlink_shm
+
+    r = subprocess.run([sys.executable, "-c", SHM_OF_A_KILLED_PROCESS,
+                        str(tmp_path / "stm.h5")], capture_output=True, text=True,
+                       timeout=90, env={**ENV, "TMPDIR": str(tmp_path)})
+    names = r.stdout.split()
+    assert r.returncode == -signal.SIGKILL and names, (r.returncode, r.stderr[-2000:])
+    time.sleep(0.5)  # the Lava processes' deaths (PR_SET_PDEATHSIG)
+    left = [n for n in names if os.path.exists(f"/dev/shm/{n}")]
+    assert left, "nothing left to unlink: the test shows nothing"
+    unlink_shm(names)
+    assert not [n for n in names if os.path.exists(f"/dev/shm/{n}")]
+    unlink_shm(names)  # gone already: nothing to do, no error

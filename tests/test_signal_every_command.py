@@ -32,26 +32,45 @@ def long_video(tmp_path_factory):
     return sorted(out.rglob("*.avi"))[0]
 
 
-def _commands(data: Path, ckpt: Path, art: Path, video: Path, out: Path) -> dict:
-    """name -> (argv after `hybrid`, descendants that mean its workers or Lava are up)."""
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+    """The conftest set's 3 classes, 60 short videos each (45 in fold 1's test split):
+    `run --workers 2` still running 2 s after every Lava runtime of its workers is up."""
+    from hybrid.video.synth import SynthConfig, make_dataset
+
+    out = tmp_path_factory.mktemp("many") / "ds"
+    make_dataset(out, classes=3, per_class=60, seed=2, cfg=SynthConfig(size=(64, 48),
+                                                                       frames=24))
+    return out
+
+
+def _commands(data: Path, many: Path, ckpt: Path, art: Path, video: Path,
+              out: Path) -> dict:
+    """name -> (argv after `hybrid`, descendants that mean its workers or Lava are up).
+    ``prepare`` and ``run`` read the ``many`` set: on ``data`` (12 videos, 3 to run), a
+    quiet machine had finished them within 0.5 s of their workers or Lava being up."""
     common = ["--video-size", VIDEO, "--size", "24", "--segments", "2", "--batch-size",
               "3", "--epochs", "50", "--workers", "2"]
     return {
-        "prepare": (["prepare", data, "--store", "arrays", "-o", out / "c.h5", "--workers",
+        "prepare": (["prepare", many, "--store", "arrays", "-o", out / "c.h5", "--workers",
                      "2"], 2),
         # the video store (the default): done within the general case's wait here
-        "prepare video": (["prepare", data, "-o", out / "vc", "--workers", "2"], 2),
+        "prepare video": (["prepare", many, "-o", out / "vc", "--workers", "2"], 2),
         "train": (["train", data, "-o", out / "run", *common], 2),
         "pretrain": (["pretrain", data, "-o", out / "pre", *common], 2),
         # 48 segments x 5 crops of 9 videos: 40 s here, still running when signalled
         # on a machine several times faster (at 12x5 one was done, exit 0)
         "eval": (["eval", ckpt, data, "--video-size", VIDEO, "--views", "48x5", "--split",
                   "train", "--plot", out / "cm.png"], 0),
-        "run": (["run", art, data, "--video-size", VIDEO, "--fold", "1"], LAVA),
+        "run": (["run", art, many, "--video-size", VIDEO, "--fold", "1"], LAVA),
         # two spawned workers, each with its Lava processes
-        "run --workers 2": (["run", art, data, "--video-size", VIDEO, "--fold", "1",
+        "run --workers 2": (["run", art, many, "--video-size", VIDEO, "--fold", "1",
                              "--workers", "2"], 2 + 2 * LAVA),
-        "profile": (["profile", art, data, "--spikes", "lava", "--video-size", VIDEO], LAVA),
+        # 48x5 views of the 9 training videos: a quiet machine had profiled the test
+        # split (3 videos x 1 view) within 0.5 s of Lava being up, so the signal came
+        # after the report (then -2: see test_a_signal_after_the_result_*)
+        "profile": (["profile", art, data, "--spikes", "lava", "--video-size", VIDEO,
+                     "--views", "48x5", "--split", "train"], LAVA),
         "chip": (["chip", art, data, "--video-size", VIDEO, "--sequences", "64"], LAVA),
         "stm verify": (["stm", "verify", "--sequences", "2000"], LAVA),
         "explain": (["explain", ckpt, video, "-o", out / "ex", "--segments", "40",
@@ -97,9 +116,10 @@ def _leaked_shm(seen: set[str]) -> set[str]:
     # whose shutdown was interrupted, a runner its owner never got)
     "profile", "chip", "stm verify", "explain"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_video, tmp_path):
+def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_video, many,
+                                         tmp_path):
     data, ckpt = trained
-    args, up = _commands(data, ckpt, deployed.path, long_video, tmp_path)[name]
+    args, up = _commands(data, many, ckpt, deployed.path, long_video, tmp_path)[name]
     _signal_and_check(name, args, sig, tmp_path, up=up)
 
 
@@ -107,49 +127,56 @@ def test_signal_ends_the_command_cleanly(name, sig, trained, deployed, long_vide
                                   "run --workers 2"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_while_a_worker_starts_ends_the_command_cleanly(name, sig, trained, deployed,
-                                                                 long_video, tmp_path):
+                                                                 long_video, many, tmp_path):
     """The signal lands while a spawned or fork-server worker is still starting (held
     there by tests/signal_hook until the command ends): a fork-server worker the parent
     did not stop went on starting after the parent had ended and printed a traceback
     (FileNotFoundError rebuilding a lock the parent had removed; a fresh-clone CI run)."""
     data, ckpt = trained
-    args, _ = _commands(data, ckpt, deployed.path, long_video, tmp_path)[name]
+    args, _ = _commands(data, many, ckpt, deployed.path, long_video, tmp_path)[name]
     _signal_and_check(name, args, sig, tmp_path, hold=tmp_path / "hold")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_the_command_alone_while_a_run_worker_starts(sig, trained, deployed,
-                                                                 long_video, tmp_path):
+                                                                 long_video, many, tmp_path):
     """The signal reaches `run --workers 2` alone (a `kill PID`), not its workers, while
     one is still starting: the command was inside ``Process.start()`` (writing the
     worker's task), where SIGTERM was not held: the worker, untracked, went on after
     the command had ended and printed a traceback ("pickle data was truncated")."""
     data, ckpt = trained
-    args, _ = _commands(data, ckpt, deployed.path, long_video, tmp_path)["run --workers 2"]
+    args, _ = _commands(data, many, ckpt, deployed.path, long_video,
+                        tmp_path)["run --workers 2"]
     _signal_and_check("run --workers 2", args, sig, tmp_path, hold=tmp_path / "hold",
                       alone=True)
 
 
 def test_a_killed_run_worker_ends_the_run_with_one_line(trained, deployed, long_video,
-                                                        tmp_path):
+                                                        many, tmp_path):
     """SIGKILL of one `hybrid run --workers 2` worker (the OOM killer, a user's kill):
     the run ends at once with one line naming the worker and the signal, exit 1, the
     other worker and every Lava process ended (it waited for the other worker to finish
     and then printed a RuntimeError traceback)."""
     data, ckpt = trained
-    args, up = _commands(data, ckpt, deployed.path, long_video, tmp_path)["run --workers 2"]
-    err = _signal_and_check("run --workers 2", args, signal.SIGKILL, tmp_path, up=up,
-                            worker=True)
+    args, _ = _commands(data, many, ckpt, deployed.path, long_video,
+                        tmp_path)["run --workers 2"]
+    # every Lava runtime of both workers up (a runner per STM), and a moment for the
+    # workers to report their shared memory: the killed one's blocks, which its dying
+    # Lava manager cannot unlink, are unlinked by the command (in CI they were left to
+    # multiprocessing's resource tracker, after the command and with a warning)
+    err = _signal_and_check("run --workers 2", args, signal.SIGKILL, tmp_path,
+                            up=2 + 2 * 2 * LAVA, worker=True, settle=2.0)
     assert "was killed by SIGKILL" in err, err
 
 
 def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int = 0,
                       hold: Path | None = None, worker: bool = False,
-                      alone: bool = False) -> str:
+                      alone: bool = False, settle: float = 0.5) -> str:
     """Run ``hybrid ARGS`` in its own process group, send ``sig`` to the group (to one of
     its workers: ``worker``; to the command alone: ``alone``) once ``up`` descendants
-    are there (at least 4 s in), or with ``hold``: once a worker is held in its start
-    (tests/signal_hook), and check the exit and what is left."""
+    are there (at least 4 s in) and ``settle`` seconds more, or with ``hold``: once a
+    worker is held in its start (tests/signal_hook), and check the exit and what is
+    left."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     log = tmp_path / "log"
@@ -172,7 +199,7 @@ def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int =
             assert time.monotonic() < deadline, f"{name}: its processes never came up"
             seen |= _shm_of({proc.pid, *descendants(proc.pid)})
             time.sleep(0.05)
-        time.sleep(0.5 if hold is None else 0.2)
+        time.sleep(settle if hold is None else 0.2)
         kids = descendants(proc.pid)
         seen |= _shm_of({proc.pid, *kids})
         assert proc.poll() is None, f"{name} finished before the signal: make it longer"
@@ -190,7 +217,9 @@ def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int =
             time.sleep(2)
             pytest.fail(f"{name} hung after {sig.name}: {log.read_text()[-3000:]}")
     finally:
-        if not alone or proc.poll() is None:  # alone: what it left goes on (checked below)
+        # alone, or a worker killed: what it left goes on (checked below: the resource
+        # tracker, ending last, would warn of shared memory nobody unlinked)
+        if not (alone or worker) or proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -206,6 +235,7 @@ def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int =
     assert proc.returncode == want, f"{name}: exit {proc.returncode}\n{err[-3000:]}"
     lines = [line for line in err.split("\n") if line.strip()]
     assert "Traceback" not in err and len(lines) <= 4, f"{name}:\n{err[-3000:]}"
+    assert "leaked" not in err, f"{name}:\n{err[-3000:]}"  # the resource tracker's warning
     assert not running, f"{name}: processes left running"
     # kept across runs by libraries, not per-run leftovers: torch's compile cache
     # (torchinductor_USER) and onnxruntime's session id (.ses, written on any run)

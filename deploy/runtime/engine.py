@@ -89,6 +89,11 @@ class HybridRuntime:
         secs["dense"] = time.perf_counter() - t0
         return VideoOutput(logits, spikes, secs, maps)
 
+    @property
+    def shm_names(self) -> list[str]:
+        """The shared-memory blocks of every Lava runtime here."""
+        return [name for r in self.runners.values() for name in r.shm_names]
+
     def spike_counts(self, clips: dict) -> dict[str, list[LayerCount]]:
         """Per STM modality, the profiler's per-layer counts
         (:func:`deploy.energy.profiler.lava_counts`) of the spikes this runtime's Lava
@@ -175,7 +180,7 @@ def run_shard(art: Artifact, dataset, names, labels, indices, top: int, compare:
     """Run ``indices`` of ``dataset`` with one runtime; ``emit(index, record)``."""
     ref = TorchReference(art) if compare else None
     with HybridRuntime(art, record=compare, conv=conv) as rt:
-        emit(-1, {"compile_s": rt.compile_s})
+        emit(-1, {"compile_s": rt.compile_s, "shm": rt.shm_names})
         for i in indices:
             t0 = time.perf_counter()
             try:

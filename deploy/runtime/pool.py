@@ -19,7 +19,7 @@ import numpy as np
 from deploy.artifact.folder import Artifact
 from deploy.runtime import worker
 from deploy.runtime.engine import STAGES, run_shard
-from neuro.shutdown import held_signals
+from neuro.shutdown import held_signals, unlink_shm
 
 
 class RunWorkerError(RuntimeError):
@@ -74,11 +74,13 @@ def run_videos(art: Artifact, dataset, names: Sequence[str],
         raise ValueError(f"workers must be >= 1, got {workers}")
     results: dict[int, dict] = {}
     compile_s: list[float] = []
+    shm: list[str] = []  # the workers' Lava shared memory, unlinked after they end
     t_start = time.perf_counter()
 
     def emit(i, rec):
         if i < 0:
             compile_s.append(rec["compile_s"])
+            shm.extend(rec.get("shm", []))
             return
         results[i] = rec
         if progress is not None:
@@ -136,6 +138,7 @@ def run_videos(art: Artifact, dataset, names: Sequence[str],
                 raise RunWorkerError(f"a run worker failed: {errors[0]}")
         finally:
             _stop(procs)
+            unlink_shm(shm)  # a killed worker's (its Lava manager, dying with it, did not)
             own = multiprocessing.current_process()._config.get("tempdir")
             for d in scratch:
                 if d != own:  # never this process's own folder

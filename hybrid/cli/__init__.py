@@ -3,7 +3,10 @@ they import only click at module level, heavy imports happen inside commands, so
 ``hybrid --help`` is instant."""
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -42,6 +45,7 @@ class _Group(click.Group):
             return super().main(*args, **kwargs)
         finally:
             _forget_handled_interrupts()
+            _command_ended()
 
     def invoke(self, ctx: click.Context):
         from neuro.shutdown import sigterm_as_exit
@@ -51,7 +55,9 @@ class _Group(click.Group):
             # temporary files removed, worker pools stopped), exit status 143; a Ctrl-C
             # or SIGTERM Python dropped is raised as it ends, so within this ``try``
             with sigterm_as_exit():
-                return super().invoke(ctx)
+                result = super().invoke(ctx)
+            _command_ended()
+            return result
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             raise SystemExit(INTERRUPTED) from None
@@ -86,6 +92,61 @@ def _forget_handled_interrupts() -> None:
     done as every command ends, where the commands have handled any Ctrl-C (click turns
     one that reaches it into "Aborted!")."""
     exec("pass")
+
+
+# the program's own exit (program): whether this process is the `hybrid` program, and the
+# first SIGINT or SIGTERM that came after its command had ended
+_exit = {"program": False, "signal": 0}
+
+
+def program() -> None:
+    """The ``hybrid`` program (its console script, ``python -m hybrid``): the command
+    line, and a signal after the command as one during it. Tests call ``main``,
+    which leaves the signals of the calling process alone."""
+    _exit["program"] = True
+    # registered before the command imports multiprocessing, torch or Lava: runs after
+    # their exit handlers (which join worker processes, remove temporary folders)
+    atexit.register(_exit_with_a_late_signal)
+    main()
+
+
+def _command_ended() -> None:
+    """From here on (the command's result is out; Python's exit joins worker processes,
+    runs exit handlers, collects Lava's processes), a Ctrl-C or SIGTERM does not
+    interrupt that clean-up: it only sets the exit status (130 / 143), and a second one
+    ends the process at once. A Ctrl-C there raised KeyboardInterrupt inside the exit:
+    the process killed itself by SIGINT (-2) or printed a traceback per Lava process
+    (CI runs of `profile`, issue 27)."""
+    if _exit["program"]:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, _late_signal)
+
+
+def _late_signal(signum, frame) -> None:
+    if _exit["signal"]:
+        _exit_now()
+    _exit["signal"] = signum
+
+
+def _exit_with_a_late_signal() -> None:
+    """The last exit handler: with a late signal, end with its status (skipping only
+    the collection of what is left, which the exit handlers have ended already).
+    Without, ignore SIGINT and SIGTERM from here: Python then stops handling signals
+    (a handler of ours would be reset to the default) while it collects what is left
+    and tears its modules down, where one killed the process (-2, -15) after its
+    result; the command's own status stands."""
+    if _exit["signal"]:
+        logging.shutdown()
+        _exit_now()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+
+
+def _exit_now() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(128 + _exit["signal"])
 
 
 def _interrupt_in(e: BaseException) -> BaseException | None:
