@@ -100,3 +100,47 @@ def test_a_pool_worker_deaf_to_sigterm_is_killed_not_waited_for():
         proc.kill()
     assert done.is_set(), "stop_pool waited for a worker deaf to SIGTERM"
     assert proc.exitcode == -signal.SIGKILL
+
+
+DROPPED_HAND_OVER = """
+import os, socket, sys, time
+import torch
+from multiprocessing import resource_sharer
+from hybrid.data.loader import Loader, loader_options
+
+class Handing(torch.utils.data.Dataset):  # a worker offering a file descriptor, as a
+    def __len__(self):                     # batch's shared memory is handed over
+        return 1
+
+    def __getitem__(self, i):
+        df = resource_sharer.DupFd(os.open(os.devnull, os.O_RDONLY))
+        return {"address": df._id[0]}
+
+if __name__ == "__main__":
+    loader = Loader(Handing(), batch_size=1, **loader_options(1, torch.device("cpu")))
+    it = iter(loader)
+    address = next(it)["address"][0]
+    s = socket.socket(socket.AF_UNIX)  # the training process, interrupted mid-hand-over
+    s.connect(address)
+    s.close()
+    time.sleep(1.0)  # the worker's resource sharer meets the dropped connection
+    del it, loader
+    print("done", flush=True)
+"""
+
+
+def test_a_hand_over_the_training_process_dropped_prints_nothing_in_the_worker(tmp_path):
+    """A Ctrl-C that cut the training process's fetch of a batch's shared memory from a
+    loader worker left the worker's resource-sharer thread printing a BrokenPipeError
+    traceback under "interrupted" (a CI run of `pretrain --workers 2`)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "drop.py"  # a file: the fork server imports the main module
+    script.write_text(DROPPED_HAND_OVER)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1",
+                                         "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0 and "done" in r.stdout, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]

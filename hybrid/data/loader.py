@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import multiprocessing as mp
 import random
+import sys
 import weakref
 
 import numpy as np
@@ -77,12 +78,27 @@ def collate_readable(batch: list) -> dict:
     return {**(default_collate(good) if good else {}), "skipped": skipped}
 
 
-def seed_worker(worker_id: int) -> None:
+def worker_start(worker_id: int) -> None:
     """DataLoader worker init: python's and numpy's global streams per worker (the
-    dataset's own draws are seeded per item, see :class:`SkipBadVideos`)."""
+    dataset's own draws are seeded per item, see :class:`SkipBadVideos`), and no
+    traceback for a connection the training process dropped (:func:`_quiet_dropped`)."""
     seed = torch.initial_seed() % 2**32  # base seed of the loader + worker id
     random.seed(seed)
     np.random.seed(seed)
+    sys.excepthook = _quiet_dropped
+
+
+def _quiet_dropped(exc_type, exc, tb) -> None:
+    """A worker hands each batch's shared memory to the training process through
+    multiprocessing's resource sharer, a thread of the worker that serves file
+    descriptors and reports its errors by ``sys.excepthook``. A Ctrl-C that
+    interrupts the training process mid-hand-over drops the connection, and the
+    worker printed a BrokenPipeError traceback under "interrupted" (a CI run of
+    `pretrain`): the training process reports what happened; a dropped connection
+    (a broken pipe or reset, or its end of file) says nothing here. Every other error
+    is printed as before."""
+    if not issubclass(exc_type, (ConnectionError, EOFError)):
+        sys.__excepthook__(exc_type, exc, tb)
 
 
 # How DataLoader workers start: forkserver, never a fork of the training process. A
@@ -110,7 +126,7 @@ def loader_options(workers: int, device: torch.device) -> dict:
                else mp.get_context(WORKER_START))
     return dict(num_workers=workers, persistent_workers=workers > 0,
                 prefetch_factor=4 if workers else None, multiprocessing_context=ctx,
-                worker_init_fn=seed_worker if workers else None,
+                worker_init_fn=worker_start if workers else None,
                 pin_memory=device.type == "cuda", collate_fn=collate_readable)
 
 
