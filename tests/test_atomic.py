@@ -40,7 +40,7 @@ def test_files_and_folders_honour_the_umask(tmp_path, mask):
 
 def test_checkpoint_metrics_and_mapping_honour_the_umask(tmp_path, mask):
     from hybrid.training import checkpoint
-    from hybrid.training.train import plot_metrics, write_metrics
+    from hybrid.training.metrics import plot_metrics, write_metrics
 
     checkpoint.save(tmp_path / "ck.pt", model_config={}, classes=[], model={}, epoch=0)
     rows = [{"epoch": 1, "lr": 1e-3, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.1,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
-from hybrid.training.train import metrics_figure, plot_metrics
+from hybrid.training.metrics import metrics_figure, plot_metrics
 
 
 def _rows(n):

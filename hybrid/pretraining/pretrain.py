@@ -46,17 +46,15 @@ from hybrid.pretraining.tasks import (
     pmsp_targets,
 )
 from hybrid.training import checkpoint
+from hybrid.training.metrics import METRICS_NAME, read_metrics, write_metrics
 from hybrid.training.train import (
     CKPT_NAME,
     LOCK_NAME,
-    METRICS_NAME,
     DivergedError,
     TrainConfig,
     make_optimizer,
-    read_metrics,
     resume_schedule,
     seed_everything,
-    write_metrics,
 )
 
 log = logging.getLogger(__name__)
