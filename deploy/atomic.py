@@ -216,6 +216,24 @@ def remove_orphans(path: str | os.PathLike) -> list[Path]:
     return gone
 
 
+def scratch_dir(kind: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder (in ``TMPDIR``) named after this process,
+    ``hybrid-KIND-PID-*``: a worker process killed outright (SIGKILL) cannot remove
+    its own, and the process that ran the worker removes it (:func:`remove_scratch`)."""
+    return tempfile.TemporaryDirectory(prefix=f"hybrid-{kind}-{os.getpid()}-")
+
+
+def remove_scratch(pids) -> list[Path]:
+    """Remove what :func:`scratch_dir` left of the processes ``pids`` (ended ones)."""
+    gone = []
+    for pid in pids:
+        for d in Path(tempfile.gettempdir()).glob(f"hybrid-*-{pid}-*"):
+            if d.is_dir() and d.name.split("-")[2] == str(pid):
+                shutil.rmtree(d, ignore_errors=True)
+                gone.append(d)
+    return gone
+
+
 @contextlib.contextmanager
 def staged_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """``with staged_dir(out) as tmp:`` write the folder's files under ``tmp``; on a

@@ -102,6 +102,66 @@ def test_a_pool_worker_deaf_to_sigterm_is_killed_not_waited_for():
     assert proc.exitcode == -signal.SIGKILL
 
 
+
+# a pool task (exec of this text: a test module is not importable in a spawned worker):
+# a scratch folder of the worker, held until it is killed
+HOLD_SCRATCH = """
+import time
+from deploy.atomic import scratch_dir
+with scratch_dir("test"):
+    time.sleep(600)
+"""
+
+
+def test_a_killed_pool_workers_scratch_folder_is_removed_by_stop_pool(tmp_path, monkeypatch):
+    """A `prepare` worker killed outright (the stop's SIGKILL of a worker deaf to its
+    SIGTERM) left its transcoding folder in TMPDIR (a loop of the signal tests)."""
+    import signal
+    import tempfile
+    import time
+
+    from hybrid.data.mpstart import spawn_pool, stop_pool
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again, here and in workers
+    pool = spawn_pool(1)
+    (proc,) = pool._pool
+    pool.apply_async(exec, (HOLD_SCRATCH,))
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(f"hybrid-test-{proc.pid}-*")):
+        assert time.monotonic() < deadline, "the worker made no scratch folder"
+        time.sleep(0.1)
+    proc.kill()  # outright: no clean-up of its own
+    proc.join(10)
+    assert proc.exitcode == -signal.SIGKILL and list(tmp_path.glob("hybrid-test-*"))
+    stop_pool(pool, grace_s=1.0)
+    assert not list(tmp_path.glob("hybrid-test-*"))
+
+
+def test_stop_pool_ends_when_a_killed_worker_held_a_queue_lock():
+    """A worker killed while it wrote a result holds the result queue's lock for good;
+    ``Pool.terminate`` puts its sentinels there and waited for ever (`prepare` hung
+    after SIGTERM in a loop of the signal tests). The lock is taken here, as that
+    worker left it: `stop_pool` returns after its grace and bound."""
+    import threading
+    import time
+
+    from hybrid.data import mpstart
+
+    pool = mpstart.spawn_pool(1)
+    # taken for good, as a killed worker leaves it (the pool's stop thread stays waiting
+    # on it, a daemon thread, as it would in the command)
+    assert pool._outqueue._wlock.acquire(timeout=10)
+    t0 = time.monotonic()
+    done = threading.Event()
+    threading.Thread(target=lambda: (mpstart.stop_pool(pool, grace_s=1.0), done.set()),
+                     daemon=True).start()
+    finished = done.wait(1.0 + mpstart.STOP_AFTER_KILL_S + 30)
+    assert finished, "stop_pool waited on the lock a killed worker held"
+    assert time.monotonic() - t0 < 1.0 + mpstart.STOP_AFTER_KILL_S + 10
+    assert not any(p.is_alive() for p in pool._pool)
+
+
 DROPPED_HAND_OVER = """
 import os, socket, sys, time
 import torch

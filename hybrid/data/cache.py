@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from deploy.atomic import ensure_free
+from deploy.atomic import ensure_free, scratch_dir
 from hybrid import locking
 from hybrid.data.arrayfile import CACHE_VERSION, key_of
 from hybrid.data.mpstart import HeldInterrupt, spawn_pool, stop_pool
@@ -94,7 +93,7 @@ def extract_one(args: tuple) -> tuple[str, dict | None, str | None]:
                 return rel, None, str(e).replace(str(copy), f"{copy} (of {src})")
         if is_coviar_form(src, cfg.size):
             return rel, _codes(extract_arrays(src, cfg.accumulate, cfg.coviar), cfg), None
-        with tempfile.TemporaryDirectory() as tmp:
+        with scratch_dir("prepare") as tmp:  # a worker's: removed by stop_pool if killed
             dst = Path(tmp) / "v.avi"
             transcode(src, dst, EncodeConfig(size=cfg.size), force=True)
             return rel, _codes(extract_arrays(dst, cfg.accumulate, cfg.coviar), cfg), None

@@ -9,12 +9,16 @@ record when it was not made before, as ``deploy.runtime.worker`` does in its pro
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing as mp
 import os
 import signal
 import threading
 
+from deploy.atomic import remove_scratch
 from neuro.shutdown import held_signals
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -70,27 +74,45 @@ def spawn_pool(workers: int):
 
 
 STOP_GRACE_S = 10.0  # how long a pool worker has to unwind after SIGTERM before SIGKILL
+STOP_AFTER_KILL_S = 5.0  # how long the pool's own terminate may take after that
 
 
 def stop_pool(pool, grace_s: float = STOP_GRACE_S) -> None:
     """Terminate ``pool`` and wait for its workers; one still alive ``grace_s`` seconds
-    after its SIGTERM is killed (SIGKILL).
+    after its SIGTERM is killed (SIGKILL). Then remove the temporary folders its workers
+    left (:func:`deploy.atomic.scratch_dir`).
 
     Why: a worker's Python-level SIGTERM handler (``_quiet_exit``) runs only when
     its main thread next runs Python code. A multi-threaded worker idle in
     ``SimpleQueue.get`` (a semaphore wait) whose signal was taken by another thread
     never does, and ``Pool.terminate`` then waits for it forever (seen in the test
-    suite: `prepare` hung at its end with one worker left). What the killed worker
-    leaves, the next writer removes (staging folders carry their writer's pid)."""
-    procs = pool._pool  # Pool keeps its workers here; read when the timer fires
-    timer = threading.Timer(grace_s, _kill_alive, [procs])
+    suite: `prepare` hung at its end with one worker left). A worker killed while it
+    held a lock of the pool's queues (writing a result) leaves that lock taken for
+    good, and ``Pool.terminate``, which puts its sentinels on those queues, then waits
+    for ever too (a loop of the signal tests: `prepare` hung after SIGTERM): it runs in
+    a thread of its own, given ``grace_s`` + ``STOP_AFTER_KILL_S`` seconds, after which
+    its workers are dead and the pool's threads are left to the process's exit. What a
+    killed worker leaves, the next writer removes (staging folders carry their
+    writer's pid)."""
+    procs = list(pool._pool)  # Pool keeps its workers here
+    timer = threading.Timer(grace_s, _kill_alive, [pool._pool])
     timer.daemon = True
     timer.start()
+    ender = threading.Thread(target=_terminate, args=(pool,), name="stop-pool", daemon=True)
     try:
-        pool.terminate()
-        pool.join()
+        ender.start()
+        ender.join(grace_s + STOP_AFTER_KILL_S)
+        if ender.is_alive():
+            log.debug("a pool lock stayed taken by a killed worker: its threads left")
+            _kill_alive(procs)
     finally:
         timer.cancel()
+        remove_scratch({p.pid for p in [*procs, *pool._pool] if p.pid is not None})
+
+
+def _terminate(pool) -> None:
+    pool.terminate()
+    pool.join()
 
 
 def _kill_alive(procs) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import logging
 import signal
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.atomic import scratch_dir
 from hybrid.video.errors import CorruptVideoError, UnsupportedStreamError, VideoError
 from hybrid.video.probe import format_for, open_video, probe
 
@@ -175,7 +175,7 @@ def as_mpeg4(src: str | Path, size: tuple[int, int] | None = None,
                  + "; transcoding was turned off (--no-transcode)")
     target = EncodeConfig(size=tuple(size or cfg.size), gop=cfg.gop, qscale=cfg.qscale,
                           rate=cfg.rate)
-    with _sigterm_raises(), tempfile.TemporaryDirectory(prefix="hybrid-transcode-") as tmp:
+    with _sigterm_raises(), scratch_dir("transcode") as tmp:
         dst = Path(tmp) / (src.stem + ".avi")
         log.info("transcoding %s (%s %dx%d) to MPEG-4 GOP %d at %dx%d", src, info.codec,
                  info.width, info.height, target.gop, *target.size)
