@@ -81,7 +81,7 @@ def collate_readable(batch: list) -> dict:
 def worker_start(worker_id: int) -> None:
     """DataLoader worker init: python's and numpy's global streams per worker (the
     dataset's own draws are seeded per item, see :class:`SkipBadVideos`), and no
-    traceback for a connection the training process dropped (:func:`_quiet_dropped`)."""
+    traceback for a connection the training process dropped (``_quiet_dropped``)."""
     seed = torch.initial_seed() % 2**32  # base seed of the loader + worker id
     random.seed(seed)
     np.random.seed(seed)
