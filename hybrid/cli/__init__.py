@@ -115,8 +115,8 @@ def _command_ended() -> None:
     runs exit handlers, collects Lava's processes), a Ctrl-C or SIGTERM does not
     interrupt that clean-up: it only sets the exit status (130 / 143), and a second one
     ends the process at once. A Ctrl-C there raised KeyboardInterrupt inside the exit:
-    the process killed itself by SIGINT (-2) or printed a traceback per Lava process
-    (CI runs of `profile`, issue 27)."""
+    the process killed itself by SIGINT (-2) after its result (`profile` done within
+    half a second of its Lava processes being up, in the signal tests; issue 27)."""
     if _exit["program"]:
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, _late_signal)
