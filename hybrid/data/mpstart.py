@@ -9,7 +9,6 @@ record when it was not made before, as ``deploy.runtime.worker`` does in its pro
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing as mp
 import os
 import signal
@@ -17,8 +16,6 @@ import threading
 
 from deploy.atomic import remove_scratch
 from neuro.shutdown import held_signals
-
-log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -101,10 +98,7 @@ def stop_pool(pool, grace_s: float = STOP_GRACE_S) -> None:
     ender = threading.Thread(target=_terminate, args=(pool,), name="stop-pool", daemon=True)
     try:
         ender.start()
-        ender.join(grace_s + STOP_AFTER_KILL_S)
-        if ender.is_alive():
-            log.debug("a pool lock stayed taken by a killed worker: its threads left")
-            _kill_alive(procs)
+        ender.join(grace_s + STOP_AFTER_KILL_S)  # the timer has killed what was left
     finally:
         timer.cancel()
         remove_scratch({p.pid for p in [*procs, *pool._pool] if p.pid is not None})
