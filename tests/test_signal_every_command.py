@@ -235,7 +235,10 @@ def _signal_and_check(name: str, args: list, sig: int, tmp_path: Path, up: int =
     assert proc.returncode == want, f"{name}: exit {proc.returncode}\n{err[-3000:]}"
     lines = [line for line in err.split("\n") if line.strip()]
     assert "Traceback" not in err and len(lines) <= 4, f"{name}:\n{err[-3000:]}"
-    assert "leaked" not in err, f"{name}:\n{err[-3000:]}"  # the resource tracker's warning
+    if worker:  # its blocks, reported, are the command's to unlink; the tracker's warning
+        # said it left them (a worker ended while its Lava runtimes still compile has not
+        # reported them yet: those stay the resource tracker's, after the command)
+        assert "leaked" not in err, f"{name}:\n{err[-3000:]}"
     assert not running, f"{name}: processes left running"
     # kept across runs by libraries, not per-run leftovers: torch's compile cache
     # (torchinductor_USER) and onnxruntime's session id (.ses, written on any run)
